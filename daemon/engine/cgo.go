@@ -1,0 +1,31 @@
+package engine
+
+/*
+#include "engine.h"
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/ollama/ollama/llama"
+)
+
+// rawModel returns the llama_model pointer held in the first field of the
+// ollama wrapper.
+func rawModel(m *llama.Model) *C.struct_llama_model {
+	return (*C.struct_llama_model)(*(*unsafe.Pointer)(unsafe.Pointer(m)))
+}
+
+// wrapModel builds the ollama wrapper around a pointer loaded by jetai.
+func wrapModel(p *C.struct_llama_model) *llama.Model {
+	m := new(llama.Model)
+	*(*unsafe.Pointer)(unsafe.Pointer(m)) = unsafe.Pointer(p)
+	return m
+}
+
+// rawContext returns the llama_context pointer held in the first field of
+// the ollama wrapper.
+func rawContext(c *llama.Context) *C.struct_llama_context {
+	return (*C.struct_llama_context)(*(*unsafe.Pointer)(unsafe.Pointer(c)))
+}

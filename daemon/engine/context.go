@@ -1,0 +1,289 @@
+package engine
+
+/*
+#include "engine.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"github.com/ollama/ollama/llama"
+)
+
+// ContextOptions size a context.
+type ContextOptions struct {
+	SlotContext    int    // tokens each sequence slot may hold
+	Slots          int    // sequence slots (parallel requests)
+	BatchSize      int    // most tokens in one decode; 0 = 512
+	Threads        int    // 0 = all CPUs
+	FlashAttention bool   // flash attention kernels
+	KVType         string // "f16" (default), "q8_0" or "q4_0"
+}
+
+// Context is a llama context: KV cache for Slots sequences of SlotContext
+// tokens each, and the compute buffers.
+type Context struct {
+	c       *llama.Context
+	model   *Model
+	opts    ContextOptions
+	threads int
+	embd    *Batch // lazily made for Embed
+}
+
+// ErrKVFull is returned by Decode when the KV cache has no room for the batch.
+var ErrKVFull = errors.New("KV cache full")
+
+// NewContext creates a context for the model.
+func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
+	if opts.Slots <= 0 {
+		opts.Slots = 1
+	}
+	if opts.SlotContext <= 0 {
+		return nil, fmt.Errorf("context: slot context must be positive, got %d", opts.SlotContext)
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 512
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	switch opts.KVType {
+	case "", "f16", "q8_0", "q4_0":
+	default:
+		return nil, fmt.Errorf("context: KV cache type %q is not one of f16, q8_0, q4_0", opts.KVType)
+	}
+	params := llama.NewContextParams(opts.SlotContext*opts.Slots, opts.BatchSize, opts.Slots, opts.Threads, opts.FlashAttention, opts.KVType)
+	engineLog.takeRecent()
+	c, err := llama.NewContextWithModel(m.m, params)
+	if err != nil {
+		return nil, fmt.Errorf("context: %w%s", err, formatRecent(engineLog.takeRecent()))
+	}
+	ctx := &Context{c: c, model: m, opts: opts, threads: opts.Threads}
+	// The wrapper turns embeddings on for every context; generation does not
+	// need them, Embed turns them on for its own decodes.
+	C.llama_set_embeddings(ctx.raw(), false)
+	return ctx, nil
+}
+
+func (c *Context) raw() *C.struct_llama_context { return rawContext(c.c) }
+
+// Close frees the context.
+func (c *Context) Close() {
+	if c.embd != nil {
+		c.embd.Free()
+		c.embd = nil
+	}
+	if c.c != nil {
+		C.llama_free(c.raw())
+		c.c = nil
+	}
+}
+
+// Model returns the model the context was made from.
+func (c *Context) Model() *Model { return c.model }
+
+// Options returns the options the context was made with.
+func (c *Context) Options() ContextOptions { return c.opts }
+
+// Size returns the total KV cache size in tokens (llama.cpp may pad it).
+func (c *Context) Size() int { return int(C.llama_n_ctx(c.raw())) }
+
+// SetThreads changes the number of CPU threads used by the next decodes.
+func (c *Context) SetThreads(n int) {
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	C.llama_set_n_threads(c.raw(), C.int32_t(n), C.int32_t(n))
+	c.threads = n
+}
+
+// Threads returns the current thread count.
+func (c *Context) Threads() int { return c.threads }
+
+// Batch is a set of tokens for one Decode.
+type Batch struct {
+	b   *llama.Batch
+	cap int
+}
+
+// NewBatch allocates a batch of up to n tokens, one sequence per token.
+func NewBatch(n int) (*Batch, error) {
+	b, err := llama.NewBatch(n, 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Batch{b: b, cap: n}, nil
+}
+
+// Add appends a token at position pos of sequence seq and returns its
+// index in the batch; logits asks for its output (needed to sample after it).
+func (b *Batch) Add(token, pos, seq int, logits bool) int {
+	i := b.b.NumTokens()
+	b.b.Add(token, nil, pos, logits, seq)
+	return i
+}
+
+// Len is the number of tokens in the batch; Cap the most it holds.
+func (b *Batch) Len() int { return b.b.NumTokens() }
+func (b *Batch) Cap() int { return b.cap }
+
+// Clear empties the batch.
+func (b *Batch) Clear() { b.b.Clear() }
+
+// Free releases the batch.
+func (b *Batch) Free() {
+	if b.b != nil {
+		b.b.Free()
+		b.b = nil
+	}
+}
+
+// Decode runs the model over the batch.
+func (c *Context) Decode(b *Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := c.c.Decode(b.b); err != nil {
+		if errors.Is(err, llama.ErrKvCacheFull) {
+			return ErrKVFull
+		}
+		return err
+	}
+	return nil
+}
+
+// RemoveFrom drops sequence seq's KV cache from position pos on (pos < 0
+// drops all of it).
+func (c *Context) RemoveFrom(seq, pos int) bool {
+	if pos < 0 {
+		pos = 0
+	}
+	return c.c.KvCacheSeqRm(seq, pos, -1)
+}
+
+// Logits returns the logits at batch index i (a view valid until the next
+// Decode).
+func (c *Context) Logits(i int) []float32 {
+	p := C.llama_get_logits_ith(c.raw(), C.int32_t(i))
+	if p == nil {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(p)), c.model.info.VocabSize)
+}
+
+// SaveSequence writes sequence seq's KV state and its tokens to path.
+func (c *Context) SaveSequence(path string, seq int, tokens []int) error {
+	ct := make([]C.int32_t, len(tokens)+1)
+	for i, t := range tokens {
+		ct[i] = C.int32_t(t)
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	n := C.llama_state_seq_save_file(c.raw(), cpath, C.int32_t(seq), &ct[0], C.size_t(len(tokens)))
+	if n == 0 {
+		return fmt.Errorf("save sequence %d to %s: llama.cpp wrote nothing", seq, path)
+	}
+	return nil
+}
+
+// LoadSequence restores a state file written by SaveSequence into sequence
+// seq (whose cache should be empty) and returns the tokens it holds. A file
+// from another model or context shape fails cleanly.
+func (c *Context) LoadSequence(path string, seq int) ([]int, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("load sequence: %w", err)
+	}
+	capTokens := c.opts.SlotContext
+	ct := make([]C.int32_t, capTokens+1)
+	var n C.size_t
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	engineLog.takeRecent()
+	read := C.llama_state_seq_load_file(c.raw(), cpath, C.int32_t(seq), &ct[0], C.size_t(capTokens), &n)
+	if read == 0 {
+		c.RemoveFrom(seq, 0)
+		return nil, fmt.Errorf("load sequence from %s: state does not fit this model or context%s", path, formatRecent(engineLog.takeRecent()))
+	}
+	out := make([]int, int(n))
+	for i := range out {
+		out[i] = int(ct[i])
+	}
+	return out, nil
+}
+
+// Embed returns the L2-normalised embedding of tokens, computed in sequence
+// seq (whose KV cache is cleared before and after). Models without a pooling
+// layer are mean-pooled over the tokens.
+func (c *Context) Embed(tokens []int, seq int) ([]float32, error) {
+	if len(tokens) == 0 {
+		return nil, errors.New("embed: no tokens")
+	}
+	if len(tokens) > c.opts.SlotContext {
+		return nil, fmt.Errorf("embed: %d tokens exceed the slot context of %d", len(tokens), c.opts.SlotContext)
+	}
+	pooled := C.llama_pooling_type(c.raw()) > 0
+	if pooled && len(tokens) > c.opts.BatchSize {
+		return nil, fmt.Errorf("embed: %d tokens exceed the batch size of %d for a pooled model", len(tokens), c.opts.BatchSize)
+	}
+	if c.embd == nil {
+		b, err := NewBatch(c.opts.BatchSize)
+		if err != nil {
+			return nil, err
+		}
+		c.embd = b
+	}
+	C.llama_set_embeddings(c.raw(), true)
+	defer C.llama_set_embeddings(c.raw(), false)
+	c.RemoveFrom(seq, 0)
+	defer c.RemoveFrom(seq, 0)
+
+	n := c.model.info.Embedding
+	sum := make([]float64, n)
+	for start := 0; start < len(tokens); start += c.opts.BatchSize {
+		end := min(start+c.opts.BatchSize, len(tokens))
+		c.embd.Clear()
+		for i := start; i < end; i++ {
+			c.embd.Add(tokens[i], i, seq, true)
+		}
+		if err := c.Decode(c.embd); err != nil {
+			return nil, fmt.Errorf("embed: %w", err)
+		}
+		if pooled {
+			e := c.c.GetEmbeddingsSeq(seq)
+			if e == nil {
+				return nil, errors.New("embed: model produced no embedding")
+			}
+			for j, v := range e {
+				sum[j] = float64(v)
+			}
+			break
+		}
+		for i := 0; i < end-start; i++ {
+			e := c.c.GetEmbeddingsIth(i)
+			if e == nil {
+				return nil, errors.New("embed: model produced no embedding")
+			}
+			for j, v := range e {
+				sum[j] += float64(v)
+			}
+		}
+	}
+	var norm float64
+	for _, v := range sum {
+		norm += v * v
+	}
+	norm = math.Sqrt(norm)
+	out := make([]float32, n)
+	for j, v := range sum {
+		if norm > 0 {
+			out[j] = float32(v / norm)
+		}
+	}
+	return out, nil
+}

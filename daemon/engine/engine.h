@@ -1,0 +1,106 @@
+// engine.h declares the llama.cpp functions and structs that jetai calls
+// directly: the ones github.com/ollama/ollama/llama does not wrap, or wraps
+// in a way jetai cannot use. The symbols are linked in by that package.
+#ifndef JETAI_ENGINE_H
+#define JETAI_ENGINE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+// Opaque llama.cpp types: only pointers cross this boundary.
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+struct llama_sampler;
+struct common_sampler;
+
+// Mirror of struct llama_model_params in the pinned llama.cpp (ollama
+// v0.6.5, include/llama.h). The ollama wrapper has no way to abort a load, so
+// jetai calls llama_model_load_from_file itself. TestModelParamsLayout checks
+// the mirror against llama_model_default_params.
+typedef bool (*jetai_progress_cb)(float progress, void * user_data);
+struct jetai_model_params {
+	void ** devices;
+	int32_t n_gpu_layers;
+	int32_t split_mode;
+	int32_t main_gpu;
+	const float * tensor_split;
+	jetai_progress_cb progress_callback;
+	void * progress_callback_user_data;
+	const void * kv_overrides;
+	bool vocab_only;
+	bool use_mmap;
+	bool use_mlock;
+	bool check_tensors;
+};
+struct jetai_model_params llama_model_default_params(void);
+struct llama_model * llama_model_load_from_file(const char * path, struct jetai_model_params params);
+
+typedef struct { const char * role; const char * content; } jetai_chat_message;
+const char * llama_model_chat_template(const struct llama_model * model, const char * name);
+int32_t llama_chat_apply_template(const char * tmpl, const jetai_chat_message * chat, size_t n_msg, bool add_ass, char * buf, int32_t length);
+
+int32_t  llama_model_meta_val_str(const struct llama_model * model, const char * key, char * buf, size_t buf_size);
+int32_t  llama_model_desc(const struct llama_model * model, char * buf, size_t buf_size);
+uint64_t llama_model_size(const struct llama_model * model);
+uint64_t llama_model_n_params(const struct llama_model * model);
+int32_t  llama_model_n_ctx_train(const struct llama_model * model);
+int32_t  llama_model_n_embd(const struct llama_model * model);
+int32_t  llama_model_n_layer(const struct llama_model * model);
+int32_t  llama_model_n_head(const struct llama_model * model);
+int32_t  llama_model_n_head_kv(const struct llama_model * model);
+bool     llama_model_has_encoder(const struct llama_model * model);
+const struct llama_vocab * llama_model_get_vocab(const struct llama_model * model);
+int32_t  llama_vocab_n_tokens(const struct llama_vocab * vocab);
+int32_t  llama_vocab_bos(const struct llama_vocab * vocab);
+int32_t  llama_vocab_eos(const struct llama_vocab * vocab);
+
+uint32_t llama_n_ctx(const struct llama_context * ctx);
+int      llama_pooling_type(const struct llama_context * ctx);
+void     llama_set_n_threads(struct llama_context * ctx, int32_t n_threads, int32_t n_threads_batch);
+void     llama_set_embeddings(struct llama_context * ctx, bool embeddings);
+float *  llama_get_logits_ith(struct llama_context * ctx, int32_t i);
+size_t   llama_state_seq_save_file(struct llama_context * ctx, const char * filepath, int32_t seq_id, const int32_t * tokens, size_t n_token_count);
+size_t   llama_state_seq_load_file(struct llama_context * ctx, const char * filepath, int32_t dest_seq_id, int32_t * tokens_out, size_t n_token_capacity, size_t * n_token_count_out);
+
+struct llama_sampler * llama_sampler_init_grammar(const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root);
+void llama_sampler_free(struct llama_sampler * smpl);
+bool jetai_grammar_parsed(const void * sampler); // grammar.cpp
+
+// Mirror of struct common_sampler_cparams from ollama's llama/sampling_ext.h.
+// jetai calls these itself because the wrapper passes the frequency penalty
+// as the presence penalty.
+struct jetai_sampler_cparams {
+	int32_t top_k;
+	float top_p;
+	float min_p;
+	float typical_p;
+	float temp;
+	int32_t penalty_last_n;
+	float penalty_repeat;
+	float penalty_freq;
+	float penalty_present;
+	int32_t mirostat;
+	float mirostat_tau;
+	float mirostat_eta;
+	uint32_t seed;
+	char * grammar;
+};
+struct common_sampler * common_sampler_cinit(const struct llama_model * model, struct jetai_sampler_cparams * params);
+void    common_sampler_cfree(struct common_sampler * s);
+void    common_sampler_creset(struct common_sampler * s);
+void    common_sampler_caccept(struct common_sampler * s, int32_t id, bool apply_grammar);
+int32_t common_sampler_csample(struct common_sampler * s, struct llama_context * ctx, int idx);
+
+typedef void (*jetai_log_cb)(int level, const char * text, void * user_data);
+void llama_log_set(jetai_log_cb cb, void * user_data);
+
+void llama_model_free(struct llama_model * model);
+void llama_free(struct llama_context * ctx);
+
+// Go callbacks (callbacks.go).
+extern bool jetaiProgress(float progress, void * user_data);
+extern void jetaiLog(int level, char * text, void * user_data);
+static inline jetai_progress_cb jetai_progress_trampoline(void) { return (jetai_progress_cb)jetaiProgress; }
+static inline void jetai_install_log(void) { llama_log_set((jetai_log_cb)jetaiLog, 0); }
+#endif

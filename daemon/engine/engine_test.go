@@ -1,0 +1,343 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/jetai/jetai/internal/testmodel"
+)
+
+func loadTiny(t *testing.T) *Model {
+	t.Helper()
+	m, err := Load(context.Background(), testmodel.Path(t), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func TestModelParamsLayout(t *testing.T) {
+	gpu, split, vocabOnly, mmap, mlock, check, cbNil := defaultModelParams()
+	if gpu != 0 || split != 1 || vocabOnly || !mmap || mlock || check || !cbNil {
+		t.Fatalf("struct jetai_model_params does not mirror llama_model_params: gpu=%d split=%d vocab_only=%v mmap=%v mlock=%v check=%v cbnil=%v",
+			gpu, split, vocabOnly, mmap, mlock, check, cbNil)
+	}
+}
+
+func TestLoadInfo(t *testing.T) {
+	var progress []float32
+	m, err := Load(context.Background(), testmodel.Path(t), LoadOptions{Progress: func(p float32) { progress = append(progress, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	info := m.Info()
+	if info.Architecture != "llama" || info.VocabSize != 512 || info.ContextTrain != 2048 || info.BOS != 1 || info.EOS != 2 {
+		t.Fatalf("unexpected facts: %+v", info)
+	}
+	if info.Parameters < 200_000 || info.Parameters > 400_000 || info.Layers <= 0 || info.Embedding <= 0 || info.SizeBytes == 0 {
+		t.Fatalf("unexpected sizes: %+v", info)
+	}
+	if info.ChatTemplate != "" || info.ChatSupported {
+		t.Fatalf("stories260K has no chat template, got %q", info.ChatTemplate)
+	}
+	if len(progress) == 0 || progress[len(progress)-1] != 1 {
+		t.Fatalf("progress callback not called to completion: %v", progress)
+	}
+	// The raw pointer handed to the ollama wrapper must be the model: both
+	// paths read the same embedding width.
+	if m.m.NEmbd() != info.Embedding {
+		t.Fatalf("wrapper sees n_embd %d, engine %d", m.m.NEmbd(), info.Embedding)
+	}
+}
+
+func TestLoadCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Load(ctx, testmodel.Path(t), LoadOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want cancellation error, got %v", err)
+	}
+	// Cancelled from the progress callback, after llama.cpp started.
+	ctx, cancel = context.WithCancel(context.Background())
+	_, err = Load(ctx, testmodel.Path(t), LoadOptions{Progress: func(float32) { cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want cancellation error from callback, got %v", err)
+	}
+}
+
+func TestLoadBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile(testmodel.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, want string
+		data       []byte
+	}{
+		{"text", "not a GGUF", []byte("hello, this is not a model at all")},
+		{"empty", "too short", nil},
+		{"badversion", "unsupported GGUF version", append([]byte("GGUF\x09\x00\x00\x00"), good[8:64]...)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.name+".gguf")
+			os.WriteFile(p, c.data, 0o644)
+			_, err := Load(context.Background(), p, LoadOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want error containing %q, got %v", c.want, err)
+			}
+		})
+	}
+	if _, err := Load(context.Background(), filepath.Join(dir, "missing.gguf"), LoadOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// greedy decodes n tokens after prompt in sequence 0.
+func greedy(t *testing.T, m *Model, c *Context, prompt string, n int) string {
+	t.Helper()
+	toks, err := m.Tokenize(prompt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.NewSampler(SamplingParams{Temperature: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, _ := NewBatch(512)
+	defer b.Free()
+	for i, tok := range toks {
+		b.Add(tok, i, 0, i == len(toks)-1)
+	}
+	var out strings.Builder
+	var ts TextStream
+	pos := len(toks)
+	for range n {
+		if err := c.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		tok := s.Sample(c, b.Len()-1)
+		if m.IsEOG(tok) {
+			break
+		}
+		out.WriteString(ts.Push(m.Piece(tok)))
+		b.Clear()
+		b.Add(tok, pos, 0, true)
+		pos++
+	}
+	return out.String()
+}
+
+func TestGreedyGolden(t *testing.T) {
+	m := loadTiny(t)
+	c, err := m.NewContext(ContextOptions{SlotContext: 256, Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := greedy(t, m, c, testmodel.GoldenPrompt, 40)
+	want, ok := testmodel.Golden[runtime.GOARCH]
+	if !ok {
+		t.Skipf("no golden text for %s", runtime.GOARCH)
+	}
+	if !strings.HasPrefix(got, want) {
+		t.Fatalf("greedy continuation differs from llama.cpp's:\n got %q\nwant %q…", got, want)
+	}
+	// Same result after lowering the thread count.
+	c.SetThreads(1)
+	c.RemoveFrom(0, 0)
+	if again := greedy(t, m, c, testmodel.GoldenPrompt, 40); again != got {
+		t.Fatalf("1 thread gives %q, want %q", again, got)
+	}
+	if c.Threads() != 1 {
+		t.Fatal("thread count not recorded")
+	}
+}
+
+func TestChatTemplate(t *testing.T) {
+	m := loadTiny(t)
+	if _, err := m.ApplyChatTemplate([]Message{{Role: "user", Content: "hi"}}, true); !errors.Is(err, ErrNoChatTemplate) {
+		t.Fatalf("want ErrNoChatTemplate, got %v", err)
+	}
+	got, err := applyTemplate("{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endfor %}",
+		[]Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Hi"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+	if got != want {
+		t.Fatalf("ChatML:\n got %q\nwant %q", got, want)
+	}
+	if _, err := applyTemplate("{{ nonsense only }}", []Message{{Role: "user", Content: "x"}}, true); !errors.Is(err, ErrNoChatTemplate) {
+		t.Fatalf("unknown template: %v", err)
+	}
+}
+
+func TestSamplerGrammar(t *testing.T) {
+	m := loadTiny(t)
+	if _, err := m.NewSampler(SamplingParams{Grammar: "root ::= ("}); !errors.Is(err, ErrInvalidGrammar) {
+		t.Fatalf("bad grammar: %v", err)
+	}
+	if _, err := m.NewSampler(SamplingParams{JSONSchema: "{not json"}); !errors.Is(err, ErrInvalidGrammar) {
+		t.Fatalf("bad schema: %v", err)
+	}
+	if _, err := m.NewSampler(SamplingParams{TopP: 3}); err == nil {
+		t.Fatal("top_p 3 accepted")
+	}
+	c, err := m.NewContext(ContextOptions{SlotContext: 128, Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := m.NewSampler(SamplingParams{Temperature: 0.8, TopK: 40, TopP: 0.95, Grammar: `root ::= ("yes" | "no") "."`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	toks, _ := m.Tokenize("Is it", true)
+	b, _ := NewBatch(64)
+	defer b.Free()
+	for i, tok := range toks {
+		b.Add(tok, i, 0, i == len(toks)-1)
+	}
+	var out strings.Builder
+	pos := len(toks)
+	for range 10 {
+		if err := c.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		tok := s.Sample(c, b.Len()-1)
+		if m.IsEOG(tok) {
+			break
+		}
+		out.WriteString(m.Piece(tok))
+		b.Clear()
+		b.Add(tok, pos, 0, true)
+		pos++
+	}
+	if got := out.String(); got != "yes." && got != "no." {
+		t.Fatalf("grammar not enforced: %q", got)
+	}
+	schema, err := SchemaToGrammar(`{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}`)
+	if err != nil || !strings.Contains(schema, "root") {
+		t.Fatalf("schema to grammar: %v %q", err, schema)
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	m := loadTiny(t)
+	c, err := m.NewContext(ContextOptions{SlotContext: 128, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a, _ := m.Tokenize("the cat sat on the mat", true)
+	b, _ := m.Tokenize("a dog ran in the park", true)
+	ea, err := c.Embed(a, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea2, _ := c.Embed(a, 1)
+	eb, _ := c.Embed(b, 1)
+	if len(ea) != m.Info().Embedding {
+		t.Fatalf("embedding width %d", len(ea))
+	}
+	var norm, same, diff float64
+	for i := range ea {
+		norm += float64(ea[i] * ea[i])
+		same += float64(ea[i] * ea2[i])
+		diff += float64(ea[i] * eb[i])
+	}
+	if norm < 0.99 || norm > 1.01 || same < 0.999 || diff > 0.9999 {
+		t.Fatalf("norm %v, self-similarity %v, other %v", norm, same, diff)
+	}
+	// Generation still works after an embedding (embeddings are off again).
+	if got := greedy(t, m, c, testmodel.GoldenPrompt, 5); got == "" {
+		t.Fatal("no generation after embedding")
+	}
+}
+
+func TestSaveLoadSequence(t *testing.T) {
+	m := loadTiny(t)
+	c, err := m.NewContext(ContextOptions{SlotContext: 128, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	toks, _ := m.Tokenize(testmodel.GoldenPrompt, true)
+	b, _ := NewBatch(64)
+	defer b.Free()
+	for i, tok := range toks {
+		b.Add(tok, i, 0, i == len(toks)-1)
+	}
+	if err := c.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]float32(nil), c.Logits(b.Len()-1)...)
+	path := filepath.Join(t.TempDir(), "seq.state")
+	if err := c.SaveSequence(path, 0, toks); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.LoadSequence(path, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(toks) {
+		t.Fatalf("restored %d tokens, want %d", len(got), len(toks))
+	}
+	// Decoding the last token again on the restored sequence 1 (after
+	// dropping it) must give the same logits as the original.
+	c.RemoveFrom(1, len(toks)-1)
+	b.Clear()
+	b.Add(toks[len(toks)-1], len(toks)-1, 1, true)
+	if err := c.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	l := c.Logits(0)
+	for i := range want {
+		if d := l[i] - want[i]; d > 1e-3 || d < -1e-3 {
+			t.Fatalf("logit %d: restored %v, original %v", i, l[i], want[i])
+		}
+	}
+	os.WriteFile(path, []byte("garbage"), 0o644)
+	if _, err := c.LoadSequence(path, 1); err == nil {
+		t.Fatal("garbage state loaded")
+	}
+}
+
+func TestTextStream(t *testing.T) {
+	cases := []struct {
+		pieces []string
+		want   []string
+	}{
+		{[]string{"ab", "c"}, []string{"ab", "c"}},
+		{[]string{"\xe2", "\x82", "\xac!"}, []string{"", "", "€!"}},
+		{[]string{"x\xf0\x9f", "\x98\x80"}, []string{"x", "😀"}},
+		{[]string{"\xff"}, []string{"\xff"}},
+	}
+	for _, c := range cases {
+		var s TextStream
+		for i, p := range c.pieces {
+			if got := s.Push(p); got != c.want[i] {
+				t.Errorf("%q: push %d got %q want %q", c.pieces, i, got, c.want[i])
+			}
+		}
+		if rest := s.Flush(); rest != "" {
+			t.Errorf("%q: leftover %q", c.pieces, rest)
+		}
+	}
+	var s TextStream
+	s.Push("\xe2\x82")
+	if got := s.Flush(); got != "\uFFFD" && got != "\uFFFD\uFFFD" {
+		t.Fatalf("flush of incomplete char: %q", got)
+	}
+}

@@ -1,0 +1,77 @@
+package engine
+
+/*
+#include "engine.h"
+*/
+import "C"
+
+import (
+	"io"
+	"os"
+	"strings"
+	"sync"
+)
+
+// ggml log levels (ggml.h).
+const (
+	logDebug = 1
+	logInfo  = 2
+	logWarn  = 3
+	logError = 4
+	logCont  = 5
+)
+
+// logSink forwards llama.cpp's log to a writer and remembers the recent
+// warnings and errors, so a failed load can say why instead of "failed".
+type logSink struct {
+	mu       sync.Mutex
+	out      io.Writer
+	minLevel int
+	last     int // level of the previous line, for logCont
+	recent   []string
+}
+
+var engineLog = &logSink{out: os.Stderr, minLevel: logWarn}
+
+// SetLogOutput sets where llama.cpp's log goes and whether info lines are
+// included (verbose) or only warnings and errors.
+func SetLogOutput(w io.Writer, verbose bool) {
+	engineLog.mu.Lock()
+	defer engineLog.mu.Unlock()
+	engineLog.out = w
+	engineLog.minLevel = logWarn
+	if verbose {
+		engineLog.minLevel = logDebug
+	}
+}
+
+func (s *logSink) write(level int, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if level == logCont {
+		level = s.last
+	}
+	s.last = level
+	if level >= logWarn {
+		if line := strings.TrimSpace(text); line != "" {
+			s.recent = append(s.recent, line)
+			if len(s.recent) > 16 {
+				s.recent = s.recent[len(s.recent)-16:]
+			}
+		}
+	}
+	if level >= s.minLevel && s.out != nil {
+		io.WriteString(s.out, text)
+	}
+}
+
+// takeRecent returns the warnings and errors logged since the last call.
+func (s *logSink) takeRecent() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.recent
+	s.recent = nil
+	return r
+}
+
+func installLog() { C.jetai_install_log() }

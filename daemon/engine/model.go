@@ -1,0 +1,269 @@
+package engine
+
+/*
+#include "engine.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/cgo"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/ollama/ollama/llama"
+)
+
+var initOnce sync.Once
+
+// Init loads the ggml backends (CPU, and CUDA when its libraries are on
+// LD_LIBRARY_PATH) and routes llama.cpp's log. Load calls it.
+func Init() {
+	initOnce.Do(func() {
+		llama.BackendInit()
+		installLog()
+	})
+}
+
+// ErrNoChatTemplate is returned for a chat request to a model whose GGUF
+// carries no chat template that llama.cpp can apply.
+var ErrNoChatTemplate = errors.New("model has no usable chat template")
+
+// LoadOptions say how to load a model.
+type LoadOptions struct {
+	GPULayers int  // layers to offload to a GPU backend; 0 = CPU only
+	NoMmap    bool // read the file instead of mapping it
+	Mlock     bool // lock the weights in RAM
+	// Progress, when set, is called with values in [0,1] while loading.
+	Progress func(float32)
+}
+
+// Model is a loaded GGUF model.
+type Model struct {
+	m    *llama.Model
+	info Info
+}
+
+// Info holds the facts of a loaded model.
+type Info struct {
+	Path          string `json:"path"`
+	Architecture  string `json:"architecture"`
+	Name          string `json:"name,omitempty"`
+	Description   string `json:"description"`
+	Parameters    uint64 `json:"parameters"`
+	FileType      string `json:"file_type"`
+	SizeBytes     uint64 `json:"size_bytes"` // tensor bytes as loaded
+	FileBytes     int64  `json:"file_bytes"`
+	ContextTrain  int    `json:"context_train"`
+	Layers        int    `json:"layers"`
+	Embedding     int    `json:"embedding"`
+	Heads         int    `json:"heads"`
+	HeadsKV       int    `json:"heads_kv"`
+	VocabSize     int    `json:"vocab_size"`
+	BOS           int    `json:"bos"`
+	EOS           int    `json:"eos"`
+	AddBOS        bool   `json:"add_bos"`
+	ChatTemplate  string `json:"chat_template,omitempty"`
+	HasEncoder    bool   `json:"has_encoder,omitempty"`
+	ChatSupported bool   `json:"chat_supported"`
+}
+
+type loadState struct {
+	ctx context.Context
+	fn  func(float32)
+}
+
+// progress reports and answers whether loading should go on.
+func (l *loadState) progress(p float32) bool {
+	if l.ctx.Err() != nil {
+		return false
+	}
+	if l.fn != nil {
+		l.fn(p)
+	}
+	return true
+}
+
+// Load loads the GGUF file at path. Cancelling ctx aborts the load at the
+// next progress step. The file is checked first, so a file that is not a
+// GGUF, or is truncated, fails with a clear error before llama.cpp reads it.
+func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
+	Init()
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("load %s: is a directory", path)
+	}
+	if err := CheckFile(path); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+
+	params := C.llama_model_default_params()
+	params.n_gpu_layers = C.int32_t(opts.GPULayers)
+	params.use_mmap = C.bool(!opts.NoMmap)
+	params.use_mlock = C.bool(opts.Mlock)
+
+	state := &loadState{ctx: ctx, fn: opts.Progress}
+	h := cgo.NewHandle(state)
+	defer h.Delete()
+	ud := (*C.uintptr_t)(C.malloc(C.size_t(unsafe.Sizeof(C.uintptr_t(0)))))
+	defer C.free(unsafe.Pointer(ud))
+	*ud = C.uintptr_t(h)
+	params.progress_callback = C.jetai_progress_trampoline()
+	params.progress_callback_user_data = unsafe.Pointer(ud)
+
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	engineLog.takeRecent()
+	p := C.llama_model_load_from_file(cpath, params)
+	recent := engineLog.takeRecent()
+	if p == nil {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("load %s: cancelled: %w", path, err)
+		}
+		return nil, fmt.Errorf("load %s: llama.cpp could not load the model%s", path, formatRecent(recent))
+	}
+	m := &Model{m: wrapModel(p)}
+	m.info = m.readInfo(path, st.Size())
+	return m, nil
+}
+
+func formatRecent(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(lines, "; ")
+}
+
+// Close frees the model. The Model must not be used afterwards.
+func (m *Model) Close() {
+	if m.m != nil {
+		C.llama_model_free(rawModel(m.m))
+		m.m = nil
+	}
+}
+
+// Info returns the model's facts.
+func (m *Model) Info() Info { return m.info }
+
+func (m *Model) raw() *C.struct_llama_model { return rawModel(m.m) }
+
+func (m *Model) vocab() *C.struct_llama_vocab { return C.llama_model_get_vocab(m.raw()) }
+
+// Meta returns a GGUF metadata value as a string, or "" when absent.
+func (m *Model) Meta(key string) string {
+	ckey := C.CString(key)
+	defer C.free(unsafe.Pointer(ckey))
+	buf := make([]byte, 256)
+	for {
+		n := int(C.llama_model_meta_val_str(m.raw(), ckey, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))))
+		if n < 0 {
+			return ""
+		}
+		if n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, n+1)
+	}
+}
+
+func (m *Model) readInfo(path string, fileBytes int64) Info {
+	raw := m.raw()
+	desc := make([]byte, 256)
+	n := int(C.llama_model_desc(raw, (*C.char)(unsafe.Pointer(&desc[0])), C.size_t(len(desc))))
+	if n < 0 {
+		n = 0
+	}
+	if n > len(desc) {
+		n = len(desc)
+	}
+	info := Info{
+		Path:         path,
+		Architecture: m.Meta("general.architecture"),
+		Name:         m.Meta("general.name"),
+		Description:  string(desc[:n]),
+		Parameters:   uint64(C.llama_model_n_params(raw)),
+		SizeBytes:    uint64(C.llama_model_size(raw)),
+		FileBytes:    fileBytes,
+		ContextTrain: int(C.llama_model_n_ctx_train(raw)),
+		Layers:       int(C.llama_model_n_layer(raw)),
+		Embedding:    int(C.llama_model_n_embd(raw)),
+		Heads:        int(C.llama_model_n_head(raw)),
+		HeadsKV:      int(C.llama_model_n_head_kv(raw)),
+		VocabSize:    int(C.llama_vocab_n_tokens(m.vocab())),
+		BOS:          int(C.llama_vocab_bos(m.vocab())),
+		EOS:          int(C.llama_vocab_eos(m.vocab())),
+		AddBOS:       m.m.AddBOSToken(),
+		HasEncoder:   bool(C.llama_model_has_encoder(raw)),
+	}
+	info.FileType = fileTypeName(m.Meta("general.file_type"))
+	if t := C.llama_model_chat_template(raw, nil); t != nil {
+		info.ChatTemplate = C.GoString(t)
+	}
+	if info.ChatTemplate != "" {
+		_, err := applyTemplate(info.ChatTemplate, []Message{{Role: "user", Content: "x"}}, true)
+		info.ChatSupported = err == nil
+	}
+	return info
+}
+
+// fileTypeName names llama.cpp's enum llama_ftype values.
+func fileTypeName(v string) string {
+	names := map[string]string{
+		"0": "F32", "1": "F16", "2": "Q4_0", "3": "Q4_1", "7": "Q8_0", "8": "Q5_0", "9": "Q5_1",
+		"10": "Q2_K", "11": "Q3_K_S", "12": "Q3_K_M", "13": "Q3_K_L", "14": "Q4_K_S", "15": "Q4_K_M",
+		"16": "Q5_K_S", "17": "Q5_K_M", "18": "Q6_K", "19": "IQ2_XXS", "20": "IQ2_XS", "21": "Q2_K_S",
+		"22": "IQ3_XS", "23": "IQ3_XXS", "24": "IQ1_S", "25": "IQ4_NL", "26": "IQ3_S", "27": "IQ3_M",
+		"28": "IQ2_S", "29": "IQ2_M", "30": "IQ4_XS", "31": "IQ1_M", "32": "BF16", "36": "TQ1_0", "37": "TQ2_0",
+	}
+	if v == "" {
+		return "unknown"
+	}
+	if n, ok := names[v]; ok {
+		return n
+	}
+	return "type " + v
+}
+
+// Tokenize turns text into tokens. addBOS adds the model's BOS token when the
+// model wants one; special tokens written in the text (such as <|im_start|>)
+// are parsed, as llama.cpp's server does.
+func (m *Model) Tokenize(text string, addBOS bool) ([]int, error) {
+	if text == "" {
+		if addBOS && m.info.AddBOS {
+			return []int{m.info.BOS}, nil
+		}
+		return nil, nil
+	}
+	return m.m.Tokenize(text, addBOS, true)
+}
+
+// Piece returns the bytes of one token (possibly part of a UTF-8 character).
+func (m *Model) Piece(token int) string { return m.m.TokenToPiece(token) }
+
+// Detokenize returns the text of a token sequence.
+func (m *Model) Detokenize(tokens []int) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteString(m.Piece(t))
+	}
+	return b.String()
+}
+
+// IsEOG reports whether token ends generation (EOS, EOT, <|im_end|>, …).
+func (m *Model) IsEOG(token int) bool { return m.m.TokenIsEog(token) }
+
+// defaultModelParams is exposed for the layout test.
+func defaultModelParams() (gpuLayers, splitMode int32, vocabOnly, mmap, mlock, checkTensors bool, callbackNil bool) {
+	p := C.llama_model_default_params()
+	return int32(p.n_gpu_layers), int32(p.split_mode), bool(p.vocab_only), bool(p.use_mmap), bool(p.use_mlock), bool(p.check_tensors), p.progress_callback == nil
+}

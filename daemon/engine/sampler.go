@@ -1,0 +1,173 @@
+package engine
+
+/*
+#include "engine.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/ollama/ollama/llama"
+)
+
+// SamplingParams are one request's sampling settings. Temperature <= 0 is
+// greedy.
+type SamplingParams struct {
+	Temperature      float32 `json:"temperature"`
+	TopK             int     `json:"top_k"`
+	TopP             float32 `json:"top_p"`
+	MinP             float32 `json:"min_p"`
+	TypicalP         float32 `json:"typical_p,omitempty"`
+	RepeatPenalty    float32 `json:"repeat_penalty"`
+	RepeatLastN      int     `json:"repeat_last_n"`
+	FrequencyPenalty float32 `json:"frequency_penalty,omitempty"`
+	PresencePenalty  float32 `json:"presence_penalty,omitempty"`
+	Seed             *uint32 `json:"seed,omitempty"` // nil = random
+	Grammar          string  `json:"grammar,omitempty"`
+	JSONSchema       string  `json:"json_schema,omitempty"`
+}
+
+// DefaultSampling is llama.cpp's default sampling setup.
+func DefaultSampling() SamplingParams {
+	return SamplingParams{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, TypicalP: 1, RepeatPenalty: 1, RepeatLastN: 64}
+}
+
+// ErrInvalidGrammar marks a grammar or JSON schema that cannot be used.
+var ErrInvalidGrammar = errors.New("invalid grammar")
+
+// Validate checks ranges; it does not need a model.
+func (p SamplingParams) Validate() error {
+	switch {
+	case p.Temperature < 0 || p.Temperature > 100:
+		return fmt.Errorf("temperature %v out of range [0, 100]", p.Temperature)
+	case p.TopK < 0:
+		return fmt.Errorf("top_k %d must not be negative", p.TopK)
+	case p.TopP < 0 || p.TopP > 1:
+		return fmt.Errorf("top_p %v out of range [0, 1]", p.TopP)
+	case p.MinP < 0 || p.MinP > 1:
+		return fmt.Errorf("min_p %v out of range [0, 1]", p.MinP)
+	case p.RepeatPenalty < 0 || p.RepeatPenalty > 10:
+		return fmt.Errorf("repeat_penalty %v out of range [0, 10]", p.RepeatPenalty)
+	case p.RepeatLastN < -1:
+		return fmt.Errorf("repeat_last_n %d out of range", p.RepeatLastN)
+	case p.FrequencyPenalty < -2 || p.FrequencyPenalty > 2:
+		return fmt.Errorf("frequency_penalty %v out of range [-2, 2]", p.FrequencyPenalty)
+	case p.PresencePenalty < -2 || p.PresencePenalty > 2:
+		return fmt.Errorf("presence_penalty %v out of range [-2, 2]", p.PresencePenalty)
+	case p.Grammar != "" && p.JSONSchema != "":
+		return errors.New("give either a grammar or a JSON schema, not both")
+	}
+	return nil
+}
+
+// Sampler picks tokens for one sequence.
+type Sampler struct {
+	c *C.struct_common_sampler
+}
+
+// SchemaToGrammar converts a JSON schema to a GBNF grammar.
+func SchemaToGrammar(schema string) (string, error) {
+	g := llama.SchemaToGrammar([]byte(schema))
+	if g == nil {
+		return "", fmt.Errorf("%w: JSON schema could not be converted", ErrInvalidGrammar)
+	}
+	return string(g), nil
+}
+
+// NewSampler builds a sampler for p. A grammar is checked by llama.cpp's
+// parser first: an invalid grammar would otherwise crash the process at the
+// first sample.
+func (m *Model) NewSampler(p SamplingParams) (*Sampler, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	grammar := p.Grammar
+	if p.JSONSchema != "" {
+		g, err := SchemaToGrammar(p.JSONSchema)
+		if err != nil {
+			return nil, err
+		}
+		grammar = g
+	}
+	if grammar != "" {
+		if err := m.checkGrammar(grammar); err != nil {
+			return nil, err
+		}
+	}
+	var cp C.struct_jetai_sampler_cparams
+	cp.top_k = C.int32_t(p.TopK)
+	cp.top_p = C.float(p.TopP)
+	cp.min_p = C.float(p.MinP)
+	cp.typical_p = C.float(orOne(p.TypicalP))
+	cp.temp = C.float(p.Temperature)
+	cp.penalty_last_n = C.int32_t(p.RepeatLastN)
+	cp.penalty_repeat = C.float(orOne(p.RepeatPenalty))
+	cp.penalty_freq = C.float(p.FrequencyPenalty)
+	cp.penalty_present = C.float(p.PresencePenalty)
+	cp.mirostat_tau = 5
+	cp.mirostat_eta = 0.1
+	cp.seed = C.uint32_t(0xFFFFFFFF) // LLAMA_DEFAULT_SEED: random
+	if p.Seed != nil {
+		cp.seed = C.uint32_t(*p.Seed)
+	}
+	cg := C.CString(grammar)
+	defer C.free(unsafe.Pointer(cg))
+	cp.grammar = cg
+	s := C.common_sampler_cinit(m.raw(), &cp)
+	if s == nil {
+		return nil, errors.New("llama.cpp could not create the sampler")
+	}
+	return &Sampler{c: s}, nil
+}
+
+func orOne(v float32) float32 {
+	if v == 0 {
+		return 1
+	}
+	return v
+}
+
+func (m *Model) checkGrammar(g string) error {
+	if strings.HasPrefix(g, "%llguidance") {
+		return fmt.Errorf("%w: llguidance grammars are not supported", ErrInvalidGrammar)
+	}
+	cg := C.CString(g)
+	defer C.free(unsafe.Pointer(cg))
+	root := C.CString("root")
+	defer C.free(unsafe.Pointer(root))
+	engineLog.takeRecent()
+	s := C.llama_sampler_init_grammar(m.vocab(), cg, root)
+	recent := engineLog.takeRecent()
+	if s == nil {
+		return fmt.Errorf("%w%s", ErrInvalidGrammar, formatRecent(recent))
+	}
+	defer C.llama_sampler_free(s)
+	if !C.jetai_grammar_parsed(unsafe.Pointer(s)) {
+		return fmt.Errorf("%w: llama.cpp could not parse it (GBNF syntax error or unsupported rule)%s", ErrInvalidGrammar, formatRecent(recent))
+	}
+	return nil
+}
+
+// Sample picks the next token from the logits at batch index idx and
+// accepts it into the sampler's history (and grammar).
+func (s *Sampler) Sample(c *Context, idx int) int {
+	t := int(C.common_sampler_csample(s.c, c.raw(), C.int(idx)))
+	C.common_sampler_caccept(s.c, C.int32_t(t), true)
+	return t
+}
+
+// Accept feeds a token the sampler did not pick (a prompt token) into the
+// repetition history, without the grammar.
+func (s *Sampler) Accept(token int) { C.common_sampler_caccept(s.c, C.int32_t(token), false) }
+
+// Close frees the sampler.
+func (s *Sampler) Close() {
+	if s.c != nil {
+		C.common_sampler_cfree(s.c)
+		s.c = nil
+	}
+}
