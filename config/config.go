@@ -1,0 +1,250 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// Config is a decoded, defaulted and validated configuration file. A Config
+// returned by Load or Parse is never modified afterwards; a reload builds a
+// new one and Diff compares the two.
+type Config struct {
+	// Path is the file name as given to Load or Parse; diagnostics use it.
+	Path string `json:"path"`
+	// Dir is the absolute directory that relative paths resolve against.
+	Dir string `json:"dir"`
+	// Hash is the hex sha256 of the file's bytes.
+	Hash string `json:"hash"`
+
+	Server  Server  `json:"server"`
+	Memory  Memory  `json:"memory"`
+	Cache   Cache   `json:"cache"`
+	Thermal Thermal `json:"thermal"`
+	Router  Router  `json:"router"`
+	// Models are the model blocks in file order.
+	Models []Model `json:"models"`
+
+	// Warnings are problems that do not stop the file from being used.
+	Warnings Diagnostics `json:"warnings,omitempty"`
+
+	byName map[string]int // model name or alias -> index in Models
+}
+
+// Server is the server block: listeners, access and request limits.
+type Server struct {
+	Listen         string        `json:"listen"`
+	AdminSocket    string        `json:"admin_socket"`
+	AdminGroup     string        `json:"admin_group"`
+	APIKeys        []string      `json:"-"` // secrets stay out of /status
+	CORSOrigins    []string      `json:"cors_origins"`
+	MaxBody        Size          `json:"max_body"`
+	RequestTimeout time.Duration `json:"request_timeout"` // 0: no limit
+	QueuePerModel  int           `json:"queue_per_model"`
+	QueueTotal     int           `json:"queue_total"`
+	LogLevel       string        `json:"log_level"` // debug, info, warn, error
+}
+
+// Memory is the memory block: the budget shared by all loaded models.
+type Memory struct {
+	Budget  Size `json:"budget"`
+	Reserve Size `json:"reserve"`
+}
+
+// Cache is the cache block: a disposable directory on fast storage.
+type Cache struct {
+	Dir     string `json:"dir"` // absolute
+	MaxSize Size   `json:"max_size"`
+}
+
+// Thermal is the thermal block. Temperatures are °C.
+type Thermal struct {
+	Zones        []string      `json:"zones"`
+	SoftLimit    float64       `json:"soft_limit"`
+	HardLimit    float64       `json:"hard_limit"`
+	PollInterval time.Duration `json:"poll_interval"`
+	Hysteresis   float64       `json:"hysteresis"`
+}
+
+// Router is the router block: the default model and the tiers that automatic
+// selection maps requests onto.
+type Router struct {
+	// DefaultModel is the canonical name of the model used when a request
+	// names none and does not ask for automatic selection. Always set when
+	// the config has at least one model (see defaults.go).
+	DefaultModel string `json:"default_model"`
+	// Tiers are in file order, which is from small to large.
+	Tiers []Tier `json:"tiers"`
+}
+
+// Tier is one router tier. A request fits a tier when its prompt and its
+// requested length are within the tier's limits and, if the request holds
+// code or structured content, the tier says Structured. See Router.Select.
+type Tier struct {
+	Name string `json:"name"`
+	// Models are canonical model names in order of preference: the tier's
+	// own models list, then models whose tier attribute names this tier, in
+	// file order, without repeats.
+	Models []string `json:"models"`
+	// MaxPromptTokens is the longest prompt the tier takes; 0 is no limit.
+	MaxPromptTokens int `json:"max_prompt_tokens"`
+	// MaxTokens is the longest requested generation; 0 is no limit.
+	MaxTokens int `json:"max_tokens"`
+	// Structured says the tier handles code and structured output (JSON
+	// schema, grammar) well.
+	Structured bool `json:"structured"`
+}
+
+// Model is one model "name" block.
+type Model struct {
+	Name    string   `json:"name"`
+	Path    string   `json:"path"` // absolute
+	Aliases []string `json:"aliases"`
+	// Priority 0..100: higher wins; eviction takes the lowest first.
+	Priority int `json:"priority"`
+	// MemoryBudget caps this model's memory; 0 means only the global budget.
+	MemoryBudget Size `json:"memory_budget"`
+	// Context is the per-slot context in tokens; the runner's llama context
+	// holds Context × Parallel tokens.
+	Context  int `json:"context"`
+	Parallel int `json:"parallel"`
+	// Threads 0 lets the runner choose.
+	Threads int `json:"threads"`
+	// GPULayers is the number of layers offloaded to the GPU; -1 means all.
+	GPULayers int `json:"gpu_layers"`
+	// KeepAlive unloads the model when idle this long; 0 unloads as soon as
+	// it is idle; Forever (negative) never unloads it for idleness.
+	KeepAlive      time.Duration `json:"keep_alive"`
+	Preload        bool          `json:"preload"`
+	Pinned         bool          `json:"pinned"`
+	Tier           string        `json:"tier,omitempty"`
+	FlashAttention bool          `json:"flash_attention"`
+	// Cache keeps each slot's KV cache after a request for prefix reuse.
+	Cache    bool     `json:"cache"`
+	Sampling Sampling `json:"sampling"`
+
+	// FileSize and FileModTime are the model file's, read at validation.
+	// A change of either restarts the model on reload.
+	FileSize    Size      `json:"file_size"`
+	FileModTime time.Time `json:"file_mod_time"`
+}
+
+// Sampling holds a model's default sampling settings; a request may override
+// each of them.
+type Sampling struct {
+	Temperature   float64  `json:"temperature"`
+	TopK          int      `json:"top_k"`
+	TopP          float64  `json:"top_p"`
+	MinP          float64  `json:"min_p"`
+	RepeatPenalty float64  `json:"repeat_penalty"`
+	Seed          int64    `json:"seed"` // -1: random per request
+	MaxTokens     int      `json:"max_tokens"`
+	Stop          []string `json:"stop"`
+}
+
+// Load reads and parses the config file at path. See Parse.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		msg := "cannot read the config file: " + err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "the config file does not exist"
+		} else if errors.Is(err, fs.ErrPermission) {
+			msg = "the config file cannot be read: permission denied"
+		}
+		return nil, Diagnostics{{Severity: Error, Filename: path, Message: msg}}
+	}
+	return Parse(src, path)
+}
+
+// Parse decodes, defaults and validates a config file's contents. filename
+// names the file in diagnostics, and its directory is where relative paths
+// resolve. On any error it returns a nil Config and a Diagnostics listing
+// every problem found.
+func Parse(src []byte, filename string) (*Config, error) {
+	sum := sha256.Sum256(src)
+	c, diags := decode(src, filename)
+	if diags.HasErrors() {
+		return nil, diags.errorsOnly()
+	}
+	c.Hash = hex.EncodeToString(sum[:])
+	c.Warnings = diags
+	return c, nil
+}
+
+// Lookup finds a model by name or alias.
+func (c *Config) Lookup(nameOrAlias string) (*Model, bool) {
+	i, ok := c.byName[nameOrAlias]
+	if !ok {
+		return nil, false
+	}
+	return &c.Models[i], true
+}
+
+// ModelNames returns the canonical model names in file order.
+func (c *Config) ModelNames() []string {
+	names := make([]string, len(c.Models))
+	for i := range c.Models {
+		names[i] = c.Models[i].Name
+	}
+	return names
+}
+
+// Request describes an inference request for automatic model selection.
+type Request struct {
+	PromptTokens int // tokens in the prompt (an estimate is fine)
+	MaxTokens    int // requested generation length; 0: the model's default
+	Structured   bool
+}
+
+// Select returns the smallest tier that fits the request: the first tier, in
+// order, whose limits the request is within (a limit of 0 is no limit) and,
+// when the request is structured, that says Structured. When none fits it
+// returns the last (largest) tier. It returns nil when there are no tiers.
+// Select is deterministic and depends only on its inputs.
+func (r *Router) Select(req Request) *Tier {
+	if len(r.Tiers) == 0 {
+		return nil
+	}
+	for i := range r.Tiers {
+		t := &r.Tiers[i]
+		if t.MaxPromptTokens > 0 && req.PromptTokens > t.MaxPromptTokens {
+			continue
+		}
+		if t.MaxTokens > 0 && req.MaxTokens > t.MaxTokens {
+			continue
+		}
+		if req.Structured && !t.Structured {
+			continue
+		}
+		return t
+	}
+	return &r.Tiers[len(r.Tiers)-1]
+}
+
+// Tier returns the tier with the given name.
+func (r *Router) Tier(name string) (*Tier, bool) {
+	for i := range r.Tiers {
+		if r.Tiers[i].Name == name {
+			return &r.Tiers[i], true
+		}
+	}
+	return nil, false
+}
+
+// fingerprint identifies a set of secrets without revealing them: the first
+// eight hex digits of the sha256 of the keys joined by newlines.
+func fingerprint(keys []string) string {
+	if len(keys) == 0 {
+		return "none"
+	}
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:8]
+}

@@ -1,0 +1,109 @@
+package config
+
+import "github.com/hashicorp/hcl/v2"
+
+// The raw schema as gohcl decodes it. Optional attributes are pointers so
+// that "left out" (take the default) differs from "set to the zero value".
+// Each block keeps its hcl.Body so validation can point at the exact range of
+// the attribute it complains about (see valueRange).
+
+type fileSchema struct {
+	Server  *serverBlock  `hcl:"server,block"`
+	Memory  *memoryBlock  `hcl:"memory,block"`
+	Cache   *cacheBlock   `hcl:"cache,block"`
+	Thermal *thermalBlock `hcl:"thermal,block"`
+	Router  *routerBlock  `hcl:"router,block"`
+	Models  []modelBlock  `hcl:"model,block"`
+}
+
+type serverBlock struct {
+	Listen         *string   `hcl:"listen,optional"`
+	AdminSocket    *string   `hcl:"admin_socket,optional"`
+	AdminGroup     *string   `hcl:"admin_group,optional"`
+	APIKeys        *[]string `hcl:"api_keys,optional"`
+	CORSOrigins    *[]string `hcl:"cors_origins,optional"`
+	MaxBody        *string   `hcl:"max_body,optional"`
+	RequestTimeout *string   `hcl:"request_timeout,optional"`
+	QueuePerModel  *int      `hcl:"queue_per_model,optional"`
+	QueueTotal     *int      `hcl:"queue_total,optional"`
+	LogLevel       *string   `hcl:"log_level,optional"`
+	Body           hcl.Body  `hcl:",body"`
+	DefRange       hcl.Range `hcl:",def_range"`
+}
+
+type memoryBlock struct {
+	Budget   *string   `hcl:"budget,optional"`
+	Reserve  *string   `hcl:"reserve,optional"`
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type cacheBlock struct {
+	Dir      *string   `hcl:"dir,optional"`
+	MaxSize  *string   `hcl:"max_size,optional"`
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type thermalBlock struct {
+	Zones        *[]string `hcl:"zones,optional"`
+	SoftLimit    *float64  `hcl:"soft_limit,optional"`
+	HardLimit    *float64  `hcl:"hard_limit,optional"`
+	PollInterval *string   `hcl:"poll_interval,optional"`
+	Hysteresis   *float64  `hcl:"hysteresis,optional"`
+	Body         hcl.Body  `hcl:",body"`
+	DefRange     hcl.Range `hcl:",def_range"`
+}
+
+type routerBlock struct {
+	DefaultModel *string     `hcl:"default_model,optional"`
+	Tiers        []tierBlock `hcl:"tier,block"`
+	Body         hcl.Body    `hcl:",body"`
+	DefRange     hcl.Range   `hcl:",def_range"`
+}
+
+type tierBlock struct {
+	Name            string    `hcl:"name,label"`
+	NameRange       hcl.Range `hcl:"name,label_range"`
+	Models          *[]string `hcl:"models,optional"`
+	MaxPromptTokens *int      `hcl:"max_prompt_tokens,optional"`
+	MaxTokens       *int      `hcl:"max_tokens,optional"`
+	Structured      *bool     `hcl:"structured,optional"`
+	Body            hcl.Body  `hcl:",body"`
+	DefRange        hcl.Range `hcl:",def_range"`
+}
+
+type modelBlock struct {
+	Name           string         `hcl:"name,label"`
+	NameRange      hcl.Range      `hcl:"name,label_range"`
+	Path           string         `hcl:"path"`
+	Aliases        *[]string      `hcl:"aliases,optional"`
+	Priority       *int           `hcl:"priority,optional"`
+	MemoryBudget   *string        `hcl:"memory_budget,optional"`
+	Context        *int           `hcl:"context,optional"`
+	Parallel       *int           `hcl:"parallel,optional"`
+	Threads        *int           `hcl:"threads,optional"`
+	GPULayers      *int           `hcl:"gpu_layers,optional"`
+	KeepAlive      *string        `hcl:"keep_alive,optional"`
+	Preload        *bool          `hcl:"preload,optional"`
+	Pinned         *bool          `hcl:"pinned,optional"`
+	Tier           *string        `hcl:"tier,optional"`
+	FlashAttention *bool          `hcl:"flash_attention,optional"`
+	Cache          *bool          `hcl:"cache,optional"`
+	Sampling       *samplingBlock `hcl:"sampling,block"`
+	Body           hcl.Body       `hcl:",body"`
+	DefRange       hcl.Range      `hcl:",def_range"`
+}
+
+type samplingBlock struct {
+	Temperature   *float64  `hcl:"temperature,optional"`
+	TopK          *int      `hcl:"top_k,optional"`
+	TopP          *float64  `hcl:"top_p,optional"`
+	MinP          *float64  `hcl:"min_p,optional"`
+	RepeatPenalty *float64  `hcl:"repeat_penalty,optional"`
+	Seed          *int64    `hcl:"seed,optional"`
+	MaxTokens     *int      `hcl:"max_tokens,optional"`
+	Stop          *[]string `hcl:"stop,optional"`
+	Body          hcl.Body  `hcl:",body"`
+	DefRange      hcl.Range `hcl:",def_range"`
+}

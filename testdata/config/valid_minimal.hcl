@@ -1,0 +1,3 @@
+model "tiny" {
+  path = "models/small.gguf"
+}
