@@ -24,6 +24,12 @@ type ContextOptions struct {
 	Threads        int    // 0 = all CPUs
 	FlashAttention bool   // flash attention kernels
 	KVType         string // "f16" (default), "q8_0" or "q4_0"
+	// MaxThreads sizes the thread pool, the most SetThreads can give;
+	// 0 = max(Threads, all CPUs).
+	MaxThreads int
+	// Poll is ggml's polling level for idle workers (0 = sleep at once,
+	// 100 = spin long). 0 suits a box whose cores are all in use.
+	Poll int
 }
 
 // Context is a llama context: KV cache for Slots sequences of SlotContext
@@ -34,6 +40,7 @@ type Context struct {
 	opts    ContextOptions
 	threads int
 	embd    *Batch // lazily made for Embed
+	pool    *C.struct_ggml_threadpool
 }
 
 // ErrKVFull is returned by Decode when the KV cache has no room for the batch.
@@ -65,6 +72,20 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		return nil, fmt.Errorf("context: %w%s", err, formatRecent(engineLog.takeRecent()))
 	}
 	ctx := &Context{c: c, model: m, opts: opts, threads: opts.Threads}
+	if opts.MaxThreads < opts.Threads {
+		opts.MaxThreads = max(opts.Threads, runtime.NumCPU())
+		ctx.opts.MaxThreads = opts.MaxThreads
+	}
+	var tpp C.struct_jetai_threadpool_params
+	C.ggml_threadpool_params_init(&tpp, C.int(opts.MaxThreads))
+	tpp.poll = C.uint32_t(min(max(opts.Poll, 0), 100))
+	ctx.pool = C.ggml_threadpool_new(&tpp)
+	if ctx.pool == nil {
+		C.llama_free(ctx.raw())
+		return nil, fmt.Errorf("context: could not create a thread pool of %d threads", opts.MaxThreads)
+	}
+	C.llama_attach_threadpool(ctx.raw(), ctx.pool, ctx.pool)
+	C.llama_set_n_threads(ctx.raw(), C.int32_t(opts.Threads), C.int32_t(opts.Threads))
 	// The wrapper turns embeddings on for every context; generation does not
 	// need them, Embed turns them on for its own decodes.
 	C.llama_set_embeddings(ctx.raw(), false)
@@ -80,8 +101,13 @@ func (c *Context) Close() {
 		c.embd = nil
 	}
 	if c.c != nil {
+		C.llama_detach_threadpool(c.raw())
 		C.llama_free(c.raw())
 		c.c = nil
+	}
+	if c.pool != nil {
+		C.ggml_threadpool_free(c.pool)
+		c.pool = nil
 	}
 }
 
@@ -94,11 +120,13 @@ func (c *Context) Options() ContextOptions { return c.opts }
 // Size returns the total KV cache size in tokens (llama.cpp may pad it).
 func (c *Context) Size() int { return int(C.llama_n_ctx(c.raw())) }
 
-// SetThreads changes the number of CPU threads used by the next decodes.
+// SetThreads changes the number of CPU threads used by the next decodes,
+// up to the pool's size (MaxThreads).
 func (c *Context) SetThreads(n int) {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
+	n = min(n, c.opts.MaxThreads)
 	C.llama_set_n_threads(c.raw(), C.int32_t(n), C.int32_t(n))
 	c.threads = n
 }
@@ -286,4 +314,11 @@ func (c *Context) Embed(tokens []int, seq int) ([]float32, error) {
 		}
 	}
 	return out, nil
+}
+
+// defaultThreadpoolParams is exposed for the layout test.
+func defaultThreadpoolParams(n int) (threads, prio int, poll uint32, strict, paused bool) {
+	var p C.struct_jetai_threadpool_params
+	C.ggml_threadpool_params_init(&p, C.int(n))
+	return int(p.n_threads), int(p.prio), uint32(p.poll), bool(p.strict_cpu), bool(p.paused)
 }

@@ -103,4 +103,24 @@ extern bool jetaiProgress(float progress, void * user_data);
 extern void jetaiLog(int level, char * text, void * user_data);
 static inline jetai_progress_cb jetai_progress_trampoline(void) { return (jetai_progress_cb)jetaiProgress; }
 static inline void jetai_install_log(void) { llama_log_set((jetai_log_cb)jetaiLog, 0); }
+
+// Mirror of struct ggml_threadpool_params (ggml.h, GGML_MAX_N_THREADS 512).
+// jetai makes its own thread pool to turn off the workers' busy polling
+// between graphs: on a small box that spinning starves the runner's other
+// threads and stalls the compute barriers (measured: 200 tokens in 22 s
+// instead of 0.1 s on 2 cores). TestThreadpoolParamsLayout checks it.
+struct ggml_threadpool;
+struct jetai_threadpool_params {
+	bool cpumask[512];
+	int n_threads;
+	int prio;
+	uint32_t poll;
+	bool strict_cpu;
+	bool paused;
+};
+void ggml_threadpool_params_init(struct jetai_threadpool_params * p, int n_threads);
+struct ggml_threadpool * ggml_threadpool_new(struct jetai_threadpool_params * params);
+void ggml_threadpool_free(struct ggml_threadpool * threadpool);
+void llama_attach_threadpool(struct llama_context * ctx, struct ggml_threadpool * threadpool, struct ggml_threadpool * threadpool_batch);
+void llama_detach_threadpool(struct llama_context * ctx);
 #endif

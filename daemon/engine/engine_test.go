@@ -30,6 +30,13 @@ func TestModelParamsLayout(t *testing.T) {
 	}
 }
 
+func TestThreadpoolParamsLayout(t *testing.T) {
+	n, prio, poll, strict, paused := defaultThreadpoolParams(3)
+	if n != 3 || prio != 0 || poll != 50 || strict || paused {
+		t.Fatalf("struct jetai_threadpool_params does not mirror ggml_threadpool_params: n=%d prio=%d poll=%d strict=%v paused=%v", n, prio, poll, strict, paused)
+	}
+}
+
 func TestLoadInfo(t *testing.T) {
 	var progress []float32
 	m, err := Load(context.Background(), testmodel.Path(t), LoadOptions{Progress: func(p float32) { progress = append(progress, p) }})

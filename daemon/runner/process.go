@@ -1,0 +1,483 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options say how to start a runner.
+type Options struct {
+	Name           string // model name, for errors and logs
+	Model          string // GGUF path
+	SlotContext    int
+	Slots          int
+	BatchSize      int
+	Threads        int
+	GPULayers      int
+	FlashAttention bool
+	KVType         string
+	NoMmap         bool
+	Queue          int // requests that may wait in the runner for a slot
+	Verbose        bool
+
+	// Command is the runner's executable and leading arguments; the default
+	// is this executable with the argument "runner".
+	Command []string
+	Env     []string  // extra environment variables
+	Dir     string    // directory for the socket; default os.TempDir()
+	Log     io.Writer // receives the runner's stderr; nil discards it
+}
+
+// ErrExited is wrapped by errors from a runner that is gone.
+var ErrExited = errors.New("runner exited")
+
+// LoadError is a model that the runner could not load.
+type LoadError struct {
+	Name string
+	Msg  string
+}
+
+func (e *LoadError) Error() string { return fmt.Sprintf("load model %s: %s", e.Name, e.Msg) }
+
+// RequestError is a request the runner refused (status 4xx/5xx).
+type RequestError struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *RequestError) Error() string { return e.Msg }
+
+// Process is a started runner.
+type Process struct {
+	opts     Options
+	cmd      *exec.Cmd
+	sockPath string
+	sockDir  string
+	client   *http.Client
+	stdin    io.WriteCloser
+	tail     *tailBuffer
+
+	progressMu sync.Mutex
+	progress   float32
+
+	ready    chan struct{}
+	info     ModelInfo
+	loadErr  error
+	done     chan struct{}
+	waitErr  error
+	stopOnce sync.Once
+}
+
+// Start starts a runner for opts.Model. It returns once the process runs;
+// WaitReady waits for the model to load.
+func Start(opts Options) (*Process, error) {
+	if opts.Name == "" {
+		opts.Name = filepath.Base(opts.Model)
+	}
+	if len(opts.Command) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("runner %s: %w", opts.Name, err)
+		}
+		opts.Command = []string{exe, "runner"}
+	}
+	dir := opts.Dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	sockDir, err := os.MkdirTemp(dir, "jetai-runner-")
+	if err != nil {
+		return nil, fmt.Errorf("runner %s: socket directory: %w", opts.Name, err)
+	}
+	sockPath := filepath.Join(sockDir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("runner %s: listen: %w", opts.Name, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	lnFile, err := ln.File()
+	ln.Close()
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("runner %s: listener fd: %w", opts.Name, err)
+	}
+	defer lnFile.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	defer statusW.Close()
+
+	args := append(append([]string{}, opts.Command[1:]...), opts.args()...)
+	cmd := exec.Command(opts.Command[0], args...)
+	cmd.Env = append(os.Environ(), opts.Env...)
+	cmd.ExtraFiles = []*os.File{lnFile, statusW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	tail := &tailBuffer{max: 8 << 10}
+	var logw io.Writer = tail
+	if opts.Log != nil {
+		logw = io.MultiWriter(tail, opts.Log)
+	}
+	cmd.Stderr = logw
+	cmd.Stdout = logw
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		statusR.Close()
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("runner %s: start: %w", opts.Name, err)
+	}
+
+	p := &Process{
+		opts: opts, cmd: cmd, sockPath: sockPath, sockDir: sockDir, stdin: stdin, tail: tail,
+		ready: make(chan struct{}), done: make(chan struct{}),
+	}
+	p.client = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sockPath)
+		},
+		MaxIdleConnsPerHost: 64,
+		DisableCompression:  true,
+		IdleConnTimeout:     time.Minute,
+	}}
+	go p.readStatus(statusR)
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+		os.RemoveAll(sockDir)
+	}()
+	return p, nil
+}
+
+func (o Options) args() []string {
+	a := []string{"-model", o.Model}
+	add := func(flag string, v int) {
+		if v != 0 {
+			a = append(a, flag, strconv.Itoa(v))
+		}
+	}
+	add("-ctx", o.SlotContext)
+	add("-parallel", o.Slots)
+	add("-batch", o.BatchSize)
+	add("-threads", o.Threads)
+	add("-gpu-layers", o.GPULayers)
+	a = append(a, "-queue", strconv.Itoa(o.Queue))
+	if o.FlashAttention {
+		a = append(a, "-flash-attn")
+	}
+	if o.KVType != "" {
+		a = append(a, "-kv-type", o.KVType)
+	}
+	if o.NoMmap {
+		a = append(a, "-no-mmap")
+	}
+	if o.Verbose {
+		a = append(a, "-verbose")
+	}
+	return a
+}
+
+func (p *Process) readStatus(r io.ReadCloser) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	readyClosed := false
+	for sc.Scan() {
+		var line StatusLine
+		if json.Unmarshal(sc.Bytes(), &line) != nil {
+			continue
+		}
+		switch {
+		case line.Progress != nil:
+			p.progressMu.Lock()
+			p.progress = *line.Progress
+			p.progressMu.Unlock()
+		case line.Error != "" && !readyClosed:
+			p.loadErr = &LoadError{Name: p.opts.Name, Msg: line.Error}
+			close(p.ready)
+			readyClosed = true
+		case line.Ready && !readyClosed:
+			if line.Info != nil {
+				p.info = *line.Info
+			}
+			close(p.ready)
+			readyClosed = true
+		}
+	}
+	if !readyClosed {
+		// The child died (or closed fd 4) before reporting.
+		<-p.done
+		p.loadErr = &LoadError{Name: p.opts.Name, Msg: p.exitReason()}
+		close(p.ready)
+	}
+}
+
+// exitReason describes how the process ended, with the end of its log.
+func (p *Process) exitReason() string {
+	msg := "runner exited"
+	if p.waitErr != nil {
+		msg = "runner exited: " + p.waitErr.Error()
+	}
+	if t := p.tail.lastLines(6); t != "" {
+		msg += " (log: " + t + ")"
+	}
+	return msg
+}
+
+// WaitReady waits until the model is loaded and returns its facts. A load
+// error, the runner's death or ctx ending return an error; on ctx's end the
+// runner is killed (a hung load must not linger).
+func (p *Process) WaitReady(ctx context.Context) (ModelInfo, error) {
+	select {
+	case <-p.ready:
+		if p.loadErr != nil {
+			p.Kill()
+			return ModelInfo{}, p.loadErr
+		}
+		return p.info, nil
+	case <-ctx.Done():
+		p.Kill()
+		return ModelInfo{}, fmt.Errorf("load model %s: %w", p.opts.Name, ctx.Err())
+	}
+}
+
+// Progress is the load progress in [0,1].
+func (p *Process) Progress() float32 {
+	p.progressMu.Lock()
+	defer p.progressMu.Unlock()
+	return p.progress
+}
+
+// Info returns the loaded model's facts (zero before it is ready).
+func (p *Process) Info() ModelInfo { return p.info }
+
+// Pid is the runner's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when the runner process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process is gone, and why.
+func (p *Process) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, fmt.Errorf("%w: %s", ErrExited, p.exitReason())
+	default:
+		return false, nil
+	}
+}
+
+// RSS is the runner's resident memory in bytes, from /proc.
+func (p *Process) RSS() (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseUint(f[0], 10, 64)
+				return kb * 1024, err
+			}
+		}
+	}
+	return 0, errors.New("VmRSS not found")
+}
+
+// diedError turns a transport error into ErrExited when the process is
+// gone (it may take a moment for Wait to notice).
+func (p *Process) diedError(err error) error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("model %s: %w during the request: %s", p.opts.Name, ErrExited, p.exitReason())
+	case <-time.After(200 * time.Millisecond):
+		return fmt.Errorf("model %s: runner connection: %w", p.opts.Name, err)
+	}
+}
+
+func (p *Process) post(ctx context.Context, path string, body any) (*http.Response, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://runner"+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, p.diedError(err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		var eb ErrorBody
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&eb)
+		if eb.Error == "" {
+			eb.Error = resp.Status
+		}
+		return nil, &RequestError{Status: resp.StatusCode, Code: eb.Code, Msg: eb.Error}
+	}
+	return resp, nil
+}
+
+// Complete runs a completion. onText, when not nil, receives the text as
+// it is generated (on the calling goroutine). Cancelling ctx cancels the
+// request in the runner and frees its slot.
+func (p *Process) Complete(ctx context.Context, req Request, onText func(string)) (Result, error) {
+	resp, err := p.post(ctx, "/completion", req)
+	if err != nil {
+		return Result{}, err
+	}
+	defer resp.Body.Close()
+	var res Result
+	var text strings.Builder
+	r := bufio.NewReaderSize(resp.Body, 16<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			if ctx.Err() != nil {
+				return Result{Text: text.String(), FinishReason: FinishCancelled}, ctx.Err()
+			}
+			return Result{Text: text.String(), FinishReason: FinishError}, p.diedError(err)
+		}
+		var f Frame
+		if err := json.Unmarshal(line, &f); err != nil {
+			return Result{Text: text.String(), FinishReason: FinishError}, fmt.Errorf("model %s: bad frame from runner: %w", p.opts.Name, err)
+		}
+		if f.Text != "" {
+			text.WriteString(f.Text)
+			if onText != nil {
+				onText(f.Text)
+			}
+		}
+		if f.Done {
+			res.Text = text.String()
+			res.FinishReason = f.FinishReason
+			if f.Timings != nil {
+				res.Timings = *f.Timings
+			}
+			if f.Error != "" {
+				return res, fmt.Errorf("model %s: %s", p.opts.Name, f.Error)
+			}
+			return res, nil
+		}
+	}
+}
+
+// Embed returns the embedding of input.
+func (p *Process) Embed(ctx context.Context, input string) (EmbedResult, error) {
+	resp, err := p.post(ctx, "/embed", EmbedRequest{Input: input})
+	if err != nil {
+		return EmbedResult{}, err
+	}
+	defer resp.Body.Close()
+	var out EmbedResult
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, p.diedError(err)
+	}
+	return out, nil
+}
+
+// Health asks the runner for its state.
+func (p *Process) Health(ctx context.Context) (Health, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://runner/health", nil)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return Health{}, p.diedError(err)
+	}
+	defer resp.Body.Close()
+	var h Health
+	return h, json.NewDecoder(resp.Body).Decode(&h)
+}
+
+// SetThreads changes the runner's CPU thread count (0 = all CPUs).
+func (p *Process) SetThreads(ctx context.Context, n int) error {
+	resp, err := p.post(ctx, "/threads", ThreadsRequest{Threads: n})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Stop asks the runner to exit, failing requests still in flight, and
+// kills it if it has not exited by ctx's end.
+func (p *Process) Stop(ctx context.Context) error {
+	p.stopOnce.Do(func() {
+		if resp, err := p.post(ctx, "/shutdown", struct{}{}); err == nil {
+			resp.Body.Close()
+		}
+		p.stdin.Close()
+	})
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.Kill()
+		<-p.done
+	}
+	p.client.CloseIdleConnections()
+	return nil
+}
+
+// Kill ends the runner at once.
+func (p *Process) Kill() {
+	p.cmd.Process.Kill()
+	p.stdin.Close()
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(b), nil
+}
+
+// lastLines returns the last n non-empty lines joined by " | ".
+func (t *tailBuffer) lastLines(n int) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			out = append([]string{l}, out...)
+		}
+	}
+	return strings.Join(out, " | ")
+}

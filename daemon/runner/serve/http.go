@@ -1,0 +1,241 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jetai/jetai/daemon/engine"
+	"github.com/jetai/jetai/daemon/runner"
+)
+
+const maxRequestBody = 16 << 20
+
+type handler struct {
+	sched *scheduler
+	model *engine.Model
+	mux   *http.ServeMux
+}
+
+func newHandler(s *scheduler, m *engine.Model) http.Handler {
+	h := &handler{sched: s, model: m, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /completion", h.completion)
+	h.mux.HandleFunc("POST /embed", h.embed)
+	h.mux.HandleFunc("GET /health", h.health)
+	h.mux.HandleFunc("POST /threads", h.threads)
+	h.mux.HandleFunc("POST /shutdown", h.shutdown)
+	return h.mux
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(runner.ErrorBody{Error: msg, Code: code})
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "invalid JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// prompt turns a request into tokens, or answers the client's mistake.
+func (h *handler) prompt(w http.ResponseWriter, req *runner.Request) ([]int, bool) {
+	text := req.Prompt
+	switch {
+	case len(req.Messages) > 0 && req.Prompt != "":
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "give either a prompt or messages, not both")
+		return nil, false
+	case len(req.Messages) > 0:
+		msgs := make([]engine.Message, len(req.Messages))
+		for i, m := range req.Messages {
+			msgs[i] = engine.Message{Role: m.Role, Content: m.Content}
+		}
+		var err error
+		if text, err = h.model.ApplyChatTemplate(msgs, true); err != nil {
+			writeError(w, http.StatusBadRequest, runner.CodeNoChatTemplate,
+				fmt.Sprintf("this model cannot take chat messages (%v); send a plain prompt instead", err))
+			return nil, false
+		}
+	case req.Prompt == "":
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "prompt is empty")
+		return nil, false
+	}
+	toks, err := h.model.Tokenize(text, true)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tokenize: "+err.Error())
+		return nil, false
+	}
+	if limit := h.sched.slotCtx; len(toks) >= limit {
+		writeError(w, http.StatusBadRequest, runner.CodeContextOverflow,
+			fmt.Sprintf("prompt is %d tokens but this model takes at most %d per request (its context per slot); shorten the prompt or raise the model's context", len(toks), limit-1))
+		return nil, false
+	}
+	return toks, true
+}
+
+func samplingParams(s runner.Sampling) engine.SamplingParams {
+	return engine.SamplingParams{
+		Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP,
+		RepeatPenalty: s.RepeatPenalty, RepeatLastN: s.RepeatLastN,
+		FrequencyPenalty: s.FrequencyPenalty, PresencePenalty: s.PresencePenalty,
+		Seed: s.Seed, Grammar: s.Grammar, JSONSchema: s.JSONSchema,
+	}
+}
+
+func (h *handler) submit(w http.ResponseWriter, j *job) bool {
+	switch err := h.sched.submit(j); {
+	case errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, runner.CodeBusy, "all slots and the runner's queue are busy")
+		return false
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, runner.CodeStopping, err.Error())
+		return false
+	}
+	return true
+}
+
+func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
+	var req runner.Request
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.MaxTokens < 0 {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "max_tokens must not be negative")
+		return
+	}
+	toks, ok := h.prompt(w, &req)
+	if !ok {
+		return
+	}
+	sampler, err := h.model.NewSampler(samplingParams(req.Sampling))
+	if err != nil {
+		code := runner.CodeInvalid
+		if errors.Is(err, engine.ErrInvalidGrammar) {
+			code = runner.CodeInvalidGrammar
+		}
+		writeError(w, http.StatusBadRequest, code, err.Error())
+		return
+	}
+	stops := make([]string, 0, len(req.Stop))
+	for _, s := range req.Stop {
+		if s != "" {
+			stops = append(stops, s)
+		}
+	}
+	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, out: newOutbox(), arrived: arrived}
+	if !h.submit(w, j) {
+		sampler.Close()
+		return
+	}
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-j.out.notify:
+		case <-r.Context().Done():
+			// The scheduler sees the same context and frees the slot.
+			return
+		}
+		text, done, final := j.out.take()
+		if text != "" {
+			if enc.Encode(runner.Frame{Text: text}) != nil {
+				return
+			}
+		}
+		if done {
+			enc.Encode(final)
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if done {
+			return
+		}
+	}
+}
+
+func (h *handler) embed(w http.ResponseWriter, r *http.Request) {
+	var req runner.EmbedRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Input == "" {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "input is empty")
+		return
+	}
+	toks, err := h.model.Tokenize(req.Input, true)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tokenize: "+err.Error())
+		return
+	}
+	if len(toks) > h.sched.slotCtx {
+		writeError(w, http.StatusBadRequest, runner.CodeContextOverflow,
+			fmt.Sprintf("input is %d tokens but this model takes at most %d per request", len(toks), h.sched.slotCtx))
+		return
+	}
+	j := &job{ctx: r.Context(), tokens: toks, embed: true, out: newOutbox(), arrived: time.Now()}
+	if !h.submit(w, j) {
+		return
+	}
+	select {
+	case <-r.Context().Done():
+		return
+	case <-j.out.notify:
+	}
+	_, _, final := j.out.take()
+	if final.Error != "" {
+		writeError(w, http.StatusInternalServerError, runner.CodeInvalid, final.Error)
+		return
+	}
+	j.out.mu.Lock()
+	e := j.out.embedding
+	j.out.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(runner.EmbedResult{Embedding: e, Tokens: len(toks)})
+}
+
+func (h *handler) health(w http.ResponseWriter, r *http.Request) {
+	state := "ready"
+	select {
+	case <-h.sched.quit:
+		state = "stopping"
+	default:
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(runner.Health{
+		State: state, Slots: len(h.sched.slots), SlotContext: h.sched.slotCtx,
+		Active: int(h.sched.active.Load()), Queued: int(h.sched.queued.Load()), Threads: int(h.sched.threads.Load()),
+	})
+}
+
+func (h *handler) threads(w http.ResponseWriter, r *http.Request) {
+	var req runner.ThreadsRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Threads < 0 || req.Threads > 1024 {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "threads out of range")
+		return
+	}
+	if err := h.sched.setThreads(req.Threads); err != nil {
+		writeError(w, http.StatusServiceUnavailable, runner.CodeStopping, err.Error())
+		return
+	}
+	h.health(w, r)
+}
+
+func (h *handler) shutdown(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusAccepted)
+	h.sched.requestStop()
+}

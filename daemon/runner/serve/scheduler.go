@@ -1,0 +1,554 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetai/jetai/daemon/engine"
+	"github.com/jetai/jetai/daemon/runner"
+)
+
+// promptChunkWhileGenerating caps the prompt tokens added to a decode step
+// while other slots are generating, so a long prompt delays their next
+// token by one short step instead of one long one.
+const promptChunkWhileGenerating = 128
+
+// samplerHistory is how many prompt tokens feed the repetition penalty.
+const samplerHistory = 256
+
+var (
+	errBusy     = errors.New("runner queue is full")
+	errStopping = errors.New("runner is stopping")
+)
+
+// job is one request on its way through the scheduler.
+type job struct {
+	ctx       context.Context
+	tokens    []int
+	sampler   *engine.Sampler // nil for embeddings
+	maxTokens int
+	stops     []string
+	embed     bool
+	out       *outbox
+	arrived   time.Time
+}
+
+// outbox hands a job's output from the decode loop to its HTTP handler
+// without ever blocking the loop: text accumulates until the handler takes
+// it, so a slow reader coalesces tokens instead of stalling the batch.
+type outbox struct {
+	mu        sync.Mutex
+	text      strings.Builder
+	done      bool
+	final     runner.Frame
+	embedding []float32
+	notify    chan struct{}
+}
+
+func newOutbox() *outbox { return &outbox{notify: make(chan struct{}, 1)} }
+
+func (o *outbox) push(s string) {
+	if s == "" {
+		return
+	}
+	o.mu.Lock()
+	o.text.WriteString(s)
+	o.mu.Unlock()
+	o.wake()
+}
+
+func (o *outbox) finish(f runner.Frame) {
+	o.mu.Lock()
+	o.done = true
+	o.final = f
+	o.mu.Unlock()
+	o.wake()
+}
+
+func (o *outbox) wake() {
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the text gathered since the last call and, once the job is
+// over, its final frame.
+func (o *outbox) take() (string, bool, runner.Frame) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := o.text.String()
+	o.text.Reset()
+	return s, o.done, o.final
+}
+
+// slot is one sequence of the context.
+type slot struct {
+	seq      int
+	cache    []int // tokens whose KV is in the cache, in order
+	lastUsed time.Time
+
+	job       *job
+	pending   []int // prompt tokens still to decode
+	next      int   // sampled token to feed next step, -1 for none
+	iBatch    int   // batch index whose logits to sample, -1 for none
+	generated int
+	stream    engine.TextStream
+	held      string // text that may be the start of a stop string
+	started   time.Time
+	firstTok  time.Time
+	timings   runner.Timings
+}
+
+// scheduler runs the decode loop: one goroutine owns the context and every
+// slot; handlers talk to it through jobs and control functions.
+type scheduler struct {
+	lctx    *engine.Context
+	model   *engine.Model
+	slotCtx int
+	slots   []*slot
+	batch   *engine.Batch
+	rotate  int
+
+	jobs     chan *job
+	control  chan func()
+	queue    []*job
+	admitted atomic.Int32
+	limit    int32
+
+	active, queued, threads atomic.Int32
+
+	quit          chan struct{}
+	stopped       chan struct{}
+	stopOnce      sync.Once
+	stopRequested chan struct{}
+	requestOnce   sync.Once
+}
+
+func newScheduler(lctx *engine.Context, queue int) (*scheduler, error) {
+	opts := lctx.Options()
+	b, err := engine.NewBatch(opts.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	if queue < 0 {
+		queue = 0
+	}
+	s := &scheduler{
+		lctx:          lctx,
+		model:         lctx.Model(),
+		slotCtx:       opts.SlotContext,
+		batch:         b,
+		jobs:          make(chan *job, opts.Slots+queue),
+		control:       make(chan func()),
+		limit:         int32(opts.Slots + queue),
+		quit:          make(chan struct{}),
+		stopped:       make(chan struct{}),
+		stopRequested: make(chan struct{}),
+	}
+	s.threads.Store(int32(lctx.Threads()))
+	for i := range opts.Slots {
+		s.slots = append(s.slots, &slot{seq: i, next: -1, iBatch: -1})
+	}
+	return s, nil
+}
+
+// submit hands a job to the loop, or refuses it when the slots and the
+// queue are full.
+func (s *scheduler) submit(j *job) error {
+	if s.admitted.Add(1) > s.limit {
+		s.admitted.Add(-1)
+		return errBusy
+	}
+	select {
+	case s.jobs <- j:
+		return nil
+	case <-s.quit:
+		s.admitted.Add(-1)
+		return errStopping
+	}
+}
+
+// setThreads changes the context's thread count between two decode steps.
+func (s *scheduler) setThreads(n int) error {
+	return s.do(func() {
+		s.lctx.SetThreads(n)
+		s.threads.Store(int32(s.lctx.Threads()))
+	})
+}
+
+// do runs f on the loop goroutine and waits for it.
+func (s *scheduler) do(f func()) error {
+	done := make(chan struct{})
+	select {
+	case s.control <- func() { f(); close(done) }:
+	case <-s.quit:
+		return errStopping
+	}
+	select {
+	case <-done:
+		return nil
+	case <-s.stopped:
+		return errStopping
+	}
+}
+
+// stop ends the loop; jobs in flight finish with an error.
+func (s *scheduler) stop() {
+	s.stopOnce.Do(func() { close(s.quit) })
+	<-s.stopped
+}
+
+// requestStop asks Run to shut the runner down.
+func (s *scheduler) requestStop() {
+	s.requestOnce.Do(func() { close(s.stopRequested) })
+}
+
+func (s *scheduler) loop() {
+	defer close(s.stopped)
+	defer s.batch.Free()
+	for {
+		if s.idle() {
+			select {
+			case j := <-s.jobs:
+				s.queue = append(s.queue, j)
+			case f := <-s.control:
+				f()
+				continue
+			case <-s.quit:
+				s.failAll()
+				return
+			}
+		}
+	drain:
+		for {
+			select {
+			case j := <-s.jobs:
+				s.queue = append(s.queue, j)
+			case f := <-s.control:
+				f()
+			case <-s.quit:
+				s.failAll()
+				return
+			default:
+				break drain
+			}
+		}
+		s.reapCancelled()
+		s.assign()
+		s.step()
+		s.publishCounts()
+	}
+}
+
+func (s *scheduler) idle() bool {
+	if len(s.queue) > 0 {
+		return false
+	}
+	for _, sl := range s.slots {
+		if sl.job != nil {
+			return false
+		}
+	}
+	s.publishCounts()
+	return true
+}
+
+func (s *scheduler) publishCounts() {
+	n := 0
+	for _, sl := range s.slots {
+		if sl.job != nil {
+			n++
+		}
+	}
+	s.active.Store(int32(n))
+	s.queued.Store(int32(len(s.queue)))
+}
+
+func (s *scheduler) failAll() {
+	for _, sl := range s.slots {
+		if sl.job != nil {
+			s.finish(sl, runner.FinishError, errStopping.Error())
+		}
+	}
+	for _, j := range s.queue {
+		s.reject(j, runner.FinishError, errStopping.Error())
+	}
+	s.queue = nil
+	for {
+		select {
+		case j := <-s.jobs:
+			s.reject(j, runner.FinishError, errStopping.Error())
+		default:
+			s.publishCounts()
+			return
+		}
+	}
+}
+
+// reject ends a job that never got a slot.
+func (s *scheduler) reject(j *job, reason, msg string) {
+	if j.sampler != nil {
+		j.sampler.Close()
+	}
+	j.out.finish(runner.Frame{Done: true, FinishReason: reason, Error: msg,
+		Timings: &runner.Timings{PromptTokens: len(j.tokens), QueueMS: runner.Ms(time.Since(j.arrived)), Slot: -1}})
+	s.admitted.Add(-1)
+}
+
+func (s *scheduler) reapCancelled() {
+	for _, sl := range s.slots {
+		if sl.job != nil && sl.job.ctx.Err() != nil {
+			s.finish(sl, runner.FinishCancelled, "")
+		}
+	}
+	kept := s.queue[:0]
+	for _, j := range s.queue {
+		if j.ctx.Err() != nil {
+			s.reject(j, runner.FinishCancelled, "")
+			continue
+		}
+		kept = append(kept, j)
+	}
+	s.queue = kept
+}
+
+// assign gives waiting jobs free slots, in arrival order. A generation goes
+// to the free slot whose cache shares the longest prefix with its prompt
+// (least recently used among equals, so other caches survive longer).
+func (s *scheduler) assign() {
+	for len(s.queue) > 0 {
+		j := s.queue[0]
+		var best *slot
+		bestLen := -1
+		for _, sl := range s.slots {
+			if sl.job != nil {
+				continue
+			}
+			n := 0
+			if !j.embed {
+				n = commonPrefix(sl.cache, j.tokens)
+			}
+			if n > bestLen || (n == bestLen && sl.lastUsed.Before(best.lastUsed)) {
+				best, bestLen = sl, n
+			}
+		}
+		if best == nil {
+			return
+		}
+		s.queue = s.queue[1:]
+		if j.embed {
+			s.runEmbed(best, j)
+			continue
+		}
+		s.start(best, j, bestLen)
+	}
+}
+
+func commonPrefix(a, b []int) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+func (s *scheduler) start(sl *slot, j *job, reuse int) {
+	// At least the last prompt token is decoded again: its logits are needed.
+	if reuse >= len(j.tokens) {
+		reuse = len(j.tokens) - 1
+	}
+	if reuse < len(sl.cache) {
+		if !s.lctx.RemoveFrom(sl.seq, reuse) {
+			s.lctx.RemoveFrom(sl.seq, 0)
+			reuse = 0
+		}
+		sl.cache = sl.cache[:reuse]
+	}
+	now := time.Now()
+	sl.job = j
+	sl.pending = j.tokens[reuse:]
+	sl.next, sl.iBatch, sl.generated = -1, -1, 0
+	sl.stream.Reset()
+	sl.held = ""
+	sl.started = now
+	sl.firstTok = time.Time{}
+	sl.timings = runner.Timings{
+		PromptTokens: len(j.tokens),
+		CachedTokens: reuse,
+		QueueMS:      runner.Ms(now.Sub(j.arrived)),
+		Slot:         sl.seq,
+	}
+	hist := j.tokens
+	if len(hist) > samplerHistory {
+		hist = hist[len(hist)-samplerHistory:]
+	}
+	for _, t := range hist {
+		j.sampler.Accept(t)
+	}
+}
+
+func (s *scheduler) runEmbed(sl *slot, j *job) {
+	sl.cache = sl.cache[:0]
+	sl.lastUsed = time.Now()
+	e, err := s.lctx.Embed(j.tokens, sl.seq)
+	if err != nil {
+		s.reject(j, runner.FinishError, err.Error())
+		return
+	}
+	j.out.mu.Lock()
+	j.out.embedding = e
+	j.out.mu.Unlock()
+	j.out.finish(runner.Frame{Done: true, FinishReason: runner.FinishStop, Timings: &runner.Timings{PromptTokens: len(j.tokens), Slot: sl.seq}})
+	s.admitted.Add(-1)
+}
+
+// step builds one batch from every active slot, decodes it and samples.
+func (s *scheduler) step() {
+	b := s.batch
+	b.Clear()
+	generating := false
+	for _, sl := range s.slots {
+		if sl.job != nil && sl.next >= 0 {
+			sl.iBatch = b.Add(sl.next, len(sl.cache), sl.seq, true)
+			sl.cache = append(sl.cache, sl.next)
+			sl.next = -1
+			generating = true
+		}
+	}
+	budget := b.Cap() - b.Len()
+	if generating {
+		budget = min(budget, promptChunkWhileGenerating)
+	}
+	n := len(s.slots)
+	s.rotate = (s.rotate + 1) % n
+	for k := range n {
+		sl := s.slots[(s.rotate+k)%n]
+		if sl.job == nil || len(sl.pending) == 0 || budget <= 0 {
+			continue
+		}
+		take := min(len(sl.pending), budget)
+		last := take == len(sl.pending)
+		pos := len(sl.cache)
+		for i := range take {
+			idx := b.Add(sl.pending[i], pos+i, sl.seq, last && i == take-1)
+			if last && i == take-1 {
+				sl.iBatch = idx
+			}
+		}
+		sl.cache = append(sl.cache, sl.pending[:take]...)
+		sl.pending = sl.pending[take:]
+		budget -= take
+	}
+	if b.Len() == 0 {
+		return
+	}
+	if err := s.lctx.Decode(b); err != nil {
+		// The cache state of the slots in this batch is unknown now: drop it.
+		for _, sl := range s.slots {
+			if sl.job != nil {
+				s.lctx.RemoveFrom(sl.seq, 0)
+				sl.cache = sl.cache[:0]
+				s.finish(sl, runner.FinishError, "decode: "+err.Error())
+			}
+		}
+		return
+	}
+	for _, sl := range s.slots {
+		if sl.job != nil && sl.iBatch >= 0 {
+			s.sample(sl)
+		}
+	}
+}
+
+func (s *scheduler) sample(sl *slot) {
+	j := sl.job
+	tok := j.sampler.Sample(s.lctx, sl.iBatch)
+	sl.iBatch = -1
+	now := time.Now()
+	if sl.generated == 0 {
+		sl.firstTok = now
+		sl.timings.PromptMS = runner.Ms(now.Sub(sl.started))
+		sl.timings.FirstTokenMS = runner.Ms(now.Sub(j.arrived))
+	}
+	if s.model.IsEOG(tok) {
+		s.finish(sl, runner.FinishStop, "")
+		return
+	}
+	sl.generated++
+	if s.emit(sl, sl.stream.Push(s.model.Piece(tok))) {
+		s.finish(sl, runner.FinishStop, "")
+		return
+	}
+	if (j.maxTokens > 0 && sl.generated >= j.maxTokens) || len(sl.cache)+1 > s.slotCtx {
+		s.finish(sl, runner.FinishLength, "")
+		return
+	}
+	sl.next = tok
+}
+
+// emit sends text to the job, holding back anything that may be the start
+// of a stop string. It reports whether a stop string was found; the text
+// before it is sent and the stop string itself is not.
+func (s *scheduler) emit(sl *slot, text string) bool {
+	stops := sl.job.stops
+	if len(stops) == 0 {
+		sl.job.out.push(text)
+		return false
+	}
+	sl.held += text
+	cut := -1
+	for _, st := range stops {
+		if i := strings.Index(sl.held, st); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut >= 0 {
+		sl.job.out.push(sl.held[:cut])
+		sl.held = ""
+		return true
+	}
+	keep := 0
+	for _, st := range stops {
+		for k := min(len(st)-1, len(sl.held)); k > keep; k-- {
+			if strings.HasSuffix(sl.held, st[:k]) {
+				keep = k
+				break
+			}
+		}
+	}
+	sl.job.out.push(sl.held[:len(sl.held)-keep])
+	sl.held = sl.held[len(sl.held)-keep:]
+	return false
+}
+
+// finish ends the slot's job and frees the slot; its cache stays for
+// prefix reuse.
+func (s *scheduler) finish(sl *slot, reason, msg string) {
+	j := sl.job
+	now := time.Now()
+	if reason != runner.FinishCancelled && reason != runner.FinishError {
+		j.out.push(sl.held + sl.stream.Flush())
+	}
+	sl.held = ""
+	sl.pending = nil
+	sl.next, sl.iBatch = -1, -1
+	t := sl.timings
+	t.GeneratedTokens = sl.generated
+	if !sl.firstTok.IsZero() {
+		t.GenerationMS = runner.Ms(now.Sub(sl.firstTok))
+	} else {
+		t.PromptMS = runner.Ms(now.Sub(sl.started))
+	}
+	j.sampler.Close()
+	j.out.finish(runner.Frame{Done: true, FinishReason: reason, Error: msg, Timings: &t})
+	sl.job = nil
+	sl.lastUsed = now
+	s.admitted.Add(-1)
+}
