@@ -358,6 +358,21 @@ model "m" { path = "m.gguf" }`, `5:18: router tier "b" has max_tokens 10, less t
   listen = ":1"
   listen = ":2"
 }`, `3:3: Attribute redefined`, ""},
+		{"huge number in a string list", `model "m" {
+  path = "m.gguf"
+  aliases = [1e999999999]
+}`, `3:13: aliases holds a number out of range`, ""},
+		{"huge size by arithmetic", `memory { budget = 1e300 * 1e300 }`, `1:19: budget holds a number out of range`, ""},
+		{"fractional number as size", `memory { budget = 1.5 }`, `1:19: budget is a number that is not a whole number`, ""},
+		{"list as duration", `server { request_timeout = ["5m"] }`, `1:28: request_timeout has the wrong type: it must be a string`, ""},
+		{"int out of range", `model "m" {
+  path = "m.gguf"
+  context = 1e30
+}`, `3:13: context has the wrong type: value must be a whole number`, ""},
+		{"numeric keep_alive", `model "m" {
+  path = "m.gguf"
+  keep_alive = -1
+}`, "", ""},
 		{"missing path", `model "m" {}`, `1:11: Missing required argument`, ""},
 	}
 	for _, tt := range tests {

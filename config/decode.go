@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // ggufMagic starts every GGUF file.
@@ -44,6 +47,11 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 	if hd.HasErrors() {
 		// Syntax errors: the structure is unknown, so semantic checks would
 		// only add noise. HCL reports every syntax error it can recover from.
+		ds := fromHCL(filename, hd)
+		ds.sort()
+		return nil, ds
+	}
+	if hd := checkNumbers(f.Body.(*hclsyntax.Body)); hd.HasErrors() {
 		ds := fromHCL(filename, hd)
 		ds.sort()
 		return nil, ds
@@ -155,8 +163,50 @@ func list(p *[]string, def []string) []string {
 	return *p
 }
 
-func (d *decoder) size(body hcl.Body, fallback hcl.Range, name string, p *string, def Size) Size {
-	if p == nil {
+// scalarString evaluates a size or duration attribute: nil when absent, the
+// string, or a whole number rendered in decimal. ok is false after an error.
+func (d *decoder) scalarString(expr hcl.Expression, name string) (s *string, ok bool) {
+	if expr == nil {
+		return nil, true
+	}
+	v, hd := expr.Value(nil)
+	if hd.HasErrors() {
+		d.diags = append(d.diags, fromHCL(d.file, hd)...)
+		for _, h := range hd {
+			if h.Subject != nil {
+				d.bad[h.Subject.Start] = true
+			}
+		}
+		d.bad[expr.Range().Start] = true
+		return nil, false
+	}
+	if v.IsNull() {
+		return nil, true
+	}
+	if !v.IsKnown() {
+		d.errf(expr.Range(), "%s must be a constant string", name)
+		return nil, false
+	}
+	switch v.Type() {
+	case cty.String:
+		str := v.AsString()
+		return &str, true
+	case cty.Number:
+		bf := v.AsBigFloat()
+		if i, acc := bf.Int64(); acc == big.Exact {
+			str := strconv.FormatInt(i, 10)
+			return &str, true
+		}
+		d.errf(expr.Range(), "%s is a number that is not a whole number of bytes or seconds in range; write it as a string with a unit, such as \"6GiB\" or \"10m\"", name)
+		return nil, false
+	}
+	d.errf(expr.Range(), "%s has the wrong type: it must be a string such as \"6GiB\" or \"10m\", not %s", name, v.Type().FriendlyName())
+	return nil, false
+}
+
+func (d *decoder) size(body hcl.Body, fallback hcl.Range, name string, expr hcl.Expression, def Size) Size {
+	p, ok := d.scalarString(expr, name)
+	if p == nil || !ok {
 		return def
 	}
 	s, err := ParseSize(*p)
@@ -167,8 +217,9 @@ func (d *decoder) size(body hcl.Body, fallback hcl.Range, name string, p *string
 	return s
 }
 
-func (d *decoder) duration(body hcl.Body, fallback hcl.Range, name string, p *string, def time.Duration) time.Duration {
-	if p == nil {
+func (d *decoder) duration(body hcl.Body, fallback hcl.Range, name string, expr hcl.Expression, def time.Duration) time.Duration {
+	p, ok := d.scalarString(expr, name)
+	if p == nil || !ok {
 		return def
 	}
 	v, err := ParseDuration(*p)
@@ -245,7 +296,7 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 			d.errf(elemRange(body, "cors_origins", i, def), "CORS origin %q is not \"*\" or scheme://host[:port] (for example \"http://localhost:3000\")", o)
 		}
 	}
-	if s.MaxBody <= 0 && b.MaxBody != nil {
+	if s.MaxBody <= 0 && has(body, "max_body") {
 		d.errf(valueRange(body, "max_body", def), "max_body must be more than 0 bytes")
 	}
 	if s.QueuePerModel < 0 {
@@ -325,7 +376,7 @@ func (d *decoder) thermal(t *Thermal, b *thermalBlock) {
 		}
 		d.errf(r, "thermal soft_limit (%g °C) must be below hard_limit (%g °C)", t.SoftLimit, t.HardLimit)
 	}
-	if t.PollInterval <= 0 && b.PollInterval != nil {
+	if t.PollInterval <= 0 && has(body, "poll_interval") {
 		d.errf(valueRange(body, "poll_interval", def), "thermal poll_interval must be more than 0")
 	}
 	if t.Hysteresis < 0 {
@@ -419,8 +470,8 @@ func (d *decoder) model(b *modelBlock) Model {
 		FlashAttention: boolean(b.FlashAttention, DefaultFlashAttention),
 		Cache:          boolean(b.Cache, DefaultCache),
 	}
-	if b.KeepAlive != nil {
-		ka, err := ParseKeepAlive(*b.KeepAlive)
+	if p, _ := d.scalarString(b.KeepAlive, "keep_alive"); p != nil {
+		ka, err := ParseKeepAlive(*p)
 		if err != nil {
 			d.errf(valueRange(body, "keep_alive", def), "keep_alive: %v", err)
 		} else {
@@ -432,7 +483,7 @@ func (d *decoder) model(b *modelBlock) Model {
 	d.intRange(body, def, "parallel", m.Parallel, 1, 256, "parallel is the number of slots and must be from 1 to 256")
 	d.intRange(body, def, "threads", m.Threads, 0, 1024, "threads must be from 0 (automatic) to 1024")
 	d.intRange(body, def, "gpu_layers", m.GPULayers, -1, 100000, "gpu_layers must be 0 (CPU only), a number of layers, or -1 (all layers)")
-	if b.MemoryBudget != nil && m.MemoryBudget == 0 {
+	if m.MemoryBudget == 0 && has(body, "memory_budget") {
 		d.errf(valueRange(body, "memory_budget", def), "memory_budget of model %q is 0; leave it out to use only the global budget", m.Name)
 	}
 	if m.Preload && m.KeepAlive == 0 {
@@ -735,7 +786,51 @@ func renameTypeErrors(body *hclsyntax.Body, hd hcl.Diagnostics) hcl.Diagnostics 
 		c := *h
 		c.Summary = name + " has the wrong type"
 		c.Detail = strings.TrimPrefix(h.Detail, "Unsuitable value: ")
+		if strings.Contains(c.Detail, "value must be between") {
+			c.Detail = "the number is out of range" // not 300-digit bounds
+		}
 		out[i] = &c
 	}
 	return out
+}
+
+// checkNumbers refuses numbers beyond float64's range anywhere in the file.
+// cty converts a number to a string by printing every digit, so a literal
+// such as 1e99999999 in a string attribute would take minutes and gigabytes
+// inside gohcl; no setting needs such a number.
+func checkNumbers(body *hclsyntax.Body) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	maxF := new(big.Float).SetFloat64(math.MaxFloat64)
+	minF := new(big.Float).SetFloat64(math.SmallestNonzeroFloat64)
+	var walk func(b *hclsyntax.Body)
+	walk = func(b *hclsyntax.Body) {
+		for name, a := range b.Attributes {
+			v, hd := a.Expr.Value(nil)
+			if hd.HasErrors() {
+				continue // gohcl reports it
+			}
+			bad := false
+			cty.Walk(v, func(_ cty.Path, v cty.Value) (bool, error) {
+				if v.IsKnown() && !v.IsNull() && v.Type() == cty.Number {
+					f := new(big.Float).Abs(v.AsBigFloat())
+					if f.IsInf() || f.Cmp(maxF) > 0 || (f.Sign() != 0 && f.Cmp(minF) < 0) {
+						bad = true
+					}
+				}
+				return !bad, nil
+			})
+			if bad {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  name + " holds a number out of range",
+					Subject:  a.Expr.Range().Ptr(),
+				})
+			}
+		}
+		for _, blk := range b.Blocks {
+			walk(blk.Body)
+		}
+	}
+	walk(body)
+	return diags
 }

@@ -123,6 +123,8 @@ type field[T any] struct {
 // sampling settings to the runner).
 var modelFields = []field[*Model]{
 	{"path", true, func(m *Model) string { return m.Path }},
+	// "file" is reported only when the path is unchanged (the same path now
+	// holds a different file); it must stay right after "path".
 	{"file", true, func(m *Model) string {
 		return m.FileSize.String() + " " + m.FileModTime.UTC().Format(time.RFC3339Nano)
 	}},
@@ -224,6 +226,9 @@ func Diff(old, new *Config) Plan {
 			continue
 		}
 		fs := compare(modelFields, o, m)
+		if len(fs) > 1 && fs[0].Field == "path" && fs[1].Field == "file" {
+			fs = append(fs[:1], fs[2:]...) // another file: "file" says nothing more
+		}
 		if len(fs) == 0 {
 			p.Unchanged = append(p.Unchanged, m.Name)
 			continue

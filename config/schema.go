@@ -4,6 +4,9 @@ import "github.com/hashicorp/hcl/v2"
 
 // The raw schema as gohcl decodes it. Optional attributes are pointers so
 // that "left out" (take the default) differs from "set to the zero value".
+// Sizes and durations are kept as expressions and converted by scalarString:
+// they may be strings or plain numbers, and cty's own number-to-string
+// conversion renders a literal such as 1e99999999 digit by digit.
 // Each block keeps its hcl.Body so validation can point at the exact range of
 // the attribute it complains about (see valueRange).
 
@@ -17,42 +20,42 @@ type fileSchema struct {
 }
 
 type serverBlock struct {
-	Listen         *string   `hcl:"listen,optional"`
-	AdminSocket    *string   `hcl:"admin_socket,optional"`
-	AdminGroup     *string   `hcl:"admin_group,optional"`
-	APIKeys        *[]string `hcl:"api_keys,optional"`
-	CORSOrigins    *[]string `hcl:"cors_origins,optional"`
-	MaxBody        *string   `hcl:"max_body,optional"`
-	RequestTimeout *string   `hcl:"request_timeout,optional"`
-	QueuePerModel  *int      `hcl:"queue_per_model,optional"`
-	QueueTotal     *int      `hcl:"queue_total,optional"`
-	LogLevel       *string   `hcl:"log_level,optional"`
-	Body           hcl.Body  `hcl:",body"`
-	DefRange       hcl.Range `hcl:",def_range"`
+	Listen         *string        `hcl:"listen,optional"`
+	AdminSocket    *string        `hcl:"admin_socket,optional"`
+	AdminGroup     *string        `hcl:"admin_group,optional"`
+	APIKeys        *[]string      `hcl:"api_keys,optional"`
+	CORSOrigins    *[]string      `hcl:"cors_origins,optional"`
+	MaxBody        hcl.Expression `hcl:"max_body,optional"`
+	RequestTimeout hcl.Expression `hcl:"request_timeout,optional"`
+	QueuePerModel  *int           `hcl:"queue_per_model,optional"`
+	QueueTotal     *int           `hcl:"queue_total,optional"`
+	LogLevel       *string        `hcl:"log_level,optional"`
+	Body           hcl.Body       `hcl:",body"`
+	DefRange       hcl.Range      `hcl:",def_range"`
 }
 
 type memoryBlock struct {
-	Budget   *string   `hcl:"budget,optional"`
-	Reserve  *string   `hcl:"reserve,optional"`
-	Body     hcl.Body  `hcl:",body"`
-	DefRange hcl.Range `hcl:",def_range"`
+	Budget   hcl.Expression `hcl:"budget,optional"`
+	Reserve  hcl.Expression `hcl:"reserve,optional"`
+	Body     hcl.Body       `hcl:",body"`
+	DefRange hcl.Range      `hcl:",def_range"`
 }
 
 type cacheBlock struct {
-	Dir      *string   `hcl:"dir,optional"`
-	MaxSize  *string   `hcl:"max_size,optional"`
-	Body     hcl.Body  `hcl:",body"`
-	DefRange hcl.Range `hcl:",def_range"`
+	Dir      *string        `hcl:"dir,optional"`
+	MaxSize  hcl.Expression `hcl:"max_size,optional"`
+	Body     hcl.Body       `hcl:",body"`
+	DefRange hcl.Range      `hcl:",def_range"`
 }
 
 type thermalBlock struct {
-	Zones        *[]string `hcl:"zones,optional"`
-	SoftLimit    *float64  `hcl:"soft_limit,optional"`
-	HardLimit    *float64  `hcl:"hard_limit,optional"`
-	PollInterval *string   `hcl:"poll_interval,optional"`
-	Hysteresis   *float64  `hcl:"hysteresis,optional"`
-	Body         hcl.Body  `hcl:",body"`
-	DefRange     hcl.Range `hcl:",def_range"`
+	Zones        *[]string      `hcl:"zones,optional"`
+	SoftLimit    *float64       `hcl:"soft_limit,optional"`
+	HardLimit    *float64       `hcl:"hard_limit,optional"`
+	PollInterval hcl.Expression `hcl:"poll_interval,optional"`
+	Hysteresis   *float64       `hcl:"hysteresis,optional"`
+	Body         hcl.Body       `hcl:",body"`
+	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
 type routerBlock struct {
@@ -79,12 +82,12 @@ type modelBlock struct {
 	Path           string         `hcl:"path"`
 	Aliases        *[]string      `hcl:"aliases,optional"`
 	Priority       *int           `hcl:"priority,optional"`
-	MemoryBudget   *string        `hcl:"memory_budget,optional"`
+	MemoryBudget   hcl.Expression `hcl:"memory_budget,optional"`
 	Context        *int           `hcl:"context,optional"`
 	Parallel       *int           `hcl:"parallel,optional"`
 	Threads        *int           `hcl:"threads,optional"`
 	GPULayers      *int           `hcl:"gpu_layers,optional"`
-	KeepAlive      *string        `hcl:"keep_alive,optional"`
+	KeepAlive      hcl.Expression `hcl:"keep_alive,optional"`
 	Preload        *bool          `hcl:"preload,optional"`
 	Pinned         *bool          `hcl:"pinned,optional"`
 	Tier           *string        `hcl:"tier,optional"`

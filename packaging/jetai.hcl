@@ -1,0 +1,165 @@
+# /etc/jetai/jetai.hcl — configuration of jetaid.
+#
+# Every setting below is shown with its default value; a setting you leave out
+# takes that default (the defaults live in config/defaults.go). Sizes are
+# strings with a unit: "512MiB", "6GiB" (powers of 1024) or "1.5GB" (powers of
+# 1000), or a plain number of bytes. Durations are strings: "500ms", "30s",
+# "10m", "1h30m". Relative paths resolve against this file's directory.
+#
+# jetaid watches this file and applies a change as a diff: unchanged models
+# keep running, changed ones reload, new ones are added and removed ones are
+# unloaded once their requests finish. A file with errors is rejected as a
+# whole (each error names file:line:col) and the running config stays.
+# Check a file by hand with: jetaid --check-config /etc/jetai/jetai.hcl
+
+server {
+  # REST API address (host:port), used when systemd does not pass a socket.
+  # Loopback only by default; set api_keys before opening it to the network.
+  listen = "127.0.0.1:8000"
+
+  # Admin socket for jetai-ctl (absolute path), used when systemd does not
+  # pass one. Created with mode 0660 and owned by admin_group.
+  admin_socket = "/run/jetai/admin.sock"
+  admin_group  = "jetai"
+
+  # Bearer tokens accepted by the REST API ("Authorization: Bearer KEY").
+  # Empty: no authentication.
+  api_keys = []
+
+  # Origins allowed by CORS, for example ["http://localhost:3000"] or ["*"].
+  # Empty: no CORS headers.
+  cors_origins = []
+
+  # Largest request body accepted; larger ones get 413.
+  max_body = "1MiB"
+
+  # Limit for one request, queueing included. "0": no limit.
+  request_timeout = "5m"
+
+  # Requests that may wait for one model (loading, or all slots busy) before
+  # new ones get 429, and for all models together before new ones get 503.
+  # 0: no waiting.
+  queue_per_model = 16
+  queue_total     = 64
+
+  # debug, info, warn or error.
+  log_level = "info"
+}
+
+memory {
+  # Memory all loaded models together may use (the larger of the estimate
+  # from the GGUF file and the measured size of each runner). A load that does
+  # not fit evicts idle, lower-priority models first, never pinned ones.
+  budget = "6GiB"
+
+  # MemAvailable to keep free for the system; must be below budget.
+  reserve = "512MiB"
+}
+
+cache {
+  # Disposable files (saved slot state) on fast storage.
+  dir = "/var/cache/jetai"
+
+  # Cap on the cache directory; the oldest files go first.
+  max_size = "20GiB"
+}
+
+thermal {
+  # Thermal zone types to watch (/sys/class/thermal/thermal_zone*/type); the
+  # hottest one counts. Zones the machine lacks are skipped.
+  zones = ["cpu-thermal", "gpu-thermal", "tj-thermal"]
+
+  # °C. Above soft_limit jetaid throttles (fewer parallel decodes, no new
+  # loads); above hard_limit it refuses new requests. Each state is left when
+  # the temperature is hysteresis °C below its limit. soft_limit < hard_limit.
+  soft_limit = 80
+  hard_limit = 90
+  hysteresis = 5
+
+  # How often the zones are read.
+  poll_interval = "2s"
+}
+
+router {
+  # Model used when a request names none. Default: the first model of the
+  # first tier, or without tiers the first model block below.
+  # default_model = "assistant"
+
+  # Tiers for automatic selection ("auto_select": true, or "model": "auto"),
+  # from small to large. A request goes to the first tier whose limits it is
+  # within (0 or absent: no limit) and, if it holds code or asks for
+  # structured output (JSON schema, grammar), that says structured = true;
+  # when none fits, the last tier takes it. Within a tier, a model already
+  # loaded is preferred over a swap; otherwise the order below counts.
+  # Models join a tier through its models list or their own tier attribute.
+  #
+  # tier "small" {
+  #   models            = ["assistant"]
+  #   max_prompt_tokens = 512
+  #   max_tokens        = 256
+  #   structured        = false
+  # }
+  # tier "large" {
+  #   models     = ["coder"]
+  #   structured = true
+  # }
+}
+
+# One block per model. The label is the name requests use ("model": "...").
+model "assistant" {
+  # The GGUF file. Required.
+  path = "/var/lib/jetai/models/model.gguf"
+
+  # Other names for this model in requests. Names and aliases are unique;
+  # "auto" is reserved.
+  aliases = []
+
+  # 0..100. Higher wins: eviction takes the lowest priority first, then the
+  # least recently used.
+  priority = 50
+
+  # Cap on this model's memory, within memory.budget. Absent: only the global
+  # budget applies.
+  # memory_budget = "2GiB"
+
+  # Context of each slot in tokens, and the number of slots (requests decoded
+  # together). Memory for the KV cache grows with context × parallel.
+  context  = 2048
+  parallel = 4
+
+  # CPU threads; 0 lets the runner choose.
+  threads = 0
+
+  # Layers offloaded to the GPU: 0 for CPU only, -1 for all layers.
+  gpu_layers = 0
+
+  # Unload after this long idle. "0": as soon as idle. "forever" (or "-1"):
+  # never unload for idleness (eviction can still unload it unless pinned).
+  keep_alive = "10m"
+
+  # Load at start; never evict.
+  preload = false
+  pinned  = false
+
+  # Router tier this model belongs to (a tier named in the router block).
+  # tier = "small"
+
+  # llama.cpp flash attention.
+  flash_attention = false
+
+  # Keep each slot's KV cache after a request and reuse it for prompts that
+  # share a prefix.
+  cache = true
+
+  # Defaults for requests that do not set them.
+  sampling {
+    temperature    = 0.8  # 0: greedy
+    top_k          = 40   # 0: off
+    top_p          = 0.95 # 1: off
+    min_p          = 0.05 # 0: off
+    repeat_penalty = 1.0  # 1: off
+    seed           = -1   # -1: random per request
+    max_tokens     = 256  # at most context
+    stop           = []
+  }
+}
