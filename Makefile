@@ -28,3 +28,7 @@ test: vet
 
 clean:
 	rm -rf $(BIN)
+
+# Speed, side by side with the raw engine (see package bench). Not a test.
+bench: build
+	$(GO) run ./cmd/jetai-bench -runner $(BIN)/jetaid

@@ -1,34 +1,21 @@
 package engine
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"os"
+
+	"github.com/jetai/jetai/gguf"
 )
 
-// CheckFile makes sure path looks like a GGUF file llama.cpp can read,
-// so that an obviously wrong file gets a clear error instead of reaching
-// llama.cpp.
+// CheckFile reads the GGUF header of path (never the weights) and checks
+// that every tensor lies inside the file, so that a file that is not a GGUF
+// model, or is truncated, gets a clear error before llama.cpp sees it.
 func CheckFile(path string) error {
-	f, err := os.Open(path)
+	f, err := gguf.Open(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var hdr [8]byte
-	if _, err := io.ReadFull(f, hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return errors.New("not a GGUF file: too short")
-		}
-		return err
-	}
-	if string(hdr[:4]) != "GGUF" {
-		return fmt.Errorf("not a GGUF file (starts with %q)", hdr[:4])
-	}
-	if v := binary.LittleEndian.Uint32(hdr[4:]); v < 2 || v > 3 {
-		return fmt.Errorf("unsupported GGUF version %d", v)
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("invalid GGUF layout: %w", err)
 	}
 	return nil
 }

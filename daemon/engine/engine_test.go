@@ -90,8 +90,9 @@ func TestLoadBadFiles(t *testing.T) {
 		data       []byte
 	}{
 		{"text", "not a GGUF", []byte("hello, this is not a model at all")},
-		{"empty", "too short", nil},
-		{"badversion", "unsupported GGUF version", append([]byte("GGUF\x09\x00\x00\x00"), good[8:64]...)},
+		{"empty", "not a GGUF", nil},
+		{"badversion", "version", append([]byte("GGUF\x09\x00\x00\x00"), good[8:64]...)},
+		{"truncated", "truncated", good[:len(good)/2]},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -32,6 +32,8 @@ type Request struct {
 	Sampling  Sampling  `json:"sampling"`
 	MaxTokens int       `json:"max_tokens,omitempty"` // 0 = until the slot's context is full
 	Stop      []string  `json:"stop,omitempty"`
+	// IgnoreEOS keeps generating past end-of-generation tokens (benchmarks).
+	IgnoreEOS bool `json:"ignore_eos,omitempty"`
 }
 
 // Finish reasons.

@@ -130,7 +130,7 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 			stops = append(stops, s)
 		}
 	}
-	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, out: newOutbox(), arrived: arrived}
+	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, ignoreEOS: req.IgnoreEOS, out: newOutbox(), arrived: arrived}
 	if !h.submit(w, j) {
 		sampler.Close()
 		return

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type job struct {
 	maxTokens int
 	stops     []string
 	embed     bool
+	ignoreEOS bool
 	out       *outbox
 	arrived   time.Time
 }
@@ -113,6 +115,7 @@ type scheduler struct {
 	slots   []*slot
 	batch   *engine.Batch
 	rotate  int
+	eog     []int // end-of-generation tokens, masked for ignore_eos
 
 	jobs     chan *job
 	control  chan func()
@@ -151,6 +154,11 @@ func newScheduler(lctx *engine.Context, queue int) (*scheduler, error) {
 		stopRequested: make(chan struct{}),
 	}
 	s.threads.Store(int32(lctx.Threads()))
+	for t := range s.model.Info().VocabSize {
+		if s.model.IsEOG(t) {
+			s.eog = append(s.eog, t)
+		}
+	}
 	for i := range opts.Slots {
 		s.slots = append(s.slots, &slot{seq: i, next: -1, iBatch: -1})
 	}
@@ -469,6 +477,12 @@ func (s *scheduler) step() {
 
 func (s *scheduler) sample(sl *slot) {
 	j := sl.job
+	if j.ignoreEOS {
+		logits := s.lctx.Logits(sl.iBatch)
+		for _, t := range s.eog {
+			logits[t] = float32(math.Inf(-1))
+		}
+	}
 	tok := j.sampler.Sample(s.lctx, sl.iBatch)
 	sl.iBatch = -1
 	now := time.Now()

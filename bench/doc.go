@@ -1,0 +1,7 @@
+// Package bench measures jetai's speed side by side with the raw engine in
+// one run: prompt and decode tokens/s of a minimal in-process loop over the
+// engine, the same through a runner process (single stream and 1–8
+// concurrent streams), and the raw engine's batched decode at the same
+// sequence counts. Ratios, not absolute figures, are what it is for: the
+// machine is shared and absolute times drift.
+package bench
