@@ -175,8 +175,23 @@ func Parse(src []byte, filename string) (*Config, error) {
 	return c, nil
 }
 
-// Lookup finds a model by name or alias.
+// Lookup finds a model by name or alias. It also works on a Config built
+// by hand (in other packages' tests), by a scan.
 func (c *Config) Lookup(nameOrAlias string) (*Model, bool) {
+	if c.byName == nil {
+		for i := range c.Models {
+			m := &c.Models[i]
+			if m.Name == nameOrAlias {
+				return m, true
+			}
+			for _, a := range m.Aliases {
+				if a == nameOrAlias {
+					return m, true
+				}
+			}
+		}
+		return nil, false
+	}
 	i, ok := c.byName[nameOrAlias]
 	if !ok {
 		return nil, false

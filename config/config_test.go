@@ -211,6 +211,10 @@ func TestValidFull(t *testing.T) {
 	if _, ok := c.Lookup("nope"); ok {
 		t.Error("Lookup(nope) found a model")
 	}
+	byHand := &Config{Models: []Model{{Name: "x", Aliases: []string{"y"}}}}
+	if m, ok := byHand.Lookup("y"); !ok || m.Name != "x" {
+		t.Error("Lookup on a hand-built Config")
+	}
 	src, _ := os.ReadFile(fixture("valid_full.hcl"))
 	c2, err := Parse(src, fixture("valid_full.hcl"))
 	if err != nil || c2.Hash != c.Hash || len(c.Hash) != 64 {
