@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"runtime"
 	"context"
 	"errors"
 	"math"
@@ -76,6 +77,12 @@ func (o *outbox) wake() {
 	case o.notify <- struct{}{}:
 	default:
 	}
+}
+
+func (o *outbox) isDone() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.done
 }
 
 // take returns the text gathered since the last call and, once the job is
@@ -217,6 +224,7 @@ func (s *scheduler) requestStop() {
 }
 
 func (s *scheduler) loop() {
+	runtime.LockOSThread()
 	defer close(s.stopped)
 	defer s.batch.Free()
 	for {
