@@ -1,10 +1,10 @@
 package serve
 
 import (
-	"runtime"
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
