@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -27,7 +28,30 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv("JETAI_TEST_PARENT") == "1" {
+		parentMain()
+		return
+	}
 	os.Exit(m.Run())
+}
+
+// parentMain is a stand-in daemon: it starts a runner, prints its pid once
+// the model is ready and waits to be killed.
+func parentMain() {
+	p, err := runner.Start(runner.Options{
+		Name: "orphan", Model: os.Getenv("JETAI_TEST_MODEL"), Slots: 1, SlotContext: 64, Threads: 1,
+		Command: []string{os.Args[0]}, Env: []string{"JETAI_TEST_RUNNER=1", "JETAI_TEST_PARENT="},
+	})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	if _, err := p.WaitReady(context.Background()); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(p.Pid())
+	select {}
 }
 
 func start(t *testing.T, model string, slots, ctx int) *runner.Process {
@@ -304,6 +328,39 @@ func TestKilledMidStream(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("no error 2s after the runner was killed")
 	}
+}
+
+func TestRunnerExitsWithParent(t *testing.T) {
+	model := testmodel.Path(t)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "JETAI_TEST_PARENT=1", "JETAI_TEST_MODEL="+model)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil || pid <= 0 {
+		cmd.Process.Kill()
+		t.Fatalf("parent did not report a runner pid: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		// A zombie still answers kill(0); it is gone once reaped by init.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(b), ") Z ") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Fatalf("runner %d still running 3 s after its parent was killed", pid)
 }
 
 func TestSetThreads(t *testing.T) {
