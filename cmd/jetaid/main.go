@@ -1,11 +1,22 @@
 // Command jetaid is the jetai daemon. `jetaid runner …` is the per-model
 // child process the daemon starts; people do not run it by hand.
+//
+//	jetaid [--config FILE]       run in the foreground (default /etc/jetai/jetai.hcl)
+//	jetaid --check-config FILE   validate a config file; exit 0 when usable, 1 when not
+//	jetaid --version             print the version
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/daemon/runner/serve"
 	"github.com/jetai/jetai/version"
 )
@@ -18,10 +29,70 @@ func main() {
 		}
 		return
 	}
-	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
-		fmt.Println("jetaid", version.Version)
-		return
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("jetaid", flag.ContinueOnError)
+	configPath := fs.String("config", daemon.DefaultConfigPath, "config `FILE`")
+	check := fs.String("check-config", "", "validate config `FILE`, print its diagnostics and exit (0: usable, 1: not)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: jetaid [--config FILE] | --check-config FILE | --version\n\n")
+		fs.PrintDefaults()
 	}
-	fmt.Fprintln(os.Stderr, "jetaid: the daemon is not built yet; only `jetaid runner` exists")
-	os.Exit(2)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "jetaid: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	switch {
+	case *showVersion:
+		fmt.Println("jetaid", version.Version)
+		return 0
+	case *check != "":
+		return checkConfig(*check)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, daemon.Options{ConfigPath: *configPath}); err != nil {
+		var diags config.Diagnostics
+		if errors.As(err, &diags) {
+			for _, d := range diags {
+				fmt.Fprintln(os.Stderr, d.String())
+			}
+			fmt.Fprintf(os.Stderr, "jetaid: %s is not usable (check it with: jetaid --check-config %s)\n", *configPath, *configPath)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "jetaid:", err)
+		return 1
+	}
+	return 0
+}
+
+func checkConfig(path string) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		var diags config.Diagnostics
+		if errors.As(err, &diags) {
+			for _, d := range diags {
+				fmt.Println(d.String())
+			}
+		} else {
+			fmt.Println(err)
+		}
+		fmt.Printf("%s: not usable\n", path)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Println(w.String())
+	}
+	fmt.Printf("%s: ok (%d models, listen %s, default model %q)\n", path, len(cfg.Models), cfg.Server.Listen, cfg.Router.DefaultModel)
+	return 0
 }

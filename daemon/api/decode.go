@@ -1,0 +1,96 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// decodeBody reads one JSON object from the request body into v. strict
+// refuses fields that v does not have (the seed endpoints, where a typo such
+// as "max_token" would otherwise be silently ignored); the OpenAI endpoints
+// are lenient because their clients send many optional fields.
+func decodeBody(r *http.Request, v any, strict bool) *Error {
+	// The Content-Type is not checked: curl -d sends form encoding, and
+	// the body is JSON whatever the header says.
+	dec := json.NewDecoder(r.Body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jsonError(err)
+		}
+		return badRequest("", "the body must hold exactly one JSON object; there is more after it")
+	}
+	return nil
+}
+
+// decodeRaw decodes one JSON value (a batch entry) strictly.
+func decodeRaw(raw []byte, v any, strict bool) *Error {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+func jsonError(err error) *Error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+		ae  *Error
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mbe):
+		return tooLarge(mbe.Limit)
+	case errors.Is(err, io.EOF):
+		return badRequest("", "the request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("", "malformed JSON: the body ends in the middle of a value")
+	case errors.As(err, &syn):
+		return badRequest("", "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return badRequest("", "the body must be a JSON object, not %s", typ.Value)
+		}
+		want := typeName(typ.Type.String())
+		if want == "a number" && strings.HasPrefix(typ.Value, "number") {
+			return badRequest(field, "field %q: %s is out of range or not a whole number", field, strings.TrimPrefix(typ.Value, "number "))
+		}
+		return badRequest(field, "field %q must be %s, not %s", field, want, typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return badRequest(strings.Trim(name, `"`), "unknown field %s; see the API documentation for the accepted fields", name)
+	default:
+		return badRequest("", "invalid JSON: %v", err)
+	}
+}
+
+func typeName(goType string) string {
+	switch {
+	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
+		return "a number"
+	case strings.Contains(goType, "string"):
+		return "a string"
+	case strings.Contains(goType, "bool"):
+		return "true or false"
+	case strings.HasPrefix(goType, "[]"), strings.HasPrefix(goType, "*[]"):
+		return "an array"
+	default:
+		return "an object"
+	}
+}

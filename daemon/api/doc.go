@@ -1,0 +1,14 @@
+// Package api owns jetaid's REST surface: the seed system's endpoints
+// (/health, /status, /models, /load_model, /unload_model, /inference,
+// /batch_inference, /performance, /optimize) and the OpenAI-compatible ones
+// under /v1. It decodes and validates requests, chooses a model (manual,
+// automatic or hybrid selection), fills in each model's configured sampling
+// defaults, maps the request onto the pool, and renders answers, streams
+// (Server-Sent Events) and errors (always a JSON body).
+//
+// It also owns the HTTP concerns around them: API keys, CORS, the body-size
+// limit, the request timeout and panic recovery.
+//
+// It must not manage processes or memory: loading, queueing, eviction and
+// the runners belong to package pool, which this package only calls.
+package api

@@ -1,0 +1,488 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/runner"
+)
+
+// The OpenAI-compatible endpoints. Unknown fields are ignored (clients send
+// many); fields whose meaning cannot be honoured (n > 1, tools, non-text
+// content) are refused with a clear 400.
+
+type openaiCommon struct {
+	Model               string `json:"model"`
+	MaxCompletionTokens *int   `json:"max_completion_tokens"`
+	N                   *int   `json:"n"`
+	Stream              bool   `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	ResponseFormat *responseFormat `json:"response_format"`
+	sampleFields
+}
+
+type responseFormat struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name   string          `json:"name"`
+		Schema json.RawMessage `json:"schema"`
+		Strict bool            `json:"strict"`
+	} `json:"json_schema"`
+}
+
+// anyJSONObject is the schema response_format {"type": "json_object"} uses:
+// llama.cpp turns it into a grammar for any JSON object.
+const anyJSONObject = `{"type": "object"}`
+
+func (c *openaiCommon) check() *Error {
+	if c.MaxTokens == nil && c.MaxCompletionTokens != nil {
+		c.MaxTokens = c.MaxCompletionTokens
+	}
+	if c.N != nil && *c.N != 1 {
+		return badRequest("n", "n must be 1: jetai generates one choice per request")
+	}
+	if rf := c.ResponseFormat; rf != nil {
+		if c.Grammar != "" || len(bytes.TrimSpace(c.JSONSchema)) > 0 {
+			return badRequest("response_format", "give either response_format or grammar/json_schema, not both")
+		}
+		switch rf.Type {
+		case "", "text":
+		case "json_object":
+			c.JSONSchema = json.RawMessage(anyJSONObject)
+		case "json_schema":
+			if rf.JSONSchema == nil || len(bytes.TrimSpace(rf.JSONSchema.Schema)) == 0 {
+				return badRequest("response_format", `response_format {"type": "json_schema"} needs "json_schema": {"schema": {...}}`)
+			}
+			c.JSONSchema = rf.JSONSchema.Schema
+		default:
+			return badRequest("response_format", "response_format type %q is not supported; use text, json_object or json_schema", rf.Type)
+		}
+	}
+	return c.sampleFields.validate()
+}
+
+func (c *openaiCommon) spec() selectSpec { return selectSpec{Model: c.Model} }
+
+type chatMessage struct {
+	Role    string      `json:"role"`
+	Content chatContent `json:"content"`
+}
+
+// chatContent is a string, null, or an array of text parts.
+type chatContent string
+
+func (c *chatContent) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*c = ""
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		err := json.Unmarshal(b, &s)
+		*c = chatContent(s)
+		return err
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return badRequest("messages", "a message's content must be a string or an array of text parts")
+	}
+	var sb strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" {
+			return badRequest("messages", "content part type %q is not supported; only text", p.Type)
+		}
+		sb.WriteString(p.Text)
+	}
+	*c = chatContent(sb.String())
+	return nil
+}
+
+type chatRequest struct {
+	Messages []chatMessage  `json:"messages"`
+	Tools    []any          `json:"tools"`
+	openaiCommon
+}
+
+type completionRequest struct {
+	Prompt json.RawMessage `json:"prompt"`
+	openaiCommon
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+type oaUsage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+func oaUsageOf(t runner.Timings) *oaUsage {
+	u := &oaUsage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens}
+	u.PromptTokensDetails.CachedTokens = t.CachedTokens
+	return u
+}
+
+func finishReason(r string) string {
+	if r == runner.FinishLength {
+		return "length"
+	}
+	return "stop"
+}
+
+type chatChoice struct {
+	Index        int          `json:"index"`
+	Message      *chatMessage `json:"message,omitempty"`
+	Delta        *chatDelta   `json:"delta,omitempty"`
+	Text         *string      `json:"text,omitempty"`
+	Logprobs     *struct{}    `json:"logprobs"`
+	FinishReason *string      `json:"finish_reason"`
+}
+
+type chatDelta struct {
+	Role    string `json:"role,omitempty"`
+	Content string `json:"content,omitempty"`
+}
+
+type oaResponse struct {
+	ID                string       `json:"id"`
+	Object            string       `json:"object"`
+	Created           int64        `json:"created"`
+	Model             string       `json:"model"`
+	SystemFingerprint string       `json:"system_fingerprint"`
+	Choices           []chatChoice `json:"choices"`
+	Usage             *oaUsage     `json:"usage,omitempty"`
+	// Selection is jetai's own: how the model was chosen.
+	Selection *Selection `json:"selection,omitempty"`
+	Timings   *Timings   `json:"timings,omitempty"`
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	var req chatRequest
+	if e := decodeBody(r, &req, false); e != nil {
+		writeError(w, e)
+		return
+	}
+	if e := req.check(); e != nil {
+		writeError(w, e)
+		return
+	}
+	if len(req.Tools) > 0 {
+		writeError(w, badRequest("tools", "tools (function calling) are not supported"))
+		return
+	}
+	if len(req.Messages) == 0 {
+		writeError(w, badRequest("messages", "messages is empty; send at least one {\"role\": \"user\", \"content\": \"...\"}"))
+		return
+	}
+	msgs := make([]runner.Message, len(req.Messages))
+	var all strings.Builder
+	for i, m := range req.Messages {
+		switch m.Role {
+		case "system", "developer", "user", "assistant", "tool":
+		default:
+			writeError(w, badRequest("messages", "message %d: role %q is not one of system, developer, user, assistant, tool", i, m.Role))
+			return
+		}
+		role := m.Role
+		if role == "developer" {
+			role = "system"
+		}
+		msgs[i] = runner.Message{Role: role, Content: string(m.Content)}
+		all.WriteString(string(m.Content))
+		all.WriteString("\n\n")
+	}
+	j := genJob{
+		spec: req.spec(),
+		est:  estimateFor(all.String(), &req.sampleFields, false),
+		build: func(m *config.Model) (runner.Request, *Error) {
+			rr, e := req.sampleFields.request(m)
+			rr.Messages = msgs
+			return rr, e
+		},
+	}
+	s.openaiRun(w, r, j, &req.openaiCommon, true)
+}
+
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	var req completionRequest
+	if e := decodeBody(r, &req, false); e != nil {
+		writeError(w, e)
+		return
+	}
+	if e := req.check(); e != nil {
+		writeError(w, e)
+		return
+	}
+	prompt, e := promptText(req.Prompt)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	j := genJob{
+		spec: req.spec(),
+		est:  estimateFor(prompt, &req.sampleFields, false),
+		build: func(m *config.Model) (runner.Request, *Error) {
+			rr, e := req.sampleFields.request(m)
+			rr.Prompt = prompt
+			return rr, e
+		},
+	}
+	s.openaiRun(w, r, j, &req.openaiCommon, false)
+}
+
+// promptText takes a string or an array of one string.
+func promptText(raw json.RawMessage) (string, *Error) {
+	raw = bytes.TrimSpace(raw)
+	var one string
+	if len(raw) > 0 && raw[0] == '"' {
+		json.Unmarshal(raw, &one)
+	} else if len(raw) > 0 && raw[0] == '[' {
+		var many []string
+		if err := json.Unmarshal(raw, &many); err != nil {
+			return "", badRequest("prompt", "prompt must be a string or an array of one string (token arrays are not supported)")
+		}
+		if len(many) != 1 {
+			return "", badRequest("prompt", "prompt arrays must hold exactly one string; send one request per prompt")
+		}
+		one = many[0]
+	} else if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		return "", badRequest("prompt", "prompt must be a string")
+	}
+	if one == "" {
+		return "", badRequest("prompt", "prompt is empty")
+	}
+	return one, nil
+}
+
+func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *openaiCommon, chat bool) {
+	start := time.Now()
+	id, object, chunkObject := newID("cmpl-"), "text_completion", "text_completion"
+	if chat {
+		id, object, chunkObject = newID("chatcmpl-"), "chat.completion", "chat.completion.chunk"
+	}
+	created := start.Unix()
+	var st *sse
+	if c.Stream {
+		st = newSSE(w)
+		j.before = func(model string) {
+			head := `data: {"id":"` + id + `","object":"` + chunkObject + `","created":` + strconv.FormatInt(created, 10) +
+				`,"model":` + string(appendJSONString(nil, model)) + `,"system_fingerprint":"jetai","choices":[{"index":0,`
+			if chat {
+				st.prefix = []byte(head + `"delta":{"content":`)
+				st.suffix = []byte(`},"logprobs":null,"finish_reason":null}]}` + "\n\n")
+			} else {
+				st.prefix = []byte(head + `"text":`)
+				st.suffix = []byte(`,"logprobs":null,"finish_reason":null}]}` + "\n\n")
+			}
+		}
+		first := chat
+		j.onText = func(t string) {
+			if first {
+				// OpenAI's first chat chunk carries the role.
+				first = false
+				st.write(bytes.Replace(st.prefix, []byte(`"delta":{"content":`), []byte(`"delta":{"role":"assistant","content":`), 1))
+				st.write(append(appendJSONString(nil, t), st.suffix...))
+				return
+			}
+			st.text(t)
+		}
+	}
+	out, err := s.generate(r.Context(), j)
+	if err != nil {
+		e := errorFor(r.Context(), err, s.cfg.Server.RequestTimeout)
+		s.logFailure(r, out.Model, e)
+		if st != nil && st.started {
+			st.event(e.body())
+			st.done()
+			return
+		}
+		writeError(w, e)
+		return
+	}
+	fr := finishReason(out.Result.FinishReason)
+	timings := timingsOf(out.Result.Timings, start)
+	resp := oaResponse{ID: id, Object: object, Created: created, Model: out.Model, SystemFingerprint: "jetai", Selection: &out.Selection}
+	if st == nil {
+		ch := chatChoice{FinishReason: &fr}
+		if chat {
+			ch.Message = &chatMessage{Role: "assistant", Content: chatContent(out.Result.Text)}
+		} else {
+			ch.Text = &out.Result.Text
+		}
+		resp.Choices = []chatChoice{ch}
+		resp.Usage = oaUsageOf(out.Result.Timings)
+		resp.Timings = &timings
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	resp.Object = chunkObject
+	ch := chatChoice{FinishReason: &fr}
+	if chat {
+		ch.Delta = &chatDelta{}
+	} else {
+		empty := ""
+		ch.Text = &empty
+	}
+	resp.Choices = []chatChoice{ch}
+	st.event(resp)
+	if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {
+		resp.Choices = []chatChoice{}
+		resp.Usage = oaUsageOf(out.Result.Timings)
+		resp.Timings = &timings
+		resp.Selection = nil
+		st.event(resp)
+	}
+	st.done()
+}
+
+type modelEntry struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+	// jetai's own fields.
+	State   string   `json:"state,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+func (s *Server) modelEntries() []modelEntry {
+	out := []modelEntry{}
+	for _, m := range s.pool.Models() {
+		e := modelEntry{ID: m.Name, Object: "model", OwnedBy: "jetai", State: m.State, Aliases: m.Aliases}
+		if cm, ok := s.cfg.Lookup(m.Name); ok {
+			e.Created = cm.FileModTime.Unix()
+		}
+		out = append(out, e)
+	}
+	return append(out, modelEntry{ID: "auto", Object: "model", OwnedBy: "jetai", State: "router"})
+}
+
+func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": s.modelEntries()})
+}
+
+func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("model")
+	canon, ok := s.pool.Resolve(name)
+	if !ok && name != "auto" {
+		writeError(w, s.unknownModel(name))
+		return
+	}
+	if name == "auto" {
+		canon = "auto"
+	}
+	for _, e := range s.modelEntries() {
+		if e.ID == canon {
+			writeJSON(w, http.StatusOK, e)
+			return
+		}
+	}
+	writeError(w, s.unknownModel(name))
+}
+
+type embeddingRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format"`
+}
+
+type embeddingData struct {
+	Object    string `json:"object"`
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"`
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	var req embeddingRequest
+	if e := decodeBody(r, &req, false); e != nil {
+		writeError(w, e)
+		return
+	}
+	var inputs []string
+	raw := bytes.TrimSpace(req.Input)
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
+		var one string
+		json.Unmarshal(raw, &one)
+		inputs = []string{one}
+	case len(raw) > 0 && raw[0] == '[':
+		if err := json.Unmarshal(raw, &inputs); err != nil {
+			writeError(w, badRequest("input", "input must be a string or an array of strings (token arrays are not supported)"))
+			return
+		}
+	default:
+		writeError(w, badRequest("input", "input must be a string or an array of strings"))
+		return
+	}
+	if len(inputs) == 0 || len(inputs) > 256 {
+		writeError(w, badRequest("input", "input must hold 1 to 256 strings"))
+		return
+	}
+	for i, in := range inputs {
+		if in == "" {
+			writeError(w, badRequest("input", "input %d is empty", i))
+			return
+		}
+	}
+	switch req.EncodingFormat {
+	case "", "float", "base64":
+	default:
+		writeError(w, badRequest("encoding_format", "encoding_format must be float or base64"))
+		return
+	}
+	model := req.Model
+	if model == "" || model == "auto" {
+		model = s.cfg.Router.DefaultModel
+	}
+	canon, ok := s.pool.Resolve(model)
+	if !ok {
+		writeError(w, s.unknownModel(model))
+		return
+	}
+	data := make([]embeddingData, len(inputs))
+	tokens := 0
+	for i, in := range inputs {
+		res, err := s.pool.Embed(r.Context(), canon, in)
+		if err != nil {
+			writeError(w, errorFor(r.Context(), err, s.cfg.Server.RequestTimeout))
+			return
+		}
+		tokens += res.Tokens
+		data[i] = embeddingData{Object: "embedding", Index: i, Embedding: res.Embedding}
+		if req.EncodingFormat == "base64" {
+			buf := make([]byte, 4*len(res.Embedding))
+			for k, f := range res.Embedding {
+				binary.LittleEndian.PutUint32(buf[4*k:], math.Float32bits(f))
+			}
+			data[i].Embedding = base64.StdEncoding.EncodeToString(buf)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object": "list", "data": data, "model": canon,
+		"usage": map[string]int{"prompt_tokens": tokens, "total_tokens": tokens},
+	})
+}
+

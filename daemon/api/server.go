@@ -1,0 +1,280 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
+)
+
+// Pool is what the API needs from the model pool; *pool.Pool implements it.
+type Pool interface {
+	Resolve(nameOrAlias string) (string, bool)
+	Complete(ctx context.Context, model string, req runner.Request, onText func(string)) (runner.Result, error)
+	Embed(ctx context.Context, model, input string) (runner.EmbedResult, error)
+	Load(ctx context.Context, model string) error
+	Unload(ctx context.Context, model string) error
+	Models() []pool.ModelStatus
+	Model(name string) (pool.ModelStatus, bool)
+	Status() pool.Status
+	Optimize(ctx context.Context) pool.OptimizeReport
+	Ready() bool
+	Performance() pool.Performance
+}
+
+var _ Pool = (*pool.Pool)(nil)
+
+// Options configure a Server.
+type Options struct {
+	Pool    Pool
+	Config  *config.Config
+	Version string
+	Log     *slog.Logger
+	// Started is when the daemon started, for /status; default now.
+	Started time.Time
+}
+
+// Server state, as /health reports it.
+const (
+	StateStarting int32 = iota
+	StateServing
+	StateStopping
+)
+
+var stateNames = [...]string{"starting", "ok", "stopping"}
+
+// Server is the REST API. Its Handler is safe for concurrent use.
+type Server struct {
+	pool    Pool
+	cfg     *config.Config
+	version string
+	log     *slog.Logger
+	started time.Time
+	state   atomic.Int32
+	keys    [][32]byte // sha256 of each API key
+	handler http.Handler
+	methods map[string][]string // path -> methods, for 405 answers
+}
+
+// New builds the API over opts.Pool. The server starts in the "starting"
+// state: /health answers 503 until SetState(StateServing).
+func New(opts Options) *Server {
+	s := &Server{pool: opts.Pool, cfg: opts.Config, version: opts.Version, log: opts.Log, started: opts.Started}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.started.IsZero() {
+		s.started = time.Now()
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	for _, k := range s.cfg.Server.APIKeys {
+		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
+	}
+	mux := http.NewServeMux()
+	s.methods = map[string][]string{}
+	route := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		s.methods[path] = append(s.methods[path], method)
+	}
+	route("GET", "/health", s.health)
+	route("GET", "/status", s.status)
+	route("GET", "/models", s.models)
+	route("POST", "/load_model", s.loadModel)
+	route("POST", "/unload_model", s.unloadModel)
+	route("POST", "/inference", s.inference)
+	route("POST", "/batch_inference", s.batchInference)
+	route("GET", "/performance", s.performance)
+	route("POST", "/optimize", s.optimize)
+	route("GET", "/v1/models", s.openaiModels)
+	route("GET", "/v1/models/{model...}", s.openaiModel)
+	route("POST", "/v1/chat/completions", s.chatCompletions)
+	route("POST", "/v1/completions", s.completions)
+	route("POST", "/v1/embeddings", s.embeddings)
+	mux.HandleFunc("/", s.notFound)
+	s.handler = s.recoverer(s.cors(s.auth(s.limits(mux))))
+	return s
+}
+
+// Handler is the whole API with its middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetState switches what /health answers (StateStarting, StateServing,
+// StateStopping).
+func (s *Server) SetState(st int32) { s.state.Store(st) }
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if strings.HasPrefix(path, "/v1/models/") {
+		path = "/v1/models/{model...}"
+	}
+	if ms, ok := s.methods[path]; ok {
+		w.Header().Set("Allow", strings.Join(ms, ", "))
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + strings.Join(ms, " or ")})
+		return
+	}
+	writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no endpoint " + r.URL.Path + "; see the API documentation"})
+}
+
+// recoverer turns a panic in a handler into a 500 JSON answer (when nothing
+// was written yet) and a log line; the daemon keeps serving.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeError(sw, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the daemon logged it"})
+				}
+			}
+			if s.log.Enabled(r.Context(), slog.LevelDebug) {
+				s.log.Debug("http", "method", r.Method, "path", r.URL.Path, "status", sw.status, "ms", time.Since(start).Milliseconds())
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// cors answers preflight requests and adds CORS headers for the configured
+// origins ("*" allows any). Preflights need no API key.
+func (s *Server) cors(next http.Handler) http.Handler {
+	origins := s.cfg.Server.CORSOrigins
+	if len(origins) == 0 {
+		return next
+	}
+	any := slices.Contains(origins, "*")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		allowed := any || slices.Contains(origins, origin)
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		if allowed {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Expose-Headers", "Retry-After")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if !allowed {
+				writeError(w, &Error{Status: http.StatusForbidden, Code: "cors_origin", Message: "origin " + origin + " is not in server.cors_origins"})
+				return
+			}
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+				h.Set("Access-Control-Allow-Headers", rh)
+			} else {
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			}
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// auth checks the Bearer API key when server.api_keys is set. /health is
+// open so that probes work without a key.
+func (s *Server) auth(next http.Handler) http.Handler {
+	if len(s.keys) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.keyOK(strings.TrimSpace(got)) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="jetai"`)
+			msg := "missing API key: send the header Authorization: Bearer <key> (server.api_keys)"
+			if ok {
+				msg = "invalid API key"
+			}
+			writeError(w, &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: msg})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// keyOK compares in constant time: hashing first makes the comparison
+// independent of the keys' lengths, and every key is compared.
+func (s *Server) keyOK(key string) bool {
+	h := sha256.Sum256([]byte(key))
+	ok := 0
+	for i := range s.keys {
+		ok |= subtle.ConstantTimeCompare(h[:], s.keys[i][:])
+	}
+	return ok == 1
+}
+
+// limits applies the body-size limit and the request timeout.
+func (s *Server) limits(next http.Handler) http.Handler {
+	maxBody := int64(s.cfg.Server.MaxBody)
+	timeout := s.cfg.Server.RequestTimeout
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && maxBody > 0 {
+			if r.ContentLength > maxBody {
+				writeError(w, tooLarge(maxBody))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		if timeout > 0 && r.URL.Path != "/health" {
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter remembers the status for logs and whether anything was
+// written; it passes Flush through for streams.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+

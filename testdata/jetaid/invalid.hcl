@@ -1,0 +1,8 @@
+server {
+  listen = 8000
+}
+
+model "missing" {
+  path    = "no-such-model.gguf"
+  context = -1
+}
