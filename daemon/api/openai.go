@@ -114,8 +114,8 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 }
 
 type chatRequest struct {
-	Messages []chatMessage  `json:"messages"`
-	Tools    []any          `json:"tools"`
+	Messages []chatMessage `json:"messages"`
+	Tools    []any         `json:"tools"`
 	openaiCommon
 }
 
@@ -485,4 +485,3 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		"usage": map[string]int{"prompt_tokens": tokens, "total_tokens": tokens},
 	})
 }
-
