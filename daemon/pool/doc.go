@@ -1,0 +1,60 @@
+// Package pool owns which models are loaded: memory estimates, the global
+// and per-model budgets, priorities, eviction, keep-alive, load queues and
+// the runner processes themselves (one runner.Process per loaded model). It
+// knows nothing of HTTP; the API maps its errors onto status codes.
+//
+// # Memory
+//
+// Before a load the pool estimates the model's memory from its GGUF header
+// (see EstimateParams):
+//
+//	weights = sum of tensor bytes
+//	kv      = context × parallel × layers × KVWidth × 2   (f16 K and V)
+//	compute = 4 × vocab × min(512, context × parallel)     (f32 logits of one batch)
+//	        + 4 × 512 × (embedding + feed_forward) × 4     (activations of one batch)
+//	runner  = process overhead: DefaultRunnerOverhead until a runner has been
+//	          measured, then the largest overhead measured so far
+//	          (RSS − weights − kv − compute)
+//
+// After the load, and again when a request finishes (at most every
+// MeasureEvery), the runner's RSS is read; a model's charge against the
+// budgets is the larger of its estimate and its peak measured RSS. Loading,
+// ready and unloading models are all charged. A load must fit both the
+// global memory.budget and the model's own memory_budget, and must leave
+// MemAvailable (from /proc/meminfo, where there is one) at or above
+// memory.reserve.
+//
+// # Eviction
+//
+// A load that does not fit evicts ready models in this order: never a
+// pinned one; lowest priority first; among equal priorities an idle model
+// (no request running in it) before a busy one; then least recently used.
+// The victims are the shortest prefix of that order that makes room.
+//
+// A busy model is never killed mid-request. When the victims include busy
+// models the load waits for them to go idle: they are marked draining (they
+// take no new requests; those queue and reload the model later), and the
+// wait lasts as long as some request or Load call still waits for the load
+// (each bounded by its own context). A busy model whose priority is higher
+// than the loading model's is not drained for it. When no set of victims
+// can make room (pinned models, loads in progress, busy higher-priority
+// models, the model bigger than a budget, or too little MemAvailable) the
+// load fails at once with a NoRoomError that names what is in the way —
+// never an out-of-memory kill.
+//
+// # Queues and keep-alive
+//
+// A request for a model that is not ready (unloaded, loading, unloading or
+// with all its slots busy) waits in the model's queue; at most
+// server.queue_per_model wait per model and server.queue_total over all
+// models, beyond which the request gets a QueueFullError. A request that
+// finds its model unloaded starts the load. At most parallel requests run in
+// a runner at once, so at most parallel + queue_per_model are in flight per
+// model.
+//
+// An idle model (nothing running or queued) is unloaded keep_alive after its
+// last use: at once for 0, never for a negative keep_alive. Pinned models
+// are never unloaded by the pool on its own (not by eviction, keep-alive or
+// Optimize); an explicit Unload does unload them. Unload waits for running
+// requests to finish; if its context ends first the model stays loaded.
+package pool

@@ -1,0 +1,443 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/gguf"
+)
+
+// Model states.
+const (
+	StateUnloaded  = "unloaded"
+	StateLoading   = "loading"
+	StateReady     = "ready"
+	StateUnloading = "unloading"
+	StateFailed    = "failed"
+)
+
+// Tunables. Variables so tests can shorten them.
+var (
+	// MeasureEvery is the least time between two RSS readings of a runner
+	// after requests.
+	MeasureEvery = 2 * time.Second
+	// ReapEvery is how often idle models are checked against keep-alive.
+	ReapEvery = 250 * time.Millisecond
+	// StopGrace is how long an unloaded runner gets to exit before it is
+	// killed.
+	StopGrace = 10 * time.Second
+)
+
+// Options configure a Pool.
+type Options struct {
+	Config *config.Config
+	// RunnerCommand is the runner executable and leading arguments; nil
+	// runs this executable with the argument "runner".
+	RunnerCommand []string
+	RunnerEnv     []string
+	// SocketDir holds the runners' socket directories; default os.TempDir().
+	SocketDir string
+	Log       *slog.Logger // nil: slog.Default()
+	RunnerLog io.Writer    // the runners' stderr; nil discards it
+}
+
+// ModelStatus is one configured model as /models shows it.
+type ModelStatus struct {
+	Name           string            `json:"name"`
+	Aliases        []string          `json:"aliases"`
+	State          string            `json:"state"` // unloaded, loading, ready, unloading, failed
+	Priority       int               `json:"priority"`
+	Pinned         bool              `json:"pinned"`
+	Preload        bool              `json:"preload"`
+	Tier           string            `json:"tier,omitempty"`
+	EstimatedBytes uint64            `json:"estimated_bytes"`
+	Estimate       Estimate          `json:"estimate"`
+	MeasuredBytes  uint64            `json:"measured_bytes"` // runner RSS; 0 when not loaded
+	ChargedBytes   uint64            `json:"charged_bytes"`  // what counts against the budget now
+	BudgetBytes    uint64            `json:"budget_bytes"`   // memory_budget; 0: only the global one
+	LoadProgress   float32           `json:"load_progress"`
+	LastUsed       *time.Time        `json:"last_used"`
+	KeepAliveUntil *time.Time        `json:"keep_alive_until"`
+	LoadedAt       *time.Time        `json:"loaded_at"`
+	KeepAlive      string            `json:"keep_alive"` // "forever" or a duration
+	Active         int               `json:"active"`
+	Queued         int               `json:"queued"`
+	Draining       bool              `json:"draining"` // a load waits for it to go idle to evict it
+	Requests       uint64            `json:"requests"`
+	Failures       uint64            `json:"failures"`
+	Rejected       uint64            `json:"rejected"`
+	Tokens         uint64            `json:"tokens"`
+	Loads          uint64            `json:"loads"`
+	Evictions      uint64            `json:"evictions"`
+	LoadSeconds    float64           `json:"load_seconds"` // last load
+	LastError      string            `json:"last_error,omitempty"`
+	Pid            int               `json:"pid,omitempty"`
+	Info           *runner.ModelInfo `json:"info,omitempty"`
+}
+
+// Status is the pool as a whole.
+type Status struct {
+	Budget       uint64 `json:"budget"`
+	Reserve      uint64 `json:"reserve"`
+	Used         uint64 `json:"used"` // sum of charges of loading, ready and unloading models
+	MemAvailable uint64 `json:"mem_available,omitempty"`
+	Loaded       int    `json:"loaded"` // ready models
+	Loading      int    `json:"loading"`
+	Queued       int    `json:"queued"`
+	QueueTotal   int    `json:"queue_total"`
+	Models       int    `json:"models"`
+}
+
+// OptimizeReport says what Optimize did.
+type OptimizeReport struct {
+	Unloaded   []string          `json:"unloaded"`
+	Reasons    map[string]string `json:"reasons"`
+	FreedBytes uint64            `json:"freed_bytes"`
+}
+
+// loadOp is one load of a model; done closes when it has finished.
+type loadOp struct {
+	done chan struct{}
+	err  error
+}
+
+// model is a configured model's state; every field is guarded by Pool.mu.
+type model struct {
+	cfg    config.Model
+	params gguf.Params
+	estErr error
+
+	state     string
+	proc      *runner.Process
+	load      *loadOp
+	active    int // requests running in the runner
+	queued    int // requests waiting for a load or a slot
+	waiters   int // Load calls waiting
+	draining  int // loads waiting for this model to go idle
+	charge    uint64
+	measured  uint64
+	peak      uint64
+	measuring bool
+	lastMeas  time.Time
+	lastUsed  time.Time
+	loadedAt  time.Time
+	lastError string
+	info      *runner.ModelInfo
+
+	requests, failures, rejected, tokens, loads, evictions uint64
+	loadSeconds                                            float64
+	win                                                    window
+}
+
+// Pool owns the models' runners. All methods are safe for concurrent use.
+type Pool struct {
+	opts   Options
+	cfg    *config.Config
+	log    *slog.Logger
+	runLog io.Writer
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// memAvailable reads MemAvailable; ok false when unknown. A test hook.
+	memAvailable func() (uint64, bool)
+
+	mu       sync.Mutex
+	wake     chan struct{} // closed and replaced on every state change
+	models   map[string]*model
+	order    []*model
+	queued   int
+	overhead uint64
+	started  bool
+	closing  bool
+}
+
+// New builds a pool for opts.Config. It starts nothing; see Start.
+func New(opts Options) (*Pool, error) {
+	if opts.Config == nil {
+		return nil, fmt.Errorf("pool: no config")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	p := &Pool{
+		opts: opts, cfg: opts.Config, log: opts.Log,
+		wake: make(chan struct{}), models: map[string]*model{},
+		overhead: DefaultRunnerOverhead, memAvailable: readMemAvailable,
+	}
+	if opts.RunnerLog != nil {
+		p.runLog = &lockedWriter{w: opts.RunnerLog}
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	for _, mc := range opts.Config.Models {
+		if _, dup := p.models[mc.Name]; dup {
+			return nil, fmt.Errorf("pool: model %q is configured twice", mc.Name)
+		}
+		m := &model{cfg: mc, state: StateUnloaded}
+		m.params, m.estErr = estimateFile(mc)
+		if m.estErr != nil {
+			p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", m.estErr)
+		}
+		p.models[mc.Name] = m
+		p.order = append(p.order, m)
+	}
+	return p, nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// Start preloads the models that say so (in the background) and starts
+// the keep-alive reaper.
+func (p *Pool) Start(ctx context.Context) {
+	p.mu.Lock()
+	if p.started || p.closing {
+		p.mu.Unlock()
+		return
+	}
+	p.started = true
+	var pre []string
+	for _, m := range p.order {
+		if m.cfg.Preload {
+			pre = append(pre, m.cfg.Name)
+		}
+	}
+	p.wg.Add(2)
+	p.mu.Unlock()
+	go p.reaper()
+	// Preloads go one at a time in priority order, so that the most
+	// important models get the memory first.
+	sort.SliceStable(pre, func(i, j int) bool { return p.models[pre[i]].cfg.Priority > p.models[pre[j]].cfg.Priority })
+	go func() {
+		defer p.wg.Done()
+		for _, name := range pre {
+			if p.ctx.Err() != nil {
+				return
+			}
+			if err := p.Load(p.ctx, name); err != nil && p.ctx.Err() == nil {
+				p.log.Error("preload failed", "model", name, "err", err)
+			}
+		}
+	}()
+	_ = ctx // the pool's lifetime is Start to Close, not ctx's
+}
+
+// Ready reports whether the pool has started and is not closing.
+func (p *Pool) Ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started && !p.closing
+}
+
+// Close stops every runner: gracefully (requests still running fail), and
+// killed at ctx's end. Loads in progress are abandoned and waiting requests
+// get ErrClosed.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		p.wg.Wait()
+		return nil
+	}
+	p.closing = true
+	p.cancel()
+	var procs []*runner.Process
+	for _, m := range p.order {
+		if m.proc != nil && m.state != StateLoading {
+			procs = append(procs, m.proc)
+		}
+	}
+	p.broadcastLocked()
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pr := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// Runners are killed by now; give the bookkeeping goroutines a
+		// moment.
+		select {
+		case <-done:
+			return nil
+		case <-time.After(StopGrace):
+			return fmt.Errorf("pool: close: goroutines still running: %w", ctx.Err())
+		}
+	}
+}
+
+// broadcastLocked wakes everyone waiting for a state change.
+func (p *Pool) broadcastLocked() {
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
+// Resolve maps a model name or alias onto the canonical name.
+func (p *Pool) Resolve(nameOrAlias string) (string, bool) {
+	m, ok := p.cfg.Lookup(nameOrAlias)
+	if !ok {
+		return "", false
+	}
+	return m.Name, true
+}
+
+func (p *Pool) lookup(name string) (*model, error) {
+	canon, ok := p.Resolve(name)
+	if !ok {
+		names := p.cfg.ModelNames()
+		if len(names) == 0 {
+			return nil, fmt.Errorf("%w %q: no models are configured", ErrUnknownModel, name)
+		}
+		return nil, fmt.Errorf("%w %q; configured models: %s", ErrUnknownModel, name, strings.Join(names, ", "))
+	}
+	return p.models[canon], nil
+}
+
+// estimateLocked is m's current estimate.
+func (p *Pool) estimateLocked(m *model) Estimate {
+	return EstimateParams(m.params, m.cfg, p.overhead)
+}
+
+func (p *Pool) usedLocked() uint64 {
+	var u uint64
+	for _, m := range p.order {
+		u += m.charge
+	}
+	return u
+}
+
+// Models returns every configured model in config order.
+func (p *Pool) Models() []ModelStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ModelStatus, 0, len(p.order))
+	for _, m := range p.order {
+		out = append(out, p.statusLocked(m))
+	}
+	return out
+}
+
+// Model returns one model's status by name or alias.
+func (p *Pool) Model(name string) (ModelStatus, bool) {
+	m, err := p.lookup(name)
+	if err != nil {
+		return ModelStatus{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.statusLocked(m), true
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (p *Pool) statusLocked(m *model) ModelStatus {
+	est := p.estimateLocked(m)
+	s := ModelStatus{
+		Name: m.cfg.Name, Aliases: append([]string{}, m.cfg.Aliases...), State: m.state,
+		Priority: m.cfg.Priority, Pinned: m.cfg.Pinned, Preload: m.cfg.Preload, Tier: m.cfg.Tier,
+		EstimatedBytes: est.Total, Estimate: est, MeasuredBytes: m.measured, ChargedBytes: m.charge,
+		BudgetBytes: uint64(max(m.cfg.MemoryBudget, 0)),
+		LastUsed:    tp(m.lastUsed), Active: m.active, Queued: m.queued, Draining: m.draining > 0,
+		Requests: m.requests, Failures: m.failures, Rejected: m.rejected, Tokens: m.tokens,
+		Loads: m.loads, Evictions: m.evictions, LoadSeconds: m.loadSeconds, LastError: m.lastError,
+		KeepAlive: "forever",
+	}
+	if m.cfg.KeepAlive >= 0 {
+		s.KeepAlive = m.cfg.KeepAlive.String()
+	}
+	switch m.state {
+	case StateReady, StateUnloading:
+		s.LoadedAt = tp(m.loadedAt)
+		s.LoadProgress = 1
+		s.Info = m.info
+	case StateLoading:
+		if m.proc != nil {
+			s.LoadProgress = m.proc.Progress()
+		}
+	}
+	if m.proc != nil {
+		s.Pid = m.proc.Pid()
+	}
+	if m.state == StateReady && m.active == 0 && m.queued == 0 && m.cfg.KeepAlive >= 0 && !m.cfg.Pinned {
+		s.KeepAliveUntil = tp(m.lastUsed.Add(m.cfg.KeepAlive))
+	}
+	return s
+}
+
+// Status returns the pool's totals.
+func (p *Pool) Status() Status {
+	avail, ok := p.memAvailable()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Status{
+		Budget: uint64(p.cfg.Memory.Budget), Reserve: uint64(p.cfg.Memory.Reserve), Used: p.usedLocked(),
+		Queued: p.queued, QueueTotal: p.cfg.Server.QueueTotal, Models: len(p.order),
+	}
+	if ok {
+		s.MemAvailable = avail
+	}
+	for _, m := range p.order {
+		switch m.state {
+		case StateReady:
+			s.Loaded++
+		case StateLoading:
+			s.Loading++
+		}
+	}
+	return s
+}
+
+// readMemAvailable reads MemAvailable from /proc/meminfo.
+func readMemAvailable() (uint64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			kb, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			return kb * 1024, true
+		}
+	}
+	return 0, false
+}
