@@ -303,8 +303,9 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 			if first {
 				// OpenAI's first chat chunk carries the role.
 				first = false
-				st.write(bytes.Replace(st.prefix, []byte(`"delta":{"content":`), []byte(`"delta":{"role":"assistant","content":`), 1))
-				st.write(append(appendJSONString(nil, t), st.suffix...))
+				b := bytes.Replace(st.prefix, []byte(`"delta":{"content":`), []byte(`"delta":{"role":"assistant","content":`), 1)
+				b = appendJSONString(b, t)
+				st.write(append(b, st.suffix...))
 				return
 			}
 			st.text(t)
