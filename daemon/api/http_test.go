@@ -50,12 +50,14 @@ func (f *fakePool) Models() []pool.ModelStatus {
 	}
 	return []pool.ModelStatus{{Name: "m", State: "unloaded"}}
 }
-func (f *fakePool) Model(name string) (pool.ModelStatus, bool) { return pool.ModelStatus{Name: name}, name == "m" }
-func (f *fakePool) Status() pool.Status                        { return pool.Status{} }
+func (f *fakePool) Model(name string) (pool.ModelStatus, bool) {
+	return pool.ModelStatus{Name: name}, name == "m"
+}
+func (f *fakePool) Status() pool.Status { return pool.Status{} }
 func (f *fakePool) Optimize(ctx context.Context) pool.OptimizeReport {
 	return pool.OptimizeReport{}
 }
-func (f *fakePool) Ready() bool                  { return f.ready }
+func (f *fakePool) Ready() bool                   { return f.ready }
 func (f *fakePool) Performance() pool.Performance { return pool.Performance{} }
 
 // fakeServerWithFile serves the API over fp with a config of hcl plus one
@@ -156,7 +158,9 @@ func TestPanicIsA500AndServingGoesOn(t *testing.T) {
 
 func TestPoolErrorsMapToStatuses(t *testing.T) {
 	var err error
-	fp := &fakePool{ready: true, complete: func(ctx context.Context, model string, _ func(string)) (runner.Result, error) { return runner.Result{}, err }}
+	fp := &fakePool{ready: true, complete: func(ctx context.Context, model string, _ func(string)) (runner.Result, error) {
+		return runner.Result{}, err
+	}}
 	_, url := fakeServerWithFile(t, ``, fp)
 	cases := []struct {
 		err        error
