@@ -573,6 +573,16 @@ func TestDisconnectFreesSlot(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
+	// The pool sees the slot come free.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, _ := e.pool.Model("slow")
+		if st.Active == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned stream still holds its slot: %+v", st)
+		}
+	}
 	a = post(t, e.url+"/inference", `{"prompt": "x", "model": "slow", "max_tokens": 2}`)
 	if a.Status != 200 {
 		t.Fatalf("%d %s", a.Status, a.Body)

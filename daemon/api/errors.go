@@ -135,6 +135,9 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 		if e.Status < 400 || e.Status > 599 {
 			e.Status = http.StatusBadGateway
 		}
+		if re.Code == runner.CodeNoChatTemplate {
+			e.Message += " (POST /v1/completions and POST /inference take a plain prompt)"
+		}
 		if re.Code == runner.CodeBusy {
 			e.Status, e.RetryAfter = http.StatusTooManyRequests, time.Second
 		}
