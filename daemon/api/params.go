@@ -28,6 +28,8 @@ type sampleFields struct {
 	Stop             stopList        `json:"stop"`
 	Grammar          string          `json:"grammar"`
 	JSONSchema       json.RawMessage `json:"json_schema"`
+	// IgnoreEOS generates exactly max_tokens (benchmarks).
+	IgnoreEOS bool `json:"ignore_eos"`
 }
 
 // stopList is a string or an array of strings.
@@ -157,6 +159,7 @@ func (f *sampleFields) request(m *config.Model) (runner.Request, *Error) {
 		return req, e
 	}
 	sp.JSONSchema = schema
+	req.IgnoreEOS = f.IgnoreEOS
 	req.MaxTokens = pickInt(f.MaxTokens, d.MaxTokens)
 	if req.MaxTokens <= 0 || req.MaxTokens > m.Context {
 		// Absurd requests are capped rather than refused: a model never
