@@ -11,7 +11,8 @@
 //	weights = sum of tensor bytes
 //	kv      = context × parallel × layers × KVWidth × 2   (f16 K and V)
 //	compute = 4 × vocab × min(512, context × parallel)     (f32 logits of one batch)
-//	        + 4 × 512 × (embedding + feed_forward) × 4     (activations of one batch)
+//	        + 4 × min(512, context × parallel) × (embedding + feed_forward)
+//	                                                       (f32 activations of one batch)
 //	runner  = process overhead: DefaultRunnerOverhead until a runner has been
 //	          measured, then the largest overhead measured so far
 //	          (RSS − weights − kv − compute)

@@ -273,6 +273,17 @@ func (p *Pool) planLocked(m *model, need, avail uint64, haveAvail bool) plan {
 			return pl
 		}
 	}
+	// Loads under way become evictable once ready: wait for them rather
+	// than fail.
+	var later uint64
+	for _, o := range p.order {
+		if o != m && o.state == StateLoading && !o.cfg.Pinned {
+			later += o.charge
+		}
+	}
+	if later > 0 && fits(freed+later) {
+		return plan{fits: true, pending: true}
+	}
 	if haveAvail && avail+freed < need+reserve {
 		blockers = append(blockers, fmt.Sprintf("the system has %s available (MemAvailable) and memory.reserve keeps %s free", human(avail), human(reserve)))
 	}
