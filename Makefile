@@ -29,6 +29,21 @@ test: vet
 clean:
 	rm -rf $(BIN)
 
+# Run jetaid in the foreground on a sample config that works on a fresh
+# clone: the real tiny model when ../shared/models has it, otherwise a small
+# model made by the project's own generator.
+RUN_DIR := .cache/run
+run: build
+	@mkdir -p $(RUN_DIR) .cache/models
+	@model="$(JETAI_TEST_MODEL)"; \
+	if [ ! -f "$$model" ]; then \
+		model="$(abspath .cache/models)/tiny-chatml.gguf"; \
+		[ -f "$$model" ] || $(BIN)/jetai-modelgen -preset tiny -chat-template -out "$$model"; \
+	fi; \
+	sed "s|@MODEL@|$$model|" testdata/jetaid/run.hcl.in > $(RUN_DIR)/jetai.hcl; \
+	echo "jetaid: http://127.0.0.1:8000, model $$model, config $(RUN_DIR)/jetai.hcl"; \
+	exec $(BIN)/jetaid --config $(RUN_DIR)/jetai.hcl
+
 # Speed, side by side with the raw engine (see package bench). Not a test.
 bench: build
 	$(GO) run ./cmd/jetai-bench -runner $(BIN)/jetaid
