@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -79,7 +80,7 @@ func start(t *testing.T, hcl string) *env {
 	}
 	p, err := pool.New(pool.Options{
 		Config: cfg, RunnerCommand: []string{os.Args[0]}, RunnerEnv: []string{"JETAI_TEST_RUNNER=1"},
-		SocketDir: dir, RunnerLog: io.Discard,
+		SocketDir: dir, RunnerLog: io.Discard, Log: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -628,4 +629,53 @@ func TestModelManagement(t *testing.T) {
 		t.Fatalf("unload: %d %s", a.Status, a.Body)
 	}
 	wantError(t, post(t, e.url+"/load_model", `{}`), 400, "invalid_request")
+}
+
+// A full queue answers 429 with Retry-After, and the daemon keeps serving.
+func TestQueueFull(t *testing.T) {
+	_, slow := genModels(t)
+	e := start(t, fmt.Sprintf(`
+server {
+  queue_per_model = 1
+}
+model "q" {
+  path     = %q
+  context  = 4096
+  parallel = 1
+  threads  = 1
+}`, slow))
+	if a := post(t, e.url+"/inference", `{"prompt": "x", "model": "q", "max_tokens": 1}`); a.Status != 200 {
+		t.Fatalf("%d %s", a.Status, a.Body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// One request holds the slot, one waits in the queue.
+	for i := 0; i < 2; i++ {
+		req, _ := http.NewRequestWithContext(ctx, "POST", e.url+"/inference",
+			strings.NewReader(`{"model": "q", "prompt": "Once upon a time", "max_tokens": 4000, "ignore_eos": true, "stream": true}`))
+		go func() {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, _ := e.pool.Model("q")
+		if st.Active == 1 && st.Queued == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never busy: %+v", st)
+		}
+	}
+	a := post(t, e.url+"/inference", `{"prompt": "x", "model": "q", "max_tokens": 1}`)
+	wantError(t, a, 429, "queue_full")
+	if a.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	cancel()
+	if a := do(t, "GET", e.url+"/health", ""); a.Status != 200 {
+		t.Fatalf("health: %d", a.Status)
+	}
 }
