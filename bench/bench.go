@@ -79,7 +79,18 @@ func PrepareCases(tinyPath, cacheDir string, large bool, log io.Writer) ([]Case,
 // LargeModel returns the path of the generated 0.8B Q4_K_M model, making it
 // if needed.
 func LargeModel(cacheDir string, log io.Writer) (string, error) {
+	return largeModel(cacheDir, modelgen.Llama08B(), log)
+}
+
+// SecondLargeModel is a model of the same shape with other weights, for
+// swap measurements.
+func SecondLargeModel(cacheDir string, log io.Writer) (string, error) {
 	spec := modelgen.Llama08B()
+	spec.Seed++
+	return largeModel(cacheDir, spec, log)
+}
+
+func largeModel(cacheDir string, spec modelgen.Spec, log io.Writer) (string, error) {
 	q := filepath.Join(cacheDir, strings.TrimSuffix(spec.FileName(), ".gguf")+"-q4_k_m.gguf")
 	if _, err := os.Stat(q); err == nil {
 		return q, nil

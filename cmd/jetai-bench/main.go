@@ -22,6 +22,8 @@ func main() {
 	threads := flag.Int("threads", 0, "CPU threads for the raw engine and the runner (0 = all)")
 	streams := flag.String("streams", "1,2,4,8", "concurrency levels")
 	runnerCmd := flag.String("runner", "bin/jetaid", "jetaid binary that provides `jetaid runner`")
+	httpBench := flag.Bool("http", true, "also measure jetaid over HTTP against the runner, endpoint latency and a model swap")
+	rate := flag.Int("rate", 500, "requests/s for the /health and /models latency figure")
 	flag.Parse()
 
 	var levels []int
@@ -45,8 +47,34 @@ func main() {
 		_, err = bench.Run(ctx, bench.Config{Cases: cases, Threads: *threads, Streams: levels,
 			Runner: []string{exe, "runner"}, Out: os.Stdout, Log: os.Stderr})
 	}
+	if err == nil && *httpBench {
+		err = runHTTP(ctx, *large, *tiny, *cache, exe, *threads, *rate)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
 		os.Exit(1)
 	}
+}
+
+func runHTTP(ctx context.Context, large bool, tiny, cache, exe string, threads, rate int) error {
+	cfg := bench.HTTPConfig{Jetaid: exe, Model: tiny, Threads: threads, GenTokens: 512, Streams: 8, Rate: rate, Out: os.Stdout, Log: os.Stderr}
+	if large {
+		a, err := bench.LargeModel(cache, os.Stderr)
+		if err != nil {
+			return err
+		}
+		b, err := bench.SecondLargeModel(cache, os.Stderr)
+		if err != nil {
+			return err
+		}
+		cfg.SwapA, cfg.SwapB = a, b
+		if tiny == "" {
+			cfg.Model, cfg.GenTokens = a, 64
+		}
+	}
+	if cfg.Model == "" {
+		return nil
+	}
+	_, err := bench.RunHTTP(ctx, cfg)
+	return err
 }
