@@ -25,10 +25,6 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	// Shorter intervals keep the tests quick.
-	ReapEvery = 50 * time.Millisecond
-	MeasureEvery = 0
-	StopGrace = 5 * time.Second
 	os.Exit(m.Run())
 }
 
@@ -69,12 +65,17 @@ func newPool(t *testing.T, hcl string, setup func(p *Pool)) *Pool {
 	p, err := New(Options{
 		Config: cfg, RunnerCommand: []string{os.Args[0]}, RunnerEnv: []string{"JETAI_TEST_RUNNER=1"},
 		RunnerLog: testWriter{t},
+		// Above any runner's real overhead (a race-enabled test binary
+		// included), so estimates, not measurements, decide the tests.
+		RunnerOverhead: 64 << 20,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// MemAvailable of the test machine must not decide the tests.
 	p.memAvailable = func() (uint64, bool) { return 1 << 40, true }
+	// Shorter intervals keep the tests quick.
+	p.reapEvery, p.measureEvery, p.stopGrace = 50*time.Millisecond, 0, 5*time.Second
 	if setup != nil {
 		setup(p)
 	}

@@ -47,7 +47,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	if err == nil && p.closing {
 		err = ErrClosed
 		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), StopGrace)
+		ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 		proc.Stop(ctx)
 		cancel()
 		p.mu.Lock()
@@ -200,7 +200,7 @@ type plan struct {
 	fits     bool     // room is there, or will be once victims are gone
 	pending  bool     // wait for unloads already under way
 	victims  []*model // to evict, in order
-	busy     []*model // victims with requests running: drain first
+	busy     []*model // victims with requests running or queued: drain first
 	blockers []string // why it cannot fit, when !fits
 }
 
@@ -228,7 +228,7 @@ func (p *Pool) planLocked(m *model, need, avail uint64, haveAvail bool) plan {
 			switch {
 			case o.cfg.Pinned:
 				blockers = append(blockers, fmt.Sprintf("pinned model %q (%s)", o.cfg.Name, human(o.charge)))
-			case o.active > 0 && o.cfg.Priority > m.cfg.Priority:
+			case o.busy() && o.cfg.Priority > m.cfg.Priority:
 				blockers = append(blockers, fmt.Sprintf("busy model %q of higher priority %d (%d requests running, %s)", o.cfg.Name, o.cfg.Priority, o.active, human(o.charge)))
 			default:
 				cands = append(cands, o)
@@ -255,8 +255,8 @@ func (p *Pool) planLocked(m *model, need, avail uint64, haveAvail bool) plan {
 		if a.cfg.Priority != b.cfg.Priority {
 			return a.cfg.Priority < b.cfg.Priority
 		}
-		if (a.active > 0) != (b.active > 0) {
-			return a.active == 0
+		if a.busy() != b.busy() {
+			return !a.busy()
 		}
 		return a.lastUsed.Before(b.lastUsed)
 	})
@@ -264,7 +264,7 @@ func (p *Pool) planLocked(m *model, need, avail uint64, haveAvail bool) plan {
 	pl.pending = pendingFree > 0
 	for _, c := range cands {
 		pl.victims = append(pl.victims, c)
-		if c.active > 0 {
+		if c.busy() {
 			pl.busy = append(pl.busy, c)
 		}
 		freed += c.charge
@@ -302,7 +302,7 @@ func (p *Pool) makeRoom(m *model) error {
 	drained := map[*model]bool{}
 	defer func() {
 		for v := range drained {
-			v.draining--
+			v.undrain()
 		}
 		if len(drained) > 0 {
 			p.broadcastLocked()
@@ -338,13 +338,13 @@ func (p *Pool) makeRoom(m *model) error {
 		}
 		for v := range drained {
 			if !want[v] {
-				v.draining--
+				v.undrain()
 				delete(drained, v)
 			}
 		}
 		for v := range want {
 			if !drained[v] {
-				v.draining++
+				v.drain()
 				drained[v] = true
 			}
 		}
@@ -367,6 +367,38 @@ func (p *Pool) makeRoom(m *model) error {
 	}
 }
 
+// busy says whether m has work that eviction must wait for: requests
+// running, or requests queued that it will still admit (all of them unless
+// it is draining, then those queued before the drain began).
+func (m *model) busy() bool {
+	if m.active > 0 {
+		return true
+	}
+	if m.draining == 0 {
+		return m.queued > 0
+	}
+	return min(m.grace, m.queued) > 0
+}
+
+func (m *model) drain() {
+	if m.draining == 0 {
+		m.grace = m.queued
+	}
+	m.draining++
+}
+
+func (m *model) undrain() {
+	m.draining--
+	if m.draining == 0 {
+		m.grace = 0
+	}
+}
+
+// admits says whether a request may take one of m's slots now.
+func (m *model) admits() bool {
+	return m.state == StateReady && m.active < max(m.cfg.Parallel, 1) && (m.draining == 0 || min(m.grace, m.queued) > 0)
+}
+
 // beginUnloadLocked stops v's runner in the background.
 func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	v.state = StateUnloading
@@ -376,7 +408,7 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), StopGrace)
+		ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 		proc.Stop(ctx)
 		cancel()
 		p.mu.Lock()
@@ -401,7 +433,7 @@ func (p *Pool) idleExpiredLocked(m *model, now time.Time) bool {
 
 func (p *Pool) reaper() {
 	defer p.wg.Done()
-	t := time.NewTicker(ReapEvery)
+	t := time.NewTicker(p.reapEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -503,7 +535,7 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 				}
 			}
 			p.mu.Unlock()
-			sctx, cancel := context.WithTimeout(context.Background(), StopGrace)
+			sctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 			proc.Stop(sctx)
 			cancel()
 			p.mu.Lock()

@@ -26,8 +26,8 @@ const (
 	StateFailed    = "failed"
 )
 
-// Tunables. Variables so tests can shorten them.
-var (
+// Timing defaults.
+const (
 	// MeasureEvery is the least time between two RSS readings of a runner
 	// after requests.
 	MeasureEvery = 2 * time.Second
@@ -49,6 +49,9 @@ type Options struct {
 	SocketDir string
 	Log       *slog.Logger // nil: slog.Default()
 	RunnerLog io.Writer    // the runners' stderr; nil discards it
+	// RunnerOverhead is the estimate's runner overhead until a runner has
+	// been measured; 0 means DefaultRunnerOverhead.
+	RunnerOverhead uint64
 }
 
 // ModelStatus is one configured model as /models shows it.
@@ -124,6 +127,7 @@ type model struct {
 	queued    int // requests waiting for a load or a slot
 	waiters   int // Load calls waiting
 	draining  int // loads waiting for this model to go idle
+	grace     int // while draining: requests queued before it began, still to admit
 	charge    uint64
 	measured  uint64
 	peak      uint64
@@ -150,8 +154,10 @@ type Pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// memAvailable reads MemAvailable; ok false when unknown. A test hook.
-	memAvailable func() (uint64, bool)
+	// memAvailable reads MemAvailable; ok false when unknown. A test hook,
+	// like the intervals below.
+	memAvailable                       func() (uint64, bool)
+	measureEvery, reapEvery, stopGrace time.Duration
 
 	mu       sync.Mutex
 	wake     chan struct{} // closed and replaced on every state change
@@ -175,6 +181,10 @@ func New(opts Options) (*Pool, error) {
 		opts: opts, cfg: opts.Config, log: opts.Log,
 		wake: make(chan struct{}), models: map[string]*model{},
 		overhead: DefaultRunnerOverhead, memAvailable: readMemAvailable,
+		measureEvery: MeasureEvery, reapEvery: ReapEvery, stopGrace: StopGrace,
+	}
+	if opts.RunnerOverhead > 0 {
+		p.overhead = opts.RunnerOverhead
 	}
 	if opts.RunnerLog != nil {
 		p.runLog = &lockedWriter{w: opts.RunnerLog}
@@ -288,7 +298,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		select {
 		case <-done:
 			return nil
-		case <-time.After(StopGrace):
+		case <-time.After(p.stopGrace):
 			return fmt.Errorf("pool: close: goroutines still running: %w", ctx.Err())
 		}
 	}

@@ -109,9 +109,13 @@ func (p *Pool) acquire(ctx context.Context, m *model) (*runner.Process, time.Dur
 		}
 		switch m.state {
 		case StateReady:
-			if m.draining == 0 && m.active < max(m.cfg.Parallel, 1) {
+			// A draining model admits only requests queued before the
+			// drain began.
+			if m.admits() && (m.draining == 0 || queued) {
 				if !queued {
 					m.requests++
+				} else if m.draining > 0 {
+					m.grace--
 				}
 				leave()
 				m.active++
@@ -189,7 +193,7 @@ func (p *Pool) release(ctx context.Context, m *model, proc *runner.Process, err 
 		m.win.add(s)
 	}
 	measure := false
-	if m.proc == proc && m.state == StateReady && !m.measuring && now.Sub(m.lastMeas) >= MeasureEvery {
+	if m.proc == proc && m.state == StateReady && !m.measuring && now.Sub(m.lastMeas) >= p.measureEvery {
 		m.measuring, measure = true, true
 	}
 	if m.cfg.KeepAlive == 0 && p.idleExpiredLocked(m, now) {
