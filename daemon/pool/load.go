@@ -36,8 +36,8 @@ func (p *Pool) startLoadLocked(m *model) *loadOp {
 
 func (p *Pool) doLoad(m *model, op *loadOp) {
 	defer p.wg.Done()
-	start := time.Now()
 	err := p.makeRoom(m)
+	start := time.Now() // load time is the runner's, not the wait for room
 	var proc *runner.Process
 	var info runner.ModelInfo
 	if err == nil {

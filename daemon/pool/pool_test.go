@@ -193,7 +193,7 @@ func TestKeepAlive(t *testing.T) {
 	real := realModel(t)
 	dir := t.TempDir()
 	hcl := memBlock("1GiB", "1MiB") +
-		modelBlock("brief", copyModel(t, real, dir, "brief.gguf"), `keep_alive = "300ms"`) +
+		modelBlock("brief", copyModel(t, real, dir, "brief.gguf"), `keep_alive = "1s"`) +
 		modelBlock("zero", copyModel(t, real, dir, "zero.gguf"), `keep_alive = "0"`) +
 		modelBlock("ever", copyModel(t, real, dir, "ever.gguf"), "")
 	p := newPool(t, hcl, nil)
@@ -203,14 +203,13 @@ func TestKeepAlive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	used := time.Now()
 	waitState(t, p, "zero", StateUnloaded, 2*time.Second)
-	s := state(t, p, "brief")
-	if s.State != StateReady || s.KeepAliveUntil == nil || s.KeepAliveUntil.Sub(*s.LastUsed) != 300*time.Millisecond {
+	if s := state(t, p, "brief"); s.State == StateReady && (s.KeepAliveUntil == nil || s.KeepAliveUntil.Sub(*s.LastUsed) != time.Second) {
 		t.Fatalf("brief right after use: %+v", s)
 	}
-	start := time.Now()
-	waitState(t, p, "brief", StateUnloaded, 3*time.Second)
-	if d := time.Since(start); d < 150*time.Millisecond {
+	waitState(t, p, "brief", StateUnloaded, 4*time.Second)
+	if d := time.Since(used); d < 900*time.Millisecond {
 		t.Fatalf("brief unloaded after only %v", d)
 	}
 	if s := state(t, p, "ever"); s.State != StateReady || s.KeepAliveUntil != nil {
@@ -481,8 +480,11 @@ func TestBusyVictimDrains(t *testing.T) {
 	if err := <-aAgain; err != nil {
 		t.Fatalf("a again: %v", err)
 	}
+	// a's second request may win the race to load after a's eviction (then
+	// b drains a once more) or follow b (then b is evicted for it): either
+	// way every request is served and nothing flaps.
 	a, b := state(t, p, "a"), state(t, p, "b")
-	if a.Evictions != 1 || a.Loads != 2 || b.Evictions != 1 {
+	if a.Evictions < 1 || a.Loads != 2 || a.Loads+b.Loads > 4 || a.Failures+b.Failures != 0 {
 		t.Fatalf("a %+v\nb %+v", a, b)
 	}
 	if st := p.Status(); st.Used > st.Budget {
