@@ -35,6 +35,14 @@ func main() {
 		}
 		levels = append(levels, n)
 	}
+	if *tiny != "" {
+		abs, err := filepath.Abs(*tiny)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "jetai-bench:", err)
+			os.Exit(2)
+		}
+		*tiny = abs
+	}
 	exe, err := filepath.Abs(*runnerCmd)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)

@@ -14,7 +14,7 @@ import (
 const maxRequestBody = 16 << 20
 
 // minFrameInterval is the shortest time between two frames of one stream.
-const minFrameInterval = 2 * time.Millisecond
+const minFrameInterval = 5 * time.Millisecond
 
 type handler struct {
 	sched *scheduler
