@@ -13,8 +13,8 @@
 //	compute = 4 × vocab × min(512, context × parallel)     (f32 logits of one batch)
 //	        + 4 × min(512, context × parallel) × (embedding + feed_forward)
 //	                                                       (f32 activations of one batch)
-//	runner  = process overhead: DefaultRunnerOverhead until a runner has been
-//	          measured, then the largest overhead measured so far
+//	runner  = process overhead: DefaultRunnerOverhead (or Options.RunnerOverhead),
+//	          raised to the largest overhead any runner has shown
 //	          (RSS − weights − kv − compute)
 //
 // After the load, and again when a request finishes (at most every

@@ -1,0 +1,53 @@
+package pool
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/gguf"
+	"github.com/jetai/jetai/modelgen"
+)
+
+func TestEstimateFormula(t *testing.T) {
+	p := gguf.Params{BlockCount: 6, EmbeddingLength: 512, FeedForwardLength: 1536, HeadCountKV: 4, KeyLength: 64, ValueLength: 64, VocabSize: 8000, TensorBytes: 1000}
+	cases := []struct {
+		ctx, par int
+		kv, comp uint64
+	}{
+		{256, 2, 512 * 6 * 512 * 2, 4*8000*512 + 4*512*2048},
+		{64, 1, 64 * 6 * 512 * 2, 4*8000*64 + 4*64*2048},
+	}
+	for _, c := range cases {
+		e := EstimateParams(p, config.Model{Context: c.ctx, Parallel: c.par}, 7)
+		if e.Weights != 1000 || e.KV != c.kv || e.Compute != c.comp || e.Overhead != 7 || e.Total != 1000+c.kv+c.comp+7 {
+			t.Errorf("ctx %d×%d: %+v, want kv %d compute %d", c.ctx, c.par, e, c.kv, c.comp)
+		}
+	}
+}
+
+// TestEstimateAgainstRunners loads generated and real models with the
+// default overhead and compares estimates with the runners' RSS.
+func TestEstimateAgainstRunners(t *testing.T) {
+	files := map[string]string{"real": realModel(t), "tiny": genModel(t, modelgen.Tiny()), "small": genModel(t, modelgen.Small())}
+	hcl := memBlock("2GiB", "1MiB")
+	for _, n := range []string{"real", "tiny", "small"} {
+		hcl += modelBlock(n, files[n], "")
+	}
+	p := newPool(t, hcl, func(p *Pool) { p.overhead = DefaultRunnerOverhead })
+	for _, n := range []string{"real", "tiny", "small"} {
+		before := state(t, p, n).Estimate
+		if _, err := p.Complete(context.Background(), n, short, nil); err != nil {
+			t.Fatal(err)
+		}
+		s := state(t, p, n)
+		t.Logf("%s: estimate %s (weights %s, kv %s, compute %s), measured %s, charged %s", n,
+			human(before.Total), human(before.Weights), human(before.KV), human(before.Compute), human(s.MeasuredBytes), human(s.ChargedBytes))
+		if s.MeasuredBytes < before.Weights || s.ChargedBytes < s.MeasuredBytes || s.ChargedBytes < before.Total {
+			t.Fatalf("%s: estimate %+v measured %d charged %d", n, before, s.MeasuredBytes, s.ChargedBytes)
+		}
+		if before.Total > s.MeasuredBytes+64<<20 {
+			t.Errorf("%s: estimate %s is far above the measured %s", n, human(before.Total), human(s.MeasuredBytes))
+		}
+	}
+}
