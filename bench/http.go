@@ -53,6 +53,10 @@ type LatencyStats struct {
 
 const slotContext = 512
 
+// benchSampling is greedy with every filter off, for the runner directly
+// and over HTTP alike.
+var benchSampling = runner.Sampling{Temperature: 0, TopK: 0, TopP: 1, MinP: 0, RepeatPenalty: 1}
+
 // RunHTTP measures and prints the report.
 func RunHTTP(ctx context.Context, cfg HTTPConfig) (HTTPReport, error) {
 	rep := HTTPReport{Latency: map[string]LatencyStats{}}
@@ -74,7 +78,7 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (HTTPReport, error) {
 	}
 	direct := func(ctx context.Context, prompt string, onFirst func()) (int, error) {
 		first := false
-		r, err := p.Complete(ctx, runner.Request{Prompt: prompt, Sampling: runner.Sampling{Temperature: 0}, MaxTokens: cfg.GenTokens, IgnoreEOS: true},
+		r, err := p.Complete(ctx, runner.Request{Prompt: prompt, Sampling: benchSampling, MaxTokens: cfg.GenTokens, IgnoreEOS: true},
 			func(string) {
 				if !first {
 					first = true
@@ -267,8 +271,11 @@ func (d *daemonProc) stop() {
 
 // stream runs a streamed /inference and returns the generated token count.
 func (d *daemonProc) stream(ctx context.Context, model, prompt string, maxTokens int, onFirst func()) (int, error) {
+	// Every sampling setting is explicit, so the daemon's model defaults do
+	// not make its requests do more work than the direct ones.
 	body, _ := json.Marshal(map[string]any{"model": model, "prompt": prompt, "max_tokens": maxTokens,
-		"temperature": 0, "stream": true, "ignore_eos": true})
+		"temperature": benchSampling.Temperature, "top_k": benchSampling.TopK, "top_p": benchSampling.TopP,
+		"min_p": benchSampling.MinP, "repeat_penalty": benchSampling.RepeatPenalty, "stream": true, "ignore_eos": true})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.base+"/inference", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := d.client.Do(req)
