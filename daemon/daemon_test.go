@@ -1,0 +1,143 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/daemon/runner/serve"
+	"github.com/jetai/jetai/internal/testmodel"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("JETAI_TEST_RUNNER") == "1" {
+		if err := serve.Main(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestRunServesAndStops runs the whole daemon on a real listener: it serves
+// an answer from the real tiny model, then shuts down cleanly on ctx's end,
+// leaving no runner behind.
+func TestRunServesAndStops(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "jetai.hcl")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`
+cache {
+  dir = "cache"
+}
+model "stories" {
+  path       = %q
+  aliases    = ["gpt2"]
+  context    = 256
+  parallel   = 2
+  threads    = 1
+  preload    = true
+  keep_alive = "forever"
+}
+`, testmodel.Path(t))), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
+			RunnerCommand: []string{os.Args[0]}, RunnerEnv: []string{"JETAI_TEST_RUNNER=1"}, RunnerLog: io.Discard})
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not healthy: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Post(base+"/inference", "application/json",
+		strings.NewReader(`{"prompt": "Once upon a time", "model": "gpt2", "max_length": 20, "temperature": 0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Response string `json:"response"`
+		Model    string `json:"model"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || out.Model != "stories" || len(strings.Fields(out.Response)) < 3 {
+		t.Fatalf("inference: %d %+v", resp.StatusCode, out)
+	}
+
+	var pids []int
+	resp, err = http.Get(base + "/models")
+	if err == nil {
+		var ms struct {
+			Models []struct {
+				Pid int `json:"pid"`
+			} `json:"models"`
+		}
+		json.NewDecoder(resp.Body).Decode(&ms)
+		resp.Body.Close()
+		for _, m := range ms.Models {
+			if m.Pid > 0 {
+				pids = append(pids, m.Pid)
+			}
+		}
+	}
+	if len(pids) != 1 {
+		t.Fatalf("want one runner pid, got %v", pids)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(b), ") Z ") {
+				t.Fatalf("runner %d still running after shutdown", pid)
+			}
+		}
+	}
+}
+
+// TestRunBadConfig refuses an invalid file with file:line:col diagnostics.
+func TestRunBadConfig(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "bad.hcl")
+	os.WriteFile(conf, []byte("server {\n  listen = 8000\n  bogus = true\n}\n"), 0o644)
+	err := daemon.Run(context.Background(), daemon.Options{ConfigPath: conf})
+	var diags config.Diagnostics
+	if !errors.As(err, &diags) || len(diags) < 2 || !strings.Contains(err.Error(), conf+":3:") {
+		t.Fatalf("want diagnostics for both problems with positions, got %v", err)
+	}
+}
