@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -209,6 +210,9 @@ type figures struct {
 // do with zero overhead.
 func measureRaw(ctx context.Context, cfg Config, c Case, slotCtx, slots int) (figures, error) {
 	f := figures{batched: map[int]float64{}}
+	// Like the runner's decode loop: one OS thread drives the context.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	m, err := engine.Load(ctx, c.Path, engine.LoadOptions{})
 	if err != nil {
 		return f, err

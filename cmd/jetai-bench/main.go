@@ -43,6 +43,9 @@ func main() {
 		}
 		*tiny = abs
 	}
+	if abs, err := filepath.Abs(*cache); err == nil {
+		*cache = abs
+	}
 	exe, err := filepath.Abs(*runnerCmd)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)

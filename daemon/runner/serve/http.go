@@ -13,8 +13,15 @@ import (
 
 const maxRequestBody = 16 << 20
 
-// minFrameInterval is the shortest time between two frames of one stream.
-const minFrameInterval = 5 * time.Millisecond
+// minFrameInterval is the shortest time between two frames of one stream;
+// with many active streams it grows by perStreamFrameBudget each, which
+// holds the runner to about 1,000 frames/s in all. Each frame wakes this
+// process and the daemon; on a small box whose cores all run llama.cpp's
+// threads, those wake-ups stall its spinning barriers.
+const (
+	minFrameInterval     = 5 * time.Millisecond
+	perStreamFrameBudget = time.Millisecond
+)
 
 type handler struct {
 	sched *scheduler
@@ -155,7 +162,8 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		// one frame: each frame costs two process wake-ups and a syscall on
 		// each side. At the rates of real models (tens of tokens/s) every
 		// token still gets its own frame at once.
-		if wait := minFrameInterval - time.Since(lastFlush); wait > 0 && !j.out.isDone() {
+		interval := max(minFrameInterval, time.Duration(h.sched.active.Load())*perStreamFrameBudget)
+		if wait := interval - time.Since(lastFlush); wait > 0 && !j.out.isDone() {
 			time.Sleep(wait)
 		}
 		text, done, final := j.out.take()
