@@ -17,18 +17,12 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
-	"github.com/jetai/jetai/daemon/runner/serve"
 	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/internal/testrunner"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("JETAI_TEST_RUNNER") == "1" {
-		if err := serve.Main(os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testrunner.ServeIfRunner()
 	os.Exit(m.Run())
 }
 
@@ -61,7 +55,7 @@ model "stories" {
 	done := make(chan error, 1)
 	go func() {
 		done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
-			RunnerCommand: []string{os.Args[0]}, RunnerEnv: []string{"JETAI_TEST_RUNNER=1"}, RunnerLog: io.Discard})
+			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard})
 	}()
 
 	deadline := time.Now().Add(30 * time.Second)

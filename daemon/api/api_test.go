@@ -20,20 +20,14 @@ import (
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/pool"
-	"github.com/jetai/jetai/daemon/runner/serve"
 	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/internal/testrunner"
 	"github.com/jetai/jetai/modelgen"
 )
 
 // The test binary doubles as the runner executable.
 func TestMain(m *testing.M) {
-	if os.Getenv("JETAI_TEST_RUNNER") == "1" {
-		if err := serve.Main(os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testrunner.ServeIfRunner()
 	code := m.Run()
 	for _, f := range cleanups {
 		f()
@@ -79,7 +73,7 @@ func start(t *testing.T, hcl string) *env {
 		t.Fatalf("config: %v\n%s", err, hcl)
 	}
 	p, err := pool.New(pool.Options{
-		Config: cfg, RunnerCommand: []string{os.Args[0]}, RunnerEnv: []string{"JETAI_TEST_RUNNER=1"},
+		Config: cfg, RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(),
 		SocketDir: dir, RunnerLog: io.Discard, Log: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

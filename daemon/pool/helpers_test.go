@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,20 +10,14 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
-	"github.com/jetai/jetai/daemon/runner/serve"
 	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/internal/testrunner"
 	"github.com/jetai/jetai/modelgen"
 )
 
 // The test binary doubles as the runner executable.
 func TestMain(m *testing.M) {
-	if os.Getenv("JETAI_TEST_RUNNER") == "1" {
-		if err := serve.Main(os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testrunner.ServeIfRunner()
 	os.Exit(m.Run())
 }
 
@@ -63,7 +56,7 @@ func newPool(t *testing.T, hcl string, setup func(p *Pool)) *Pool {
 		t.Fatalf("config:\n%v", err)
 	}
 	p, err := New(Options{
-		Config: cfg, RunnerCommand: []string{os.Args[0]}, RunnerEnv: []string{"JETAI_TEST_RUNNER=1"},
+		Config: cfg, RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(),
 		RunnerLog: testWriter{t},
 		// Above any runner's real overhead (a race-enabled test binary
 		// included), so estimates, not measurements, decide the tests.

@@ -15,19 +15,13 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
-	"github.com/jetai/jetai/daemon/runner/serve"
 	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/internal/testrunner"
 )
 
 // The test binary doubles as the runner executable.
 func TestMain(m *testing.M) {
-	if os.Getenv("JETAI_TEST_RUNNER") == "1" {
-		if err := serve.Main(os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testrunner.ServeIfRunner()
 	if os.Getenv("JETAI_TEST_PARENT") == "1" {
 		parentMain()
 		return
@@ -40,7 +34,7 @@ func TestMain(m *testing.M) {
 func parentMain() {
 	p, err := runner.Start(runner.Options{
 		Name: "orphan", Model: os.Getenv("JETAI_TEST_MODEL"), Slots: 1, SlotContext: 64, Threads: 1,
-		Command: []string{os.Args[0]}, Env: []string{"JETAI_TEST_RUNNER=1", "JETAI_TEST_PARENT="},
+		Command: testrunner.Command(), Env: append(testrunner.Env(), "JETAI_TEST_PARENT="),
 	})
 	if err != nil {
 		fmt.Println("error", err)
@@ -58,7 +52,7 @@ func start(t *testing.T, model string, slots, ctx int) *runner.Process {
 	t.Helper()
 	p, err := runner.Start(runner.Options{
 		Name: "test", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
-		Command: []string{os.Args[0]}, Env: []string{"JETAI_TEST_RUNNER=1"},
+		Command: testrunner.Command(), Env: testrunner.Env(),
 	})
 	if err != nil {
 		t.Fatal(err)
