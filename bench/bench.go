@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -223,12 +222,7 @@ func measureRaw(ctx context.Context, cfg Config, c Case, slotCtx, slots int) (fi
 		return f, err
 	}
 	defer lctx.Close()
-	var eog []int
-	for t := range m.Info().VocabSize {
-		if m.IsEOG(t) {
-			eog = append(eog, t)
-		}
-	}
+	eog := m.EOGTokens()
 	b, err := engine.NewBatch(512)
 	if err != nil {
 		return f, err
@@ -354,11 +348,9 @@ func rawBatched(cfg Config, c Case, f figures, lctx *engine.Context, m *engine.M
 	return f, nil
 }
 
+// sampleMasked samples past end-of-generation tokens, as ignore_eos does.
 func sampleMasked(c *engine.Context, s *engine.Sampler, i int, eog []int) int {
-	l := c.Logits(i)
-	for _, t := range eog {
-		l[t] = float32(math.Inf(-1))
-	}
+	c.Ban(i, eog)
 	return s.Sample(c, i)
 }
 

@@ -205,6 +205,18 @@ func (c *Context) Logits(i int) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(p)), c.model.info.VocabSize)
 }
 
+// Ban makes the tokens impossible to sample from the logits at batch index
+// i (for example EOGTokens, to generate past the end of a text).
+func (c *Context) Ban(i int, tokens []int) {
+	l := c.Logits(i)
+	if l == nil {
+		return
+	}
+	for _, t := range tokens {
+		l[t] = float32(math.Inf(-1))
+	}
+}
+
 // SaveSequence writes sequence seq's KV state and its tokens to path.
 func (c *Context) SaveSequence(path string, seq int, tokens []int) error {
 	ct := make([]C.int32_t, len(tokens)+1)

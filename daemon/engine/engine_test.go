@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,9 @@ func TestLoadInfo(t *testing.T) {
 	}
 	if info.Parameters < 200_000 || info.Parameters > 400_000 || info.Layers <= 0 || info.Embedding <= 0 || info.SizeBytes == 0 {
 		t.Fatalf("unexpected sizes: %+v", info)
+	}
+	if eog := m.EOGTokens(); !slices.Contains(eog, info.EOS) {
+		t.Fatalf("EOGTokens %v lacks EOS %d", eog, info.EOS)
 	}
 	if info.ChatTemplate != "" || info.ChatSupported {
 		t.Fatalf("stories260K has no chat template, got %q", info.ChatTemplate)
@@ -168,6 +172,35 @@ func TestGreedyGolden(t *testing.T) {
 	}
 	if c.Threads() != 1 {
 		t.Fatal("thread count not recorded")
+	}
+}
+
+// TestBan: a banned token is never sampled, even when greedy would pick it.
+func TestBan(t *testing.T) {
+	m := loadTiny(t)
+	c, err := m.NewContext(ContextOptions{SlotContext: 64, Slots: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	toks, _ := m.Tokenize(testmodel.GoldenPrompt, true)
+	b, _ := NewBatch(64)
+	defer b.Free()
+	for i, tok := range toks {
+		b.Add(tok, i, 0, i == len(toks)-1)
+	}
+	if err := c.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	sample := func() int {
+		s, _ := m.NewSampler(SamplingParams{Temperature: 0})
+		defer s.Close()
+		return s.Sample(c, b.Len()-1)
+	}
+	best := sample()
+	c.Ban(b.Len()-1, []int{best})
+	if next := sample(); next == best {
+		t.Fatalf("banned token %d sampled again", best)
 	}
 }
 

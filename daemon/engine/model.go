@@ -46,6 +46,7 @@ type LoadOptions struct {
 type Model struct {
 	m    *llama.Model
 	info Info
+	eog  []int
 }
 
 // Info holds the facts of a loaded model.
@@ -134,6 +135,11 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 	}
 	m := &Model{m: wrapModel(p)}
 	m.info = m.readInfo(path, st.Size())
+	for t := range m.info.VocabSize {
+		if m.IsEOG(t) {
+			m.eog = append(m.eog, t)
+		}
+	}
 	return m, nil
 }
 
@@ -261,6 +267,9 @@ func (m *Model) Detokenize(tokens []int) string {
 
 // IsEOG reports whether token ends generation (EOS, EOT, <|im_end|>, …).
 func (m *Model) IsEOG(token int) bool { return m.m.TokenIsEog(token) }
+
+// EOGTokens lists every token that ends generation (read once at load).
+func (m *Model) EOGTokens() []int { return m.eog }
 
 // defaultModelParams is exposed for the layout test.
 func defaultModelParams() (gpuLayers, splitMode int32, vocabOnly, mmap, mlock, checkTensors bool, callbackNil bool) {

@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"errors"
-	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -122,7 +121,6 @@ type scheduler struct {
 	slots   []*slot
 	batch   *engine.Batch
 	rotate  int
-	eog     []int // end-of-generation tokens, masked for ignore_eos
 
 	jobs     chan *job
 	control  chan func()
@@ -161,11 +159,6 @@ func newScheduler(lctx *engine.Context, queue int) (*scheduler, error) {
 		stopRequested: make(chan struct{}),
 	}
 	s.threads.Store(int32(lctx.Threads()))
-	for t := range s.model.Info().VocabSize {
-		if s.model.IsEOG(t) {
-			s.eog = append(s.eog, t)
-		}
-	}
 	for i := range opts.Slots {
 		s.slots = append(s.slots, &slot{seq: i, next: -1, iBatch: -1})
 	}
@@ -486,10 +479,7 @@ func (s *scheduler) step() {
 func (s *scheduler) sample(sl *slot) {
 	j := sl.job
 	if j.ignoreEOS {
-		logits := s.lctx.Logits(sl.iBatch)
-		for _, t := range s.eog {
-			logits[t] = float32(math.Inf(-1))
-		}
+		s.lctx.Ban(sl.iBatch, s.model.EOGTokens())
 	}
 	tok := j.sampler.Sample(s.lctx, sl.iBatch)
 	sl.iBatch = -1
