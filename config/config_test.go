@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -503,4 +504,31 @@ func TestRouterSelect(t *testing.T) {
 	if tr, ok := r.Tier("medium"); !ok || tr.Name != "medium" {
 		t.Error("Tier(medium)")
 	}
+}
+
+// TestMain writes the stand-in model files the fixtures point at
+// (testdata/config/models): a GGUF magic padded to the sizes the budget
+// checks need, and a file that is not a GGUF. They carry no weights, so they
+// are made here rather than kept in git.
+func TestMain(m *testing.M) {
+	dir := filepath.Join(fixtures, "models")
+	files := map[string][]byte{
+		"small.gguf":  ggufStandIn(64),
+		"medium.gguf": ggufStandIn(4 << 10),
+		"large.gguf":  ggufStandIn(8 << 10),
+		"notgguf.bin": []byte("not a model\n"),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "config tests: write fixture:", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func ggufStandIn(size int) []byte {
+	b := make([]byte, size)
+	copy(b, "GGUF")
+	return b
 }
