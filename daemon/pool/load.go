@@ -452,6 +452,38 @@ func (p *Pool) reaper() {
 	}
 }
 
+// failedLoad returns the error of the load op a waiter followed when that
+// load has failed and the model is still not loaded.
+func failedLoad(m *model, seen *loadOp) error {
+	if (m.state == StateUnloaded || m.state == StateFailed) && seen != nil && isDone(seen) {
+		return seen.err
+	}
+	return nil
+}
+
+// followLoadLocked starts m's load when it is not loaded (or failed) and
+// returns the load op a waiter follows.
+func (p *Pool) followLoadLocked(m *model, seen *loadOp) *loadOp {
+	switch m.state {
+	case StateUnloaded, StateFailed:
+		return p.startLoadLocked(m)
+	case StateLoading:
+		return m.load
+	}
+	return seen
+}
+
+// waitLocked releases p.mu until the pool's state changes or ctx ends.
+func (p *Pool) waitLocked(ctx context.Context) {
+	wake := p.wake
+	p.mu.Unlock()
+	select {
+	case <-wake:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+}
+
 // Load loads model (a name or alias) and waits until it is ready or its
 // load failed (LoadFailedError, NoRoomError) or ctx ends. A model already
 // ready returns at once.
@@ -472,24 +504,14 @@ func (p *Pool) Load(ctx context.Context, name string) error {
 		if p.closing {
 			return ErrClosed
 		}
-		switch m.state {
-		case StateReady:
+		if m.state == StateReady {
 			return nil
-		case StateUnloaded, StateFailed:
-			if seen != nil && isDone(seen) && seen.err != nil {
-				return seen.err
-			}
-			seen = p.startLoadLocked(m)
-		case StateLoading:
-			seen = m.load
 		}
-		wake := p.wake
-		p.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
+		if err := failedLoad(m, seen); err != nil {
+			return err
 		}
-		p.mu.Lock()
+		seen = p.followLoadLocked(m, seen)
+		p.waitLocked(ctx)
 		if ctx.Err() != nil {
 			return fmt.Errorf("load model %q: %w", m.cfg.Name, ctx.Err())
 		}

@@ -107,27 +107,23 @@ func (p *Pool) acquire(ctx context.Context, m *model) (*runner.Process, time.Dur
 			leave()
 			return nil, 0, fmt.Errorf("waiting for model %q: %w", m.cfg.Name, err)
 		}
-		switch m.state {
-		case StateReady:
-			// A draining model admits only requests queued before the
-			// drain began.
-			if m.admits() && (m.draining == 0 || queued) {
-				if !queued {
-					m.requests++
-				} else if m.draining > 0 {
-					m.grace--
-				}
-				leave()
-				m.active++
-				m.lastUsed = time.Now()
-				return m.proc, time.Since(start), nil
+		// A draining model admits only requests queued before the drain
+		// began.
+		if m.state == StateReady && m.admits() && (m.draining == 0 || queued) {
+			if !queued {
+				m.requests++
+			} else if m.draining > 0 {
+				m.grace--
 			}
-		case StateUnloaded, StateFailed:
-			if seen != nil && isDone(seen) && seen.err != nil {
-				leave()
-				m.failures++
-				return nil, 0, seen.err
-			}
+			leave()
+			m.active++
+			m.lastUsed = time.Now()
+			return m.proc, time.Since(start), nil
+		}
+		if err := failedLoad(m, seen); err != nil {
+			leave()
+			m.failures++
+			return nil, 0, err
 		}
 		if !queued {
 			if lim := p.cfg.Server.QueuePerModel; m.queued >= lim {
@@ -143,19 +139,8 @@ func (p *Pool) acquire(ctx context.Context, m *model) (*runner.Process, time.Dur
 			p.queued++
 			m.requests++
 		}
-		switch m.state {
-		case StateUnloaded, StateFailed:
-			seen = p.startLoadLocked(m)
-		case StateLoading:
-			seen = m.load
-		}
-		wake := p.wake
-		p.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-		}
-		p.mu.Lock()
+		seen = p.followLoadLocked(m, seen)
+		p.waitLocked(ctx)
 	}
 }
 
