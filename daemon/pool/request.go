@@ -10,8 +10,6 @@ import (
 	"github.com/jetai/jetai/daemon/runner"
 )
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 // Complete runs a completion on model (a name or alias), loading it first
 // if needed. onText, when not nil, receives the text as it is generated.
 // Errors: ErrUnknownModel, QueueFullError, NoRoomError, LoadFailedError,
@@ -38,9 +36,9 @@ func (p *Pool) Complete(ctx context.Context, model string, req runner.Request, o
 		}
 	})
 	err = p.runnerErr(m, proc, err)
-	s := sample{at: time.Now(), tokens: res.Timings.GeneratedTokens, tps: math.NaN(), ttft: math.NaN(), queue: ms(waited), dur: time.Since(began).Seconds()}
+	s := sample{at: time.Now(), tokens: res.Timings.GeneratedTokens, tps: math.NaN(), ttft: math.NaN(), queue: runner.Ms(waited), dur: time.Since(began).Seconds()}
 	if !first.IsZero() {
-		s.ttft = ms(first.Sub(start))
+		s.ttft = runner.Ms(first.Sub(start))
 	}
 	if res.Timings.GenerationMS > 0 && res.Timings.GeneratedTokens > 1 {
 		s.tps = float64(res.Timings.GeneratedTokens) / (res.Timings.GenerationMS / 1000)
@@ -62,7 +60,7 @@ func (p *Pool) Embed(ctx context.Context, model, input string) (runner.EmbedResu
 	began := time.Now()
 	res, err := proc.Embed(ctx, input)
 	err = p.runnerErr(m, proc, err)
-	p.release(ctx, m, proc, err, sample{at: time.Now(), tps: math.NaN(), ttft: math.NaN(), queue: ms(waited), dur: time.Since(began).Seconds()})
+	p.release(ctx, m, proc, err, sample{at: time.Now(), tps: math.NaN(), ttft: math.NaN(), queue: runner.Ms(waited), dur: time.Since(began).Seconds()})
 	return res, err
 }
 
