@@ -225,36 +225,41 @@ func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget 
 	return nil, fmt.Errorf("jetaid did not get ready (config %s)", conf)
 }
 
-func (d *daemonProc) allReady(ctx context.Context) (bool, error) {
+// modelRow is the part of GET /models the bench reads.
+type modelRow struct {
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Preload bool   `json:"preload"`
+}
+
+func (d *daemonProc) models(ctx context.Context) ([]modelRow, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/models", nil)
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /models: %s", resp.Status)
+	}
 	var body struct {
-		Models []struct {
-			State   string `json:"state"`
-			Preload bool   `json:"preload"`
-		} `json:"models"`
+		Models []modelRow `json:"models"`
 	}
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(b, &body); err != nil {
-		var list []struct {
-			State   string `json:"state"`
-			Preload bool   `json:"preload"`
-		}
-		if err := json.Unmarshal(b, &list); err != nil {
-			return false, err
-		}
-		body.Models = list
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	return body.Models, err
+}
+
+func (d *daemonProc) allReady(ctx context.Context) (bool, error) {
+	ms, err := d.models(ctx)
+	if err != nil {
+		return false, err
 	}
-	for _, m := range body.Models {
+	for _, m := range ms {
 		if m.Preload && m.State != "ready" {
 			return false, nil
 		}
 	}
-	return resp.StatusCode == 200, nil
+	return true, nil
 }
 
 func (d *daemonProc) stop() {
@@ -408,21 +413,11 @@ func measureSwap(ctx context.Context, cfg HTTPConfig, dir string) (time.Duration
 }
 
 func (d *daemonProc) modelState(ctx context.Context, name string) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/models", nil)
-	resp, err := d.client.Do(req)
+	ms, err := d.models(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var body struct {
-		Models []struct {
-			Name  string `json:"name"`
-			State string `json:"state"`
-		} `json:"models"`
-	}
-	json.Unmarshal(b, &body)
-	for _, m := range body.Models {
+	for _, m := range ms {
 		if m.Name == name {
 			return m.State, nil
 		}
