@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jetai/jetai/config"
@@ -48,56 +49,105 @@ type Options struct {
 	Ready func(addr net.Addr)
 }
 
-// Run runs the daemon until ctx ends, then shuts it down gracefully. It
-// returns nil after a clean shutdown.
-func Run(ctx context.Context, opts Options) error {
-	started := time.Now()
+// Daemon is one running jetaid: its config, model pool and REST API. Each
+// concern beyond those (reload, admin socket, systemd, platform readings)
+// lives in its own file of this package and is started from Run.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+	pool    *pool.Pool
+	api     *api.Server
+
+	mu  sync.Mutex
+	cfg *config.Config // the config in force
+
+	// notify sends service-manager state lines ("READY=1", "STATUS=…"); a
+	// no-op unless the systemd integration sets it.
+	notify func(states ...string)
+}
+
+// New loads the config and builds the pool and the API. It starts nothing:
+// Run does. An unusable config returns config.Diagnostics.
+func New(opts Options) (*Daemon, error) {
 	if opts.ConfigPath == "" {
 		opts.ConfigPath = DefaultConfigPath
 	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.RunnerLog == nil {
+		opts.RunnerLog = os.Stderr
+	}
+	d := &Daemon{opts: opts, started: time.Now(), notify: func(...string) {}}
 	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	d.cfg = cfg
+	d.log = opts.Log
+	if d.log == nil {
+		d.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level(cfg.Server.LogLevel)}))
+	}
+	for _, w := range cfg.Warnings {
+		d.log.Warn("config", "warning", w.String())
+	}
+	d.pool, err = pool.New(pool.Options{
+		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
+		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model pool: %w", err)
+	}
+	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started})
+	return d, nil
+}
+
+// Config is the config in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Pool is the daemon's model pool.
+func (d *Daemon) Pool() *pool.Pool { return d.pool }
+
+// Log is the daemon's logger.
+func (d *Daemon) Log() *slog.Logger { return d.log }
+
+// Run runs the daemon until ctx ends, then shuts it down gracefully. It
+// returns nil after a clean shutdown.
+func Run(ctx context.Context, opts Options) error {
+	d, err := New(opts)
 	if err != nil {
 		return err
 	}
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level(cfg.Server.LogLevel)}))
-	}
-	for _, w := range cfg.Warnings {
-		log.Warn("config", "warning", w.String())
-	}
-	runnerLog := opts.RunnerLog
-	if runnerLog == nil {
-		runnerLog = os.Stderr
-	}
-	p, err := pool.New(pool.Options{
-		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
-		SocketDir: opts.SocketDir, Log: log, RunnerLog: runnerLog,
-	})
-	if err != nil {
-		return fmt.Errorf("model pool: %w", err)
-	}
-	shutdownTimeout := opts.ShutdownTimeout
-	if shutdownTimeout <= 0 {
-		shutdownTimeout = DefaultShutdownTimeout
-	}
+	return d.Run(ctx)
+}
+
+// Run serves until ctx ends, then shuts down gracefully: in-flight requests
+// finish up to the shutdown timeout, then the runners stop. It returns nil
+// after a clean shutdown. Run may be called once.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg, log := d.Config(), d.log
 	closePool := func() error {
-		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		cctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownTimeout)
 		defer cancel()
-		return p.Close(cctx)
+		return d.pool.Close(cctx)
 	}
 
-	ln := opts.Listener
+	ln := d.opts.Listener
 	if ln == nil {
+		var err error
 		ln, err = net.Listen("tcp", cfg.Server.Listen)
 		if err != nil {
 			closePool()
 			return fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err)
 		}
 	}
-	srv := api.New(api.Options{Pool: p, Config: cfg, Version: version.Version, Log: log, Started: started})
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           d.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -108,24 +158,37 @@ func Run(ctx context.Context, opts Options) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
-	p.Start(ctx)
-	srv.SetState(api.StateServing)
+	// Background services run until svcCtx ends; each is started below.
+	svcCtx, stopServices := context.WithCancel(ctx)
+	defer stopServices()
+	var services sync.WaitGroup
+	_ = svcCtx
+
+	d.pool.Start(ctx)
+	d.api.SetState(api.StateServing)
 	log.Info("jetaid serving", "version", version.Version, "listen", ln.Addr().String(), "config", cfg.Path,
 		"models", strings.Join(cfg.ModelNames(), ","))
-	if opts.Ready != nil {
-		opts.Ready(ln.Addr())
+	d.notify("READY=1")
+	if d.opts.Ready != nil {
+		d.opts.Ready(ln.Addr())
 	}
 
+	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
-		srv.SetState(api.StateStopping)
-		closePool()
-		return fmt.Errorf("REST server: %w", err)
+		runErr = fmt.Errorf("REST server: %w", err)
 	}
-	log.Info("jetaid stopping", "deadline", shutdownTimeout.String())
-	srv.SetState(api.StateStopping)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	d.notify("STOPPING=1")
+	d.api.SetState(api.StateStopping)
+	stopServices()
+	services.Wait()
+	if runErr != nil {
+		closePool()
+		return runErr
+	}
+	log.Info("jetaid stopping", "deadline", d.opts.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("requests still running at the shutdown deadline; closing them", "error", err)
