@@ -1,0 +1,380 @@
+package cache
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetai/jetai/modelgen"
+)
+
+// model writes a generated GGUF of a distinct seed into dir and returns its
+// path and size.
+func model(t *testing.T, dir string, seed uint64) (string, int64) {
+	t.Helper()
+	spec := modelgen.Tiny()
+	spec.Seed = seed
+	p := filepath.Join(dir, fmt.Sprintf("m%d.gguf", seed))
+	if err := modelgen.Generate(p, spec); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(p)
+	return p, st.Size()
+}
+
+func sum(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func open(t *testing.T, dir string, max int64) *Cache {
+	t.Helper()
+	c, err := Open(Options{Dir: dir, MaxSize: max, StageSameDevice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// noLeftovers fails when tmp/ holds anything.
+func noLeftovers(t *testing.T, c *Cache) {
+	t.Helper()
+	left, _ := os.ReadDir(c.tmp)
+	if len(left) > 0 {
+		t.Fatalf("tmp/ holds %d files after the copy: %v", len(left), left[0].Name())
+	}
+}
+
+func TestStageMissThenHit(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	src, size := model(t, slow, 1)
+	c := open(t, dir, 0)
+	var last, total int64
+	h, err := c.Stage(context.Background(), src, func(d, t int64) { last, total = d, t })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Hit || !h.Staged || !strings.HasPrefix(h.Path, c.ModelsDir()) {
+		t.Fatalf("first stage: hit=%v staged=%v path=%s", h.Hit, h.Staged, h.Path)
+	}
+	if last != size || total != size {
+		t.Fatalf("progress ended at %d/%d, want %d", last, total, size)
+	}
+	if got, want := sum(t, h.Path), sum(t, src); got != want || h.Entry.SHA256 != want {
+		t.Fatalf("copy sha256 %s, record %s, source %s", got, h.Entry.SHA256, want)
+	}
+	noLeftovers(t, c)
+	h.Release()
+
+	h2, err := c.Stage(context.Background(), src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h2.Hit || h2.Path != h.Path {
+		t.Fatalf("second stage: hit=%v path=%s", h2.Hit, h2.Path)
+	}
+	h2.Release()
+
+	// The index survives a restart.
+	c2 := open(t, dir, 0)
+	h3, err := c2.Stage(context.Background(), src, nil)
+	if err != nil || !h3.Hit {
+		t.Fatalf("after reopen: hit=%v err=%v", h3 != nil && h3.Hit, err)
+	}
+
+	// A changed source is copied again.
+	h3.Release()
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(src, later, later)
+	h4, err := c2.Stage(context.Background(), src, nil)
+	if err != nil || h4.Hit {
+		t.Fatalf("changed source: hit=%v err=%v", h4 != nil && h4.Hit, err)
+	}
+}
+
+func TestSizeBoundEvictsLRUNeverInUse(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	a, size := model(t, slow, 1)
+	b, _ := model(t, slow, 2)
+	cc, _ := model(t, slow, 3)
+	c := open(t, dir, 2*size+size/2) // room for two
+	ctx := context.Background()
+
+	ha, err := c.Stage(ctx, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := c.Stage(ctx, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both in use: a third does not fit and nothing is evicted.
+	if _, err := c.Stage(ctx, cc, nil); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("third file with two in use: err = %v, want ErrNoRoom", err)
+	}
+	if len(c.Entries()) != 2 {
+		t.Fatalf("entries = %d after a refused stage", len(c.Entries()))
+	}
+	noLeftovers(t, c)
+	// b released first, then a: b is the least recently used.
+	hb.Release()
+	time.Sleep(10 * time.Millisecond)
+	ha.Release()
+	ha2, err := c.Stage(ctx, a, nil) // a in use again
+	if err != nil || !ha2.Hit {
+		t.Fatalf("restage a: %v", err)
+	}
+	hc, err := c.Stage(ctx, cc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Release()
+	names := map[string]bool{}
+	for _, e := range c.Entries() {
+		names[e.Source] = true
+	}
+	if !names[a] || names[b] || !names[cc] {
+		t.Fatalf("after eviction the cache holds %v; want a and c (b was LRU and unused)", names)
+	}
+	if _, err := os.Stat(hb.Path); !os.IsNotExist(err) {
+		t.Fatalf("evicted file still on disk: %v", err)
+	}
+	if c.Used() > c.MaxSize() {
+		t.Fatalf("used %d over max %d", c.Used(), c.MaxSize())
+	}
+}
+
+func TestSourceChangesDuringCopy(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	src, _ := model(t, slow, 1)
+	c := open(t, dir, 0)
+	once := false
+	_, err := c.Stage(context.Background(), src, func(d, total int64) {
+		if !once {
+			once = true
+			f, _ := os.OpenFile(src, os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte("more"))
+			f.Close()
+		}
+	})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("err = %v, want ErrSourceChanged", err)
+	}
+	if len(c.Entries()) != 0 {
+		t.Fatal("a copy of a changing source was indexed")
+	}
+	noLeftovers(t, c)
+	files, _ := os.ReadDir(c.ModelsDir())
+	if len(files) != 0 {
+		t.Fatalf("models/ holds %v", files[0].Name())
+	}
+}
+
+func TestBadSources(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	c := open(t, dir, 0)
+	notGGUF := filepath.Join(slow, "x.gguf")
+	os.WriteFile(notGGUF, []byte("this is not a model"), 0o644)
+	src, _ := model(t, slow, 1)
+	trunc := filepath.Join(slow, "trunc.gguf")
+	b, _ := os.ReadFile(src)
+	os.WriteFile(trunc, b[:len(b)/2], 0o644)
+	for name, tc := range map[string]struct{ path, want string }{
+		"missing":   {filepath.Join(slow, "nope.gguf"), "source unreadable"},
+		"directory": {slow, "not a regular file"},
+		"not gguf":  {notGGUF, "not a usable GGUF"},
+		"truncated": {trunc, "not a usable GGUF"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := c.Stage(context.Background(), tc.path, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+			noLeftovers(t, c)
+		})
+	}
+	if len(c.Entries()) != 0 {
+		t.Fatal("a bad source was indexed")
+	}
+}
+
+func TestCorruptCopyIsNotServed(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	src, _ := model(t, slow, 1)
+	c := open(t, dir, 0)
+	h, err := c.Stage(context.Background(), src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Release()
+	// A flipped byte in the weights: the header is fine, the hash is not.
+	f, _ := os.OpenFile(h.Path, os.O_WRONLY, 0)
+	f.WriteAt([]byte{0xff, 0xee}, h.Entry.Size-10)
+	f.Close()
+	if err := c.Verify(context.Background(), h.Entry.Name); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify: %v, want ErrCorrupt", err)
+	}
+	if _, ok := c.Lookup(h.Entry.Name); ok {
+		t.Fatal("a corrupt file stays indexed after Verify")
+	}
+	// A truncated copy: Stage notices and copies again.
+	h2, err := c.Stage(context.Background(), src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2.Release()
+	os.Truncate(h2.Path, h2.Entry.Size/2)
+	c2 := open(t, dir, 0) // the size check at open drops it
+	if _, ok := c2.Lookup(h2.Entry.Name); ok {
+		t.Fatal("a truncated copy survived Open")
+	}
+	h3, err := c2.Stage(context.Background(), src, nil)
+	if err != nil || h3.Hit || sum(t, h3.Path) != sum(t, src) {
+		t.Fatalf("restage after corruption: hit=%v err=%v", h3 != nil && h3.Hit, err)
+	}
+}
+
+// TestCrashDuringCopy kills a process in the middle of a copy and checks
+// that the next Open offers nothing half-written.
+func TestCrashDuringCopy(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	src, _ := model(t, slow, 1)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStageForever$")
+	cmd.Env = append(os.Environ(), "JETAI_CACHE_HELPER=1", "JETAI_CACHE_DIR="+dir, "JETAI_CACHE_SRC="+src)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	copying := false
+	for sc.Scan() {
+		if sc.Text() == "copying" {
+			copying = true
+			break
+		}
+	}
+	if !copying {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("helper never started copying")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	if len(left) == 0 {
+		t.Fatal("the killed copy left no partial file: the test did not interrupt a copy")
+	}
+	// Also a crash between the two renames: a model file without a record.
+	os.WriteFile(filepath.Join(dir, "models", "orphan.gguf"), []byte("GGUF"), 0o640)
+
+	c := open(t, dir, 0)
+	noLeftovers(t, c)
+	if n := len(c.Entries()); n != 0 {
+		t.Fatalf("%d entries after a crash", n)
+	}
+	files, _ := os.ReadDir(c.ModelsDir())
+	if len(files) != 0 {
+		t.Fatalf("models/ holds %s after Open", files[0].Name())
+	}
+	h, err := c.Stage(context.Background(), src, nil)
+	if err != nil || h.Hit || sum(t, h.Path) != sum(t, src) {
+		t.Fatalf("stage after crash: %v", err)
+	}
+}
+
+func TestHelperStageForever(t *testing.T) {
+	if os.Getenv("JETAI_CACHE_HELPER") != "1" {
+		t.Skip("helper process for TestCrashDuringCopy")
+	}
+	c, err := Open(Options{Dir: os.Getenv("JETAI_CACHE_DIR"), StageSameDevice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stage(context.Background(), os.Getenv("JETAI_CACHE_SRC"), func(d, total int64) {
+		fmt.Println("copying")
+		os.Stdout.Sync()
+		time.Sleep(time.Hour)
+	})
+}
+
+func TestParkFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 0)
+	d, err := c.ParkTemp("m/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(d, "slot-0.state"), make([]byte, 1000), 0o640)
+	if err := c.CommitPark(d, Manifest{Model: "m/1", Fingerprint: "fp1", Slots: []ParkedSlot{{File: "slot-0.state", Tokens: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.ParkedBytes() < 1000 {
+		t.Fatalf("parked bytes %d", c.ParkedBytes())
+	}
+	c2 := open(t, dir, 0) // survives a restart
+	if _, m, ok := c2.TakePark("m/1", "fp1"); !ok || len(m.Slots) != 1 {
+		t.Fatalf("TakePark with the same fingerprint: ok=%v", ok)
+	}
+	if _, _, ok := c2.TakePark("m/1", "fp2"); ok {
+		t.Fatal("state restored under another fingerprint")
+	}
+	if _, _, ok := c2.TakePark("m/1", "fp1"); ok {
+		t.Fatal("state saved under another fingerprint was not dropped")
+	}
+	if c2.ParkedBytes() != 0 {
+		t.Fatalf("parked bytes %d after drop", c2.ParkedBytes())
+	}
+	// Bounded: state bigger than max_size is refused, not kept.
+	c3 := open(t, t.TempDir(), 100)
+	d, _ = c3.ParkTemp("m")
+	os.WriteFile(filepath.Join(d, "slot-0.state"), make([]byte, 1000), 0o640)
+	if err := c3.CommitPark(d, Manifest{Model: "m", Fingerprint: "x"}); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("oversized park: %v", err)
+	}
+	noLeftovers(t, c3)
+}
+
+func TestImportAndAddFile(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	src, size := model(t, slow, 1)
+	c := open(t, dir, 0)
+	e, err := c.Import(context.Background(), src, "my model", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Name != "my_model.gguf" || e.Size != size || e.Origin != "imported" || e.SHA256 != sum(t, src) {
+		t.Fatalf("import entry %+v", e)
+	}
+	tmp, err := c.TempPath("q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(src)
+	os.WriteFile(tmp, b, 0o640)
+	e2, err := c.AddFile(context.Background(), tmp, "q", src, "quantized")
+	if err != nil || e2.Name != "q.gguf" || e2.SHA256 != sum(t, src) {
+		t.Fatalf("AddFile: %+v %v", e2, err)
+	}
+	noLeftovers(t, c)
+	// A file of garbage is refused and removed.
+	tmp, _ = c.TempPath("bad")
+	os.WriteFile(tmp, []byte("garbage"), 0o640)
+	if _, err := c.AddFile(context.Background(), tmp, "bad", src, "quantized"); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	noLeftovers(t, c)
+}
