@@ -481,3 +481,26 @@ func (t *tailBuffer) lastLines(n int) string {
 	}
 	return strings.Join(out, " | ")
 }
+
+// Park saves the KV state of the runner's most recently used idle slots
+// into req.Dir (see ParkRequest).
+func (p *Process) Park(ctx context.Context, req ParkRequest) (ParkResult, error) {
+	var out ParkResult
+	resp, err := p.post(ctx, "/park", req)
+	if err != nil {
+		return out, fmt.Errorf("model %s: park: %w", p.opts.Name, err)
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Restore loads parked slot state into the runner's free slots.
+func (p *Process) Restore(ctx context.Context, req RestoreRequest) (RestoreResult, error) {
+	var out RestoreResult
+	resp, err := p.post(ctx, "/restore", req)
+	if err != nil {
+		return out, fmt.Errorf("model %s: restore: %w", p.opts.Name, err)
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}

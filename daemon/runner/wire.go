@@ -145,3 +145,41 @@ type StatusLine struct {
 
 // Ms converts a duration to float milliseconds.
 func Ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// ParkRequest asks the runner to save the KV state of its most recently
+// used idle slots into Dir (one file per slot), at most MaxSlots of them
+// (0: all), each holding at least MinTokens tokens.
+type ParkRequest struct {
+	Dir       string `json:"dir"`
+	MaxSlots  int    `json:"max_slots,omitempty"`
+	MinTokens int    `json:"min_tokens,omitempty"`
+}
+
+// ParkedSlot is one saved slot: its state file's name in the park
+// directory and the tokens it holds.
+type ParkedSlot struct {
+	File   string `json:"file"`
+	Tokens int    `json:"tokens"`
+}
+
+// ParkResult lists the saved slots, most recently used first.
+type ParkResult struct {
+	Slots []ParkedSlot `json:"slots"`
+	Bytes int64        `json:"bytes"`
+}
+
+// RestoreRequest asks the runner to load the state files Files (names in
+// Dir) into free slots, so that requests continuing those conversations
+// reuse the restored tokens as cached prompt.
+type RestoreRequest struct {
+	Dir   string   `json:"dir"`
+	Files []string `json:"files"`
+}
+
+// RestoreResult says what was restored. A file that does not fit this
+// model or context is skipped and named in Failed; that is not an error.
+type RestoreResult struct {
+	Restored int      `json:"restored"`
+	Tokens   int      `json:"tokens"`
+	Failed   []string `json:"failed,omitempty"`
+}

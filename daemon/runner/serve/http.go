@@ -36,6 +36,8 @@ func newHandler(s *scheduler, m *engine.Model) http.Handler {
 	h.mux.HandleFunc("GET /health", h.health)
 	h.mux.HandleFunc("POST /threads", h.threads)
 	h.mux.HandleFunc("POST /shutdown", h.shutdown)
+	h.mux.HandleFunc("POST /park", h.park)
+	h.mux.HandleFunc("POST /restore", h.restore)
 	return h.mux
 }
 
