@@ -122,9 +122,13 @@ type Model struct {
 	Pinned         bool          `json:"pinned"`
 	Tier           string        `json:"tier,omitempty"`
 	FlashAttention bool          `json:"flash_attention"`
-	// Cache keeps each slot's KV cache after a request for prefix reuse.
+	// Cache lets the model use the cache directory: its file is staged
+	// there (copied from slower storage and loaded from the copy) and its
+	// slots' KV state is parked there when it is unloaded. false opts out.
 	Cache    bool     `json:"cache"`
 	Sampling Sampling `json:"sampling"`
+	// Adapters are LoRA adapters applied to the model, in file order.
+	Adapters []Adapter `json:"adapters,omitempty"`
 
 	// FileSize and FileModTime are the model file's, read at validation.
 	// A change of either restarts the model on reload.

@@ -491,6 +491,7 @@ func (d *decoder) model(b *modelBlock) Model {
 	}
 
 	d.modelFile(&m, body, def)
+	d.adapters(&m, b.Adapters)
 
 	s := b.Sampling
 	if s == nil {

@@ -100,8 +100,8 @@ const (
 	DefaultPinned = false
 	// DefaultFlashAttention enables llama.cpp's flash attention.
 	DefaultFlashAttention = false
-	// DefaultCache: slots keep their KV cache after a request and a request
-	// sharing a prompt prefix reuses it.
+	// DefaultCache: the model file is staged into cache.dir and its
+	// conversations are parked there when it is unloaded.
 	DefaultCache = true
 )
 

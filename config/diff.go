@@ -114,7 +114,8 @@ type field[T any] struct {
 // time (a replaced file), context and parallel (the llama context is sized
 // from them at creation), gpu_layers and flash_attention (fixed when the model
 // and context load), threads (fixed at context creation in the binding we
-// use) and cache (the runner's slot policy is fixed at start).
+// use), cache (whether the runner loads a staged copy) and adapters (applied
+// when the context is created).
 //
 // Applied to the running runner or the pool (in place): priority, keep_alive,
 // pinned and preload (pool policy), aliases and tier (routing),
@@ -134,6 +135,7 @@ var modelFields = []field[*Model]{
 	{"gpu_layers", true, func(m *Model) string { return strconv.Itoa(m.GPULayers) }},
 	{"flash_attention", true, func(m *Model) string { return strconv.FormatBool(m.FlashAttention) }},
 	{"cache", true, func(m *Model) string { return strconv.FormatBool(m.Cache) }},
+	{"adapters", true, func(m *Model) string { return adaptersString(m.Adapters) }},
 
 	{"aliases", false, func(m *Model) string { return strList(m.Aliases) }},
 	{"priority", false, func(m *Model) string { return strconv.Itoa(m.Priority) }},

@@ -94,6 +94,7 @@ type modelBlock struct {
 	FlashAttention *bool          `hcl:"flash_attention,optional"`
 	Cache          *bool          `hcl:"cache,optional"`
 	Sampling       *samplingBlock `hcl:"sampling,block"`
+	Adapters       []adapterBlock `hcl:"adapter,block"`
 	Body           hcl.Body       `hcl:",body"`
 	DefRange       hcl.Range      `hcl:",def_range"`
 }

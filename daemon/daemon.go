@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/api"
+	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/version"
 )
@@ -58,6 +59,7 @@ type Daemon struct {
 	started time.Time
 	pool    *pool.Pool
 	api     *api.Server
+	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
 
 	mu  sync.Mutex
 	cfg *config.Config // the config in force
@@ -92,9 +94,10 @@ func New(opts Options) (*Daemon, error) {
 	for _, w := range cfg.Warnings {
 		d.log.Warn("config", "warning", w.String())
 	}
+	d.cache = openCache(cfg, d.log)
 	d.pool, err = pool.New(pool.Options{
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
-		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog,
+		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog, Cache: d.cache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("model pool: %w", err)

@@ -93,16 +93,19 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 
 // startRunner starts m's runner and waits for its model to load.
 func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) {
+	path, release := p.stageModel(m)
 	opts := runner.Options{
-		Name: m.cfg.Name, Model: m.cfg.Path, SlotContext: m.cfg.Context, Slots: m.cfg.Parallel,
+		Name: m.cfg.Name, Model: path, SlotContext: m.cfg.Context, Slots: m.cfg.Parallel,
 		Threads: m.cfg.Threads, GPULayers: m.cfg.GPULayers, FlashAttention: m.cfg.FlashAttention,
 		Queue: p.cfg.Server.QueuePerModel, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
 		Dir: p.opts.SocketDir, Log: p.runLog,
 	}
 	proc, err := runner.Start(opts)
 	if err != nil {
+		release()
 		return nil, runner.ModelInfo{}, err
 	}
+	go func() { <-proc.Done(); release() }() // the staged copy is in use while the runner lives
 	p.mu.Lock()
 	m.proc = proc // for LoadProgress and Pid
 	p.mu.Unlock()
@@ -115,6 +118,7 @@ func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) 
 		}
 		return nil, info, err
 	}
+	p.restore(m.cfg, proc)
 	return proc, info, nil
 }
 
@@ -402,12 +406,13 @@ func (m *model) admits() bool {
 // beginUnloadLocked stops v's runner in the background.
 func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	v.state = StateUnloading
-	proc := v.proc
+	proc, cfg := v.proc, v.cfg
 	p.broadcastLocked()
 	p.log.Info("unloading model", "model", v.cfg.Name, "reason", reason)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		p.park(cfg, proc)
 		ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 		proc.Stop(ctx)
 		cancel()
@@ -556,7 +561,9 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 					return fmt.Errorf("unload model %q: %d requests still running: %w", m.cfg.Name, m.active, err)
 				}
 			}
+			cfg := m.cfg
 			p.mu.Unlock()
+			p.park(cfg, proc)
 			sctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 			proc.Stop(sctx)
 			cancel()

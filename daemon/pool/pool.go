@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/gguf"
 )
@@ -52,6 +53,9 @@ type Options struct {
 	// RunnerOverhead is the estimate's runner overhead until a runner has
 	// been measured; 0 means DefaultRunnerOverhead.
 	RunnerOverhead uint64
+	// Cache, when set, stages model files and parks conversations (see
+	// stage.go and park.go).
+	Cache *cache.Cache
 }
 
 // ModelStatus is one configured model as /models shows it.

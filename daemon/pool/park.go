@@ -1,0 +1,116 @@
+package pool
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/daemon/runner"
+)
+
+// Parked conversations: when the pool unloads a model (eviction,
+// keep-alive, Optimize, Unload) it first asks the runner to save the KV
+// state of its most recently used idle slots into the cache; the next load
+// of the same model file with the same context settings restores them
+// before the model is ready, so a returning conversation's prompt is
+// reused as cached tokens instead of decoded again. Parking is skipped for
+// models with cache = false and when the pool has no cache; a failure to
+// park or restore is logged, never fatal. Daemon shutdown does not park.
+const (
+	// parkMinTokens: shorter slot caches are cheaper to recompute than to
+	// save and load.
+	parkMinTokens = 32
+	// parkTimeout bounds saving (and restoring) one model's slots.
+	parkTimeout = 30 * time.Second
+)
+
+// fingerprint identifies what parked state depends on: the model file and
+// the settings that shape its context. State parked under another
+// fingerprint is dropped, never restored.
+func fingerprint(m config.Model) string {
+	s := fmt.Sprintf("path=%s size=%d mtime=%d ctx=%d parallel=%d fa=%t gpu=%d adapters=%v",
+		m.Path, m.FileSize, m.FileModTime.UnixNano(), m.Context, m.Parallel, m.FlashAttention, m.GPULayers, adapterKey(m))
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// park saves proc's slots into the cache as cfg's parked state.
+func (p *Pool) park(cfg config.Model, proc *runner.Process) {
+	c := p.opts.Cache
+	if c == nil || !cfg.Cache {
+		return
+	}
+	dir, err := c.ParkTemp(cfg.Name)
+	if err != nil {
+		p.log.Warn("park: no directory", "model", cfg.Name, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), parkTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := proc.Park(ctx, runner.ParkRequest{Dir: dir, MaxSlots: max(cfg.Parallel, 1), MinTokens: parkMinTokens})
+	if err != nil || len(res.Slots) == 0 {
+		os.RemoveAll(dir)
+		if err != nil {
+			p.log.Warn("park: runner could not save its slots", "model", cfg.Name, "err", err)
+		}
+		return
+	}
+	man := cache.Manifest{Model: cfg.Name, Fingerprint: fingerprint(cfg)}
+	tokens := 0
+	for _, s := range res.Slots {
+		man.Slots = append(man.Slots, cache.ParkedSlot{File: s.File, Tokens: s.Tokens})
+		tokens += s.Tokens
+	}
+	if err := c.CommitPark(dir, man); err != nil {
+		p.log.Warn("park: not kept", "model", cfg.Name, "err", err)
+		return
+	}
+	p.log.Info("parked conversations", "model", cfg.Name, "slots", len(res.Slots), "tokens", tokens,
+		"bytes", res.Bytes, "seconds", time.Since(start).Seconds())
+}
+
+// restore loads cfg's parked state, if any was saved under the same
+// fingerprint, into proc's free slots, then drops it from the cache.
+func (p *Pool) restore(cfg config.Model, proc *runner.Process) {
+	c := p.opts.Cache
+	if c == nil || !cfg.Cache {
+		return
+	}
+	dir, man, ok := c.TakePark(cfg.Name, fingerprint(cfg))
+	if !ok {
+		return
+	}
+	defer c.DropPark(cfg.Name)
+	files := make([]string, len(man.Slots))
+	for i, s := range man.Slots {
+		files[i] = s.File
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, parkTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := proc.Restore(ctx, runner.RestoreRequest{Dir: dir, Files: files})
+	if err != nil {
+		p.log.Warn("restore of parked conversations failed; they are discarded", "model", cfg.Name, "err", err)
+		return
+	}
+	if len(res.Failed) > 0 {
+		p.log.Warn("some parked conversations did not restore and are discarded", "model", cfg.Name, "failed", res.Failed)
+	}
+	p.log.Info("restored parked conversations", "model", cfg.Name, "slots", res.Restored, "tokens", res.Tokens,
+		"seconds", time.Since(start).Seconds())
+}
+
+// adapterKey renders m's adapters for the fingerprint.
+func adapterKey(m config.Model) string {
+	s := ""
+	for _, a := range m.Adapters {
+		s += fmt.Sprintf("[%s %g %d %d]", a.Path, a.Scale, a.FileSize, a.FileModTime.UnixNano())
+	}
+	return s
+}
