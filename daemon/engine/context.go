@@ -334,3 +334,17 @@ func defaultThreadpoolParams(n int) (threads, prio int, poll uint32, strict, pau
 	C.ggml_threadpool_params_init(&p, C.int(n))
 	return int(p.n_threads), int(p.prio), uint32(p.poll), bool(p.strict_cpu), bool(p.paused)
 }
+
+// ApplyAdapter loads the LoRA adapter at path (a GGUF adapter made for
+// this model's base) and applies it to the context at scale. An adapter
+// for another architecture or shape fails with llama.cpp's reason.
+func (c *Context) ApplyAdapter(path string, scale float32) error {
+	if err := CheckFile(path); err != nil {
+		return fmt.Errorf("adapter %s: %w", path, err)
+	}
+	engineLog.takeRecent()
+	if err := c.model.m.ApplyLoraFromFile(c.c, path, scale, c.threads); err != nil {
+		return fmt.Errorf("adapter %s: %w%s", path, err, formatRecent(engineLog.takeRecent()))
+	}
+	return nil
+}

@@ -100,6 +100,9 @@ func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) 
 		Queue: p.cfg.Server.QueuePerModel, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
 		Dir: p.opts.SocketDir, Log: p.runLog,
 	}
+	for _, a := range m.cfg.Adapters {
+		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
+	}
 	proc, err := runner.Start(opts)
 	if err != nil {
 		release()

@@ -34,6 +34,8 @@ type Options struct {
 	NoMmap         bool
 	Queue          int // requests that may wait in the runner for a slot
 	Verbose        bool
+	// Adapters are LoRA adapters applied to the context, in order.
+	Adapters []Adapter
 
 	// Command is the runner's executable and leading arguments; the default
 	// is this executable with the argument "runner".
@@ -195,6 +197,9 @@ func (o Options) args() []string {
 	}
 	if o.Verbose {
 		a = append(a, "-verbose")
+	}
+	for _, ad := range o.Adapters {
+		a = append(a, "-lora", ad.Flag())
 	}
 	return a
 }

@@ -1,6 +1,11 @@
 package runner
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Message is one chat turn.
 type Message struct {
@@ -141,6 +146,31 @@ type StatusLine struct {
 	Ready    bool       `json:"ready,omitempty"`
 	Info     *ModelInfo `json:"info,omitempty"`
 	Error    string     `json:"error,omitempty"`
+}
+
+// Adapter is a LoRA adapter file applied at Scale.
+type Adapter struct {
+	Path  string  `json:"path"`
+	Scale float32 `json:"scale"`
+}
+
+// Flag renders the adapter as the runner's -lora value, SCALE:PATH (the
+// scale first, so a path may hold colons).
+func (a Adapter) Flag() string {
+	return strconv.FormatFloat(float64(a.Scale), 'g', -1, 32) + ":" + a.Path
+}
+
+// ParseAdapter reads a -lora value written by Flag.
+func ParseAdapter(s string) (Adapter, error) {
+	scale, path, ok := strings.Cut(s, ":")
+	if !ok || path == "" {
+		return Adapter{}, fmt.Errorf("-lora %q: want SCALE:PATH", s)
+	}
+	f, err := strconv.ParseFloat(scale, 32)
+	if err != nil {
+		return Adapter{}, fmt.Errorf("-lora %q: scale: %w", s, err)
+	}
+	return Adapter{Path: path, Scale: float32(f)}, nil
 }
 
 // Ms converts a duration to float milliseconds.

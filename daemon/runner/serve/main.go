@@ -31,6 +31,7 @@ type Options struct {
 	NoMmap         bool
 	Queue          int
 	Verbose        bool
+	Adapters       []runner.Adapter
 }
 
 // ParseFlags reads the runner's flags (after the "runner" word).
@@ -48,6 +49,13 @@ func ParseFlags(args []string) (Options, error) {
 	fs.BoolVar(&o.NoMmap, "no-mmap", false, "read the model instead of mapping it")
 	fs.IntVar(&o.Queue, "queue", 16, "requests that may wait for a slot")
 	fs.BoolVar(&o.Verbose, "verbose", false, "log llama.cpp's info lines")
+	fs.Func("lora", "LoRA adapter `SCALE:PATH` (repeatable)", func(s string) error {
+		a, err := runner.ParseAdapter(s)
+		if err == nil {
+			o.Adapters = append(o.Adapters, a)
+		}
+		return err
+	})
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
 		fs.PrintDefaults()
@@ -135,6 +143,12 @@ func Run(ctx context.Context, opts Options, ln net.Listener, status io.Writer) e
 		return err
 	}
 	defer lctx.Close()
+	for _, a := range opts.Adapters {
+		if err := lctx.ApplyAdapter(a.Path, a.Scale); err != nil {
+			reportError(status, err)
+			return err
+		}
+	}
 
 	sched, err := newScheduler(lctx, opts.Queue)
 	if err != nil {
