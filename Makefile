@@ -40,8 +40,8 @@ run: build
 		model="$(abspath .cache/models)/tiny-chatml.gguf"; \
 		[ -f "$$model" ] || $(BIN)/jetai-modelgen -preset tiny -chat-template -out "$$model"; \
 	fi; \
-	sed "s|@MODEL@|$$model|" testdata/jetaid/run.hcl.in > $(RUN_DIR)/jetai.hcl; \
-	echo "jetaid: http://127.0.0.1:8000, model $$model, config $(RUN_DIR)/jetai.hcl"; \
+	sed "s|@MODEL@|$$model|; s|@RUN@|$(abspath $(RUN_DIR))|" testdata/jetaid/run.hcl.in > $(RUN_DIR)/jetai.hcl; \
+	echo "jetaid: http://127.0.0.1:8000, model $$model, config $(RUN_DIR)/jetai.hcl; jetai-ctl --socket $(RUN_DIR)/admin.sock status"; \
 	exec $(BIN)/jetaid --config $(RUN_DIR)/jetai.hcl
 
 # Speed, side by side with the raw engine (see package bench). Not a test.

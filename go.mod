@@ -2,7 +2,10 @@ module github.com/jetai/jetai
 
 go 1.26.8
 
-require github.com/ollama/ollama v0.6.5
+require (
+	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/ollama/ollama v0.6.5
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

@@ -198,8 +198,8 @@ func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget 
 		return nil, err
 	}
 	conf := filepath.Join(dir, name+".hcl")
-	text := fmt.Sprintf("server {\n  listen = \"127.0.0.1:%d\"\n}\nmemory {\n  budget = %q\n  reserve = \"64MiB\"\n}\ncache {\n  dir = %q\n}\n%s\n",
-		port, budget, filepath.Join(dir, "cache"), models)
+	text := fmt.Sprintf("server {\n  listen = \"127.0.0.1:%d\"\n  admin_socket = %q\n}\nmemory {\n  budget = %q\n  reserve = \"64MiB\"\n}\ncache {\n  dir = %q\n}\n%s\n",
+		port, filepath.Join(dir, name+".sock"), budget, filepath.Join(dir, "cache"), models)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/version"
 )
 
@@ -38,8 +39,9 @@ type Options struct {
 	RunnerEnv     []string
 	// SocketDir holds the runners' sockets; default: the pool's choice.
 	SocketDir string
-	// Log receives the daemon's log; default: text on stderr at the
-	// config's log level.
+	// Log receives the daemon's log; default: native journal entries
+	// under systemd, text on stderr otherwise, at the config's log level
+	// (changeable at run time with jetai-ctl log-level).
 	Log *slog.Logger
 	// RunnerLog receives the runners' stderr; default: stderr.
 	RunnerLog io.Writer
@@ -67,6 +69,13 @@ type Daemon struct {
 	// notify sends service-manager state lines ("READY=1", "STATUS=…"); a
 	// no-op unless the systemd integration sets it.
 	notify func(states ...string)
+
+	// systemd and admin socket (admin.go, service.go)
+	level        *slog.LevelVar // the default logger's level
+	underSystemd bool           // NOTIFY_SOCKET was set at start
+	pings        chan chan struct{}
+	sys          sysState
+	adminAddr    net.Addr // the admin socket; nil without one
 }
 
 // New loads the config and builds the pool and the API. It starts nothing:
@@ -81,15 +90,26 @@ func New(opts Options) (*Daemon, error) {
 	if opts.RunnerLog == nil {
 		opts.RunnerLog = os.Stderr
 	}
-	d := &Daemon{opts: opts, started: time.Now(), notify: func(...string) {}}
+	d := &Daemon{opts: opts, started: time.Now(), notify: func(...string) {},
+		level: new(slog.LevelVar), pings: make(chan chan struct{})}
+	d.sys.state = "starting"
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		d.underSystemd = true
+		d.notify = func(states ...string) {
+			if _, err := systemd.Notify(states...); err != nil && d.log != nil {
+				d.log.Warn("sd_notify", "err", err)
+			}
+		}
+	}
 	cfg, err := config.Load(opts.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
 	d.cfg = cfg
+	d.level.Set(level(cfg.Server.LogLevel))
 	d.log = opts.Log
 	if d.log == nil {
-		d.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level(cfg.Server.LogLevel)}))
+		d.log = systemd.NewLogger(d.level, "jetaid")
 	}
 	for _, w := range cfg.Warnings {
 		d.log.Warn("config", "warning", w.String())
@@ -143,12 +163,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ln := d.opts.Listener
 	if ln == nil {
 		var err error
-		ln, err = net.Listen("tcp", cfg.Server.Listen)
+		var activated bool
+		ln, activated, err = systemd.Listen(systemd.FDNameAPI, "tcp", cfg.Server.Listen)
 		if err != nil {
 			closePool()
 			return fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err)
 		}
+		d.sys.activated = activated
 	}
+	d.sys.listen = ln.Addr().String()
 	hs := &http.Server{
 		Handler:           d.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -165,24 +188,38 @@ func (d *Daemon) Run(ctx context.Context) error {
 	svcCtx, stopServices := context.WithCancel(ctx)
 	defer stopServices()
 	var services sync.WaitGroup
-	_ = svcCtx
+	d.startAdmin(svcCtx, cfg, &services)
 
 	d.pool.Start(ctx)
 	d.api.SetState(api.StateServing)
 	log.Info("jetaid serving", "version", version.Version, "listen", ln.Addr().String(), "config", cfg.Path,
-		"models", strings.Join(cfg.ModelNames(), ","))
+		"models", strings.Join(cfg.ModelNames(), ","), "socket_activated", d.sys.activated)
+	d.waitPreloads(ctx)
+	d.setState("serving")
+	d.tick()
 	d.notify("READY=1")
+	d.startWatchdog(svcCtx, &services)
+	services.Add(1)
+	go func() { defer services.Done(); d.statusLoop(svcCtx) }()
 	if d.opts.Ready != nil {
 		d.opts.Ready(ln.Addr())
 	}
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		runErr = fmt.Errorf("REST server: %w", err)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-serveErr:
+			runErr = fmt.Errorf("REST server: %w", err)
+			break loop
+		case reply := <-d.pings:
+			close(reply)
+		}
 	}
-	d.notify("STOPPING=1")
+	d.setState("stopping")
+	d.notify("STOPPING=1", systemd.Status("stopping: finishing requests in flight"))
 	d.api.SetState(api.StateStopping)
 	stopServices()
 	services.Wait()

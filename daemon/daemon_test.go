@@ -33,6 +33,9 @@ func TestRunServesAndStops(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "jetai.hcl")
 	os.WriteFile(conf, []byte(fmt.Sprintf(`
+server {
+  admin_socket = %q
+}
 cache {
   dir = "cache"
 }
@@ -45,7 +48,7 @@ model "stories" {
   preload    = true
   keep_alive = "forever"
 }
-`, testmodel.Path(t))), 0o644)
+`, filepath.Join(dir, "admin.sock"), testmodel.Path(t))), 0o644)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,263 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
+)
+
+// The test binary doubles as an admin client run under another uid.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("JETAI_TEST_ADMIN_CLIENT"); path != "" {
+		s, err := admin.NewClient(path).Status(context.Background())
+		if err != nil {
+			fmt.Println("error:", err)
+			var ae *admin.APIError
+			if errors.As(err, &ae) {
+				fmt.Println("status:", ae.Status)
+			}
+			os.Exit(1)
+		}
+		fmt.Println("state:", s.State)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// backend is a minimal Backend for protocol tests; the daemon's real one
+// is tested in package daemon and ctl.
+type backend struct{ level string }
+
+func (b *backend) Status(context.Context) admin.Status {
+	return admin.Status{APIVersion: admin.APIVersion, State: "serving"}
+}
+func (b *backend) Models(context.Context) []admin.Model { return nil }
+func (b *backend) Load(_ context.Context, name string, _ bool) (admin.LoadResult, error) {
+	return admin.LoadResult{}, admin.Errorf(404, admin.CodeNotFound, "no model %q", name)
+}
+func (b *backend) Unload(context.Context, string) (admin.LoadResult, error) {
+	return admin.LoadResult{}, nil
+}
+func (b *backend) Optimize(context.Context) (pool.OptimizeReport, error) {
+	return pool.OptimizeReport{}, nil
+}
+func (b *backend) Reload(context.Context) (admin.ReloadResult, error) {
+	return admin.ReloadResult{OK: false, Error: "bad file"}, nil
+}
+func (b *backend) Validate(_ context.Context, r admin.ValidateRequest) admin.ValidateResult {
+	return admin.ValidateResult{OK: r.Content != "", Path: r.Path}
+}
+func (b *backend) LogLevel() string { return b.level }
+func (b *backend) SetLogLevel(l string) error {
+	if l != "debug" && l != "info" {
+		return errors.New("unknown level")
+	}
+	b.level = l
+	return nil
+}
+func (b *backend) Complete(context.Context, admin.CompleteRequest, func(string)) (runner.Result, error) {
+	return runner.Result{}, errors.New("no")
+}
+
+// worldDir makes a directory every user can enter (t.TempDir is 0700).
+func worldDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "jetai-admin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	return dir
+}
+
+func serve(t *testing.T, path string, acc admin.Access) *admin.Server {
+	t.Helper()
+	ln, err := admin.Listen(path, acc.Gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := admin.NewServer(admin.Options{Backend: &backend{level: "info"}, Access: acc})
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
+}
+
+func TestSocketFileAndStale(t *testing.T) {
+	dir := worldDir(t)
+	path := filepath.Join(dir, "sub", "admin.sock")
+	// A stale socket: bound, then its listener gone without unlinking.
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal("stale socket file should exist:", err)
+	}
+	serve(t, path, admin.Access{Uid: os.Geteuid(), Gid: os.Getegid(), GroupName: "test"})
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 || fi.Sys().(*syscall.Stat_t).Gid != uint32(os.Getegid()) {
+		t.Fatalf("socket mode %v gid %d, want 0660 gid %d", fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid, os.Getegid())
+	}
+	s, err := admin.NewClient(path).Status(context.Background())
+	if err != nil || s.State != "serving" {
+		t.Fatalf("status over the replaced socket: %+v %v", s, err)
+	}
+	// A live socket is not taken over.
+	if _, err := admin.Listen(path, -1); err == nil || !strings.Contains(err.Error(), "another jetaid is running") {
+		t.Fatalf("second Listen on a live socket: %v", err)
+	}
+	// A regular file is not removed.
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("keep"), 0o644)
+	if _, err := admin.Listen(file, -1); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("Listen on a regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep" {
+		t.Fatal("regular file was touched")
+	}
+}
+
+func TestAPI(t *testing.T) {
+	path := filepath.Join(worldDir(t), "admin.sock")
+	serve(t, path, admin.Access{Uid: os.Geteuid(), Gid: -1, GroupName: "jetai"})
+	c := admin.NewClient(path)
+	ctx := context.Background()
+	if _, err := c.Load(ctx, "nope", true); err == nil {
+		t.Fatal("load of an unknown model succeeded")
+	} else if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 404 || ae.Error_.Code != admin.CodeNotFound {
+		t.Fatalf("load error: %#v", err)
+	}
+	r, err := c.Reload(ctx)
+	if err != nil || r.OK || r.Error != "bad file" {
+		t.Fatalf("rejected reload must come back as a result: %+v %v", r, err)
+	}
+	if l, err := c.SetLogLevel(ctx, "debug"); err != nil || l != "debug" {
+		t.Fatalf("set level: %q %v", l, err)
+	}
+	if _, err := c.SetLogLevel(ctx, "loud"); err == nil {
+		t.Fatal("bad level accepted")
+	}
+	n := 0
+	start := time.Now()
+	if err := c.Top(ctx, 200*time.Millisecond, 3, func(admin.Status) bool { n++; return true }); err != nil || n != 3 {
+		t.Fatalf("top: %d statuses, %v", n, err)
+	}
+	if el := time.Since(start); el < 350*time.Millisecond {
+		t.Fatalf("3 statuses at 200ms came in %s", el)
+	}
+	// Plain HTTP works too (curl --unix-socket), and unknown paths say so.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("unix", path)
+	}}}
+	resp, err := hc.Get("http://x/v9/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb admin.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&eb)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(eb.Error.Message, "API v1") {
+		t.Fatalf("unknown path: %d %+v", resp.StatusCode, eb)
+	}
+	resp, err = hc.Post("http://x/v1/validate", "application/json", strings.NewReader(`{"path": 5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad body: %d", resp.StatusCode)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	dir := worldDir(t)
+	_, err := admin.NewClient(filepath.Join(dir, "none.sock")).Status(context.Background())
+	var ue *admin.UnreachableError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "is jetaid running? try: systemctl status jetaid") {
+		t.Fatalf("missing socket: %v", err)
+	}
+	path := filepath.Join(dir, "stale.sock")
+	l, _ := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	_, err = admin.NewClient(path).Status(context.Background())
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("stale socket: %v", err)
+	}
+}
+
+// TestPeerCredentials runs a client as nobody (65534): refused with a
+// message naming the group, even when the socket's mode would let it
+// connect; accepted once its primary group is the admin group; root is
+// accepted.
+func TestPeerCredentials(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test needs to start a process as another user")
+		}
+		t.Skip("needs root to run a client as another user")
+	}
+	dir := worldDir(t)
+	bin := filepath.Join(dir, "client")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const adminGid = 4242 // a group nobody is in
+	path := filepath.Join(dir, "admin.sock")
+	serve(t, path, admin.Access{Uid: 0, Gid: adminGid, GroupName: "jetai"})
+	run := func(uid, gid uint32, groups []uint32) (string, int) {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "JETAI_TEST_ADMIN_CLIENT="+path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	// Mode 0660 keeps nobody out at the file system already.
+	out, code := run(65534, 65534, nil)
+	if code == 0 || !strings.Contains(out, "permission denied on "+path) || !strings.Contains(out, "member of group jetai") {
+		t.Fatalf("nobody through mode 0660: exit %d\n%s", code, out)
+	}
+	// With the mode opened up, SO_PEERCRED still refuses it.
+	os.Chmod(path, 0o666)
+	out, code = run(65534, 65534, nil)
+	if code == 0 || !strings.Contains(out, "status: 403") || !strings.Contains(out, "uid 65534") ||
+		!strings.Contains(out, "members of group jetai") || !strings.Contains(out, "usermod -aG jetai") {
+		t.Fatalf("nobody through SO_PEERCRED: exit %d\n%s", code, out)
+	}
+	if out, code = run(65534, adminGid, nil); code != 0 || !strings.Contains(out, "state: serving") {
+		t.Fatalf("member by primary group: exit %d\n%s", code, out)
+	}
+	if out, code = run(65534, 65534, []uint32{adminGid}); code != 0 || !strings.Contains(out, "state: serving") {
+		t.Fatalf("member by supplementary group: exit %d\n%s", code, out)
+	}
+	if out, code = run(0, 0, nil); code != 0 || !strings.Contains(out, "state: serving") {
+		t.Fatalf("root: exit %d\n%s", code, out)
+	}
+}

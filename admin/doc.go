@@ -1,0 +1,23 @@
+// Package admin is the admin socket's protocol: a small versioned JSON API
+// (HTTP/1.1 over a Unix socket, so `curl --unix-socket` works) with its
+// server side (Server, over a Backend the daemon implements), the socket's
+// creation and access check (mode 0660, group, SO_PEERCRED), and its client
+// side (Client, used by jetai-ctl).
+//
+// Endpoints, all under /v1 (the API version; a breaking change gets /v2):
+//
+//	GET  /v1/status                  Status: daemon, config, pool, models, figures, platform
+//	GET  /v1/models                  {"models": [Model…]}
+//	POST /v1/models/{name}/load      {"wait": true} waits until ready; 202 when not waiting
+//	POST /v1/models/{name}/unload    waits for running requests, then unloads
+//	POST /v1/optimize                pool.OptimizeReport
+//	POST /v1/reload                  ReloadResult; 200 applied, 422 rejected, 409 busy
+//	POST /v1/validate                {"path", "content"} → ValidateResult (200 usable, 422 not)
+//	GET  /v1/log-level               {"level": "info"}
+//	PUT  /v1/log-level               {"level": "debug"}
+//	GET  /v1/top?interval=1s         NDJSON stream of Status, one line per interval
+//	POST /v1/complete                NDJSON stream of runner frames (benchmarks)
+//
+// Errors are {"error": {"code", "message"}} with a 4xx/5xx status. The
+// package knows nothing of how the daemon does any of this: see Backend.
+package admin

@@ -1,0 +1,366 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
+)
+
+// Backend is what the admin API drives; the daemon implements it. Methods
+// return *Error to choose the answer's status.
+type Backend interface {
+	Status(ctx context.Context) Status
+	Models(ctx context.Context) []Model
+	// Load starts loading name; with wait it returns once the model is
+	// ready or its load failed.
+	Load(ctx context.Context, name string, wait bool) (LoadResult, error)
+	Unload(ctx context.Context, name string) (LoadResult, error)
+	Optimize(ctx context.Context) (pool.OptimizeReport, error)
+	// Reload re-reads the config file and applies it, returning once it is
+	// applied or rejected.
+	Reload(ctx context.Context) (ReloadResult, error)
+	Validate(ctx context.Context, req ValidateRequest) ValidateResult
+	LogLevel() string
+	SetLogLevel(level string) error
+	Complete(ctx context.Context, req CompleteRequest, onText func(string)) (runner.Result, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Backend Backend
+	Access  Access
+	Log     *slog.Logger
+	// TopInterval bounds /v1/top's interval from below; default 200ms.
+	MinTopInterval time.Duration
+}
+
+// Server serves the admin API on Unix sockets.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	hs   *http.Server
+	mux  *http.ServeMux
+}
+
+// NewServer builds the server; Serve starts it.
+func NewServer(opts Options) *Server {
+	s := &Server{opts: opts, log: opts.Log, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.MinTopInterval <= 0 {
+		s.opts.MinTopInterval = 200 * time.Millisecond
+	}
+	m := s.mux
+	m.HandleFunc("GET /v1/status", s.status)
+	m.HandleFunc("GET /v1/models", s.models)
+	m.HandleFunc("POST /v1/models/{name}/load", s.load)
+	m.HandleFunc("POST /v1/models/{name}/unload", s.unload)
+	m.HandleFunc("POST /v1/optimize", s.optimize)
+	m.HandleFunc("POST /v1/reload", s.reload)
+	m.HandleFunc("POST /v1/validate", s.validate)
+	m.HandleFunc("GET /v1/log-level", s.getLevel)
+	m.HandleFunc("PUT /v1/log-level", s.setLevel)
+	m.HandleFunc("GET /v1/top", s.top)
+	m.HandleFunc("POST /v1/complete", s.complete)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no admin endpoint %s %s (this daemon speaks API v%d; see GET /v1/status)", r.Method, r.URL.Path, APIVersion))
+	})
+	s.hs = &http.Server{
+		Handler:           s.guard(m),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       withPeer,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Handler is the API with its access check, for tests that bring their
+// own transport. Connections without peer credentials are refused.
+func (s *Server) Handler() http.Handler { return s.hs.Handler }
+
+// Serve serves ln (a Unix socket listener) until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.hs.Serve(peerListener{ln})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits (up to ctx) for requests to finish;
+// streams (top) are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.hs.Shutdown(ctx)
+	if err != nil {
+		s.hs.Close()
+	}
+	return err
+}
+
+// guard checks the peer's credentials and turns panics into 500s.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pc, ok := peerFrom(r.Context())
+		if !ok || pc.err != nil {
+			msg := "cannot read the peer's credentials"
+			if ok {
+				msg += ": " + pc.err.Error()
+			}
+			writeError(w, Errorf(http.StatusForbidden, CodeForbidden, "%s", msg))
+			return
+		}
+		if err := s.opts.Access.Allowed(pc.peer); err != nil {
+			s.log.Warn("admin socket: refused a client", "uid", pc.peer.Uid, "pid", pc.peer.Pid, "path", r.URL.Path)
+			writeError(w, err)
+			return
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in admin handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeError(w, Errorf(http.StatusInternalServerError, CodeInternal, "internal error; the daemon logged it"))
+			}
+		}()
+		s.log.Debug("admin request", "method", r.Method, "path", r.URL.Path, "uid", pc.peer.Uid, "pid", pc.peer.Pid)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
+	}
+	writeJSON(w, statusOf(e), ErrorBody{Error: *e})
+}
+
+// decode reads an optional JSON body into v.
+func decode(r *http.Request, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, 4<<20)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "bad request body: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.opts.Backend.Status(r.Context()))
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	ms := s.opts.Backend.Models(r.Context())
+	if ms == nil {
+		ms = []Model{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": ms})
+}
+
+func (s *Server) load(w http.ResponseWriter, r *http.Request) {
+	var req LoadRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if v := r.URL.Query().Get("wait"); v != "" {
+		req.Wait, _ = strconv.ParseBool(v)
+	}
+	res, err := s.opts.Backend.Load(r.Context(), r.PathValue("name"), req.Wait)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	status := http.StatusOK
+	if !req.Wait && res.Model.State != pool.StateReady {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, res)
+}
+
+func (s *Server) unload(w http.ResponseWriter, r *http.Request) {
+	res, err := s.opts.Backend.Unload(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) optimize(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.opts.Backend.Optimize(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	res, err := s.opts.Backend.Reload(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	status := http.StatusOK
+	if !res.OK {
+		status = http.StatusUnprocessableEntity
+	}
+	writeJSON(w, status, res)
+}
+
+func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
+	var req ValidateRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Path == "" {
+		writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the file: {"path": "/etc/jetai/jetai.hcl", "content": "…"}`))
+		return
+	}
+	res := s.opts.Backend.Validate(r.Context(), req)
+	status := http.StatusOK
+	if !res.OK {
+		status = http.StatusUnprocessableEntity
+	}
+	writeJSON(w, status, res)
+}
+
+func (s *Server) getLevel(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, LogLevel{Level: s.opts.Backend.LogLevel()})
+}
+
+func (s *Server) setLevel(w http.ResponseWriter, r *http.Request) {
+	var req LogLevel
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.opts.Backend.SetLogLevel(req.Level); err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			err = Errorf(http.StatusBadRequest, CodeBadRequest, "%v", err)
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, LogLevel{Level: s.opts.Backend.LogLevel()})
+}
+
+// top streams a Status per interval as NDJSON until the client goes away.
+func (s *Server) top(w http.ResponseWriter, r *http.Request) {
+	every := time.Second
+	if v := r.URL.Query().Get("interval"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, "interval %q: %v (for example 1s or 500ms)", v, err))
+			return
+		}
+		every = max(d, s.opts.MinTopInterval)
+	}
+	count := 0
+	if v := r.URL.Query().Get("count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, "count %q: want a number ≥ 0 (0: until the client leaves)", v))
+			return
+		}
+		count = n
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		if err := enc.Encode(s.opts.Backend.Status(r.Context())); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		if count > 0 && n >= count {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// complete streams runner frames: text frames, then one done frame with
+// the timings, or an error frame.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
+	var req CompleteRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Model == "" {
+		writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the model: {"model": "NAME", "prompt": "…"}`))
+		return
+	}
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	res, err := s.opts.Backend.Complete(r.Context(), req, func(text string) {
+		start()
+		enc.Encode(runner.Frame{Text: text})
+		rc.Flush()
+	})
+	if err != nil && !started {
+		writeError(w, err)
+		return
+	}
+	start()
+	if err != nil {
+		enc.Encode(runner.Frame{Done: true, FinishReason: runner.FinishError, Error: err.Error()})
+		return
+	}
+	enc.Encode(runner.Frame{Done: true, FinishReason: res.FinishReason, Timings: &res.Timings})
+}
+
+// String renders a ReloadResult's verdict in one line.
+func (r ReloadResult) String() string {
+	if r.Summary != "" {
+		return r.Summary
+	}
+	if r.OK {
+		return fmt.Sprintf("config generation %d applied", r.Generation)
+	}
+	return "reload rejected: " + r.Error
+}

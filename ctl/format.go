@@ -1,0 +1,87 @@
+package ctl
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jetai/jetai/admin"
+)
+
+// table writes aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer) *table { return &table{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)} }
+
+func (t *table) row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t")) }
+
+func (t *table) kv(k, v string) { fmt.Fprintf(t.tw, "%s:\t%s\n", k, v) }
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+func printModels(w io.Writer, ms []admin.Model) {
+	t := newTable(w)
+	t.row("NAME", "STATE", "MEMORY", "ACTIVE", "QUEUED", "TOK/S", "REQUESTS", "PRIORITY", "KEEP-ALIVE", "PID")
+	for _, m := range ms {
+		state := m.State
+		if m.State == "loading" {
+			state = fmt.Sprintf("loading %d%%", int(m.LoadProgress*100))
+		}
+		if m.Draining {
+			state += " (draining)"
+		}
+		prio := fmt.Sprint(m.Priority)
+		if m.Pinned {
+			prio += " pinned"
+		}
+		pid := "-"
+		if m.Pid > 0 {
+			pid = fmt.Sprint(m.Pid)
+		}
+		mem := human(m.ChargedBytes)
+		if m.ChargedBytes == 0 {
+			mem = "~" + human(m.EstimatedBytes)
+		}
+		t.row(m.Name, state, mem, fmt.Sprint(m.Active), fmt.Sprint(m.Queued), fmt.Sprintf("%.1f", m.TokensPerSecond),
+			fmt.Sprint(m.Requests), prio, m.KeepAlive, pid)
+	}
+	t.flush()
+	for _, m := range ms {
+		if m.State == "failed" && m.LastError != "" {
+			fmt.Fprintf(w, "%s: %s\n", m.Name, m.LastError)
+		}
+	}
+}
+
+func human(b uint64) string {
+	const kib, mib, gib = 1 << 10, 1 << 20, 1 << 30
+	switch {
+	case b >= gib:
+		return fmt.Sprintf("%.1fGiB", float64(b)/gib)
+	case b >= mib:
+		return fmt.Sprintf("%.0fMiB", float64(b)/mib)
+	case b >= kib:
+		return fmt.Sprintf("%.0fKiB", float64(b)/kib)
+	}
+	return fmt.Sprintf("%dB", b)
+}
+
+func short(hash string) string {
+	if len(hash) > 12 {
+		return hash[:12]
+	}
+	return hash
+}
+
+func roundDur(secs float64) string {
+	d := time.Duration(secs * float64(time.Second))
+	switch {
+	case d > time.Hour:
+		return d.Round(time.Minute).String()
+	case d > time.Minute:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -1,0 +1,340 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/daemon/systemd"
+	"github.com/jetai/jetai/version"
+)
+
+// sysState is what the systemd and admin side of the daemon keeps: where
+// it listens, the live throughput figures and the platform hook.
+type sysState struct {
+	mu          sync.Mutex
+	listen      string
+	activated   bool
+	adminSocket string
+	adminErr    string // why there is no admin socket, if there is none
+	watchdog    time.Duration
+	state       string // starting, serving, reloading, stopping
+	summary     string // the STATUS= line last sent
+	// rates: generated tokens per second over the last status tick,
+	// overall and per model.
+	rate       float64
+	modelRates map[string]float64
+	lastTokens map[string]uint64
+	lastTick   time.Time
+
+	// platform returns hardware readings for status, top and STATUS=; nil
+	// until the platform integration (issue 7) sets it.
+	platform func() *admin.Platform
+}
+
+// adminBackend implements admin.Backend over the daemon.
+type adminBackend struct{ d *Daemon }
+
+var _ admin.Backend = adminBackend{}
+
+// SetPlatform sets the source of hardware readings shown by status, top
+// and the STATUS= line.
+func (d *Daemon) SetPlatform(f func() *admin.Platform) {
+	d.sys.mu.Lock()
+	d.sys.platform = f
+	d.sys.mu.Unlock()
+}
+
+func (d *Daemon) setState(s string) {
+	d.sys.mu.Lock()
+	d.sys.state = s
+	d.sys.mu.Unlock()
+}
+
+// openAdmin opens the admin socket: systemd's "admin" descriptor, or
+// server.admin_socket. A daemon without one still serves the REST API.
+func (d *Daemon) openAdmin(cfg *config.Config) (net.Listener, admin.Access, error) {
+	acc := admin.Access{Uid: os.Geteuid(), Gid: -1, GroupName: cfg.Server.AdminGroup}
+	gid, gerr := admin.LookupGroup(cfg.Server.AdminGroup)
+	if gerr == nil {
+		acc.Gid = gid
+	} else {
+		d.log.Warn("admin socket: only root and the daemon's user may use it", "err", gerr)
+	}
+	ls, err := systemd.Activated(systemd.FDNameAdmin)
+	if err != nil {
+		return nil, acc, err
+	}
+	if len(ls) > 0 {
+		for _, l := range ls[1:] {
+			l.Close()
+		}
+		return ls[0], acc, nil
+	}
+	ln, err := admin.Listen(cfg.Server.AdminSocket, acc.Gid)
+	if err != nil {
+		return nil, acc, err
+	}
+	return ln, acc, nil
+}
+
+// Status implements admin.Backend.
+func (b adminBackend) Status(ctx context.Context) admin.Status {
+	d := b.d
+	cfg := d.Config()
+	s := admin.Status{
+		APIVersion: admin.APIVersion, Version: version.Version, Pid: os.Getpid(),
+		StartedAt: d.started.UTC(), UptimeSeconds: time.Since(d.started).Seconds(),
+		LogLevel: systemd.LevelName(d.level.Level()),
+		Config:   admin.ConfigStatus{Path: cfg.Path, Hash: cfg.Hash, Generation: 1, AppliedAt: d.started.UTC()},
+		Pool:     d.pool.Status(),
+		Models:   b.Models(ctx),
+	}
+	if u, err := user.Current(); err == nil {
+		s.User = u.Username
+	}
+	s.Performance = d.pool.Performance().Overall
+	d.sys.mu.Lock()
+	s.State, s.Listen, s.Activated, s.AdminSocket = d.sys.state, d.sys.listen, d.sys.activated, d.sys.adminSocket
+	s.WatchdogSeconds = d.sys.watchdog.Seconds()
+	s.Summary = d.sys.summary
+	s.Performance.WindowTokensPerSecond = d.sys.rate
+	platform := d.sys.platform
+	d.sys.mu.Unlock()
+	if platform != nil {
+		s.Platform = platform()
+	}
+	if s.Summary == "" {
+		s.Summary = summary(s)
+	}
+	return s
+}
+
+// Models implements admin.Backend.
+func (b adminBackend) Models(ctx context.Context) []admin.Model {
+	d := b.d
+	cfg := d.Config()
+	ms := d.pool.Models()
+	out := make([]admin.Model, 0, len(ms))
+	d.sys.mu.Lock()
+	rates := d.sys.modelRates
+	d.sys.mu.Unlock()
+	for _, m := range ms {
+		am := admin.Model{ModelStatus: m, TokensPerSecond: rates[m.Name]}
+		if c, ok := cfg.Lookup(m.Name); ok {
+			am.Path, am.Context, am.Parallel, am.Threads = c.Path, c.Context, c.Parallel, c.Threads
+		}
+		out = append(out, am)
+	}
+	return out
+}
+
+func (b adminBackend) model(name string) (admin.Model, error) {
+	for _, m := range b.Models(context.Background()) {
+		if m.Name == name {
+			return m, nil
+		}
+	}
+	return admin.Model{}, adminError(pool.ErrUnknownModel)
+}
+
+// Load implements admin.Backend.
+func (b adminBackend) Load(ctx context.Context, name string, wait bool) (admin.LoadResult, error) {
+	d := b.d
+	canon, ok := d.pool.Resolve(name)
+	if !ok {
+		return admin.LoadResult{}, unknownModel(d.Config(), name)
+	}
+	start := time.Now()
+	if wait {
+		if err := d.pool.Load(ctx, canon); err != nil {
+			return admin.LoadResult{}, adminError(err)
+		}
+	} else {
+		// The load outlives this request: it runs until ready, failed or
+		// the pool closes.
+		go d.pool.Load(context.Background(), canon)
+		// Answer once the load has begun, so the state shown is "loading".
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if m, _ := d.pool.Model(canon); m.State != pool.StateUnloaded {
+				break
+			}
+		}
+	}
+	m, err := b.model(canon)
+	return admin.LoadResult{Model: m, Seconds: time.Since(start).Seconds()}, err
+}
+
+// Unload implements admin.Backend.
+func (b adminBackend) Unload(ctx context.Context, name string) (admin.LoadResult, error) {
+	d := b.d
+	canon, ok := d.pool.Resolve(name)
+	if !ok {
+		return admin.LoadResult{}, unknownModel(d.Config(), name)
+	}
+	start := time.Now()
+	if err := d.pool.Unload(ctx, canon); err != nil {
+		return admin.LoadResult{}, adminError(err)
+	}
+	m, err := b.model(canon)
+	return admin.LoadResult{Model: m, Seconds: time.Since(start).Seconds()}, err
+}
+
+// Optimize implements admin.Backend.
+func (b adminBackend) Optimize(ctx context.Context) (pool.OptimizeReport, error) {
+	return b.d.pool.Optimize(ctx), nil
+}
+
+// Reload implements admin.Backend.
+func (b adminBackend) Reload(ctx context.Context) (admin.ReloadResult, error) {
+	return admin.ReloadResult{}, admin.Errorf(http.StatusNotImplemented, admin.CodeNotSupported,
+		"this jetaid cannot reload its config yet; restart it: systemctl restart jetaid")
+}
+
+// Validate implements admin.Backend: the file is parsed and checked as a
+// reload would, and the plan says what a reload to it would change.
+func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) admin.ValidateResult {
+	res := admin.ValidateResult{Path: req.Path}
+	cfg, err := config.Parse([]byte(req.Content), req.Path)
+	if err != nil {
+		var diags config.Diagnostics
+		if errors.As(err, &diags) {
+			res.Diagnostics = diags
+			res.Summary = fmt.Sprintf("%s: not usable (%d errors)", req.Path, len(diags))
+		} else {
+			res.Diagnostics = config.Diagnostics{{Severity: config.Error, Filename: req.Path, Message: err.Error()}}
+			res.Summary = fmt.Sprintf("%s: not usable: %v", req.Path, err)
+		}
+		return res
+	}
+	plan := config.Diff(b.d.Config(), cfg)
+	res.OK, res.Hash, res.Diagnostics, res.Plan = true, cfg.Hash, cfg.Warnings, &plan
+	res.Summary = fmt.Sprintf("%s: ok (%d models); a reload would change: %s", req.Path, len(cfg.Models), plan.String())
+	return res
+}
+
+// LogLevel implements admin.Backend.
+func (b adminBackend) LogLevel() string { return systemd.LevelName(b.d.level.Level()) }
+
+// SetLogLevel implements admin.Backend.
+func (b adminBackend) SetLogLevel(level string) error {
+	l, err := systemd.ParseLevel(level)
+	if err != nil {
+		return admin.Errorf(http.StatusBadRequest, admin.CodeBadRequest, "%v", err)
+	}
+	old := b.d.level.Level()
+	b.d.level.Set(l)
+	b.d.log.Warn("log level changed over the admin socket", "from", systemd.LevelName(old), "to", systemd.LevelName(l))
+	return nil
+}
+
+// Complete implements admin.Backend.
+func (b adminBackend) Complete(ctx context.Context, req admin.CompleteRequest, onText func(string)) (runner.Result, error) {
+	canon, ok := b.d.pool.Resolve(req.Model)
+	if !ok {
+		return runner.Result{}, unknownModel(b.d.Config(), req.Model)
+	}
+	res, err := b.d.pool.Complete(ctx, canon, req.Request, onText)
+	if err != nil {
+		return res, adminError(err)
+	}
+	return res, nil
+}
+
+func unknownModel(cfg *config.Config, name string) error {
+	return admin.Errorf(http.StatusNotFound, admin.CodeNotFound, "no model %q in %s (configured: %v)", name, cfg.Path, cfg.ModelNames())
+}
+
+// adminError maps pool errors onto admin answers.
+func adminError(err error) error {
+	var (
+		ae *admin.Error
+		qf *pool.QueueFullError
+		nr *pool.NoRoomError
+		lf *pool.LoadFailedError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, pool.ErrUnknownModel):
+		return admin.Errorf(http.StatusNotFound, admin.CodeNotFound, "%v", err)
+	case errors.Is(err, pool.ErrClosed):
+		return admin.Errorf(http.StatusServiceUnavailable, admin.CodeUnavailable, "the daemon is shutting down")
+	case errors.As(err, &qf):
+		return admin.Errorf(http.StatusTooManyRequests, admin.CodeBusy, "%v", err)
+	case errors.As(err, &nr):
+		return admin.Errorf(http.StatusInsufficientStorage, "no_room", "%v", err)
+	case errors.As(err, &lf):
+		return admin.Errorf(http.StatusBadGateway, "load_failed", "%v", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return admin.Errorf(http.StatusGatewayTimeout, "timeout", "%v", err)
+	}
+	return admin.Errorf(http.StatusInternalServerError, admin.CodeInternal, "%v", err)
+}
+
+// summary is the one-line STATUS=: state, models, memory, speed and, with
+// platform readings, temperature and throttling.
+func summary(s admin.Status) string {
+	var loaded []string
+	loading := ""
+	for _, m := range s.Models {
+		switch m.State {
+		case pool.StateReady:
+			loaded = append(loaded, m.Name)
+		case pool.StateLoading:
+			loading = fmt.Sprintf("; loading %s %d%%", m.Name, int(m.LoadProgress*100))
+		}
+	}
+	line := fmt.Sprintf("%s: %d/%d models loaded", s.State, len(loaded), len(s.Models))
+	if len(loaded) > 0 && len(loaded) <= 4 {
+		line += " (" + join(loaded) + ")"
+	}
+	line += loading
+	line += fmt.Sprintf(", memory %s of %s, %.1f tok/s", humanBytes(s.Pool.Used), humanBytes(s.Pool.Budget), s.Performance.WindowTokensPerSecond)
+	if p := s.Platform; p != nil {
+		hot := 0.0
+		for _, t := range p.Temperatures {
+			hot = max(hot, t.Celsius)
+		}
+		if hot > 0 {
+			line += fmt.Sprintf(", %.0f°C", hot)
+		}
+		if p.Throttle != "" && p.Throttle != "none" {
+			line += ", throttled (" + p.Throttle + ")"
+		}
+	}
+	return line
+}
+
+func join(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ", "
+		}
+		out += s
+	}
+	return out
+}
+
+func humanBytes(b uint64) string {
+	const gib, mib = 1 << 30, 1 << 20
+	switch {
+	case b >= gib:
+		return strconv.FormatFloat(float64(b)/gib, 'f', 1, 64) + " GiB"
+	case b >= mib:
+		return strconv.FormatFloat(float64(b)/mib, 'f', 0, 64) + " MiB"
+	}
+	return strconv.FormatUint(b, 10) + " B"
+}
