@@ -54,7 +54,8 @@ type ConfigStatus struct {
 // machine without a sensor leaves its field out.
 type Platform struct {
 	Temperatures []Temperature `json:"temperatures,omitempty"`
-	// Throttle is the thermal policy's state: "none", "soft" or "hard".
+	// Throttle is the thermal policy's state: "none", "throttle" (soft
+	// limit) or "shed" (hard limit).
 	Throttle       string  `json:"throttle,omitempty"`
 	ThrottleReason string  `json:"throttle_reason,omitempty"`
 	MemTotal       uint64  `json:"mem_total,omitempty"`

@@ -16,6 +16,7 @@ import (
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/version"
@@ -50,6 +51,10 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Ready, when set, is called with the API's address once it serves.
 	Ready func(addr net.Addr)
+	// PlatformRoot stands for "/" when reading /sys, /proc and /etc
+	// (thermal zones, memory, power); default "/". Tests point it at a
+	// fake tree.
+	PlatformRoot string
 }
 
 // Daemon is one running jetaid: its config, model pool and REST API. Each
@@ -76,6 +81,8 @@ type Daemon struct {
 	pings        chan chan struct{}
 	sys          sysState
 	adminAddr    net.Addr // the admin socket; nil without one
+
+	platformState // platform.go: monitor and metrics
 }
 
 // New loads the config and builds the pool and the API. It starts nothing:
@@ -115,14 +122,18 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Warn("config", "warning", w.String())
 	}
 	d.cache = openCache(cfg, d.log)
+	d.metrics = metrics.New()
 	d.pool, err = pool.New(pool.Options{
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
 		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog, Cache: d.cache,
+		Observer: d.metrics, MemAvailable: d.memAvailable,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("model pool: %w", err)
 	}
-	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started})
+	d.initPlatform(cfg)
+	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
+		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler()})
 	return d, nil
 }
 
@@ -189,6 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopServices()
 	var services sync.WaitGroup
 	d.startAdmin(svcCtx, cfg, &services)
+	d.startPlatform(svcCtx, &services)
 
 	d.pool.Start(ctx)
 	d.api.SetState(api.StateServing)

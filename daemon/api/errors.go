@@ -106,6 +106,7 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 		qf  *pool.QueueFullError
 		nr  *pool.NoRoomError
 		lf  *pool.LoadFailedError
+		th  *pool.ThrottledError
 		re  *runner.RequestError
 		mbe *http.MaxBytesError
 	)
@@ -126,6 +127,8 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 			ra = time.Second
 		}
 		return &Error{Status: status, Code: "queue_full", Message: err.Error(), RetryAfter: ra}
+	case errors.As(err, &th):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "thermal_shed", Message: err.Error(), RetryAfter: max(th.RetryAfter, time.Second)}
 	case errors.As(err, &nr):
 		return &Error{Status: http.StatusInsufficientStorage, Code: "no_room", Message: err.Error()}
 	case errors.As(err, &lf):

@@ -27,6 +27,7 @@ type statusResponse struct {
 	Config        configSummary `json:"config"`
 	Pool          pool.Status   `json:"pool"`
 	Models        modelsSummary `json:"models"`
+	Platform      any           `json:"platform,omitempty"`
 }
 
 type configSummary struct {
@@ -63,7 +64,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		Config:        configSummary{Path: s.cfg.Path, Hash: s.cfg.Hash, DefaultModel: s.cfg.Router.DefaultModel, Tiers: len(s.cfg.Router.Tiers)},
 		Pool:          s.pool.Status(),
 		Models:        sum,
+		Platform:      s.platformStatus(),
 	})
+}
+
+func (s *Server) platformStatus() any {
+	if s.plat == nil {
+		return nil
+	}
+	return s.plat()
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,11 @@ type Options struct {
 	Log     *slog.Logger
 	// Started is when the daemon started, for /status; default now.
 	Started time.Time
+	// Platform, when set, gives /status its "platform" section
+	// (temperatures, throttle, memory, power).
+	Platform func() any
+	// Metrics, when set, serves GET /metrics.
+	Metrics http.Handler
 }
 
 // Server state, as /health reports it.
@@ -64,12 +69,13 @@ type Server struct {
 	keys    [][32]byte // sha256 of each API key
 	handler http.Handler
 	methods map[string][]string // path -> methods, for 405 answers
+	plat    func() any
 }
 
 // New builds the API over opts.Pool. The server starts in the "starting"
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
-	s := &Server{pool: opts.Pool, cfg: opts.Config, version: opts.Version, log: opts.Log, started: opts.Started}
+	s := &Server{pool: opts.Pool, cfg: opts.Config, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -97,6 +103,9 @@ func New(opts Options) *Server {
 	route("POST", "/batch_inference", s.batchInference)
 	route("GET", "/performance", s.performance)
 	route("POST", "/optimize", s.optimize)
+	if opts.Metrics != nil {
+		route("GET", "/metrics", opts.Metrics.ServeHTTP)
+	}
 	route("GET", "/v1/models", s.openaiModels)
 	route("GET", "/v1/models/{model...}", s.openaiModel)
 	route("POST", "/v1/chat/completions", s.chatCompletions)

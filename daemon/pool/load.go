@@ -71,6 +71,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 		close(op.done)
 		p.broadcastLocked()
 		p.mu.Unlock()
+		p.observeLoad(m, start, err)
 		return
 	}
 	now := time.Now()
@@ -87,6 +88,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	p.wg.Add(1)
 	go p.monitor(m, proc)
 	p.mu.Unlock()
+	p.observeLoad(m, start, nil)
 	p.log.Info("model loaded", "model", m.cfg.Name, "seconds", secs, "pid", proc.Pid())
 	p.measure(m, proc)
 }
@@ -403,7 +405,7 @@ func (m *model) undrain() {
 
 // admits says whether a request may take one of m's slots now.
 func (m *model) admits() bool {
-	return m.state == StateReady && m.active < max(m.cfg.Parallel, 1) && (m.draining == 0 || min(m.grace, m.queued) > 0)
+	return m.state == StateReady && m.active < m.slots() && (m.draining == 0 || min(m.grace, m.queued) > 0)
 }
 
 // beginUnloadLocked stops v's runner in the background.
@@ -416,12 +418,14 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	go func() {
 		defer p.wg.Done()
 		p.park(cfg, proc)
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 		proc.Stop(ctx)
 		cancel()
 		p.mu.Lock()
 		p.finishUnloadLocked(v, proc)
 		p.mu.Unlock()
+		p.observeUnload(v, reason, start)
 	}()
 }
 
@@ -500,6 +504,9 @@ func (p *Pool) Load(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := p.loadGate(m); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m.waiters++
@@ -567,9 +574,11 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 			cfg := m.cfg
 			p.mu.Unlock()
 			p.park(cfg, proc)
+			start := time.Now()
 			sctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 			proc.Stop(sctx)
 			cancel()
+			p.observeUnload(m, "unload requested", start)
 			p.mu.Lock()
 			p.finishUnloadLocked(m, proc)
 			p.log.Info("model unloaded", "model", m.cfg.Name)

@@ -56,6 +56,11 @@ type Options struct {
 	// Cache, when set, stages model files and parks conversations (see
 	// stage.go and park.go).
 	Cache *cache.Cache
+	// Observer receives requests, loads and unloads for metrics; nil: none.
+	Observer Observer
+	// MemAvailable reads the system's available memory; nil reads
+	// /proc/meminfo (the platform monitor passes its own reader).
+	MemAvailable func() (uint64, bool)
 }
 
 // ModelStatus is one configured model as /models shows it.
@@ -145,6 +150,7 @@ type model struct {
 	requests, failures, rejected, tokens, loads, evictions uint64
 	loadSeconds                                            float64
 	win                                                    window
+	slotShare                                              float64 // thermal throttle's cap; see slots
 }
 
 // Pool owns the models' runners. All methods are safe for concurrent use.
@@ -171,6 +177,7 @@ type Pool struct {
 	overhead uint64
 	started  bool
 	closing  bool
+	thr      throttleState // see throttle.go
 }
 
 // New builds a pool for opts.Config. It starts nothing; see Start.
@@ -189,6 +196,9 @@ func New(opts Options) (*Pool, error) {
 	}
 	if opts.RunnerOverhead > 0 {
 		p.overhead = opts.RunnerOverhead
+	}
+	if opts.MemAvailable != nil {
+		p.memAvailable = opts.MemAvailable
 	}
 	if opts.RunnerLog != nil {
 		p.runLog = &lockedWriter{w: opts.RunnerLog}

@@ -21,7 +21,7 @@ func (p *Pool) Complete(ctx context.Context, model string, req runner.Request, o
 	if err != nil {
 		return runner.Result{}, err
 	}
-	proc, waited, err := p.acquire(ctx, m)
+	proc, waited, err := p.admit(ctx, m, "completion")
 	if err != nil {
 		return runner.Result{}, err
 	}
@@ -44,6 +44,7 @@ func (p *Pool) Complete(ctx context.Context, model string, req runner.Request, o
 		s.tps = float64(res.Timings.GeneratedTokens) / (res.Timings.GenerationMS / 1000)
 	}
 	p.release(ctx, m, proc, err, s)
+	p.observe(m, "completion", err, res.Timings, &s)
 	return res, err
 }
 
@@ -53,14 +54,16 @@ func (p *Pool) Embed(ctx context.Context, model, input string) (runner.EmbedResu
 	if err != nil {
 		return runner.EmbedResult{}, err
 	}
-	proc, waited, err := p.acquire(ctx, m)
+	proc, waited, err := p.admit(ctx, m, "embedding")
 	if err != nil {
 		return runner.EmbedResult{}, err
 	}
 	began := time.Now()
 	res, err := proc.Embed(ctx, input)
 	err = p.runnerErr(m, proc, err)
-	p.release(ctx, m, proc, err, sample{at: time.Now(), tps: math.NaN(), ttft: math.NaN(), queue: runner.Ms(waited), dur: time.Since(began).Seconds()})
+	s := sample{at: time.Now(), tps: math.NaN(), ttft: math.NaN(), queue: runner.Ms(waited), dur: time.Since(began).Seconds()}
+	p.release(ctx, m, proc, err, s)
+	p.observe(m, "embedding", err, runner.Timings{}, &s)
 	return res, err
 }
 
