@@ -17,6 +17,7 @@ import (
 	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/metrics"
+	"github.com/jetai/jetai/daemon/ingest"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/version"
@@ -38,6 +39,10 @@ type Options struct {
 	// RunnerCommand starts a runner; default: this executable, "runner".
 	RunnerCommand []string
 	RunnerEnv     []string
+	// ToolCommand runs `jetaid tool` (import checks, quantizing); default:
+	// this executable, "tool".
+	ToolCommand []string
+	ToolEnv     []string
 	// SocketDir holds the runners' sockets; default: the pool's choice.
 	SocketDir string
 	// Log receives the daemon's log; default: native journal entries
@@ -67,6 +72,7 @@ type Daemon struct {
 	pool    *pool.Pool
 	api     *api.Server
 	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
+	ingest  *ingest.Ingester
 
 	mu  sync.Mutex
 	cfg *config.Config // the config in force
@@ -123,6 +129,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.cache = openCache(cfg, d.log)
 	d.metrics = metrics.New()
+	d.ingest = openIngest(d.cache, opts)
 	d.pool, err = pool.New(pool.Options{
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
 		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog, Cache: d.cache,

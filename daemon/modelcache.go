@@ -1,10 +1,17 @@
 package daemon
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/daemon/ingest"
 )
 
 // openCache opens cache.dir. A cache that cannot be opened (a missing or
@@ -20,6 +27,19 @@ func openCache(cfg *config.Config, log *slog.Logger) *cache.Cache {
 	return c
 }
 
+// openIngest builds the import/quantize service over the cache (nil
+// without one).
+func openIngest(c *cache.Cache, opts Options) *ingest.Ingester {
+	if c == nil {
+		return nil
+	}
+	g, err := ingest.New(ingest.Options{Cache: c, Command: opts.ToolCommand, Env: opts.ToolEnv})
+	if err != nil {
+		return nil
+	}
+	return g
+}
+
 // Cache is the daemon's model cache; nil when cache.dir is unusable.
 func (d *Daemon) Cache() *cache.Cache { return d.cache }
 
@@ -31,3 +51,97 @@ func (d *Daemon) applyCacheConfig(cfg *config.Config) {
 		d.cache.SetMaxSize(int64(cfg.Cache.MaxSize))
 	}
 }
+
+// CacheStatus is the model cache as the admin API shows it.
+type CacheStatus struct {
+	Dir         string        `json:"dir"`
+	MaxSize     int64         `json:"max_size"`
+	Used        int64         `json:"used"`
+	ParkedBytes int64         `json:"parked_bytes"`
+	Files       []cache.Entry `json:"files"`
+	Quantizing  []QuantizeJob `json:"quantizing"`
+}
+
+// QuantizeJob is a running quantize job.
+type QuantizeJob struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Source string `json:"source"`
+	Done   int    `json:"done"`  // tensors
+	Total  int    `json:"total"` // tensors
+	Paused bool   `json:"paused"`
+}
+
+// errNoCache answers import and quantize when cache.dir is unusable.
+var errNoCache = errors.New("the model cache (cache.dir) is unusable; see the daemon's log")
+
+// CacheStatus reports the model cache.
+func (d *Daemon) CacheStatus() (CacheStatus, error) {
+	if d.cache == nil {
+		return CacheStatus{}, errNoCache
+	}
+	s := CacheStatus{Dir: d.cache.Dir(), MaxSize: d.cache.MaxSize(), Used: d.cache.Used(), ParkedBytes: d.cache.ParkedBytes(),
+		Files: d.cache.Entries(), Quantizing: []QuantizeJob{}}
+	for _, j := range d.ingest.Jobs() {
+		done, total := j.Progress()
+		s.Quantizing = append(s.Quantizing, QuantizeJob{Name: j.Name, Type: j.Type, Source: j.Source, Done: done, Total: total, Paused: j.Paused()})
+	}
+	return s, nil
+}
+
+// ImportModel checks the GGUF at path (which the daemon must be able to
+// read) and copies it into the cache as name; progress gets the bytes
+// copied.
+func (d *Daemon) ImportModel(ctx context.Context, path, name string, progress cache.Progress) (ingest.Result, error) {
+	if d.ingest == nil {
+		return ingest.Result{}, errNoCache
+	}
+	if !filepath.IsAbs(path) {
+		return ingest.Result{}, fmt.Errorf("import: %q: give an absolute path (the daemon does not share your working directory)", path)
+	}
+	return d.ingest.Import(ctx, path, name, progress)
+}
+
+// QuantizeModel quantizes the configured model's file to typ into the
+// cache as name (default MODEL-TYPE), in a low-priority child process;
+// ending ctx cancels it. progress gets tensors done and total.
+func (d *Daemon) QuantizeModel(ctx context.Context, model, name, typ string, progress func(done, total int)) (ingest.Result, error) {
+	if d.ingest == nil {
+		return ingest.Result{}, errNoCache
+	}
+	cfg := d.Config()
+	m, ok := cfg.Lookup(model)
+	if !ok {
+		return ingest.Result{}, fmt.Errorf("quantize: no model %q; configured models: %s", model, strings.Join(cfg.ModelNames(), ", "))
+	}
+	if name == "" {
+		name = m.Name + "-" + strings.ToLower(typ)
+	}
+	j, err := d.ingest.Quantize(ctx, m.Path, name, typ)
+	if err != nil {
+		return ingest.Result{}, err
+	}
+	d.log.Info("quantizing", "model", m.Name, "type", typ, "as", name)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.Done():
+			res, err := j.Wait(context.Background())
+			if err != nil {
+				d.log.Warn("quantize failed", "model", m.Name, "type", typ, "err", err)
+			} else {
+				d.log.Info("quantized", "model", m.Name, "type", typ, "path", res.Entry.Path, "bytes", res.Entry.Size)
+			}
+			return res, err
+		case <-t.C:
+			if progress != nil {
+				progress(j.Progress())
+			}
+		}
+	}
+}
+
+// Ingester runs import and quantize jobs; nil without a usable cache. The
+// thermal policy may pause and resume quantizing with PauseAll/ResumeAll.
+func (d *Daemon) Ingester() *ingest.Ingester { return d.ingest }

@@ -1,5 +1,6 @@
 // Command jetaid is the jetai daemon. `jetaid runner …` is the per-model
-// child process the daemon starts; people do not run it by hand.
+// child process the daemon starts, and `jetaid tool …` the child that checks
+// and quantizes model files for jetai-ctl; people do not run them by hand.
 //
 //	jetaid [--config FILE]       run in the foreground (default /etc/jetai/jetai.hcl)
 //	jetaid --check-config FILE   validate a config file; exit 0 when usable, 1 when not
@@ -17,6 +18,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/daemon/ingest/tool"
 	"github.com/jetai/jetai/daemon/runner/serve"
 	"github.com/jetai/jetai/version"
 )
@@ -25,6 +27,15 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "runner" {
 		if err := serve.Main(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "jetaid runner:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "tool" {
+		// Model checks and quantizing for jetai-ctl import/quantize, run
+		// by the daemon as a child (package ingest).
+		if err := tool.Main(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "jetaid tool:", err)
 			os.Exit(1)
 		}
 		return
