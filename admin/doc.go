@@ -17,6 +17,9 @@
 //	PUT  /v1/log-level               {"level": "debug"}
 //	GET  /v1/top?interval=1s         NDJSON stream of Status, one line per interval
 //	POST /v1/complete                NDJSON stream of runner frames (benchmarks)
+//	GET  /v1/cache                   CacheStatus: cached model files, parked bytes, quantize jobs
+//	POST /v1/import                  {"path", "name"} → NDJSON FileFrames (progress, then result)
+//	POST /v1/quantize                {"model", "type", "name"} → NDJSON FileFrames; disconnect cancels
 //
 // Errors are {"error": {"code", "message"}} with a 4xx/5xx status. The
 // package knows nothing of how the daemon does any of this: see Backend.

@@ -2,13 +2,13 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/ingest"
@@ -52,39 +52,19 @@ func (d *Daemon) applyCacheConfig(cfg *config.Config) {
 	}
 }
 
-// CacheStatus is the model cache as the admin API shows it.
-type CacheStatus struct {
-	Dir         string        `json:"dir"`
-	MaxSize     int64         `json:"max_size"`
-	Used        int64         `json:"used"`
-	ParkedBytes int64         `json:"parked_bytes"`
-	Files       []cache.Entry `json:"files"`
-	Quantizing  []QuantizeJob `json:"quantizing"`
-}
-
-// QuantizeJob is a running quantize job.
-type QuantizeJob struct {
-	Name   string `json:"name"`
-	Type   string `json:"type"`
-	Source string `json:"source"`
-	Done   int    `json:"done"`  // tensors
-	Total  int    `json:"total"` // tensors
-	Paused bool   `json:"paused"`
-}
-
 // errNoCache answers import and quantize when cache.dir is unusable.
-var errNoCache = errors.New("the model cache (cache.dir) is unusable; see the daemon's log")
+var errNoCache = admin.Errorf(http.StatusServiceUnavailable, admin.CodeUnavailable, "the model cache (cache.dir) is unusable; see the daemon's log")
 
 // CacheStatus reports the model cache.
-func (d *Daemon) CacheStatus() (CacheStatus, error) {
+func (d *Daemon) CacheStatus() (admin.CacheStatus, error) {
 	if d.cache == nil {
-		return CacheStatus{}, errNoCache
+		return admin.CacheStatus{}, errNoCache
 	}
-	s := CacheStatus{Dir: d.cache.Dir(), MaxSize: d.cache.MaxSize(), Used: d.cache.Used(), ParkedBytes: d.cache.ParkedBytes(),
-		Files: d.cache.Entries(), Quantizing: []QuantizeJob{}}
+	s := admin.CacheStatus{Dir: d.cache.Dir(), MaxSize: d.cache.MaxSize(), Used: d.cache.Used(), ParkedBytes: d.cache.ParkedBytes(),
+		Files: d.cache.Entries(), Quantizing: []admin.QuantizeJob{}}
 	for _, j := range d.ingest.Jobs() {
 		done, total := j.Progress()
-		s.Quantizing = append(s.Quantizing, QuantizeJob{Name: j.Name, Type: j.Type, Source: j.Source, Done: done, Total: total, Paused: j.Paused()})
+		s.Quantizing = append(s.Quantizing, admin.QuantizeJob{Name: j.Name, Type: j.Type, Source: j.Source, Done: done, Total: total, Paused: j.Paused()})
 	}
 	return s, nil
 }
@@ -97,7 +77,7 @@ func (d *Daemon) ImportModel(ctx context.Context, path, name string, progress ca
 		return ingest.Result{}, errNoCache
 	}
 	if !filepath.IsAbs(path) {
-		return ingest.Result{}, fmt.Errorf("import: %q: give an absolute path (the daemon does not share your working directory)", path)
+		return ingest.Result{}, admin.Errorf(http.StatusBadRequest, admin.CodeBadRequest, "import: %q: give an absolute path (the daemon does not share your working directory)", path)
 	}
 	return d.ingest.Import(ctx, path, name, progress)
 }
@@ -112,7 +92,7 @@ func (d *Daemon) QuantizeModel(ctx context.Context, model, name, typ string, pro
 	cfg := d.Config()
 	m, ok := cfg.Lookup(model)
 	if !ok {
-		return ingest.Result{}, fmt.Errorf("quantize: no model %q; configured models: %s", model, strings.Join(cfg.ModelNames(), ", "))
+		return ingest.Result{}, admin.Errorf(http.StatusNotFound, admin.CodeNotFound, "quantize: no model %q; configured models: %s", model, strings.Join(cfg.ModelNames(), ", "))
 	}
 	if name == "" {
 		name = m.Name + "-" + strings.ToLower(typ)
@@ -145,3 +125,27 @@ func (d *Daemon) QuantizeModel(ctx context.Context, model, name, typ string, pro
 // Ingester runs import and quantize jobs; nil without a usable cache. The
 // thermal policy may pause and resume quantizing with PauseAll/ResumeAll.
 func (d *Daemon) Ingester() *ingest.Ingester { return d.ingest }
+
+// The admin socket's model-file endpoints (admin.ModelFiles).
+var _ admin.ModelFiles = adminBackend{}
+
+func (b adminBackend) CacheStatus(ctx context.Context) (admin.CacheStatus, error) {
+	return b.d.CacheStatus()
+}
+
+func (b adminBackend) Import(ctx context.Context, req admin.ImportRequest, progress func(admin.Progress)) (ingest.Result, error) {
+	var last time.Time
+	return b.d.ImportModel(ctx, req.Path, req.Name, func(done, total int64) {
+		if done < total && time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		progress(admin.Progress{Done: done, Total: total, Unit: "bytes"})
+	})
+}
+
+func (b adminBackend) Quantize(ctx context.Context, req admin.QuantizeRequest, progress func(admin.Progress)) (ingest.Result, error) {
+	return b.d.QuantizeModel(ctx, req.Model, req.Name, req.Type, func(done, total int) {
+		progress(admin.Progress{Done: int64(done), Total: int64(total), Unit: "tensors"})
+	})
+}

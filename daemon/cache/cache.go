@@ -59,7 +59,7 @@ type Record struct {
 	Origin   string    `json:"origin"`
 	Created  time.Time `json:"created"`
 	CopyMS   float64   `json:"copy_ms,omitempty"`
-	LastUsed time.Time `json:"-"` // record's mtime
+	LastUsed time.Time `json:"last_used"` // the record file's mtime
 }
 
 // Entry is a Record as the index shows it, with the model's path and whether

@@ -13,19 +13,13 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/cache"
-	"github.com/jetai/jetai/daemon/ingest/tool"
+	"github.com/jetai/jetai/internal/testrunner"
 	"github.com/jetai/jetai/modelgen"
 )
 
 // The test binary doubles as `jetaid tool`.
 func TestMain(m *testing.M) {
-	if os.Getenv("JETAI_TEST_TOOL") == "1" {
-		if err := tool.Main(os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testrunner.ServeIfRunner()
 	os.Exit(m.Run())
 }
 
@@ -45,7 +39,7 @@ func newIngester(t *testing.T) (*Ingester, *cache.Cache) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Options{Cache: c, Command: []string{os.Args[0]}, Env: []string{"JETAI_TEST_TOOL=1"}})
+	g, err := New(Options{Cache: c, Command: testrunner.Command(), Env: testrunner.ToolEnv()})
 	if err != nil {
 		t.Fatal(err)
 	}

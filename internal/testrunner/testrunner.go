@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/jetai/jetai/daemon/ingest/tool"
 	"github.com/jetai/jetai/daemon/runner/serve"
 )
 
@@ -16,7 +17,15 @@ const envVar = "JETAI_TEST_RUNNER"
 // ServeIfRunner runs the runner and exits when this process was started as
 // one by Command/Env; otherwise it returns at once.
 func ServeIfRunner() {
-	if os.Getenv(envVar) != "1" {
+	switch os.Getenv(envVar) {
+	case "tool":
+		if err := tool.Main(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "1":
+	default:
 		return
 	}
 	if err := serve.Main(os.Args[1:]); err != nil {
@@ -31,3 +40,6 @@ func Command() []string { return []string{os.Args[0]} }
 
 // Env marks the child as a runner.
 func Env() []string { return []string{envVar + "=1"} }
+
+// ToolEnv marks the child as `jetaid tool` (with Command as ToolCommand).
+func ToolEnv() []string { return []string{envVar + "=tool"} }

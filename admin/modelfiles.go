@@ -1,0 +1,215 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/daemon/ingest"
+)
+
+// Model files (the model cache, import, quantize): an optional part of the
+// Backend. The endpoints, under /v1:
+//
+//	GET  /v1/cache       CacheStatus
+//	POST /v1/import      ImportRequest → NDJSON FileFrames (progress…, then result or error)
+//	POST /v1/quantize    QuantizeRequest → NDJSON FileFrames; closing the connection cancels
+//
+// A Backend without ModelFiles answers them 501.
+
+// ModelFiles is implemented by a Backend that manages the model cache.
+type ModelFiles interface {
+	CacheStatus(ctx context.Context) (CacheStatus, error)
+	Import(ctx context.Context, req ImportRequest, progress func(Progress)) (ingest.Result, error)
+	Quantize(ctx context.Context, req QuantizeRequest, progress func(Progress)) (ingest.Result, error)
+}
+
+// CacheStatus is the model cache: its files, parked conversations and
+// running quantize jobs.
+type CacheStatus struct {
+	Dir         string        `json:"dir"`
+	MaxSize     int64         `json:"max_size"`
+	Used        int64         `json:"used"`
+	ParkedBytes int64         `json:"parked_bytes"`
+	Files       []cache.Entry `json:"files"`
+	Quantizing  []QuantizeJob `json:"quantizing"`
+}
+
+// QuantizeJob is a running quantize job.
+type QuantizeJob struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Source string `json:"source"`
+	Done   int    `json:"done"`  // tensors
+	Total  int    `json:"total"` // tensors
+	Paused bool   `json:"paused"`
+}
+
+// ImportRequest imports the GGUF at Path (absolute, readable by the
+// daemon) into the cache as Name (default: the file's base name).
+type ImportRequest struct {
+	Path string `json:"path"`
+	Name string `json:"name,omitempty"`
+}
+
+// QuantizeRequest quantizes configured model Model to Type into the cache
+// as Name (default MODEL-TYPE).
+type QuantizeRequest struct {
+	Model string `json:"model"`
+	Type  string `json:"type"`
+	Name  string `json:"name,omitempty"`
+}
+
+// Progress is how far an import (bytes) or quantize (tensors) has got.
+type Progress struct {
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
+	Unit  string `json:"unit"` // "bytes" or "tensors"
+}
+
+// FileFrame is one line of an import or quantize stream.
+type FileFrame struct {
+	Progress *Progress      `json:"progress,omitempty"`
+	Result   *ingest.Result `json:"result,omitempty"`
+	Error    *Error         `json:"error,omitempty"`
+}
+
+// routeModelFiles adds the model-file endpoints.
+func (s *Server) routeModelFiles(m *http.ServeMux) {
+	mf, ok := s.opts.Backend.(ModelFiles)
+	if !ok {
+		no := func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, Errorf(http.StatusNotImplemented, CodeNotSupported, "this daemon has no model cache"))
+		}
+		m.HandleFunc("GET /v1/cache", no)
+		m.HandleFunc("POST /v1/import", no)
+		m.HandleFunc("POST /v1/quantize", no)
+		return
+	}
+	m.HandleFunc("GET /v1/cache", func(w http.ResponseWriter, r *http.Request) {
+		st, err := mf.CacheStatus(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	m.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
+		var req ImportRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		if req.Path == "" {
+			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the file: {"path": "/abs/model.gguf"}`))
+			return
+		}
+		streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Import(r.Context(), req, progress) })
+	})
+	m.HandleFunc("POST /v1/quantize", func(w http.ResponseWriter, r *http.Request) {
+		var req QuantizeRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		if req.Model == "" || req.Type == "" {
+			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the model and type: {"model": "NAME", "type": "q4_k_m"}`))
+			return
+		}
+		streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Quantize(r.Context(), req, progress) })
+	})
+}
+
+// streamFile runs an import or quantize, streaming its progress as NDJSON
+// frames. An error before the first frame is a plain error answer.
+func streamFile(w http.ResponseWriter, r *http.Request, run func(func(Progress)) (ingest.Result, error)) {
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	res, err := run(func(p Progress) {
+		start()
+		enc.Encode(FileFrame{Progress: &p})
+		rc.Flush()
+	})
+	if err != nil {
+		e := fileError(err)
+		if !started {
+			writeError(w, e)
+			return
+		}
+		enc.Encode(FileFrame{Error: e})
+		return
+	}
+	start()
+	enc.Encode(FileFrame{Result: &res})
+}
+
+func fileError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, cache.ErrNoRoom) {
+		return Errorf(http.StatusInsufficientStorage, CodeUnavailable, "%s", err)
+	}
+	return Errorf(http.StatusUnprocessableEntity, CodeRejected, "%s", err)
+}
+
+// CacheStatus returns the model cache's state.
+func (c *Client) CacheStatus(ctx context.Context) (CacheStatus, error) {
+	var st CacheStatus
+	_, err := c.do(ctx, "GET", "/v1/cache", nil, &st)
+	return st, err
+}
+
+// Import imports a model file; progress (may be nil) gets copy progress.
+func (c *Client) Import(ctx context.Context, req ImportRequest, progress func(Progress)) (ingest.Result, error) {
+	return c.fileStream(ctx, "/v1/import", req, progress)
+}
+
+// Quantize quantizes a configured model; cancelling ctx cancels the job.
+func (c *Client) Quantize(ctx context.Context, req QuantizeRequest, progress func(Progress)) (ingest.Result, error) {
+	return c.fileStream(ctx, "/v1/quantize", req, progress)
+}
+
+func (c *Client) fileStream(ctx context.Context, path string, req any, progress func(Progress)) (ingest.Result, error) {
+	resp, err := c.send(ctx, "POST", path, req)
+	if err != nil {
+		return ingest.Result{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ingest.Result{}, readError(resp)
+	}
+	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	for {
+		var f FileFrame
+		if err := dec.Decode(&f); err != nil {
+			if ctx.Err() != nil {
+				return ingest.Result{}, ctx.Err()
+			}
+			return ingest.Result{}, fmt.Errorf("%s: stream ended early: %w", path, err)
+		}
+		switch {
+		case f.Progress != nil:
+			if progress != nil {
+				progress(*f.Progress)
+			}
+		case f.Error != nil:
+			return ingest.Result{}, &APIError{Status: statusOf(f.Error), Error_: *f.Error}
+		case f.Result != nil:
+			return *f.Result, nil
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/ctl"
+	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/internal/testrunner"
+	"github.com/jetai/jetai/modelgen"
+)
+
+// ctlRun runs jetai-ctl against sock and returns its exit code and output.
+func ctlRun(sock string, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := ctl.Main(append([]string{"--socket", sock}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// blockOf cuts the model block out of import/quantize output.
+func blockOf(t *testing.T, out string) config.Model {
+	t.Helper()
+	i := strings.Index(out, "model \"")
+	if i < 0 {
+		t.Fatalf("no model block in:\n%s", out)
+	}
+	cfg, err := config.Parse([]byte(out[i:]), filepath.Join(t.TempDir(), "jetai.hcl"))
+	if err != nil {
+		t.Fatalf("printed block is not usable: %v\n%s", err, out[i:])
+	}
+	return cfg.Models[0]
+}
+
+// TestImportQuantizeOverAdminSocket drives jetai-ctl import, quantize and
+// cache against a running daemon: a generated model is imported, a
+// configured model quantized to a smaller file that the engine loads, and
+// bad input is refused with a clear message.
+func TestImportQuantizeOverAdminSocket(t *testing.T) {
+	dir := t.TempDir()
+	_, file, _, _ := runtime.Caller(0)
+	spec := modelgen.Tiny()
+	spec.ChatTemplate = modelgen.ChatML
+	src, err := modelgen.Cached(filepath.Join(filepath.Dir(file), "..", ".cache", "models"), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "admin.sock")
+	conf := filepath.Join(dir, "jetai.hcl")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`
+server {
+  admin_socket = %q
+}
+cache {
+  dir = "cache"
+}
+model "tiny" {
+  path    = %q
+  context = 256
+  threads = 1
+}
+`, sock, src)), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
+			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
+			ToolCommand: testrunner.Command(), ToolEnv: testrunner.ToolEnv()})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, _, _ := ctlRun(sock, "cache"); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("admin socket not answering")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cacheModels := filepath.Join(dir, "cache", "models")
+
+	code, out, errs := ctlRun(sock, "import", src, "--name", "imported")
+	if code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
+	}
+	m := blockOf(t, out)
+	if m.Name != "imported" || filepath.Dir(m.Path) != cacheModels || !strings.Contains(out, "llama F16") {
+		t.Fatalf("import output:\n%s", out)
+	}
+
+	code, out, errs = ctlRun(sock, "quantize", "tiny", "--type", "q8_0")
+	if code != 0 {
+		t.Fatalf("quantize: exit %d\n%s%s", code, out, errs)
+	}
+	q := blockOf(t, out)
+	if q.Name != "tiny-q8_0" || filepath.Dir(q.Path) != cacheModels || !strings.Contains(out, "Q8_0") {
+		t.Fatalf("quantize output:\n%s", out)
+	}
+	if q.FileSize >= m.FileSize {
+		t.Fatalf("quantized file %d bytes, not smaller than the F16 %d", q.FileSize, m.FileSize)
+	}
+
+	code, out, _ = ctlRun(sock, "cache")
+	if code != 0 || !strings.Contains(out, "imported.gguf") || !strings.Contains(out, "tiny-q8_0.gguf") || !strings.Contains(out, "quantized") {
+		t.Fatalf("cache: exit %d\n%s", code, out)
+	}
+
+	bad := filepath.Join(dir, "bad.gguf")
+	os.WriteFile(bad, []byte("GGUF but not really"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"import", bad}, "not a GGUF model"},
+		{[]string{"import", filepath.Join(dir, "none.gguf")}, "no such file"},
+		{[]string{"quantize", "tiny", "--type", "q9"}, "unknown type"},
+		{[]string{"quantize", "nope", "--type", "q8_0"}, "no model \"nope\""},
+	} {
+		code, out, errs := ctlRun(sock, tc.args...)
+		if code != 1 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q (stdout %q); want exit 1 and %q", tc.args, code, errs, out, tc.want)
+		}
+	}
+	if code, _, errs := ctlRun(sock, "quantize", "tiny"); code != 2 || !strings.Contains(errs, "--type") {
+		t.Errorf("quantize without --type: exit %d %q", code, errs)
+	}
+}
