@@ -38,6 +38,9 @@ func NewClient(path string) *Client {
 	}}}
 }
 
+// Close closes the client's idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
 // UnreachableError means the daemon could not be talked to at all: no
 // socket, nobody listening, or no permission to connect.
 type UnreachableError struct {

@@ -27,6 +27,20 @@ func (s Severity) String() string {
 // MarshalText renders "error" or "warning".
 func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads "error" or "warning" (clients of the admin socket
+// decode diagnostics).
+func (s *Severity) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "error":
+		*s = Error
+	case "warning":
+		*s = Warning
+	default:
+		return fmt.Errorf("unknown severity %q", b)
+	}
+	return nil
+}
+
 // Diagnostic is one problem in a config file. Line and Column are 1-based;
 // they are 0 when the problem is with the file as a whole.
 type Diagnostic struct {

@@ -216,8 +216,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.waitPreloads(ctx)
 	d.setState("serving")
 	d.tick()
-	d.notify("READY=1")
-	d.startWatchdog(svcCtx, &services)
+	d.notify("READY=1", systemd.Status(d.sys.summaryLine()))
+	wdCtx, stopWatchdog := context.WithCancel(svcCtx)
+	defer stopWatchdog()
+	d.startWatchdog(wdCtx, &services)
 	services.Add(1)
 	go func() { defer services.Done(); d.statusLoop(svcCtx) }()
 	if d.opts.Ready != nil {
@@ -238,11 +240,16 @@ loop:
 		}
 	}
 	d.setState("stopping")
+	// Stop accepting at once; requests in flight go on until the deadline.
+	// (With socket activation systemd keeps its copy of the socket and
+	// queues new connections for the next start.)
+	ln.Close()
 	d.notify("STOPPING=1", systemd.Status("stopping: finishing requests in flight"))
 	d.api.SetState(api.StateStopping)
-	stopServices()
-	services.Wait()
+	stopWatchdog()
 	if runErr != nil {
+		stopServices()
+		services.Wait()
 		closePool()
 		return runErr
 	}
@@ -253,6 +260,9 @@ loop:
 		log.Warn("requests still running at the shutdown deadline; closing them", "error", err)
 		hs.Close()
 	}
+	// The admin socket answers (state "stopping") until the requests are done.
+	stopServices()
+	services.Wait()
 	if err := closePool(); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("stopping the runners", "error", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testrunner.ServeIfRunner()
+	serveIfDaemon()
 	os.Exit(m.Run())
 }
 

@@ -136,11 +136,14 @@ func (d *Daemon) ping(ctx context.Context) error {
 // healthy is the watchdog's check: the main loop answers and a status
 // request over the admin socket (which takes the pool's lock) succeeds.
 func (d *Daemon) healthy(adminAddr net.Addr) func(context.Context) error {
-	var client *admin.Client
-	if adminAddr != nil {
-		client = admin.NewClient(adminAddr.String())
-	}
 	return func(ctx context.Context) error {
+		// A new client each time: a kept-alive connection would hide a
+		// socket that no longer accepts.
+		var client *admin.Client
+		if adminAddr != nil {
+			client = admin.NewClient(adminAddr.String())
+			defer client.Close()
+		}
 		if err := d.ping(ctx); err != nil {
 			return err
 		}
@@ -212,4 +215,10 @@ func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup) {
 			d.log.Error("watchdog: not healthy; not pinging", "err", err)
 		})
 	}()
+}
+
+func (s *sysState) summaryLine() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.summary
 }

@@ -1,0 +1,345 @@
+package ctl_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/ctl"
+	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/internal/testrunner"
+)
+
+func TestMain(m *testing.M) {
+	testrunner.ServeIfRunner()
+	os.Exit(m.Run())
+}
+
+type env struct {
+	dir, conf, sock string
+}
+
+// startDaemon runs a real daemon (real runners, the tiny model) with its
+// admin socket in a temporary directory.
+func startDaemon(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{dir: dir, conf: filepath.Join(dir, "jetai.hcl"), sock: filepath.Join(dir, "admin.sock")}
+	os.WriteFile(e.conf, []byte(configText(t, e.sock, "")), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{ConfigPath: e.conf, Listener: ln, SocketDir: dir,
+			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
+			Ready: func(net.Addr) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("daemon: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("daemon not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	return e
+}
+
+func configText(t *testing.T, sock, extra string) string {
+	return fmt.Sprintf(`
+server {
+  admin_socket = %q
+}
+cache {
+  dir = "cache"
+}
+model "stories" {
+  path       = %q
+  aliases    = ["gpt2"]
+  context    = 256
+  parallel   = 2
+  threads    = 1
+  preload    = true
+  keep_alive = "forever"
+}
+model "second" {
+  path     = %q
+  context  = 128
+  parallel = 1
+  threads  = 1
+  sampling {
+    max_tokens = 64
+  }
+}
+%s`, sock, testmodel.Path(t), testmodel.Path(t), extra)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (e *env) run(args ...string) result {
+	var out, errb bytes.Buffer
+	code := ctl.Main(append([]string{"--socket", e.sock}, args...), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func (r result) want(t *testing.T, code int, stdout, stderr []string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	for _, s := range stdout {
+		if !strings.Contains(r.stdout, s) {
+			t.Fatalf("stdout lacks %q:\n%s\nstderr:\n%s", s, r.stdout, r.stderr)
+		}
+	}
+	for _, s := range stderr {
+		if !strings.Contains(r.stderr, s) {
+			t.Fatalf("stderr lacks %q:\n%s", s, r.stderr)
+		}
+	}
+}
+
+func (r result) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, r.stdout)
+	}
+}
+
+// TestCommands runs every command against a running daemon: tables, JSON
+// and exit codes.
+func TestCommands(t *testing.T) {
+	e := startDaemon(t)
+	e.run("load", "stories", "--wait").want(t, 0, []string{"stories: ready"}, nil) // the preload
+
+	t.Run("status", func(t *testing.T) {
+		e.run("status").want(t, 0, []string{"state:", "serving", "admin socket:  " + e.sock, "models:", "1 loaded, 0 loading, 2 configured", "watchdog:      off"}, nil)
+		var s admin.Status
+		r := e.run("status", "--json")
+		r.want(t, 0, nil, nil)
+		r.json(t, &s)
+		if s.State != "serving" || s.APIVersion != admin.APIVersion || len(s.Models) != 2 || s.Config.Path != e.conf || s.Pid != os.Getpid() {
+			t.Fatalf("status --json: %+v", s)
+		}
+	})
+	t.Run("models", func(t *testing.T) {
+		for _, name := range []string{"models", "ps"} {
+			r := e.run(name)
+			r.want(t, 0, []string{"NAME", "STATE", "MEMORY", "TOK/S"}, nil)
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			if len(lines) != 3 || !strings.HasPrefix(lines[1], "stories") || !strings.Contains(lines[1], "ready") ||
+				!strings.HasPrefix(lines[2], "second") || !strings.Contains(lines[2], "unloaded") {
+				t.Fatalf("%s table:\n%s", name, r.stdout)
+			}
+		}
+		var out struct{ Models []admin.Model }
+		r := e.run("--json", "models")
+		r.want(t, 0, nil, nil)
+		r.json(t, &out)
+		if len(out.Models) != 2 || out.Models[0].Name != "stories" || out.Models[0].Path != testmodel.Path(t) || out.Models[0].Context != 256 {
+			t.Fatalf("models --json: %+v", out.Models)
+		}
+	})
+	t.Run("load and unload", func(t *testing.T) {
+		e.run("load", "second", "--wait").want(t, 0, []string{"second: ready in"}, nil)
+		var lr admin.LoadResult
+		r := e.run("load", "--json", "--wait", "second")
+		r.want(t, 0, nil, nil)
+		r.json(t, &lr)
+		if lr.Model.State != pool.StateReady || lr.Model.Pid == 0 {
+			t.Fatalf("load --json: %+v", lr.Model)
+		}
+		e.run("unload", "second").want(t, 0, []string{"second: unloaded"}, nil)
+		// Without --wait it answers while the load goes on.
+		r = e.run("load", "second")
+		r.want(t, 0, []string{"second: "}, nil)
+		if !strings.Contains(r.stdout, "loading") && !strings.Contains(r.stdout, "ready") {
+			t.Fatalf("load without --wait: %s", r.stdout)
+		}
+		r = e.run("unload", "--json", "second")
+		r.want(t, 0, nil, nil)
+		r.json(t, &lr)
+		if lr.Model.State != pool.StateUnloaded {
+			t.Fatalf("unload --json: %+v", lr.Model)
+		}
+		e.run("load", "nope").want(t, 1, nil, []string{`no model "nope"`, "stories"})
+		e.run("unload", "nope").want(t, 1, nil, []string{`no model "nope"`})
+		e.run("load").want(t, 2, nil, []string{"wrong number of arguments", "usage: jetai-ctl load"})
+	})
+	t.Run("optimize", func(t *testing.T) {
+		e.run("optimize").want(t, 0, []string{"nothing to unload"}, nil)
+		var rep pool.OptimizeReport
+		r := e.run("optimize", "--json")
+		r.want(t, 0, nil, nil)
+		r.json(t, &rep)
+		if rep.Unloaded == nil {
+			t.Fatalf("optimize --json: %+v", rep)
+		}
+	})
+	t.Run("validate", func(t *testing.T) {
+		good := filepath.Join(e.dir, "good.hcl")
+		os.WriteFile(good, []byte(configText(t, e.sock, `model "third" {
+  path = "`+testmodel.Path(t)+`"
+  context = 256
+}`)), 0o644)
+		e.run("validate", good).want(t, 0, []string{good + ": ok (3 models)", "+1 (third)"}, nil)
+		var vr admin.ValidateResult
+		r := e.run("validate", "--json", good)
+		r.want(t, 0, nil, nil)
+		r.json(t, &vr)
+		if !vr.OK || vr.Plan == nil || len(vr.Plan.Added) != 1 {
+			t.Fatalf("validate --json: %+v", vr)
+		}
+		bad := filepath.Join(e.dir, "bad.hcl")
+		os.WriteFile(bad, []byte("server {\n  listen = 8000\n  bogus = true\n}\n"), 0o644)
+		e.run("validate", bad).want(t, 1, nil, []string{bad + ":3:", "not usable"})
+		r = e.run("validate", "--json", bad)
+		r.want(t, 1, nil, nil)
+		r.json(t, &vr)
+		if vr.OK || len(vr.Diagnostics) < 2 || vr.Diagnostics[0].Line == 0 {
+			t.Fatalf("validate --json of a bad file: %+v", vr)
+		}
+		e.run("validate", filepath.Join(e.dir, "missing.hcl")).want(t, 1, nil, []string{"no such file"})
+	})
+	t.Run("log-level", func(t *testing.T) {
+		e.run("log-level").want(t, 0, []string{"info"}, nil)
+		e.run("log-level", "debug").want(t, 0, []string{"debug"}, nil)
+		var l admin.LogLevel
+		r := e.run("log-level", "--json")
+		r.want(t, 0, nil, nil)
+		r.json(t, &l)
+		if l.Level != "debug" {
+			t.Fatalf("log-level --json: %+v", l)
+		}
+		e.run("log-level", "loud").want(t, 1, nil, []string{`unknown log level "loud"`})
+		e.run("log-level", "info").want(t, 0, []string{"info"}, nil)
+	})
+	t.Run("top", func(t *testing.T) {
+		start := time.Now()
+		r := e.run("top", "--count", "3", "--interval", "200ms")
+		r.want(t, 0, []string{"jetaid dev  serving", "memory ", "tok/s", "NAME"}, nil)
+		if n := strings.Count(r.stdout, "NAME  "); n != 3 {
+			t.Fatalf("top --count 3 printed %d frames:\n%s", n, r.stdout)
+		}
+		if el := time.Since(start); el < 350*time.Millisecond {
+			t.Fatalf("3 frames at 200ms took %s", el)
+		}
+		r = e.run("top", "--json", "--count", "2", "--interval", "200ms")
+		r.want(t, 0, nil, nil)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("top --json: %d lines", len(lines))
+		}
+		for _, l := range lines {
+			var s admin.Status
+			if err := json.Unmarshal([]byte(l), &s); err != nil || s.State != "serving" {
+				t.Fatalf("top --json line: %v %q", err, l)
+			}
+		}
+		e.run("top", "--interval", "0s").want(t, 2, nil, []string{"--interval must be positive"})
+	})
+	t.Run("version", func(t *testing.T) {
+		e.run("version").want(t, 0, []string{"jetai-ctl dev (admin API v1)", "jetaid    dev (admin API v1)"}, nil)
+		var v map[string]any
+		r := e.run("version", "--json")
+		r.want(t, 0, nil, nil)
+		r.json(t, &v)
+		if v["jetaid"] != "dev" || v["jetai_ctl"] != "dev" {
+			t.Fatalf("version --json: %v", v)
+		}
+	})
+	t.Run("socket from the environment", func(t *testing.T) {
+		t.Setenv(ctl.SocketEnv, e.sock)
+		var out, errb bytes.Buffer
+		if code := ctl.Main([]string{"status"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "serving") {
+			t.Fatalf("JETAI_SOCKET: exit %d %s %s", code, out.String(), errb.String())
+		}
+	})
+}
+
+// TestNotRunning: every command that needs the daemon exits 3 and says
+// what to do; version still exits 0.
+func TestNotRunning(t *testing.T) {
+	e := &env{sock: filepath.Join(t.TempDir(), "admin.sock")}
+	conf := filepath.Join(t.TempDir(), "x.hcl")
+	os.WriteFile(conf, []byte("server {}\n"), 0o644)
+	for _, args := range [][]string{{"status"}, {"models"}, {"ps", "--json"}, {"load", "x", "--wait"}, {"unload", "x"},
+		{"optimize"}, {"reload"}, {"validate", conf}, {"log-level"}, {"top", "--count", "1"}} {
+		r := e.run(args...)
+		r.want(t, 3, nil, []string{"no admin socket at " + e.sock, "is jetaid running? try: systemctl status jetaid"})
+	}
+	e.run("version").want(t, 0, []string{"jetai-ctl dev", "jetaid    unknown: no admin socket"}, nil)
+}
+
+func TestUsage(t *testing.T) {
+	e := &env{sock: "/nonexistent.sock"}
+	e.run("frobnicate").want(t, 2, nil, []string{`unknown command "frobnicate"`, "Commands:"})
+	e.run("status", "--bogus").want(t, 2, nil, []string{"flag provided but not defined: -bogus"})
+	e.run("status", "extra").want(t, 2, nil, []string{"wrong number of arguments"})
+	e.run("completion", "fish").want(t, 2, nil, []string{`unknown shell "fish"`})
+	var out, errb bytes.Buffer
+	if code := ctl.Main(nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "usage: jetai-ctl") {
+		t.Fatalf("no arguments: exit %d %s", code, errb.String())
+	}
+	r := e.run("--help")
+	r.want(t, 0, []string{"Commands:", "reload", "Exit codes: 0 ok, 1 failed"}, nil)
+	e.run("help", "load").want(t, 0, []string{"usage: jetai-ctl load [flags] NAME", "-wait"}, nil)
+	e.run("load", "-h").want(t, 0, []string{"usage: jetai-ctl load"}, nil)
+}
+
+// TestCompletion checks that the scripts are valid shell and name every
+// command.
+func TestCompletion(t *testing.T) {
+	e := &env{sock: "/nonexistent.sock"}
+	for _, shell := range []string{"bash", "zsh"} {
+		r := e.run("completion", shell)
+		r.want(t, 0, []string{"status", "models", "reload", "completion", "--json", "--wait"}, nil)
+		path, err := exec.LookPath(shell)
+		if err != nil {
+			if shell == "bash" {
+				t.Fatal("bash not found")
+			}
+			t.Logf("%s not installed; syntax not checked", shell)
+			continue
+		}
+		f := filepath.Join(t.TempDir(), "c")
+		os.WriteFile(f, []byte(r.stdout), 0o644)
+		if out, err := exec.Command(path, "-n", f).CombinedOutput(); err != nil {
+			t.Fatalf("%s -n: %v\n%s\n%s", shell, err, out, r.stdout)
+		}
+	}
+	// bash: the completion offers commands and a command's flags.
+	script := e.run("completion", "bash").stdout + `
+COMP_WORDS=(jetai-ctl lo); COMP_CWORD=1; _jetai_ctl; echo "${COMPREPLY[@]}"
+COMP_WORDS=(jetai-ctl load --w); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY[@]}"
+COMP_WORDS=(jetai-ctl completion z); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY[@]}"
+`
+	out, err := exec.Command("bash", "-c", script).CombinedOutput()
+	if err != nil || string(out) != "load log-level\n--wait\nzsh\n" {
+		t.Fatalf("bash completion: %v %q", err, out)
+	}
+}
