@@ -216,10 +216,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.waitPreloads(ctx)
 	d.setState("serving")
 	d.tick()
-	d.notify("READY=1", systemd.Status(d.sys.summaryLine()))
 	wdCtx, stopWatchdog := context.WithCancel(svcCtx)
 	defer stopWatchdog()
 	d.startWatchdog(wdCtx, &services)
+	d.notify("READY=1", systemd.Status(d.sys.summaryLine()))
 	services.Add(1)
 	go func() { defer services.Done(); d.statusLoop(svcCtx) }()
 	if d.opts.Ready != nil {
