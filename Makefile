@@ -14,7 +14,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 
-.PHONY: build test vet bench run clean
+.PHONY: build test vet bench run clean test-browser
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
@@ -28,6 +28,21 @@ test: vet
 
 clean:
 	rm -rf $(BIN)
+
+# Browser tests of the dashboard (/) and the API docs (/docs): bin/jetaid on
+# a temporary config with the real tiny model, Debian's chromium (no browser
+# download) driven by playwright-core from web/e2e/package-lock.json.
+# Screenshots land in ARTIFACTS.
+ARTIFACTS ?= $(abspath .cache/artifacts/browser)
+CHROMIUM  ?= /usr/bin/chromium
+test-browser: build
+	@test -x "$(CHROMIUM)" || { echo "test-browser: $(CHROMIUM) is missing (apt-get install chromium)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "test-browser: npm is missing" >&2; exit 1; }
+	cd web/e2e && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	rm -rf "$(ARTIFACTS)" && mkdir -p "$(ARTIFACTS)"
+	cd web/e2e && ARTIFACTS="$(ARTIFACTS)" CHROMIUM="$(CHROMIUM)" JETAID="$(abspath $(BIN))/jetaid" \
+		node --test --test-concurrency=1 --test-reporter=spec
+	@echo "test-browser: screenshots in $(ARTIFACTS)"
 
 # Run jetaid in the foreground on a sample config that works on a fresh
 # clone: the real tiny model when ../shared/models has it, otherwise a small

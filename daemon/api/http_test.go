@@ -59,6 +59,7 @@ func (f *fakePool) Optimize(ctx context.Context) pool.OptimizeReport {
 }
 func (f *fakePool) Ready() bool                   { return f.ready }
 func (f *fakePool) Performance() pool.Performance { return pool.Performance{} }
+func (f *fakePool) Events() []pool.Event          { return nil }
 
 // fakeServerWithFile serves the API over fp with a config of hcl plus one
 // model "m" (the real tiny model's file, which validation wants to exist).

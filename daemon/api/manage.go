@@ -28,6 +28,9 @@ type statusResponse struct {
 	Pool          pool.Status   `json:"pool"`
 	Models        modelsSummary `json:"models"`
 	Platform      any           `json:"platform,omitempty"`
+	// Events are the pool's recent loads, unloads, evictions and runner
+	// exits (and what else the daemon notes, such as reloads), oldest first.
+	Events []pool.Event `json:"events"`
 }
 
 type configSummary struct {
@@ -56,6 +59,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			sum.Loaded = append(sum.Loaded, m.Name)
 		}
 	}
+	events := s.pool.Events()
+	if events == nil {
+		events = []pool.Event{}
+	}
 	writeJSON(w, http.StatusOK, statusResponse{
 		Status:        stateNames[st],
 		Version:       s.version,
@@ -65,6 +72,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		Pool:          s.pool.Status(),
 		Models:        sum,
 		Platform:      s.platformStatus(),
+		Events:        events,
 	})
 }
 

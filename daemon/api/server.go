@@ -15,6 +15,7 @@ import (
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/daemon/web"
 )
 
 // Pool is what the API needs from the model pool; *pool.Pool implements it.
@@ -30,6 +31,7 @@ type Pool interface {
 	Optimize(ctx context.Context) pool.OptimizeReport
 	Ready() bool
 	Performance() pool.Performance
+	Events() []pool.Event
 }
 
 var _ Pool = (*pool.Pool)(nil)
@@ -70,6 +72,10 @@ type Server struct {
 	handler http.Handler
 	methods map[string][]string // path -> methods, for 405 answers
 	plat    func() any
+	routes  []string        // "METHOD pattern" as registered, for Routes
+	open    map[string]bool // patterns that need no API key
+	mux     *http.ServeMux
+	openapi []byte // the OpenAPI document, with this daemon's version
 }
 
 // New builds the API over opts.Pool. The server starts in the "starting"
@@ -89,11 +95,24 @@ func New(opts Options) *Server {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
 	mux := http.NewServeMux()
+	s.mux = mux
 	s.methods = map[string][]string{}
-	route := func(method, path string, h http.HandlerFunc) {
-		mux.HandleFunc(method+" "+path, h)
+	s.open = map[string]bool{}
+	route := func(method, pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+pattern, h)
+		path := strings.TrimSuffix(pattern, "{$}")
 		s.methods[path] = append(s.methods[path], method)
+		s.routes = append(s.routes, method+" "+pattern)
 	}
+	// Documentation and dashboard pages: open without a key (they hold no
+	// data; their scripts send the key with every API call they make).
+	s.openapi = openapiDoc(s.version)
+	route("GET", "/openapi.json", s.openapiJSON)
+	for _, pg := range web.Routes() {
+		route("GET", pg.Pattern, pg.Handler)
+		s.open["GET "+pg.Pattern] = true
+	}
+	s.open["GET /openapi.json"] = true
 	route("GET", "/health", s.health)
 	route("GET", "/status", s.status)
 	route("GET", "/models", s.models)
@@ -115,6 +134,11 @@ func New(opts Options) *Server {
 	s.handler = s.recoverer(s.cors(s.auth(s.limits(mux))))
 	return s
 }
+
+// Routes lists the registered routes as "METHOD pattern" (net/http
+// ServeMux patterns), in registration order. The OpenAPI test checks them
+// against the document.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // Handler is the whole API with its middleware.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -209,6 +233,10 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if _, pattern := s.mux.Handler(r); s.open[pattern] {
 			next.ServeHTTP(w, r)
 			return
 		}

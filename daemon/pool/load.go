@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
@@ -64,6 +65,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 		}
 		if !errors.Is(err, ErrClosed) {
 			m.lastError = err.Error()
+			p.eventLocked(Event{Kind: EventLoadFailed, Model: m.cfg.Name, Detail: m.lastError})
 			p.log.Warn("model load failed", "model", m.cfg.Name, "err", err)
 		}
 		m.charge, m.proc, m.info = 0, nil, nil
@@ -83,6 +85,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	m.win.addLoad(loadSample{at: now, seconds: secs})
 	m.lastError = ""
 	m.measured, m.peak, m.measuring = 0, 0, true
+	p.eventLocked(Event{At: now, Kind: EventLoad, Model: m.cfg.Name, Seconds: secs})
 	close(op.done)
 	p.broadcastLocked()
 	p.wg.Add(1)
@@ -141,6 +144,7 @@ func (p *Pool) monitor(m *model, proc *runner.Process) {
 	if !p.closing {
 		_, why := proc.Exited()
 		m.lastError = fmt.Sprintf("runner exited unexpectedly: %v", why)
+		p.eventLocked(Event{Kind: EventExit, Model: m.cfg.Name, Detail: m.lastError})
 		p.log.Error("runner exited", "model", m.cfg.Name, "err", why)
 	}
 	p.broadcastLocked()
@@ -413,6 +417,11 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	v.state = StateUnloading
 	proc, cfg := v.proc, v.cfg
 	p.broadcastLocked()
+	kind := EventUnload
+	if strings.HasPrefix(reason, "evicted") || strings.HasPrefix(reason, "measured memory") {
+		kind = EventEviction
+	}
+	p.eventLocked(Event{Kind: kind, Model: v.cfg.Name, Detail: reason})
 	p.log.Info("unloading model", "model", v.cfg.Name, "reason", reason)
 	p.wg.Add(1)
 	go func() {
@@ -581,6 +590,7 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 			p.observeUnload(m, "unload requested", start)
 			p.mu.Lock()
 			p.finishUnloadLocked(m, proc)
+			p.eventLocked(Event{Kind: EventUnload, Model: m.cfg.Name, Detail: "unloaded on request"})
 			p.log.Info("model unloaded", "model", m.cfg.Name)
 			return nil
 		default: // loading, unloading

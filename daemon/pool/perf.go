@@ -17,6 +17,59 @@ type Performance struct {
 	WindowSeconds float64            `json:"window_seconds"`
 	Overall       PerfFigures        `json:"overall"`
 	Models        []ModelPerformance `json:"models"`
+	// Timeline is the window cut into TimelineStep buckets, oldest first,
+	// the last one still filling: what the dashboard charts.
+	Timeline []PerfBucket `json:"timeline"`
+}
+
+// TimelineStep is the width of a Timeline bucket.
+const TimelineStep = 10 * time.Second
+
+// PerfBucket holds the requests (all models) that finished in
+// [Start, Start+TimelineStep).
+type PerfBucket struct {
+	Start    time.Time `json:"start"`
+	Requests int       `json:"requests"`
+	Tokens   int       `json:"tokens"`
+	// TokensPerSecond is Tokens over the bucket's width.
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	// TTFTMeanMS and TTFTMaxMS are over the bucket's requests that
+	// produced a first token; 0 when none did.
+	TTFTMeanMS float64 `json:"ttft_mean_ms"`
+	TTFTMaxMS  float64 `json:"ttft_max_ms"`
+}
+
+// timeline buckets reqs (any order) over the window ending at now.
+func timeline(reqs []sample, now time.Time) []PerfBucket {
+	n := int(PerfWindow / TimelineStep)
+	last := now.Truncate(TimelineStep)
+	first := last.Add(-time.Duration(n-1) * TimelineStep)
+	out := make([]PerfBucket, n)
+	ttftN := make([]int, n)
+	for i := range out {
+		out[i].Start = first.Add(time.Duration(i) * TimelineStep).UTC()
+	}
+	for _, s := range reqs {
+		i := int(s.at.Sub(first) / TimelineStep)
+		if s.at.Before(first) || s.at.After(now) || i >= n {
+			continue
+		}
+		b := &out[i]
+		b.Requests++
+		b.Tokens += s.tokens
+		if !math.IsNaN(s.ttft) {
+			ttftN[i]++
+			b.TTFTMeanMS += s.ttft
+			b.TTFTMaxMS = max(b.TTFTMaxMS, s.ttft)
+		}
+	}
+	for i := range out {
+		out[i].TokensPerSecond = float64(out[i].Tokens) / TimelineStep.Seconds()
+		if ttftN[i] > 0 {
+			out[i].TTFTMeanMS /= float64(ttftN[i])
+		}
+	}
+	return out
 }
 
 // PerfFigures are counters since start plus rolling-window distributions.
@@ -177,5 +230,6 @@ func (p *Pool) Performance() Performance {
 		allLoads = append(allLoads, m.win.loads...)
 	}
 	fill(o, allReqs, allLoads)
+	out.Timeline = timeline(allReqs, now)
 	return out
 }

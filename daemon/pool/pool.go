@@ -178,6 +178,7 @@ type Pool struct {
 	started  bool
 	closing  bool
 	thr      throttleState // see throttle.go
+	events   []Event       // recent, oldest first; see Events
 }
 
 // New builds a pool for opts.Config. It starts nothing; see Start.

@@ -1,0 +1,127 @@
+// Starts a real jetaid (bin/jetaid from `make build`) on a temporary config
+// with the real tiny model, for the browser tests, and launches Debian's
+// chromium through playwright-core. Nothing is downloaded.
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const KEY = "sk-browser-test";
+export const ARTIFACTS = resolve(ROOT, process.env.ARTIFACTS || ".cache/artifacts/browser");
+mkdirSync(ARTIFACTS, { recursive: true });
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => ok(p));
+    });
+    s.on("error", fail);
+  });
+}
+
+// startDaemon runs jetaid with two models on the tiny model's file:
+// "stories" (preloaded) and "spare" (loaded by the tests' buttons). It
+// returns {url, stop(), log()}.
+export async function startDaemon() {
+  const model = process.env.JETAI_TEST_MODEL || resolve(ROOT, "../shared/models/stories260K.gguf");
+  if (!existsSync(model)) throw new Error(`the real tiny model ${model} is missing (JETAI_TEST_MODEL)`);
+  const bin = process.env.JETAID || join(ROOT, "bin/jetaid");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run make build`);
+  const dir = mkdtempSync(join(tmpdir(), "jetai-browser-"));
+  const port = await freePort();
+  const conf = join(dir, "jetai.hcl");
+  writeFileSync(conf, `
+server {
+  listen   = "127.0.0.1:${port}"
+  api_keys = ["${KEY}"]
+}
+memory {
+  budget  = "1GiB"
+  reserve = "128MiB"
+}
+model "stories" {
+  path       = "${model}"
+  aliases    = ["gpt2"]
+  context    = 256
+  parallel   = 2
+  threads    = 1
+  preload    = true
+  keep_alive = "forever"
+  priority   = 10
+}
+model "spare" {
+  path       = "${model}"
+  context    = 256
+  parallel   = 1
+  threads    = 1
+  keep_alive = "forever"
+}
+`);
+  let out = "";
+  const proc = spawn(bin, ["--config", conf], { stdio: ["ignore", "pipe", "pipe"] });
+  proc.stdout.on("data", b => { out += b; });
+  proc.stderr.on("data", b => { out += b; });
+  const exited = new Promise(ok => proc.on("exit", code => ok(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`jetaid exited (${proc.exitCode}):\n${out}`);
+    try {
+      const r = await fetch(url + "/health");
+      if (r.status === 200) break;
+    } catch (_) { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`jetaid not healthy after 30 s:\n${out}`);
+    await new Promise(ok => setTimeout(ok, 100));
+  }
+  return {
+    url,
+    log: () => out,
+    async stop() {
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 15000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+// api calls the daemon with the key.
+export async function api(d, method, path, body) {
+  const r = await fetch(d.url + path, {
+    method, headers: { Authorization: "Bearer " + KEY, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+// The flags this machine needs: headless as root without the sandbox, and
+// no background connections (the network outside is closed).
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+// launch starts chromium with a fresh profile (playwright-core makes a new
+// temporary user data dir for every launch).
+export async function launch() {
+  const exe = process.env.CHROMIUM || "/usr/bin/chromium";
+  if (!existsSync(exe)) throw new Error(`${exe} is missing: apt-get install chromium (.ci/run does)`);
+  return chromium.launch({ executablePath: exe, headless: true, args: FLAGS });
+}
+
+// watch records console errors, page errors and any request that leaves
+// the daemon's origin (the pages must work offline).
+export function watch(page, origin) {
+  const problems = [];
+  page.on("console", m => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+  page.on("pageerror", e => problems.push(`page error: ${e.message}`));
+  page.on("request", r => {
+    const u = r.url();
+    if (!u.startsWith(origin) && !u.startsWith("data:")) problems.push(`request outside the daemon: ${u}`);
+  });
+  page.on("requestfailed", r => problems.push(`request failed: ${r.url()} ${r.failure() && r.failure().errorText}`));
+  return problems;
+}

@@ -1,0 +1,147 @@
+// The dashboard in a real browser against a real jetaid with the real tiny
+// model: it renders without console errors or outside requests, a
+// generation shows up in the charts, the load and unload buttons change a
+// model's state (checked through the API too), the API key dialog works,
+// and it reads on a phone and in dark and light. Screenshots go to
+// ARTIFACTS (default .cache/artifacts/browser).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startDaemon, launch, watch, api, KEY, ARTIFACTS } from "./daemon.js";
+
+let d, browser;
+before(async () => {
+  d = await startDaemon();
+  browser = await launch();
+});
+after(async () => {
+  if (browser) await browser.close();
+  if (d) await d.stop();
+});
+
+// page opens the dashboard with the API key already stored, as after a
+// first visit.
+async function open(ctxOpts = {}) {
+  const ctx = await browser.newContext(ctxOpts);
+  await ctx.addInitScript(k => localStorage.setItem("jetai.apiKey", k), KEY);
+  const page = await ctx.newPage();
+  const problems = watch(page, d.url);
+  await page.goto(d.url + "/");
+  await page.locator('#models tr[data-model="stories"] .state').waitFor();
+  return { ctx, page, problems };
+}
+
+const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+
+test("renders models, memory and status without console errors", async () => {
+  const { ctx, page, problems } = await open({ viewport: { width: 1280, height: 900 } });
+  await page.locator('#models tr[data-model="stories"] .state', { hasText: "ready" }).waitFor();
+  assert.equal(await page.locator("#health").textContent(), "ok");
+  assert.equal(await page.locator('#models tr[data-model="spare"] .state').textContent(), "unloaded");
+  // Memory: the budget of the config, and a segment for the loaded model.
+  assert.equal(await page.locator("#mem-budget").textContent(), "1.0 GiB");
+  assert.ok(await page.locator("#mem-bar .seg").count() >= 1, "no memory segment for the loaded model");
+  // The thermal card says what it has, whatever the machine.
+  assert.notEqual((await page.locator("#thermal-note").textContent()).trim(), "");
+  // The preload shows as a load event.
+  await page.locator('#events li[data-kind="load"]', { hasText: "stories" }).first().waitFor();
+  await shot(page, "dashboard-desktop.png");
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
+
+test("a generation shows up in the throughput and TTFT charts", async () => {
+  const { ctx, page, problems } = await open({ viewport: { width: 1280, height: 900 } });
+  const tokensBefore = Number((await page.locator('#models tr[data-model="stories"] td[data-label="Tokens"]').textContent()).replace(/,/g, ""));
+  const r = await api(d, "POST", "/inference", { prompt: "Once upon a time", model: "stories", max_tokens: 64, ignore_eos: true });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.usage.completion_tokens, 64);
+  // The next poll (every 2 s) draws it.
+  await page.waitForFunction(() => Number(document.getElementById("tps-chart").dataset.max) > 0, null, { timeout: 10000 });
+  await page.waitForFunction(() => Number(document.getElementById("ttft-chart").dataset.max) > 0, null, { timeout: 10000 });
+  const max = Number(await page.locator("#tps-chart").getAttribute("data-max"));
+  // 64 tokens in a 10 s bucket is 6.4 tokens/s, unless other requests
+  // landed in the same bucket.
+  assert.ok(max >= 6.4, `throughput peak ${max}, want ≥ 6.4`);
+  assert.ok(await page.locator("#tps-chart circle").count() >= 1, "no point drawn");
+  await page.waitForFunction(before => {
+    const td = document.querySelector('#models tr[data-model="stories"] td[data-label="Tokens"]');
+    return Number(td.textContent.replace(/,/g, "")) >= before + 64;
+  }, tokensBefore, { timeout: 10000 });
+  assert.match(await page.locator("#tps-summary").textContent(), /[1-9]\d* requests? in 5 min/);
+  await shot(page, "dashboard-after-generation.png");
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
+
+test("load and unload buttons change a model's state", async () => {
+  const { ctx, page, problems } = await open({ viewport: { width: 1280, height: 900 } });
+  const row = page.locator('#models tr[data-model="spare"]');
+  await row.locator(".state", { hasText: "unloaded" }).waitFor();
+  await row.locator('button[data-action="load"]').click();
+  await row.locator(".state", { hasText: "ready" }).waitFor({ timeout: 30000 });
+  let m = (await api(d, "GET", "/models")).body.models.find(x => x.name === "spare");
+  assert.equal(m.state, "ready");
+  assert.ok(m.measured_bytes > 0 || m.estimated_bytes > 0);
+  await page.locator('#events li[data-kind="load"]', { hasText: "spare" }).first().waitFor();
+  await shot(page, "dashboard-loaded.png");
+
+  await row.locator('button[data-action="unload"]').click();
+  await row.locator(".state", { hasText: "unloaded" }).waitFor({ timeout: 30000 });
+  m = (await api(d, "GET", "/models")).body.models.find(x => x.name === "spare");
+  assert.equal(m.state, "unloaded");
+  await page.locator('#events li[data-kind="unload"]', { hasText: "spare" }).first().waitFor();
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
+
+test("asks for the API key and keeps it", async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const problems = watch(page, d.url);
+  await page.goto(d.url + "/dashboard");
+  const dlg = page.locator("#key-dialog");
+  await dlg.waitFor();
+  assert.match(await page.locator("#error").textContent(), /API key/);
+  await page.fill("#key-input", KEY);
+  await page.click("#key-save");
+  await page.locator('#models tr[data-model="stories"] .state', { hasText: "ready" }).waitFor();
+  assert.ok(await page.locator("#error").evaluate(e => e.classList.contains("hidden")));
+  assert.equal(await page.evaluate(() => localStorage.getItem("jetai.apiKey")), KEY);
+  // The only errors are the browser's notes on the 401 answers before the key.
+  const other = problems.filter(p => !/status of 401/.test(p));
+  assert.deepEqual(other, []);
+  await ctx.close();
+});
+
+// luminance of a CSS rgb() colour, 0 (black) to 1 (white).
+const lum = c => {
+  const [r, g, b] = c.match(/\d+/g).map(Number);
+  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+};
+
+test("phone-sized, dark and light", async () => {
+  for (const scheme of ["light", "dark"]) {
+    const { ctx, page, problems } = await open({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: scheme });
+    await page.locator('#models tr[data-model="stories"] .state', { hasText: "ready" }).waitFor();
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const fg = await page.evaluate(() => getComputedStyle(document.body).color);
+    if (scheme === "dark") assert.ok(lum(bg) < 0.2 && lum(fg) > 0.7, `dark: background ${bg}, text ${fg}`);
+    else assert.ok(lum(bg) > 0.8 && lum(fg) < 0.3, `light: background ${bg}, text ${fg}`);
+    // Nothing wider than the screen: no sideways scrolling.
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(over <= 1, `page is ${over}px wider than the phone's screen`);
+    // The model table turns into cards with labels.
+    assert.equal(await page.locator("#models thead").evaluate(e => getComputedStyle(e).display), "none");
+    await shot(page, `dashboard-phone-${scheme}.png`);
+    assert.deepEqual(problems, []);
+    await ctx.close();
+  }
+  // The theme button overrides the system's choice.
+  const { ctx, page } = await open({ colorScheme: "light" });
+  await page.click("#theme-button");
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.ok(lum(bg) < 0.2, `after the theme button: ${bg}`);
+  await shot(page, "dashboard-desktop-dark.png");
+  await ctx.close();
+});
