@@ -192,7 +192,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget string) (*daemonProc, error) {
+// startDaemon starts jetaid on a config of its own in dir; models is the
+// rest of the config (model blocks, other blocks); args go to jetaid.
+func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget string, args ...string) (*daemonProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -203,7 +205,7 @@ func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget 
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, cfg.Jetaid, "--config", conf)
+	cmd := exec.CommandContext(ctx, cfg.Jetaid, append([]string{"--config", conf}, args...)...)
 	cmd.Stderr = cfg.Log
 	if cfg.Log == nil {
 		cmd.Stderr = io.Discard

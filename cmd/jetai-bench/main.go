@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jetai/jetai/bench"
 )
@@ -24,6 +25,8 @@ func main() {
 	runnerCmd := flag.String("runner", "bin/jetaid", "jetaid binary that provides `jetaid runner`")
 	httpBench := flag.Bool("http", true, "also measure jetaid over HTTP against the runner, endpoint latency and a model swap")
 	rate := flag.Int("rate", 500, "requests/s for the /health and /models latency figure")
+	idle := flag.Duration("idle", 30*time.Second, "how long to measure the CPU share of idle daemons for the cost of platform monitoring (0 = skip)")
+	fakeRoot := flag.String("platform-root", "testdata/platform/orin-nano", "fake machine tree for the monitoring cost")
 	flag.Parse()
 
 	var levels []int
@@ -60,6 +63,10 @@ func main() {
 	}
 	if err == nil && *httpBench {
 		err = runHTTP(ctx, *large, *tiny, *cache, exe, *threads, *rate)
+	}
+	if err == nil && *idle > 0 {
+		root, _ := filepath.Abs(*fakeRoot)
+		_, err = bench.RunIdle(ctx, bench.IdleConfig{Jetaid: exe, Model: *tiny, FakeRoot: root, Duration: *idle, Out: os.Stdout, Log: os.Stderr})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)

@@ -3,6 +3,7 @@
 // and quantizes model files for jetai-ctl; people do not run them by hand.
 //
 //	jetaid [--config FILE]       run in the foreground (default /etc/jetai/jetai.hcl)
+//	       [--platform-root DIR] read /sys, /proc and /etc under DIR (a fake machine tree)
 //	jetaid --check-config FILE   validate a config file; exit 0 when usable, 1 when not
 //	jetaid --version             print the version
 package main
@@ -48,8 +49,9 @@ func run(args []string) int {
 	configPath := fs.String("config", daemon.DefaultConfigPath, "config `FILE`")
 	check := fs.String("check-config", "", "validate config `FILE`, print its diagnostics and exit (0: usable, 1: not)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	platformRoot := fs.String("platform-root", "/", "read /sys, /proc and /etc (thermal zones, memory, power) under `DIR`; for trying the thermal policy on a fake machine tree such as testdata/platform/orin-nano")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: jetaid [--config FILE] | --check-config FILE | --version\n\n")
+		fmt.Fprintf(fs.Output(), "usage: jetaid [--config FILE] [--platform-root DIR] | --check-config FILE | --version\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,7 +74,7 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, daemon.Options{ConfigPath: *configPath}); err != nil {
+	if err := daemon.Run(ctx, daemon.Options{ConfigPath: *configPath, PlatformRoot: *platformRoot}); err != nil {
 		var diags config.Diagnostics
 		if errors.As(err, &diags) {
 			for _, d := range diags {

@@ -110,7 +110,8 @@ func (p *Pool) SetThrottle(ctx context.Context, t Throttle) {
 	}
 	if p.thr.cur != t {
 		if p.thr.cur.Level != t.Level {
-			p.log.Info("throttle", "level", t.Level, "threads", t.Threads, "slot_share", t.SlotShare, "delay", t.Delay, "shed", t.Shed)
+			// The monitor logs the transition and its reason; this is detail.
+			p.log.Debug("throttle", "level", t.Level, "threads", t.Threads, "slot_share", t.SlotShare, "delay", t.Delay, "shed", t.Shed)
 		}
 		p.thr.cur = t
 		for _, m := range p.order {
