@@ -55,10 +55,11 @@ const (
 
 // thermal { ... }
 const (
-	// DefaultSoftLimit (°C): above it the daemon throttles (fewer parallel
-	// decodes, no new loads).
+	// DefaultSoftLimit (°C): from it the daemon throttles (fewer runner
+	// threads and parallel decodes; low-priority requests wait).
 	DefaultSoftLimit = 80.0
-	// DefaultHardLimit (°C): above it new requests are refused until the
+	// DefaultHardLimit (°C): from it the daemon sheds (low-priority requests
+	// refused, idle low-priority models unloaded, no new loads) until the
 	// temperature falls below HardLimit - Hysteresis.
 	DefaultHardLimit = 90.0
 	// DefaultPollInterval is how often the zones are read.

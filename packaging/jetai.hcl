@@ -52,7 +52,11 @@ memory {
   # not fit evicts idle, lower-priority models first, never pinned ones.
   budget = "6GiB"
 
-  # MemAvailable to keep free for the system; must be below budget.
+  # MemAvailable to keep free for the system; must be below budget. A load
+  # that would go under it evicts first (or fails). When MemAvailable falls
+  # under it anyway (or memory pressure, PSI some avg10, reaches 10%), jetaid
+  # evicts idle models one per thermal.poll_interval, lowest priority first,
+  # before the kernel's OOM killer has to.
   reserve = "512MiB"
 }
 
@@ -66,17 +70,24 @@ cache {
 
 thermal {
   # Thermal zone types to watch (/sys/class/thermal/thermal_zone*/type); the
-  # hottest one counts. Zones the machine lacks are skipped.
+  # hottest one counts. Zones the machine lacks are skipped; "cpu-thermal"
+  # also matches older boards' "CPU-therm". Readings outside -40..150 °C are
+  # discarded (Orin's CV zones read -256 °C when off).
   zones = ["cpu-thermal", "gpu-thermal", "tj-thermal"]
 
-  # °C. Above soft_limit jetaid throttles (fewer parallel decodes, no new
-  # loads); above hard_limit it refuses new requests. Each state is left when
-  # the temperature is hysteresis °C below its limit. soft_limit < hard_limit.
+  # °C. At soft_limit jetaid throttles: runners get half the CPUs as threads,
+  # each model runs half its parallel requests at once, and requests for
+  # models below the highest configured priority wait one poll_interval.
+  # At hard_limit it sheds: runners get one thread, those lower-priority
+  # models get 503 with Retry-After and are unloaded when idle, and nothing
+  # is loaded. Each state is left only when the temperature is hysteresis °C
+  # below its limit, so it does not flap. soft_limit < hard_limit.
   soft_limit = 80
   hard_limit = 90
   hysteresis = 5
 
-  # How often the zones are read.
+  # How often the zones, memory, GPU and power rails are read (about 0.05%
+  # of one core at 2s; see the README's Benchmark).
   poll_interval = "2s"
 }
 
