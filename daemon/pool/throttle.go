@@ -25,12 +25,12 @@ type Throttle struct {
 	SlotShare float64 `json:"slot_share"`
 	// Delay holds each new low-priority request this long before it
 	// queues.
-	Delay time.Duration `json:"delay"`
+	Delay time.Duration `json:"-"`
 	// Shed refuses new low-priority requests (ThrottledError), unloads
 	// idle low-priority models and starts no loads.
 	Shed bool `json:"shed"`
 	// RetryAfter is what refused requests are told; default 30s.
-	RetryAfter time.Duration `json:"retry_after"`
+	RetryAfter time.Duration `json:"-"`
 }
 
 // ThrottleStatus is the throttle in force and its effect on the runners.
@@ -45,6 +45,9 @@ type ThrottleStatus struct {
 	Slots map[string]int `json:"slots"`
 	// LowPriority are the models that give way.
 	LowPriority []string `json:"low_priority"`
+	// Delay and RetryAfter in seconds.
+	DelaySeconds      float64 `json:"delay_seconds"`
+	RetryAfterSeconds float64 `json:"retry_after_seconds"`
 }
 
 // ThrottledError is a request or load refused while the device sheds
@@ -174,7 +177,8 @@ func (p *Pool) SetThrottle(ctx context.Context, t Throttle) {
 func (p *Pool) ThrottleStatus() ThrottleStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := ThrottleStatus{Throttle: p.thr.cur, RunnerThreads: map[string]int{}, Slots: map[string]int{}, LowPriority: []string{}}
+	s := ThrottleStatus{Throttle: p.thr.cur, RunnerThreads: map[string]int{}, Slots: map[string]int{}, LowPriority: []string{},
+		DelaySeconds: p.thr.cur.Delay.Seconds(), RetryAfterSeconds: p.thr.cur.RetryAfter.Seconds()}
 	if s.Level == "" {
 		s.Level = "normal"
 	}
