@@ -60,6 +60,10 @@ type Options struct {
 	// (thermal zones, memory, power); default "/". Tests point it at a
 	// fake tree.
 	PlatformRoot string
+	// Watch tunes the config file watch; NoWatch turns it off (SIGHUP and
+	// Reload still reload). See reload.go.
+	Watch   config.WatchOptions
+	NoWatch bool
 }
 
 // Daemon is one running jetaid: its config, model pool and REST API. Each
@@ -74,8 +78,9 @@ type Daemon struct {
 	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
 	ingest  *ingest.Ingester
 
-	mu  sync.Mutex
-	cfg *config.Config // the config in force
+	mu     sync.Mutex
+	cfg    *config.Config // the config in force
+	reload reloadState    // see reload.go
 
 	// notify sends service-manager state lines ("READY=1", "STATUS=…"); a
 	// no-op unless the systemd integration sets it.
@@ -119,6 +124,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.cfg = cfg
+	d.reload.generation, d.reload.loadedAt = 1, d.started
 	d.level.Set(level(cfg.Server.LogLevel))
 	d.log = opts.Log
 	if d.log == nil {
@@ -140,7 +146,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.initPlatform(cfg)
 	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
-		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler()})
+		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus})
 	return d, nil
 }
 
@@ -208,6 +214,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var services sync.WaitGroup
 	d.startAdmin(svcCtx, cfg, &services)
 	d.startPlatform(svcCtx, &services)
+	d.startReloaders(svcCtx, &services)
 
 	d.pool.Start(ctx)
 	d.api.SetState(api.StateServing)

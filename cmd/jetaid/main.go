@@ -89,23 +89,13 @@ func run(args []string) int {
 	return 0
 }
 
+// checkConfig prints config.Check's report: the admin socket's validate
+// command answers the same report.
 func checkConfig(path string) int {
-	cfg, err := config.Load(path)
-	if err != nil {
-		var diags config.Diagnostics
-		if errors.As(err, &diags) {
-			for _, d := range diags {
-				fmt.Println(d.String())
-			}
-		} else {
-			fmt.Println(err)
-		}
-		fmt.Printf("%s: not usable\n", path)
+	r := config.Check(path)
+	fmt.Print(r.String())
+	if !r.OK {
 		return 1
 	}
-	for _, w := range cfg.Warnings {
-		fmt.Println(w.String())
-	}
-	fmt.Printf("%s: ok (%d models, listen %s, default model %q)\n", path, len(cfg.Models), cfg.Server.Listen, cfg.Router.DefaultModel)
 	return 0
 }

@@ -120,7 +120,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := s.generate(r.Context(), j)
 	if err != nil {
-		e := errorFor(r.Context(), err, s.cfg.Server.RequestTimeout)
+		e := errorFor(r.Context(), err, s.cfg().Server.RequestTimeout)
 		s.logFailure(r, out.Model, e)
 		if st != nil && st.started {
 			st.event(e.body())
@@ -209,7 +209,7 @@ func (s *Server) batchInference(w http.ResponseWriter, r *http.Request) {
 			select {
 			case sem <- struct{}{}:
 			case <-r.Context().Done():
-				results[i].fail(errorFor(r.Context(), r.Context().Err(), s.cfg.Server.RequestTimeout))
+				results[i].fail(errorFor(r.Context(), r.Context().Err(), s.cfg().Server.RequestTimeout))
 				return
 			}
 			defer func() { <-sem }()
@@ -238,7 +238,7 @@ func (b *BatchResult) run(ctx context.Context, s *Server, req *inferenceRequest)
 	start := time.Now()
 	out, err := s.generate(ctx, req.job())
 	if err != nil {
-		b.fail(errorFor(ctx, err, s.cfg.Server.RequestTimeout))
+		b.fail(errorFor(ctx, err, s.cfg().Server.RequestTimeout))
 		return
 	}
 	b.Status = http.StatusOK

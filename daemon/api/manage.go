@@ -38,6 +38,29 @@ type configSummary struct {
 	Hash         string `json:"hash"`
 	DefaultModel string `json:"default_model"`
 	Tiers        int    `json:"tiers"`
+	ReloadStatus
+}
+
+// ReloadStatus is what /status shows of config reloads (the daemon's
+// Reload fills it): the generation in force and the last attempt.
+type ReloadStatus struct {
+	// Generation counts the configs put in force: 1 is the one jetaid
+	// started with, and each applied reload that changed something adds 1.
+	Generation uint64 `json:"generation"`
+	// LoadedAt is when the config in force was put in force.
+	LoadedAt time.Time `json:"loaded_at"`
+	// LastReload is the last reload attempt, applied or not; nil before
+	// the first.
+	LastReload  *time.Time `json:"last_reload"`
+	LastTrigger string     `json:"last_trigger,omitempty"`
+	// LastError is why the last reload was rejected (every diagnostic,
+	// one per line); empty when the last reload was applied.
+	LastError string `json:"last_error"`
+	// Reloads counts the attempts; Rejected those that kept the old config.
+	Reloads  uint64 `json:"reloads"`
+	Rejected uint64 `json:"rejected"`
+	// Watching says the file is watched for changes.
+	Watching bool `json:"watching"`
 }
 
 type modelsSummary struct {
@@ -68,7 +91,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		Version:       s.version,
 		StartedAt:     s.started.UTC(),
 		UptimeSeconds: time.Since(s.started).Seconds(),
-		Config:        configSummary{Path: s.cfg.Path, Hash: s.cfg.Hash, DefaultModel: s.cfg.Router.DefaultModel, Tiers: len(s.cfg.Router.Tiers)},
+		Config:        s.configSummary(),
 		Pool:          s.pool.Status(),
 		Models:        sum,
 		Platform:      s.platformStatus(),
@@ -81,6 +104,17 @@ func (s *Server) platformStatus() any {
 		return nil
 	}
 	return s.plat()
+}
+
+func (s *Server) configSummary() configSummary {
+	cfg := s.cfg()
+	sum := configSummary{Path: cfg.Path, Hash: cfg.Hash, DefaultModel: cfg.Router.DefaultModel, Tiers: len(cfg.Router.Tiers)}
+	if s.reload != nil {
+		sum.ReloadStatus = s.reload()
+	} else {
+		sum.Generation, sum.LoadedAt = 1, s.started.UTC()
+	}
+	return sum
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +161,7 @@ func (s *Server) loadModel(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	if err := s.pool.Load(r.Context(), name); err != nil {
-		writeError(w, errorFor(r.Context(), err, s.cfg.Server.RequestTimeout))
+		writeError(w, errorFor(r.Context(), err, s.cfg().Server.RequestTimeout))
 		return
 	}
 	m, _ := s.pool.Model(name)
@@ -140,7 +174,7 @@ func (s *Server) unloadModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.pool.Unload(r.Context(), name); err != nil {
-		writeError(w, errorFor(r.Context(), err, s.cfg.Server.RequestTimeout))
+		writeError(w, errorFor(r.Context(), err, s.cfg().Server.RequestTimeout))
 		return
 	}
 	m, _ := s.pool.Model(name)
@@ -165,5 +199,5 @@ func (s *Server) optimize(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) unknownModel(name string) *Error {
 	return &Error{Status: http.StatusNotFound, Code: "model_not_found", Param: "model",
-		Message: "unknown model " + quote(name) + "; configured models: " + joinNames(s.cfg.ModelNames())}
+		Message: "unknown model " + quote(name) + "; configured models: " + joinNames(s.cfg().ModelNames())}
 }

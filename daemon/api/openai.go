@@ -313,7 +313,7 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 	}
 	out, err := s.generate(r.Context(), j)
 	if err != nil {
-		e := errorFor(r.Context(), err, s.cfg.Server.RequestTimeout)
+		e := errorFor(r.Context(), err, s.cfg().Server.RequestTimeout)
 		s.logFailure(r, out.Model, e)
 		if st != nil && st.started {
 			st.event(e.body())
@@ -373,7 +373,7 @@ func (s *Server) modelEntries() []modelEntry {
 	out := []modelEntry{}
 	for _, m := range s.pool.Models() {
 		e := modelEntry{ID: m.Name, Object: "model", OwnedBy: "jetai", State: m.State, Aliases: m.Aliases}
-		if cm, ok := s.cfg.Lookup(m.Name); ok {
+		if cm, ok := s.cfg().Lookup(m.Name); ok {
 			e.Created = cm.FileModTime.Unix()
 		}
 		out = append(out, e)
@@ -456,7 +456,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	model := req.Model
 	if model == "" || model == "auto" {
-		model = s.cfg.Router.DefaultModel
+		model = s.cfg().Router.DefaultModel
 	}
 	canon, ok := s.pool.Resolve(model)
 	if !ok {
@@ -468,7 +468,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	for i, in := range inputs {
 		res, err := s.pool.Embed(r.Context(), canon, in)
 		if err != nil {
-			writeError(w, errorFor(r.Context(), err, s.cfg.Server.RequestTimeout))
+			writeError(w, errorFor(r.Context(), err, s.cfg().Server.RequestTimeout))
 			return
 		}
 		tokens += res.Tokens

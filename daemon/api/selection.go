@@ -107,12 +107,12 @@ func (s *Server) resident() map[string]bool {
 // first model (which the pool loads). exclude is a model that just failed
 // (hybrid fallback). Deterministic for a given estimate and pool state.
 func (s *Server) autoPick(e estimate, exclude string) (string, string) {
-	r := &s.cfg.Router
+	r := &s.cfg().Router
 	if len(r.Tiers) == 0 {
 		if d := r.DefaultModel; d != "" && d != exclude {
 			return d, e.String() + "; no router tiers are configured, so the default model " + quote(d)
 		}
-		for _, m := range s.cfg.Models {
+		for _, m := range s.cfg().Models {
 			if m.Name != exclude {
 				return m.Name, e.String() + "; no router tiers are configured, and the default model is excluded: " + quote(m.Name)
 			}
@@ -247,7 +247,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 		}
 	default:
 		out.Selection.Mode = "default"
-		model = s.cfg.Router.DefaultModel
+		model = s.cfg().Router.DefaultModel
 		out.Selection.Reason = "no model named; router.default_model"
 		if model == "" {
 			return out, &Error{Status: http.StatusServiceUnavailable, Code: "no_model", Message: "no models are configured"}
@@ -259,7 +259,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 }
 
 func (s *Server) attempt(ctx context.Context, model string, j genJob, onText func(string)) (runner.Result, error) {
-	m, ok := s.cfg.Lookup(model)
+	m, ok := s.cfg().Lookup(model)
 	if !ok {
 		return runner.Result{}, s.unknownModel(model)
 	}

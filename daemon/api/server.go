@@ -49,6 +49,8 @@ type Options struct {
 	Platform func() any
 	// Metrics, when set, serves GET /metrics.
 	Metrics http.Handler
+	// ReloadStatus, when set, gives /status the config reload figures.
+	ReloadStatus func() ReloadStatus
 }
 
 // Server state, as /health reports it.
@@ -63,12 +65,15 @@ var stateNames = [...]string{"starting", "ok", "stopping"}
 // Server is the REST API. Its Handler is safe for concurrent use.
 type Server struct {
 	pool    Pool
-	cfg     *config.Config
 	version string
 	log     *slog.Logger
 	started time.Time
 	state   atomic.Int32
-	keys    [][32]byte // sha256 of each API key
+	// live is the config in force and what is derived from it; a reload
+	// swaps it whole (SetConfig), so a request sees one config throughout
+	// each use.
+	live    atomic.Pointer[liveConfig]
+	reload  func() ReloadStatus
 	handler http.Handler
 	methods map[string][]string // path -> methods, for 405 answers
 	plat    func() any
@@ -81,7 +86,8 @@ type Server struct {
 // New builds the API over opts.Pool. The server starts in the "starting"
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
-	s := &Server{pool: opts.Pool, cfg: opts.Config, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform}
+	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus}
+	s.SetConfig(opts.Config)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -90,9 +96,6 @@ func New(opts Options) *Server {
 	}
 	if s.version == "" {
 		s.version = "dev"
-	}
-	for _, k := range s.cfg.Server.APIKeys {
-		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
 	mux := http.NewServeMux()
 	s.mux = mux
@@ -139,6 +142,27 @@ func New(opts Options) *Server {
 // ServeMux patterns), in registration order. The OpenAPI test checks them
 // against the document.
 func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
+// liveConfig is a config and the API keys' hashes made from it.
+type liveConfig struct {
+	cfg  *config.Config
+	keys [][32]byte // sha256 of each API key
+}
+
+// SetConfig puts cfg in force from the next read on: each read of the
+// config sees one whole config, old or new, never a mix. Everything the API
+// takes from the config applies: API keys, CORS origins, body limit,
+// request timeout, router and sampling defaults.
+func (s *Server) SetConfig(cfg *config.Config) {
+	lc := &liveConfig{cfg: cfg}
+	for _, k := range cfg.Server.APIKeys {
+		lc.keys = append(lc.keys, sha256.Sum256([]byte(k)))
+	}
+	s.live.Store(lc)
+}
+
+// cfg is the config in force.
+func (s *Server) cfg() *config.Config { return s.live.Load().cfg }
 
 // Handler is the whole API with its middleware.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -188,18 +212,14 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // cors answers preflight requests and adds CORS headers for the configured
 // origins ("*" allows any). Preflights need no API key.
 func (s *Server) cors(next http.Handler) http.Handler {
-	origins := s.cfg.Server.CORSOrigins
-	if len(origins) == 0 {
-		return next
-	}
-	any := slices.Contains(origins, "*")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origins := s.cfg().Server.CORSOrigins
 		origin := r.Header.Get("Origin")
-		if origin == "" {
+		if origin == "" || len(origins) == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		allowed := any || slices.Contains(origins, origin)
+		allowed := slices.Contains(origins, "*") || slices.Contains(origins, origin)
 		h := w.Header()
 		h.Add("Vary", "Origin")
 		if allowed {
@@ -228,11 +248,9 @@ func (s *Server) cors(next http.Handler) http.Handler {
 // auth checks the Bearer API key when server.api_keys is set. /health is
 // open so that probes work without a key.
 func (s *Server) auth(next http.Handler) http.Handler {
-	if len(s.keys) == 0 {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/health" {
+		keys := s.live.Load().keys
+		if len(keys) == 0 || r.URL.Path == "/health" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -241,7 +259,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !s.keyOK(strings.TrimSpace(got)) {
+		if !ok || !keyOK(keys, strings.TrimSpace(got)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="jetai"`)
 			msg := "missing API key: send the header Authorization: Bearer <key> (server.api_keys)"
 			if ok {
@@ -256,20 +274,20 @@ func (s *Server) auth(next http.Handler) http.Handler {
 
 // keyOK compares in constant time: hashing first makes the comparison
 // independent of the keys' lengths, and every key is compared.
-func (s *Server) keyOK(key string) bool {
+func keyOK(keys [][32]byte, key string) bool {
 	h := sha256.Sum256([]byte(key))
 	ok := 0
-	for i := range s.keys {
-		ok |= subtle.ConstantTimeCompare(h[:], s.keys[i][:])
+	for i := range keys {
+		ok |= subtle.ConstantTimeCompare(h[:], keys[i][:])
 	}
 	return ok == 1
 }
 
 // limits applies the body-size limit and the request timeout.
 func (s *Server) limits(next http.Handler) http.Handler {
-	maxBody := int64(s.cfg.Server.MaxBody)
-	timeout := s.cfg.Server.RequestTimeout
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg := s.cfg()
+		maxBody, timeout := int64(cfg.Server.MaxBody), cfg.Server.RequestTimeout
 		if r.Body != nil && maxBody > 0 {
 			if r.ContentLength > maxBody {
 				writeError(w, tooLarge(maxBody))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/runner"
 )
 
@@ -26,6 +27,7 @@ func isDone(op *loadOp) bool {
 
 // startLoadLocked begins loading m, which is unloaded or failed.
 func (p *Pool) startLoadLocked(m *model) *loadOp {
+	p.applyNextLocked(m)
 	op := &loadOp{done: make(chan struct{})}
 	m.state = StateLoading
 	m.load = op
@@ -98,14 +100,28 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 
 // startRunner starts m's runner and waits for its model to load.
 func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) {
-	path, release := p.stageModel(m)
+	return p.spawn(m.cfg, func(proc *runner.Process) {
+		p.mu.Lock()
+		m.proc = proc // for LoadProgress and Pid
+		p.mu.Unlock()
+	})
+}
+
+// spawn starts a runner for mc (a model's config, or the one a restart puts
+// in force) and waits for its model to load; started, when set, learns the
+// process as soon as it runs.
+func (p *Pool) spawn(mc config.Model, started func(*runner.Process)) (*runner.Process, runner.ModelInfo, error) {
+	p.mu.Lock()
+	queue := p.cfg.Server.QueuePerModel
+	p.mu.Unlock()
+	path, release := p.stageModel(mc)
 	opts := runner.Options{
-		Name: m.cfg.Name, Model: path, SlotContext: m.cfg.Context, Slots: m.cfg.Parallel,
-		Threads: m.cfg.Threads, GPULayers: m.cfg.GPULayers, FlashAttention: m.cfg.FlashAttention,
-		Queue: p.cfg.Server.QueuePerModel, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
+		Name: mc.Name, Model: path, SlotContext: mc.Context, Slots: mc.Parallel,
+		Threads: mc.Threads, GPULayers: mc.GPULayers, FlashAttention: mc.FlashAttention,
+		Queue: queue, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
 		Dir: p.opts.SocketDir, Log: p.runLog,
 	}
-	for _, a := range m.cfg.Adapters {
+	for _, a := range mc.Adapters {
 		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
 	}
 	proc, err := runner.Start(opts)
@@ -114,9 +130,9 @@ func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) 
 		return nil, runner.ModelInfo{}, err
 	}
 	go func() { <-proc.Done(); release() }() // the staged copy is in use while the runner lives
-	p.mu.Lock()
-	m.proc = proc // for LoadProgress and Pid
-	p.mu.Unlock()
+	if started != nil {
+		started(proc)
+	}
 	info, err := proc.WaitReady(p.ctx)
 	if err != nil {
 		proc.Kill()
@@ -126,7 +142,7 @@ func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) 
 		}
 		return nil, info, err
 	}
-	p.restore(m.cfg, proc)
+	p.restore(mc, proc)
 	return proc, info, nil
 }
 
@@ -228,7 +244,7 @@ func (p *Pool) planLocked(m *model, need, avail uint64, haveAvail bool) plan {
 		if o == m {
 			continue
 		}
-		used += o.charge
+		used += o.charge + o.extraChargeLocked()
 		switch o.state {
 		case StateUnloading:
 			pendingFree += o.charge
@@ -530,6 +546,9 @@ func (p *Pool) Load(ctx context.Context, name string) error {
 		}
 		if m.state == StateReady {
 			return nil
+		}
+		if m.rl.removed {
+			return m.removedErr()
 		}
 		if err := failedLoad(m, seen); err != nil {
 			return err

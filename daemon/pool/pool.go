@@ -93,6 +93,7 @@ type ModelStatus struct {
 	Evictions      uint64            `json:"evictions"`
 	LoadSeconds    float64           `json:"load_seconds"` // last load
 	LastError      string            `json:"last_error,omitempty"`
+	Reload         string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
 	Pid            int               `json:"pid,omitempty"`
 	Info           *runner.ModelInfo `json:"info,omitempty"`
 }
@@ -150,7 +151,8 @@ type model struct {
 	requests, failures, rejected, tokens, loads, evictions uint64
 	loadSeconds                                            float64
 	win                                                    window
-	slotShare                                              float64 // thermal throttle's cap; see slots
+	slotShare                                              float64     // thermal throttle's cap; see slots
+	rl                                                     reloadState // see apply.go
 }
 
 // Pool owns the models' runners. All methods are safe for concurrent use.
@@ -168,6 +170,7 @@ type Pool struct {
 	// like the intervals below.
 	memAvailable                       func() (uint64, bool)
 	measureEvery, reapEvery, stopGrace time.Duration
+	drainTimeout                       time.Duration // 0: drainTimeoutLocked decides
 
 	mu       sync.Mutex
 	wake     chan struct{} // closed and replaced on every state change
@@ -179,6 +182,7 @@ type Pool struct {
 	closing  bool
 	thr      throttleState // see throttle.go
 	events   []Event       // recent, oldest first; see Events
+	applyGen uint64        // counts Apply calls
 }
 
 // New builds a pool for opts.Config. It starts nothing; see Start.
@@ -327,6 +331,12 @@ func (p *Pool) broadcastLocked() {
 
 // Resolve maps a model name or alias onto the canonical name.
 func (p *Pool) Resolve(nameOrAlias string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.resolveLocked(nameOrAlias)
+}
+
+func (p *Pool) resolveLocked(nameOrAlias string) (string, bool) {
 	m, ok := p.cfg.Lookup(nameOrAlias)
 	if !ok {
 		return "", false
@@ -335,7 +345,9 @@ func (p *Pool) Resolve(nameOrAlias string) (string, bool) {
 }
 
 func (p *Pool) lookup(name string) (*model, error) {
-	canon, ok := p.Resolve(name)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	canon, ok := p.resolveLocked(name)
 	if !ok {
 		names := p.cfg.ModelNames()
 		if len(names) == 0 {
@@ -354,7 +366,7 @@ func (p *Pool) estimateLocked(m *model) Estimate {
 func (p *Pool) usedLocked() uint64 {
 	var u uint64
 	for _, m := range p.order {
-		u += m.charge
+		u += m.charge + m.extraChargeLocked()
 	}
 	return u
 }
@@ -398,7 +410,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		LastUsed:    tp(m.lastUsed), Active: m.active, Queued: m.queued, Draining: m.draining > 0,
 		Requests: m.requests, Failures: m.failures, Rejected: m.rejected, Tokens: m.tokens,
 		Loads: m.loads, Evictions: m.evictions, LoadSeconds: m.loadSeconds, LastError: m.lastError,
-		KeepAlive: "forever",
+		KeepAlive: "forever", Reload: m.rl.phase,
 	}
 	if m.cfg.KeepAlive >= 0 {
 		s.KeepAlive = m.cfg.KeepAlive.String()

@@ -121,6 +121,10 @@ func (p *Pool) acquire(ctx context.Context, m *model) (*runner.Process, time.Dur
 			m.lastUsed = time.Now()
 			return m.proc, time.Since(start), nil
 		}
+		if m.rl.removed && m.state != StateReady {
+			leave()
+			return nil, 0, m.removedErr()
+		}
 		if err := failedLoad(m, seen); err != nil {
 			leave()
 			m.failures++
@@ -168,7 +172,9 @@ func (p *Pool) retryAfterLocked(m *model) time.Duration {
 func (p *Pool) release(ctx context.Context, m *model, proc *runner.Process, err error, s sample) {
 	now := time.Now()
 	p.mu.Lock()
-	m.active--
+	if !m.releaseOldLocked(proc) {
+		m.active--
+	}
 	m.lastUsed = now
 	m.tokens += uint64(s.tokens)
 	if err != nil {

@@ -1,0 +1,308 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/api"
+	"golang.org/x/sys/unix"
+)
+
+// ReloadResult is what one Reload did. It is JSON for the admin socket's
+// reload command, which exits non-zero when Applied is false.
+type ReloadResult struct {
+	// Trigger is what asked for the reload: "SIGHUP", "file", "admin", ….
+	Trigger string `json:"trigger"`
+	// Applied says the file's config is in force now (also when it did not
+	// differ from the running one); false: it was rejected and the running
+	// config stays.
+	Applied bool `json:"applied"`
+	// Changed says the file differed from the config in force.
+	Changed bool `json:"changed"`
+	// Generation is the config generation in force after the reload.
+	Generation uint64 `json:"generation"`
+	// Hash is the sha256 of the file read; empty when it could not be read.
+	Hash string `json:"hash"`
+	// Plan is the diff from the running config to the file's (empty when
+	// rejected or unchanged).
+	Plan config.Plan `json:"plan"`
+	// Diagnostics are "file:line:col: message" lines: the errors of a
+	// rejected file, or the warnings of an applied one.
+	Diagnostics []string `json:"diagnostics"`
+	// Error says why the reload was rejected; empty when applied.
+	Error string `json:"error,omitempty"`
+	// Notes are what the operator should know about an applied reload:
+	// settings that wait for a jetaid restart, models over a new budget.
+	Notes []string `json:"notes"`
+	// Duration is how long the reload took (parse, validate, plan and the
+	// immediate part of applying; restarts and drains go on after it).
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// reloadState is the daemon's reload bookkeeping, guarded by Daemon.mu
+// (except run, which serialises reloads).
+type reloadState struct {
+	run        sync.Mutex
+	generation uint64
+	loadedAt   time.Time
+	last       *time.Time
+	trigger    string
+	lastError  string
+	reloads    uint64
+	rejected   uint64
+	watching   bool
+	hooks      []func(old, new *config.Config, plan config.Plan)
+}
+
+// OnReload registers f to run after each applied reload that changed the
+// config, with the old and new configs and the plan (for settings owned
+// outside the pool and the API: thermal, cache, logging sinks). Register
+// before Run. f runs in the reload's goroutine and must not block long.
+func (d *Daemon) OnReload(f func(old, new *config.Config, plan config.Plan)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reload.hooks = append(d.reload.hooks, f)
+}
+
+// ReloadStatus is the config generation in force and the last reload, for
+// /status and the admin status command.
+func (d *Daemon) ReloadStatus() api.ReloadStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := &d.reload
+	return api.ReloadStatus{
+		Generation: r.generation, LoadedAt: r.loadedAt.UTC(), LastReload: r.last, LastTrigger: r.trigger,
+		LastError: r.lastError, Reloads: r.reloads, Rejected: r.rejected, Watching: r.watching,
+	}
+}
+
+// Reload reads the config file again and, when it is valid, puts it in
+// force as a diff: parse → validate → plan → apply. An invalid file is
+// rejected with its diagnostics and the running config stays; so does a
+// deleted or empty file. The plan is logged (one summary line, then one
+// line per change) before it is applied. Reloads run one at a time;
+// trigger names the caller for logs and status.
+func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
+	start := time.Now()
+	d.reload.run.Lock()
+	defer d.reload.run.Unlock()
+	old := d.Config()
+	res := ReloadResult{Trigger: trigger, Diagnostics: []string{}, Notes: []string{}}
+	d.mu.Lock()
+	res.Generation = d.reload.generation
+	d.mu.Unlock()
+	reject := func(msg string) ReloadResult {
+		res.Error, res.Duration = msg, time.Since(start)
+		d.log.Error("config reload rejected; the running config stays", "trigger", trigger, "generation", res.Generation, "error", firstLine(msg))
+		for _, dg := range res.Diagnostics {
+			d.log.Error("config", "diagnostic", dg)
+		}
+		d.recordReload(res, start)
+		return res
+	}
+	if err := ctx.Err(); err != nil {
+		return reject("reload: " + err.Error())
+	}
+	src, err := os.ReadFile(old.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		res.Diagnostics = append(res.Diagnostics, old.Path+": the config file does not exist")
+		res.Error = fmt.Sprintf("%s: the config file is gone; keeping the last good config (generation %d, sha256 %.12s)", old.Path, res.Generation, old.Hash)
+		res.Duration = time.Since(start)
+		d.log.Warn("config file deleted; the last good config stays in force", "trigger", trigger, "path", old.Path, "generation", res.Generation)
+		d.recordReload(res, start)
+		return res
+	case err != nil:
+		res.Diagnostics = append(res.Diagnostics, old.Path+": cannot read the config file: "+err.Error())
+		return reject(res.Diagnostics[0])
+	case len(strings.TrimSpace(string(src))) == 0:
+		// An empty file is almost always a save in progress or a mistake;
+		// applying it would unload every model.
+		res.Diagnostics = append(res.Diagnostics, old.Path+": the config file is empty")
+		return reject(res.Diagnostics[0])
+	}
+	cfg, err := config.Parse(src, old.Path)
+	if err != nil {
+		var ds config.Diagnostics
+		if errors.As(err, &ds) {
+			res.Diagnostics = ds.Strings()
+		} else {
+			res.Diagnostics = []string{old.Path + ": " + err.Error()}
+		}
+		return reject(strings.Join(res.Diagnostics, "\n"))
+	}
+	res.Hash = cfg.Hash
+	res.Diagnostics = cfg.Warnings.Strings()
+	if cfg.Hash == old.Hash {
+		res.Applied, res.Duration = true, time.Since(start)
+		d.log.Info("config reload: file unchanged", "trigger", trigger, "generation", res.Generation)
+		d.recordReload(res, start)
+		return res
+	}
+
+	plan := config.Diff(old, cfg)
+	res.Plan = plan
+	d.log.Info("config reload plan", "trigger", trigger, "from", res.Generation, "plan", plan.String())
+	d.logPlan(plan)
+	d.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10))
+	rep, err := d.pool.Apply(cfg, plan)
+	if err != nil {
+		d.notify("READY=1")
+		return reject("apply: " + err.Error())
+	}
+	d.api.SetConfig(cfg)
+	d.applyCacheConfig(cfg)
+	for _, f := range plan.Live {
+		// Only a changed log_level: jetai-ctl log-level may have set
+		// another level since the last reload.
+		if f.Field == "server.log_level" && d.level != nil {
+			d.level.Set(level(cfg.Server.LogLevel))
+		}
+	}
+	d.mu.Lock()
+	d.cfg = cfg
+	d.reload.generation++
+	d.reload.loadedAt = time.Now()
+	res.Generation = d.reload.generation
+	hooks := append([]func(old, new *config.Config, plan config.Plan){}, d.reload.hooks...)
+	d.mu.Unlock()
+	for _, h := range hooks {
+		h(old, cfg, plan)
+	}
+	d.notify("READY=1")
+
+	for _, f := range plan.NeedsProcessRestart {
+		res.Notes = append(res.Notes, fmt.Sprintf("%s changed (%s → %s): it takes effect when jetaid restarts; until then %s stays in force", f.Field, f.Old, f.New, f.Old))
+	}
+	res.Notes = append(res.Notes, rep.Notes...)
+	res.Applied, res.Changed, res.Duration = true, true, time.Since(start)
+	d.recordReload(res, start)
+	d.log.Info("config reloaded", "trigger", trigger, "generation", res.Generation, "sha256", res.Hash[:12],
+		"added", len(plan.Added), "removed", len(plan.Removed), "restarted", len(plan.Restarted),
+		"updated", len(plan.Updated), "unchanged", len(plan.Unchanged), "live", len(plan.Live),
+		"evicted", strings.Join(rep.Evicted, ","), "ms", float64(res.Duration.Microseconds())/1000)
+	for _, n := range res.Notes {
+		d.log.Warn("config reload", "note", n)
+	}
+	for _, w := range res.Diagnostics {
+		d.log.Warn("config", "warning", w)
+	}
+	return res
+}
+
+// logPlan logs one line per change of plan.
+func (d *Daemon) logPlan(p config.Plan) {
+	fields := func(fs []config.FieldChange) string {
+		parts := make([]string, len(fs))
+		for i, f := range fs {
+			parts[i] = fmt.Sprintf("%s %s→%s", f.Field, f.Old, f.New)
+		}
+		return strings.Join(parts, ", ")
+	}
+	for _, n := range p.Added {
+		d.log.Info("reload plan: add model", "model", n)
+	}
+	for _, n := range p.Removed {
+		d.log.Info("reload plan: remove model (after its requests finish)", "model", n)
+	}
+	for _, c := range p.Restarted {
+		d.log.Info("reload plan: restart model", "model", c.Name, "changes", fields(c.Fields))
+	}
+	for _, c := range p.Updated {
+		d.log.Info("reload plan: update model in place", "model", c.Name, "changes", fields(c.Fields))
+	}
+	for _, f := range p.Live {
+		d.log.Info("reload plan: apply setting", "changes", fields([]config.FieldChange{f}))
+	}
+	for _, f := range p.NeedsProcessRestart {
+		d.log.Warn("reload plan: setting needs a jetaid restart; the old value stays in force until then", "changes", fields([]config.FieldChange{f}))
+	}
+}
+
+func (d *Daemon) recordReload(res ReloadResult, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := &d.reload
+	t := at.UTC()
+	r.last, r.trigger = &t, res.Trigger
+	r.reloads++
+	if res.Applied {
+		r.lastError = ""
+	} else {
+		r.rejected++
+		r.lastError = res.Error
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + fmt.Sprintf(" (and %d more)", strings.Count(s, "\n"))
+	}
+	return s
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd wants it
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
+}
+
+// startReloaders starts the reload triggers that run for the daemon's
+// life: SIGHUP and the config file watch (unless Options.NoWatch).
+func (d *Daemon) startReloaders(ctx context.Context, wg *sync.WaitGroup) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				d.Reload(ctx, "SIGHUP")
+			}
+		}
+	}()
+	if d.opts.NoWatch {
+		return
+	}
+	opts := d.opts.Watch
+	opts.Initial = d.Config().Hash
+	opts.OnError = func(err error) { d.log.Warn("config watch", "err", err) }
+	// Set up before Run goes on, so that no change after start is missed.
+	w, err := config.NewWatcher(d.Config().Path, opts)
+	if err != nil {
+		d.log.Error("config file not watched; reload with SIGHUP or jetai-ctl reload", "err", err)
+		return
+	}
+	d.mu.Lock()
+	d.reload.watching = true
+	d.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.Run(ctx, func(c config.Change) {
+			d.log.Debug("config file changed", "cause", c.Cause, "deleted", c.Deleted)
+			d.Reload(ctx, "file")
+		})
+		d.mu.Lock()
+		d.reload.watching = false
+		d.mu.Unlock()
+	}()
+}
