@@ -93,6 +93,7 @@ var (
 type PoolSource interface {
 	Models() []pool.ModelStatus
 	Status() pool.Status
+	Performance() pool.Performance
 	ThrottleStatus() pool.ThrottleStatus
 }
 
@@ -119,13 +120,10 @@ func (r *Registry) Attach(p PoolSource, platformStatus func() platform.Status) {
 	r.pool, r.platform = p, platformStatus
 }
 
-// Request counts one finished or refused request.
+// Request records one finished or refused request's durations (the pool
+// counts requests and tokens; see writePool).
 func (r *Registry) Request(ev pool.RequestEvent) {
 	m := label("model", ev.Model)
-	r.set.GetOrCreateCounter("jetai_requests_total{" + m + "," + label("outcome", ev.Outcome) + "}").Inc()
-	if ev.PromptTokens > 0 {
-		r.set.GetOrCreateCounter("jetai_prompt_tokens_total{" + m + "}").Add(ev.PromptTokens)
-	}
 	observe(r.set, "jetai_time_to_first_token_seconds", m, ttftBuckets, ev.TTFTSeconds)
 	observe(r.set, "jetai_token_latency_seconds", m, tokenBuckets, ev.TokenSeconds)
 	observe(r.set, "jetai_queue_wait_seconds", m, queueBuckets, ev.QueueSeconds)
@@ -279,6 +277,17 @@ func writePool(o *writer, ps PoolSource) {
 	ms := ps.Models()
 	st := ps.Status()
 	thr := ps.ThrottleStatus()
+	perf := ps.Performance()
+	// Every outcome of every model, zeros included, so that rates work
+	// from the first request on.
+	for _, mp := range perf.Models {
+		for _, oc := range pool.Outcomes {
+			o.sample("jetai_requests_total", float64(mp.Outcomes[oc]), label("model", mp.Name), label("outcome", oc))
+		}
+	}
+	for _, mp := range perf.Models {
+		o.sample("jetai_prompt_tokens_total", float64(mp.PromptTokens), label("model", mp.Name))
+	}
 	type perModel struct {
 		fam string
 		v   func(m pool.ModelStatus) float64

@@ -33,6 +33,13 @@ func (fakePool) Status() pool.Status {
 	return pool.Status{Budget: 6 << 30, Reserve: 512 << 20, Used: 1 << 30, Loaded: 1}
 }
 
+func (fakePool) Performance() pool.Performance {
+	return pool.Performance{Models: []pool.ModelPerformance{
+		{Name: "big", PerfFigures: pool.PerfFigures{Outcomes: map[string]uint64{"ok": 2}, PromptTokens: 12}},
+		{Name: `odd"name\`, PerfFigures: pool.PerfFigures{Outcomes: map[string]uint64{"throttled": 1}}},
+	}}
+}
+
 func (fakePool) ThrottleStatus() pool.ThrottleStatus {
 	return pool.ThrottleStatus{RunnerThreads: map[string]int{"big": 3}}
 }
@@ -71,6 +78,7 @@ func TestExposition(t *testing.T) {
 	for _, want := range []string{
 		`jetai_requests_total{model="big",outcome="ok"} 2`,
 		`jetai_requests_total{model="odd\"name\\",outcome="throttled"} 1`,
+		`jetai_requests_total{model="odd\"name\\",outcome="ok"} 0`,
 		`jetai_prompt_tokens_total{model="big"} 12`,
 		`jetai_generated_tokens_total{model="big"} 120`,
 		`jetai_time_to_first_token_seconds_bucket{model="big",le="0.05"} 1`,

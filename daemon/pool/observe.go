@@ -80,13 +80,40 @@ func OutcomeOf(err error) string {
 	return OutcomeError
 }
 
-// observe reports one request; s is nil when it never reached a runner.
+// counts are a model's request outcomes and prompt tokens; guarded by
+// Pool.mu.
+type counts struct {
+	outcomes     map[string]uint64
+	promptTokens uint64
+}
+
+// fill sets f's counts from c and adds them to the overall figures o.
+func (c *counts) fill(f, o *PerfFigures) {
+	f.Outcomes = map[string]uint64{}
+	for _, k := range Outcomes {
+		f.Outcomes[k] = c.outcomes[k]
+		o.Outcomes[k] += c.outcomes[k]
+	}
+	f.PromptTokens = c.promptTokens
+	o.PromptTokens += c.promptTokens
+}
+
+// observe counts one request and reports it to the observer; s is nil
+// when it never reached a runner.
 func (p *Pool) observe(m *model, kind string, err error, tm runner.Timings, s *sample) {
+	outcome := OutcomeOf(err)
+	p.mu.Lock()
+	if m.counts.outcomes == nil {
+		m.counts.outcomes = map[string]uint64{}
+	}
+	m.counts.outcomes[outcome]++
+	m.counts.promptTokens += uint64(tm.PromptTokens)
+	p.mu.Unlock()
 	o := p.opts.Observer
 	if o == nil {
 		return
 	}
-	ev := RequestEvent{Model: m.cfg.Name, Kind: kind, Outcome: OutcomeOf(err),
+	ev := RequestEvent{Model: m.cfg.Name, Kind: kind, Outcome: outcome,
 		PromptTokens: tm.PromptTokens, GeneratedTokens: tm.GeneratedTokens,
 		QueueSeconds: math.NaN(), TTFTSeconds: math.NaN(), TokenSeconds: math.NaN()}
 	if s != nil {

@@ -80,6 +80,11 @@ type PerfFigures struct {
 	Tokens    uint64 `json:"tokens"`
 	Loads     uint64 `json:"loads"`
 	Evictions uint64 `json:"evictions"`
+	// Outcomes counts finished and refused requests by outcome (see
+	// Outcomes); PromptTokens the prompt tokens of completions. The
+	// metrics' jetai_requests_total and jetai_prompt_tokens_total are these.
+	Outcomes     map[string]uint64 `json:"outcomes"`
+	PromptTokens uint64            `json:"prompt_tokens"`
 	// WindowRequests are the finished requests inside the window;
 	// WindowTokensPerSecond is their generated tokens over the window.
 	WindowRequests        int     `json:"window_requests"`
@@ -214,11 +219,13 @@ func (p *Pool) Performance() Performance {
 	var allReqs []sample
 	var allLoads []loadSample
 	o := &out.Overall
+	o.Outcomes = map[string]uint64{}
 	for _, m := range p.order {
 		m.win.prune(now)
 		mp := ModelPerformance{Name: m.cfg.Name, LastLoadSeconds: m.loadSeconds}
 		mp.Requests, mp.Failures, mp.Rejected, mp.Tokens, mp.Loads, mp.Evictions = m.requests, m.failures, m.rejected, m.tokens, m.loads, m.evictions
 		fill(&mp.PerfFigures, m.win.reqs, m.win.loads)
+		m.counts.fill(&mp.PerfFigures, o)
 		out.Models = append(out.Models, mp)
 		o.Requests += m.requests
 		o.Failures += m.failures

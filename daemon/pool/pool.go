@@ -153,6 +153,7 @@ type model struct {
 	win                                                    window
 	slotShare                                              float64     // thermal throttle's cap; see slots
 	rl                                                     reloadState // see apply.go
+	counts                                                 counts      // outcomes and prompt tokens; see observe.go
 }
 
 // Pool owns the models' runners. All methods are safe for concurrent use.
