@@ -494,3 +494,36 @@ model "stories" {
 		t.Errorf("runner memory not measured")
 	}
 }
+
+// TestThermalReload: new limits in a reloaded config take effect at the
+// next reading.
+func TestThermalReload(t *testing.T) {
+	root := fakeRoot(t, "orin-nano") // tj-thermal reads 49.062 °C
+	hcl := `
+thermal {
+  soft_limit    = %d
+  hard_limit    = 95
+  poll_interval = "20ms"
+}
+model "m" {
+  path    = %%[1]q
+  context = 256
+}
+`
+	base, d := platformDaemon(t, root, fmt.Sprintf(hcl, 80), io.Discard)
+	eventually(t, "a reading", func() bool { return status(t, base).Platform.Hottest != nil })
+	if s := status(t, base); s.Platform.State != "normal" {
+		t.Fatalf("before reload: %s", s.Platform.State)
+	}
+	conf := d.Config().Path
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(fmt.Sprintf(hcl, 45), testmodel.Path(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := d.Reload(context.Background(), "test"); !res.Applied {
+		t.Fatalf("reload: %+v", res)
+	}
+	eventually(t, "throttle at the new soft limit", func() bool { return status(t, base).Platform.State == "throttle" })
+	if s := status(t, base); !strings.Contains(s.Platform.Reason, "soft limit 45") {
+		t.Errorf("reason %q", s.Platform.Reason)
+	}
+}
