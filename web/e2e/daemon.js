@@ -2,7 +2,7 @@
 // with the real tiny model, for the browser tests, and launches Debian's
 // chromium through playwright-core. Nothing is downloaded.
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync, existsSync, cpSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -24,8 +24,10 @@ function freePort() {
 }
 
 // startDaemon runs jetaid with two models on the tiny model's file:
-// "stories" (preloaded) and "spare" (loaded by the tests' buttons). It
-// returns {url, stop(), log()}.
+// "stories" (preloaded) and "spare" (loaded by the tests' buttons), reading
+// its temperatures, power and memory from a copy of the recorded Orin Nano
+// tree (testdata/platform/orin-nano) that the tests may change. It returns
+// {url, root (that copy), stop(), log()}.
 export async function startDaemon() {
   const model = process.env.JETAI_TEST_MODEL || resolve(ROOT, "../shared/models/stories260K.gguf");
   if (!existsSync(model)) throw new Error(`the real tiny model ${model} is missing (JETAI_TEST_MODEL)`);
@@ -33,6 +35,8 @@ export async function startDaemon() {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run make build`);
   const dir = mkdtempSync(join(tmpdir(), "jetai-browser-"));
   const port = await freePort();
+  const root = join(dir, "machine");
+  cpSync(join(ROOT, "testdata/platform/orin-nano"), root, { recursive: true });
   const conf = join(dir, "jetai.hcl");
   writeFileSync(conf, `
 server {
@@ -42,6 +46,11 @@ server {
 memory {
   budget  = "1GiB"
   reserve = "128MiB"
+}
+thermal {
+  soft_limit    = 60
+  hard_limit    = 80
+  poll_interval = "250ms"
 }
 model "stories" {
   path       = "${model}"
@@ -62,7 +71,7 @@ model "spare" {
 }
 `);
   let out = "";
-  const proc = spawn(bin, ["--config", conf], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(bin, ["--config", conf, "--platform-root", root], { stdio: ["ignore", "pipe", "pipe"] });
   proc.stdout.on("data", b => { out += b; });
   proc.stderr.on("data", b => { out += b; });
   const exited = new Promise(ok => proc.on("exit", code => ok(code)));
@@ -79,6 +88,7 @@ model "spare" {
   }
   return {
     url,
+    root,
     log: () => out,
     async stop() {
       proc.kill("SIGTERM");

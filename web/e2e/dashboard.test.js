@@ -7,6 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 import { startDaemon, launch, watch, api, KEY, ARTIFACTS } from "./daemon.js";
 
 let d, browser;
@@ -91,6 +92,46 @@ test("load and unload buttons change a model's state", async () => {
   m = (await api(d, "GET", "/models")).body.models.find(x => x.name === "spare");
   assert.equal(m.state, "unloaded");
   await page.locator('#events li[data-kind="unload"]', { hasText: "spare" }).first().waitFor();
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
+
+test("temperatures against the limits, throttle state and power", async () => {
+  const { ctx, page, problems } = await open({ viewport: { width: 1280, height: 900 } });
+  const tj = join(d.root, "sys/class/thermal/thermal_zone8/temp"); // tj-thermal
+  // The recorded Orin Nano: tj-thermal 49.062 °C is the hottest watched zone.
+  await page.locator("#temp-hot", { hasText: "49.1 °C" }).waitFor();
+  assert.equal(await page.locator("#throttle").textContent(), "normal");
+  assert.match(await page.locator("#thermal-note").textContent(), /soft limit 60 °C, hard limit 80 °C/);
+  // Zones that read (the CV zones are off at -256 °C and read invalid).
+  const zones = await page.$$eval("#zones .zone", ns => ns.map(n => n.textContent));
+  assert.ok(zones.some(z => z.includes("tj-thermal") && z.includes("49.1 °C")), zones.join(" | "));
+  assert.ok(!zones.some(z => z.includes("cv0")), "an invalid zone is shown");
+  assert.equal(await page.locator("#zones .zone").first().locator(".mark.soft").count(), 1);
+  assert.equal(await page.locator("#zones .zone").first().locator(".mark.hard").count(), 1);
+  // The INA3221 input rail: 5.064 V × 1.240 A.
+  assert.match(await page.locator("#power").textContent(), /VDD_IN\s*6\.28 W/);
+
+  // Heat it past the soft limit: the policy throttles and the dashboard
+  // says so, with the transition among the events.
+  writeFileSync(tj, "66000\n");
+  await page.locator("#throttle", { hasText: "throttle" }).waitFor({ timeout: 10000 });
+  await page.locator("#temp-hot", { hasText: "66 °C" }).waitFor();
+  assert.ok(await page.locator("#zones .fill.warn").count() >= 1, "the hot zone's bar is not marked");
+  await page.locator('#events li[data-kind="throttle"]').first().waitFor();
+  await shot(page, "dashboard-throttle.png");
+  // And past the hard limit.
+  writeFileSync(tj, "83000\n");
+  await page.locator("#throttle", { hasText: "shed" }).waitFor({ timeout: 10000 });
+  assert.ok(await page.locator("#zones .fill.bad").count() >= 1);
+  // Cool down (below the limits by more than the hysteresis).
+  writeFileSync(tj, "49062\n");
+  await page.locator("#throttle", { hasText: "normal" }).waitFor({ timeout: 10000 });
+  // Shedding may have unloaded the idle models; the next tests want
+  // "stories" loaded.
+  const r = await api(d, "POST", "/load_model", { model_name: "stories" });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  await page.locator('#models tr[data-model="stories"] .state', { hasText: "ready" }).waitFor();
   assert.deepEqual(problems, []);
   await ctx.close();
 });
