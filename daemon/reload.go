@@ -230,6 +230,14 @@ func (d *Daemon) logPlan(p config.Plan) {
 }
 
 func (d *Daemon) recordReload(res ReloadResult, at time.Time) {
+	// The pool's event list shows reloads beside loads and evictions
+	// (GET /status events, the dashboard).
+	switch {
+	case !res.Applied:
+		d.pool.Note("reload_rejected", fmt.Sprintf("%s: %s", res.Trigger, firstLine(res.Error)))
+	case res.Changed:
+		d.pool.Note("reload", fmt.Sprintf("generation %d (%s): %s", res.Generation, res.Trigger, res.Plan.String()))
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := &d.reload

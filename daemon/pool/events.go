@@ -1,6 +1,9 @@
 package pool
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // maxEvents caps the pool's record of recent events.
 const maxEvents = 100
@@ -48,4 +51,18 @@ func (p *Pool) Events() []Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]Event{}, p.events...)
+}
+
+// evictionReasons start the unload reasons that count as evictions: the
+// pool took the model away for memory or heat, not for being idle or asked.
+var evictionReasons = []string{"evicted", "measured memory", "its charge", "thermal shed", "memory pressure"}
+
+// unloadKind is EventEviction or EventUnload for an unload's reason.
+func unloadKind(reason string) string {
+	for _, p := range evictionReasons {
+		if strings.HasPrefix(reason, p) {
+			return EventEviction
+		}
+	}
+	return EventUnload
 }

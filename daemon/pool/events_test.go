@@ -65,3 +65,19 @@ func TestEventsKeepTheNewest(t *testing.T) {
 		t.Fatal("Events returned the pool's own slice")
 	}
 }
+
+func TestUnloadKind(t *testing.T) {
+	for reason, want := range map[string]string{
+		`evicted to make room for "big"`:                       EventEviction,
+		"measured memory is over the budget (1 of 2)":          EventEviction,
+		"thermal shed: tj-thermal 83 °C":                       EventEviction,
+		"memory pressure: MemAvailable 100 MiB":                EventEviction,
+		"its charge 2 GiB is over its new memory_budget 1 GiB": EventEviction,
+		"idle past keep_alive 5m0s":                            EventUnload,
+		"optimize: keep-alive":                                 EventUnload,
+	} {
+		if got := unloadKind(reason); got != want {
+			t.Errorf("%q: %s, want %s", reason, got, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/jetai/jetai/config"
@@ -433,11 +432,7 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	v.state = StateUnloading
 	proc, cfg := v.proc, v.cfg
 	p.broadcastLocked()
-	kind := EventUnload
-	if strings.HasPrefix(reason, "evicted") || strings.HasPrefix(reason, "measured memory") {
-		kind = EventEviction
-	}
-	p.eventLocked(Event{Kind: kind, Model: v.cfg.Name, Detail: reason})
+	p.eventLocked(Event{Kind: unloadKind(reason), Model: v.cfg.Name, Detail: reason})
 	p.log.Info("unloading model", "model", v.cfg.Name, "reason", reason)
 	p.wg.Add(1)
 	go func() {

@@ -27,7 +27,8 @@ function freePort() {
 // "stories" (preloaded) and "spare" (loaded by the tests' buttons), reading
 // its temperatures, power and memory from a copy of the recorded Orin Nano
 // tree (testdata/platform/orin-nano) that the tests may change. It returns
-// {url, root (that copy), stop(), log()}.
+// {url, root (that copy), conf (the config file), text (its contents),
+// stop(), log()}.
 export async function startDaemon() {
   const model = process.env.JETAI_TEST_MODEL || resolve(ROOT, "../shared/models/stories260K.gguf");
   if (!existsSync(model)) throw new Error(`the real tiny model ${model} is missing (JETAI_TEST_MODEL)`);
@@ -38,7 +39,7 @@ export async function startDaemon() {
   const root = join(dir, "machine");
   cpSync(join(ROOT, "testdata/platform/orin-nano"), root, { recursive: true });
   const conf = join(dir, "jetai.hcl");
-  writeFileSync(conf, `
+  const text = `
 server {
   listen   = "127.0.0.1:${port}"
   api_keys = ["${KEY}"]
@@ -69,7 +70,8 @@ model "spare" {
   threads    = 1
   keep_alive = "forever"
 }
-`);
+`;
+  writeFileSync(conf, text);
   let out = "";
   const proc = spawn(bin, ["--config", conf, "--platform-root", root], { stdio: ["ignore", "pipe", "pipe"] });
   proc.stdout.on("data", b => { out += b; });
@@ -89,6 +91,9 @@ model "spare" {
   return {
     url,
     root,
+    conf,
+    text,
+    model,
     log: () => out,
     async stop() {
       proc.kill("SIGTERM");

@@ -111,6 +111,7 @@ test("temperatures against the limits, throttle state and power", async () => {
   assert.equal(await page.locator("#zones .zone").first().locator(".mark.hard").count(), 1);
   // The INA3221 input rail: 5.064 V × 1.240 A.
   assert.match(await page.locator("#power").textContent(), /VDD_IN\s*6\.28 W/);
+  assert.match(await page.locator("#power .gpu").textContent(), /GPU 17000000\.ga10b\s*\d+ of \d+ MHz/);
 
   // Heat it past the soft limit: the policy throttles and the dashboard
   // says so, with the transition among the events.
@@ -124,6 +125,8 @@ test("temperatures against the limits, throttle state and power", async () => {
   writeFileSync(tj, "83000\n");
   await page.locator("#throttle", { hasText: "shed" }).waitFor({ timeout: 10000 });
   assert.ok(await page.locator("#zones .fill.bad").count() >= 1);
+  // Shedding unloads the idle low-priority model: an eviction.
+  await page.locator('#events li[data-kind="eviction"]', { hasText: "thermal shed" }).first().waitFor({ timeout: 10000 });
   // Cool down (below the limits by more than the hysteresis).
   writeFileSync(tj, "49062\n");
   await page.locator("#throttle", { hasText: "normal" }).waitFor({ timeout: 10000 });
@@ -132,6 +135,35 @@ test("temperatures against the limits, throttle state and power", async () => {
   const r = await api(d, "POST", "/load_model", { model_name: "stories" });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   await page.locator('#models tr[data-model="stories"] .state', { hasText: "ready" }).waitFor();
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
+
+test("config reloads show up: applied, rejected, recovered", async () => {
+  const { ctx, page, problems } = await open({ viewport: { width: 1280, height: 900 } });
+  await page.locator("#config-line", { hasText: "generation 1" }).waitFor();
+  // A new model block: the file watcher reloads, the model appears.
+  const withExtra = d.text + `
+model "extra" {
+  path    = "${d.model}"
+  context = 256
+}
+`;
+  writeFileSync(d.conf, withExtra);
+  await page.locator('#models tr[data-model="extra"] .state', { hasText: "unloaded" }).waitFor({ timeout: 15000 });
+  await page.locator('#events li[data-kind="reload"]', { hasText: "generation 2" }).waitFor();
+  await page.locator("#config-line", { hasText: "generation 2" }).waitFor();
+  // A broken file is rejected; the dashboard shows why, and the running
+  // config (with "extra") stays.
+  writeFileSync(d.conf, withExtra + `\nmodel "broken" {\n  context = "lots"\n}\n`);
+  await page.locator('#events li[data-kind="reload_rejected"]').first().waitFor({ timeout: 15000 });
+  await page.locator("#reload-error:not(.hidden)").waitFor();
+  assert.match(await page.locator("#reload-error").textContent(), /jetai\.hcl:\d+:\d+/);
+  assert.equal(await page.locator('#models tr[data-model="extra"]').count(), 1);
+  await shot(page, "dashboard-reload-rejected.png");
+  // Fixing the file clears the error.
+  writeFileSync(d.conf, withExtra);
+  await page.locator("#reload-error.hidden").waitFor({ state: "attached", timeout: 15000 });
   assert.deepEqual(problems, []);
   await ctx.close();
 });

@@ -126,7 +126,11 @@
         bar);
     }));
     const rails = ((p.reading && p.reading.rails) || []).filter(r => !r.error);
-    $("power").replaceChildren(...rails.map(r => el("div", { class: "row" }, el("span", { class: "muted", text: r.name }), el("span", { text: num(r.watts, 2) + " W" }))));
+    const gpus = ((p.reading && p.reading.gpus) || []).filter(g => !g.error);
+    $("power").replaceChildren(
+      ...rails.map(r => el("div", { class: "row rail" }, el("span", { class: "muted", text: r.name }), el("span", { text: num(r.watts, 2) + " W" }))),
+      ...gpus.map(g => el("div", { class: "row gpu" }, el("span", { class: "muted", text: "GPU " + g.name }),
+        el("span", { text: `${num(g.freq_hz / 1e6, 0)} of ${num(g.max_freq_hz / 1e6, 0)} MHz${g.load_known ? `, load ${num(g.load * 100, 0)}%` : ""}` }))));
     const parts = [];
     if (lim.soft_limit) parts.push(`soft limit ${lim.soft_limit} °C, hard limit ${lim.hard_limit} °C`);
     if (p.reason) parts.push(p.reason);
@@ -219,7 +223,7 @@
     }
   }
 
-  const KIND_CLASS = { load: "ok", eviction: "warn", unload: "", load_failed: "bad", exit: "bad", reload: "ok", reload_failed: "bad", throttle: "warn", normal: "ok", shed: "bad" };
+  const KIND_CLASS = { load: "ok", eviction: "warn", unload: "", load_failed: "bad", exit: "bad", reload: "ok", reload_rejected: "bad", throttle: "warn", normal: "ok", shed: "bad" };
 
   function renderEvents(st) {
     const items = (st.events || []).map(e => ({ at: e.at, kind: e.kind, text: [e.model, e.detail, e.seconds ? `${num(e.seconds, 2)} s` : ""].filter(Boolean).join(" · ") }));
@@ -235,12 +239,12 @@
       el("li", { "data-kind": e.kind }, el("time", { datetime: e.at, title: e.at, text: clock(e.at) }), el("span", { class: "pill " + (KIND_CLASS[e.kind] || ""), text: e.kind }), el("span", { text: e.text }))
     ) : [el("li", { class: "muted" }, el("span"), el("span"), el("span", { text: "nothing yet" }))]));
     const c = st.config || {};
-    const parts = [`config ${c.path}`, `hash ${(c.hash || "").slice(0, 12)}`];
-    // Reload facts, where the daemon reports them.
-    for (const [k, v] of Object.entries(c)) {
-      if (["path", "hash", "default_model", "tiers"].includes(k) || v === null || v === "" || typeof v === "object") continue;
-      parts.push(`${k.replace(/_/g, " ")} ${/_at$|^last_reload$/.test(k) && typeof v === "string" ? ago(v) : v}`);
-    }
+    const parts = [`config ${c.path}`, `sha256 ${(c.hash || "").slice(0, 12)}`];
+    if (c.generation) parts.push(`generation ${c.generation}, in force since ${ago(c.loaded_at)}`);
+    if (c.reloads) parts.push(`${c.reloads} reloads (${c.rejected} rejected), last ${ago(c.last_reload)}${c.last_trigger ? " by " + c.last_trigger : ""}`);
+    if (c.watching !== undefined) parts.push(c.watching ? "file watched" : "file not watched (SIGHUP or jetai-ctl reload)");
+    $("reload-error").textContent = c.last_error ? "The last reload was rejected; the running config stays: " + c.last_error : "";
+    $("reload-error").classList.toggle("hidden", !c.last_error);
     $("config-line").textContent = parts.join(" · ");
   }
 
