@@ -33,13 +33,31 @@ type Config struct {
 	Runner  []string // runner command, e.g. ["bin/jetaid", "runner"]
 	Out     io.Writer
 	Log     io.Writer // progress lines; nil = discard
+
+	// Target, when set, is measured instead of a runner started for the
+	// run: a running jetaid's model (jetai-ctl bench). SlotContext and
+	// Slots then give the raw engine the same shape as the target's
+	// model; TargetNote replaces the table's "runner = …" footnote.
+	Target      Completer
+	TargetNote  string
+	SlotContext int
+	Slots       int
 }
+
+// Completer runs one completion. *runner.Process is one.
+type Completer interface {
+	Complete(ctx context.Context, req runner.Request, onText func(string)) (runner.Result, error)
+}
+
+var _ Completer = (*runner.Process)(nil)
 
 // Row is one measured figure.
 type Row struct {
-	Model, Metric string
-	Raw, Runner   float64 // tokens/s
-	Target        float64 // minimum Runner/Raw ratio, 0 = none
+	Model  string  `json:"model"`
+	Metric string  `json:"metric"`
+	Raw    float64 `json:"raw"`    // tokens/s
+	Runner float64 `json:"runner"` // tokens/s
+	Target float64 `json:"target"` // minimum Runner/Raw ratio, 0 = none
 }
 
 // Ratio is Runner/Raw.
@@ -128,13 +146,20 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 		rows = append(rows, r...)
 	}
 	if cfg.Out != nil {
-		Print(cfg.Out, rows, cfg.Threads)
+		PrintNote(cfg.Out, rows, cfg.Threads, cfg.TargetNote)
 	}
 	return rows, nil
 }
 
 // Print writes rows as a table.
-func Print(w io.Writer, rows []Row, threads int) {
+func Print(w io.Writer, rows []Row, threads int) { PrintNote(w, rows, threads, "") }
+
+// PrintNote writes rows as a table whose footnote says what the runner
+// column measured ("" for a runner over its Unix socket).
+func PrintNote(w io.Writer, rows []Row, threads int, note string) {
+	if note == "" {
+		note = "jetaid runner over its Unix socket"
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "model\tmetric\traw tok/s\trunner tok/s\trunner/raw\ttarget\t\n")
 	for _, r := range rows {
@@ -149,7 +174,7 @@ func Print(w io.Writer, rows []Row, threads int) {
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.3f\t%s\t\n", r.Model, r.Metric, r.Raw, r.Runner, r.Ratio(), target)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "threads=%d; raw = minimal in-process loop over the engine, same flags; runner = jetaid runner over its Unix socket\n", threads)
+	fmt.Fprintf(w, "threads=%d; raw = minimal in-process loop over the engine, same flags; runner = %s\n", threads, note)
 }
 
 func promptText(n int) string {
@@ -169,6 +194,9 @@ func runCase(ctx context.Context, cfg Config, c Case) ([]Row, error) {
 		maxStreams = max(maxStreams, k)
 	}
 	slotCtx := c.PromptTokens + c.GenTokens + 64
+	if cfg.SlotContext > 0 {
+		slotCtx, maxStreams = cfg.SlotContext, max(cfg.Slots, 1)
+	}
 	logf(cfg.Log, "%s: raw engine", c.Name)
 	raw, err := measureRaw(ctx, cfg, c, slotCtx, maxStreams)
 	if err != nil {
@@ -180,7 +208,7 @@ func runCase(ctx context.Context, cfg Config, c Case) ([]Row, error) {
 		return nil, err
 	}
 	single := TargetSingleLarge
-	if strings.Contains(c.Name, "260K") {
+	if strings.Contains(c.Name, "260K") || strings.Contains(filepath.Base(c.Path), "260K") {
 		single = TargetSingleTiny
 	}
 	rows := []Row{
@@ -356,20 +384,24 @@ func sampleMasked(c *engine.Context, s *engine.Sampler, i int, eog []int) int {
 
 func measureRunner(ctx context.Context, cfg Config, c Case, prompt string, slotCtx, slots int) (figures, error) {
 	f := figures{batched: map[int]float64{}}
-	p, err := runner.Start(runner.Options{
-		Name: c.Name, Model: c.Path, SlotContext: slotCtx, Slots: slots, Threads: cfg.Threads,
-		Queue: slots, Command: cfg.Runner,
-	})
-	if err != nil {
-		return f, err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.Stop(sctx)
-	}()
-	if _, err := p.WaitReady(ctx); err != nil {
-		return f, err
+	var p Completer = cfg.Target
+	if p == nil {
+		proc, err := runner.Start(runner.Options{
+			Name: c.Name, Model: c.Path, SlotContext: slotCtx, Slots: slots, Threads: cfg.Threads,
+			Queue: slots, Command: cfg.Runner,
+		})
+		if err != nil {
+			return f, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			proc.Stop(sctx)
+		}()
+		if _, err := proc.WaitReady(ctx); err != nil {
+			return f, err
+		}
+		p = proc
 	}
 	greedy := runner.Sampling{Temperature: 0}
 

@@ -44,6 +44,7 @@ func init() {
 				fs.DurationVar(&e.interval, "interval", time.Second, "refresh every `DURATION`")
 				fs.IntVar(&e.count, "count", 0, "stop after `N` refreshes (0: until interrupted)")
 			}, Run: runTop},
+		benchCommand(),
 		{Name: "version", Summary: "print jetai-ctl's version and the daemon's", MaxArgs: 0,
 			Help: "Exits 0 even when the daemon cannot be reached; it says so.", Run: runVersion},
 		{Name: "completion", Args: "bash|zsh", Summary: "print a shell completion script", MinArgs: 1, MaxArgs: 1,

@@ -60,6 +60,7 @@ type Env struct {
 	interval time.Duration
 	count    int
 	timeout  time.Duration
+	bench    benchFlags
 }
 
 // exitError carries an exit code and an optional message.

@@ -262,6 +262,35 @@ func TestCommands(t *testing.T) {
 		}
 		e.run("top", "--interval", "0s").want(t, 2, nil, []string{"--interval must be positive"})
 	})
+	t.Run("bench", func(t *testing.T) {
+		r := e.run("bench", "stories", "--streams", "1,2,8", "--prompt-tokens", "32", "--gen-tokens", "64")
+		r.want(t, 0, []string{"model", "raw tok/s", "runner tok/s", "runner/raw", "decode, 1 stream", "aggregate, 2 streams",
+			`runner = model "stories" of the running jetaid`}, nil)
+		if strings.Contains(r.stdout, "aggregate, 8 streams") {
+			t.Fatalf("8 streams exceed the model's parallel = 2:\n%s", r.stdout)
+		}
+		var out struct {
+			Model string
+			Rows  []struct {
+				Metric      string
+				Raw, Runner float64
+				Ratio       float64
+			}
+		}
+		r = e.run("--json", "bench", "gpt2", "--streams", "1", "--gen-tokens", "32")
+		r.want(t, 0, nil, nil)
+		r.json(t, &out)
+		if out.Model != "stories" || len(out.Rows) != 3 {
+			t.Fatalf("bench --json: %+v", out)
+		}
+		for _, row := range out.Rows {
+			if row.Raw <= 0 || row.Runner <= 0 || row.Ratio <= 0 {
+				t.Fatalf("bench --json row without figures: %+v", row)
+			}
+		}
+		e.run("bench", "nope").want(t, 1, nil, []string{`no model "nope"`})
+		e.run("bench", "stories", "--gen-tokens", "500").want(t, 2, nil, []string{"do not fit the model's context of 256"})
+	})
 	t.Run("version", func(t *testing.T) {
 		e.run("version").want(t, 0, []string{"jetai-ctl dev (admin API v1)", "jetaid    dev (admin API v1)"}, nil)
 		var v map[string]any
@@ -288,7 +317,7 @@ func TestNotRunning(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "x.hcl")
 	os.WriteFile(conf, []byte("server {}\n"), 0o644)
 	for _, args := range [][]string{{"status"}, {"models"}, {"ps", "--json"}, {"load", "x", "--wait"}, {"unload", "x"},
-		{"optimize"}, {"reload"}, {"validate", conf}, {"log-level"}, {"top", "--count", "1"}} {
+		{"optimize"}, {"reload"}, {"bench", "stories"}, {"validate", conf}, {"log-level"}, {"top", "--count", "1"}} {
 		r := e.run(args...)
 		r.want(t, 3, nil, []string{"no admin socket at " + e.sock, "is jetaid running? try: systemctl status jetaid"})
 	}
