@@ -3,5 +3,6 @@
 // engine, the same through a runner process (single stream and 1–8
 // concurrent streams), and the raw engine's batched decode at the same
 // sequence counts. Ratios, not absolute figures, are what it is for: the
-// machine is shared and absolute times drift.
+// machine is shared and absolute times drift. It also times config hot
+// reloads from the file's save to the new config in force (reload.go).
 package bench

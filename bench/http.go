@@ -181,6 +181,9 @@ type daemonProc struct {
 	cmd    *exec.Cmd
 	base   string
 	client *http.Client
+	// conf is the config file; confHead its blocks before the models
+	// (for rewriting it: see reload.go).
+	conf, confHead string
 }
 
 func freePort() (int, error) {
@@ -200,9 +203,9 @@ func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget 
 		return nil, err
 	}
 	conf := filepath.Join(dir, name+".hcl")
-	text := fmt.Sprintf("server {\n  listen = \"127.0.0.1:%d\"\n  admin_socket = %q\n}\nmemory {\n  budget = %q\n  reserve = \"64MiB\"\n}\ncache {\n  dir = %q\n}\n%s\n",
-		port, filepath.Join(dir, name+".sock"), budget, filepath.Join(dir, "cache"), models)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+	head := fmt.Sprintf("server {\n  listen = \"127.0.0.1:%d\"\n  admin_socket = %q\n}\nmemory {\n  budget = %q\n  reserve = \"64MiB\"\n}\ncache {\n  dir = %q\n}\n",
+		port, filepath.Join(dir, name+".sock"), budget, filepath.Join(dir, "cache"))
+	if err := os.WriteFile(conf, []byte(head+models+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, cfg.Jetaid, append([]string{"--config", conf}, args...)...)
@@ -213,7 +216,7 @@ func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	d := &daemonProc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port),
+	d := &daemonProc{cmd: cmd, base: fmt.Sprintf("http://127.0.0.1:%d", port), conf: conf, confHead: head,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	// Ready when every preloaded model is: /models says so.
 	deadline := time.Now().Add(3 * time.Minute)

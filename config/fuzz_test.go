@@ -7,14 +7,17 @@ import (
 	"testing"
 )
 
-// FuzzParse: no input may panic, and the result is either a Config or a
-// non-empty Diagnostics whose every line has a "file:" prefix. Seeds are the
-// fixtures under testdata/config and the packaged sample.
+// FuzzParse (decode, defaults and validation): no input may panic, and the
+// result is either a Config or a non-empty Diagnostics whose every line has
+// a "file:" prefix; a Config diffs against itself as empty and against
+// nothing as all added. Seeds are the fixtures under testdata/config and
+// testdata/jetaid and the packaged sample.
 //
 //	go test ./config -run '^$' -fuzz FuzzParse -fuzztime 5m
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join(fixtures, "*.hcl"))
-	seeds = append(seeds, samplePath)
+	daemonSeeds, _ := filepath.Glob(filepath.Join(fixtures, "..", "jetaid", "*.hcl*"))
+	seeds = append(append(seeds, daemonSeeds...), samplePath)
 	for _, s := range seeds {
 		b, err := os.ReadFile(s)
 		if err != nil {
@@ -39,7 +42,12 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		_ = Diff(c, c).String()
-		_ = Diff(nil, c)
+		if p := Diff(c, c); !p.Empty() {
+			t.Fatalf("a config differs from itself: %s", p)
+		}
+		if p := Diff(nil, c); len(p.Added) != len(c.Models) {
+			t.Fatalf("from nothing: %s", p)
+		}
+		_ = CheckSource(src, name).String()
 	})
 }

@@ -27,6 +27,8 @@ func main() {
 	rate := flag.Int("rate", 500, "requests/s for the /health and /models latency figure")
 	idle := flag.Duration("idle", 30*time.Second, "how long to measure the CPU share of idle daemons for the cost of platform monitoring (0 = skip)")
 	fakeRoot := flag.String("platform-root", "testdata/platform/orin-nano", "fake machine tree for the monitoring cost")
+	reload := flag.Int("reload", 10, "rounds of the config reload latency figures (0 = skip)")
+	engineBench := flag.Bool("engine", true, "measure the raw engine and the runner side by side")
 	flag.Parse()
 
 	var levels []int
@@ -56,8 +58,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cases, err := bench.PrepareCases(*tiny, *cache, *large, os.Stderr)
-	if err == nil {
+	var cases []bench.Case
+	if *engineBench {
+		cases, err = bench.PrepareCases(*tiny, *cache, *large, os.Stderr)
+	}
+	if err == nil && *engineBench {
 		_, err = bench.Run(ctx, bench.Config{Cases: cases, Threads: *threads, Streams: levels,
 			Runner: []string{exe, "runner"}, Out: os.Stdout, Log: os.Stderr})
 	}
@@ -67,6 +72,15 @@ func main() {
 	if err == nil && *idle > 0 {
 		root, _ := filepath.Abs(*fakeRoot)
 		_, err = bench.RunIdle(ctx, bench.IdleConfig{Jetaid: exe, Model: *tiny, FakeRoot: root, Duration: *idle, Out: os.Stdout, Log: os.Stderr})
+	}
+	if err == nil && *reload > 0 && *tiny != "" {
+		rc := bench.ReloadConfig{Jetaid: exe, Model: *tiny, Rounds: *reload, Out: os.Stdout, Log: os.Stderr}
+		if *large {
+			rc.Large, err = bench.LargeModel(*cache, os.Stderr)
+		}
+		if err == nil {
+			_, err = bench.RunReload(ctx, rc)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
