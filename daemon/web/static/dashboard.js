@@ -49,7 +49,7 @@
     const st = d.status;
     $("health").textContent = st.status;
     $("health").className = "pill " + st.status;
-    $("meta").textContent = `${/^\d/.test(st.version) ? "v" : ""}${st.version} · up ${duration(st.uptime_seconds)} · ${st.models.configured} models, ${st.models.loaded.length} loaded`;
+    $("meta").textContent = `${/^\d+\.\d/.test(st.version) ? "v" : ""}${st.version} · up ${duration(st.uptime_seconds)} · ${st.models.configured} models, ${st.models.loaded.length} loaded`;
     $("updated").textContent = "updated " + clock(d.at);
     renderMemory(st.pool, d.models);
     renderThermal(st.platform);

@@ -214,7 +214,7 @@
 
   function render() {
     const info = doc.info || {};
-    $("version").textContent = (/^\d/.test(info.version) ? "v" : "") + info.version;
+    $("version").textContent = (/^\d+\.\d/.test(info.version) ? "v" : "") + info.version;
     document.title = `${info.title} API ${info.version}`;
     $("intro").replaceChildren(
       el("h2", { text: `${info.title} ${info.version} · OpenAPI ${doc.openapi}` }),
