@@ -124,7 +124,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.cfg = cfg
-	d.reload.generation, d.reload.loadedAt = 1, d.started
+	d.reload.generation, d.reload.loadedAt, d.reload.first = 1, d.started, cfg
 	d.level.Set(level(cfg.Server.LogLevel))
 	d.log = opts.Log
 	if d.log == nil {

@@ -61,6 +61,9 @@ type reloadState struct {
 	reloads    uint64
 	rejected   uint64
 	watching   bool
+	// first is the config jetaid started with: settings that need a
+	// process restart are in force as it has them.
+	first *config.Config
 	hooks      []func(old, new *config.Config, plan config.Plan)
 }
 
@@ -80,10 +83,17 @@ func (d *Daemon) ReloadStatus() api.ReloadStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := &d.reload
-	return api.ReloadStatus{
+	st := api.ReloadStatus{
 		Generation: r.generation, LoadedAt: r.loadedAt.UTC(), LastReload: r.last, LastTrigger: r.trigger,
 		LastError: r.lastError, Reloads: r.reloads, Rejected: r.rejected, Watching: r.watching,
+		NeedsRestart: []string{},
 	}
+	if r.first != nil && r.first != d.cfg {
+		for _, f := range config.Diff(r.first, d.cfg).NeedsProcessRestart {
+			st.NeedsRestart = append(st.NeedsRestart, fmt.Sprintf("%s: %s → %s", f.Field, f.Old, f.New))
+		}
+	}
+	return st
 }
 
 // Reload reads the config file again and, when it is valid, puts it in

@@ -388,3 +388,23 @@ func TestReloadSIGHUP(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// TestReloadNeedsProcessRestart: a changed listen address is applied as a
+// note, not silently: the reload says it waits for a restart, /status
+// lists it, and the API goes on serving where it listens.
+func TestReloadNeedsProcessRestart(t *testing.T) {
+	e := startReload(t, func() string { return model("m", "") }, false)
+	e.write("server {\n  listen = \"127.0.0.1:1\"\n}\n" + model("m", ""))
+	res := e.d.Reload(context.Background(), "test")
+	if !res.Applied || len(res.Plan.NeedsProcessRestart) != 1 || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "server.listen") {
+		t.Fatalf("reload: %+v", res)
+	}
+	st := e.status()
+	nr, _ := st["needs_restart"].([]any)
+	if len(nr) != 1 || !strings.Contains(nr[0].(string), "server.listen: 127.0.0.1:8000 → 127.0.0.1:1") {
+		t.Fatalf("/status needs_restart: %v", st["needs_restart"])
+	}
+	if code := e.infer("m"); code != 200 {
+		t.Fatalf("inference after the reload: %d", code)
+	}
+}

@@ -6,10 +6,19 @@
 # 1000), or a plain number of bytes. Durations are strings: "500ms", "30s",
 # "10m", "1h30m". Relative paths resolve against this file's directory.
 #
-# jetaid watches this file and applies a change as a diff: unchanged models
-# keep running, changed ones reload, new ones are added and removed ones are
-# unloaded once their requests finish. A file with errors is rejected as a
-# whole (each error names file:line:col) and the running config stays.
+# jetaid watches this file (and takes SIGHUP or `jetai-ctl reload`) and
+# applies a change as a diff, without dropping a request: unchanged models
+# keep running; a change of priority, keep_alive, pinned, preload, aliases,
+# tier, memory_budget or sampling applies to the running model; a change of
+# path, context, parallel, threads, gpu_layers, flash_attention, cache or an
+# adapter block starts a new runner (the old one serves until the new one is
+# ready when memory holds both); new models are added; removed ones finish
+# their requests, then unload. server.listen, server.admin_socket,
+# server.admin_group and cache.dir take effect only when jetaid restarts;
+# every other setting applies at once. A file with errors is rejected as a
+# whole (each error names file:line:col) and the running config stays; so
+# does a deleted or empty file. GET /status shows the generation in force
+# and the last reload's error.
 # Check a file by hand with: jetaid --check-config /etc/jetai/jetai.hcl
 
 server {

@@ -61,6 +61,10 @@ type ReloadStatus struct {
 	Rejected uint64 `json:"rejected"`
 	// Watching says the file is watched for changes.
 	Watching bool `json:"watching"`
+	// NeedsRestart are settings changed since jetaid started that take
+	// effect only when it restarts ("server.listen: A → B"); the old
+	// values are in force until then.
+	NeedsRestart []string `json:"needs_restart"`
 }
 
 type modelsSummary struct {
@@ -112,7 +116,7 @@ func (s *Server) configSummary() configSummary {
 	if s.reload != nil {
 		sum.ReloadStatus = s.reload()
 	} else {
-		sum.Generation, sum.LoadedAt = 1, s.started.UTC()
+		sum.Generation, sum.LoadedAt, sum.NeedsRestart = 1, s.started.UTC(), []string{}
 	}
 	return sum
 }
