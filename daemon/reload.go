@@ -64,7 +64,7 @@ type reloadState struct {
 	// first is the config jetaid started with: settings that need a
 	// process restart are in force as it has them.
 	first *config.Config
-	hooks      []func(old, new *config.Config, plan config.Plan)
+	hooks []func(old, new *config.Config, plan config.Plan)
 }
 
 // OnReload registers f to run after each applied reload that changed the
