@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jetai/jetai/daemon/pool"
@@ -357,11 +358,20 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 
 // String renders a ReloadResult's verdict in one line.
 func (r ReloadResult) String() string {
-	if r.Summary != "" {
-		return r.Summary
+	switch {
+	case !r.OK:
+		return "rejected: " + firstLine(r.Error)
+	case !r.Changed:
+		return fmt.Sprintf("unchanged (generation %d)", r.Generation)
+	case r.Plan != nil:
+		return fmt.Sprintf("generation %d applied: %s", r.Generation, r.Plan.String())
 	}
-	if r.OK {
-		return fmt.Sprintf("config generation %d applied", r.Generation)
+	return fmt.Sprintf("generation %d applied", r.Generation)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
 	}
-	return "reload rejected: " + r.Error
+	return s
 }

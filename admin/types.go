@@ -39,15 +39,23 @@ type Status struct {
 	Platform *Platform `json:"platform,omitempty"`
 }
 
-// ConfigStatus is the config in force.
+// ConfigStatus is the config in force and the reloads so far.
 type ConfigStatus struct {
 	Path string `json:"path"`
 	Hash string `json:"hash"`
-	// Generation counts configs applied since start: 1 for the first.
-	Generation int       `json:"generation"`
+	// Generation counts configs put in force: 1 is the one jetaid started
+	// with; each applied reload that changed something adds 1.
+	Generation uint64    `json:"generation"`
 	AppliedAt  time.Time `json:"applied_at"`
-	// LastReload is the most recent reload attempt, applied or not.
-	LastReload *ReloadResult `json:"last_reload,omitempty"`
+	// The last reload attempt (applied or not): when, what asked for it,
+	// and why it was rejected (empty when applied).
+	LastReloadAt *time.Time `json:"last_reload_at,omitempty"`
+	LastTrigger  string     `json:"last_trigger,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
+	Reloads      uint64     `json:"reloads"`
+	Rejected     uint64     `json:"rejected"`
+	// Watching says the file is watched for changes.
+	Watching bool `json:"watching"`
 }
 
 // Platform is what the hardware reports. Every field is optional: a
@@ -93,22 +101,25 @@ type LoadResult struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// ReloadResult is one reload attempt. OK means the new config is in force
-// (or the file had not changed); otherwise Diagnostics or Error say why
-// it was rejected and the old config stays.
+// ReloadResult is one reload attempt. OK means the file's config is in
+// force (also when it had not changed); otherwise Error and Diagnostics say
+// why it was rejected, and the old config stays.
 type ReloadResult struct {
-	OK         bool      `json:"ok"`
-	Trigger    string    `json:"trigger"` // admin, signal, file
-	Generation int       `json:"generation"`
-	Hash       string    `json:"hash"`
-	Changed    bool      `json:"changed"`
-	At         time.Time `json:"at"`
-	Seconds    float64   `json:"seconds"`
-	// Summary is one line for people.
-	Summary     string             `json:"summary"`
-	Plan        *config.Plan       `json:"plan,omitempty"`
-	Diagnostics config.Diagnostics `json:"diagnostics,omitempty"`
-	Error       string             `json:"error,omitempty"`
+	OK         bool    `json:"ok"`
+	Trigger    string  `json:"trigger"` // admin, SIGHUP, file
+	Generation uint64  `json:"generation"`
+	Hash       string  `json:"hash"`
+	Changed    bool    `json:"changed"`
+	Seconds    float64 `json:"seconds"`
+	// Plan is the diff that was applied; nil when nothing changed.
+	Plan *config.Plan `json:"plan,omitempty"`
+	// Diagnostics are "file:line:col: message" lines: the errors of a
+	// rejected file or the warnings of an applied one.
+	Diagnostics []string `json:"diagnostics"`
+	Error       string   `json:"error,omitempty"`
+	// Notes are what the operator should know about an applied reload
+	// (settings that wait for a restart, models over a new budget).
+	Notes []string `json:"notes"`
 }
 
 // ValidateRequest asks whether a config file is usable. Content is the
@@ -119,14 +130,15 @@ type ValidateRequest struct {
 	Content string `json:"content"`
 }
 
-// ValidateResult is the verdict; Summary is one line for people.
+// ValidateResult is the verdict of the same check jetaid --check-config
+// and a reload make; Summary is one line for people.
 type ValidateResult struct {
-	OK          bool               `json:"ok"`
-	Path        string             `json:"path"`
-	Hash        string             `json:"hash,omitempty"`
-	Summary     string             `json:"summary"`
-	Diagnostics config.Diagnostics `json:"diagnostics,omitempty"`
-	Plan        *config.Plan       `json:"plan,omitempty"` // what a reload to it would do
+	OK          bool         `json:"ok"`
+	Path        string       `json:"path"`
+	Hash        string       `json:"hash,omitempty"`
+	Summary     string       `json:"summary"`
+	Diagnostics []string     `json:"diagnostics"`
+	Plan        *config.Plan `json:"plan,omitempty"` // what a reload to it would do
 }
 
 // LogLevel is the body of the log-level endpoints.

@@ -85,12 +85,13 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 	t.kv("listen", listen)
 	t.kv("admin socket", s.AdminSocket)
 	t.kv("config", fmt.Sprintf("%s (generation %d, %s)", s.Config.Path, s.Config.Generation, short(s.Config.Hash)))
-	if r := s.Config.LastReload; r != nil {
+	if at := s.Config.LastReloadAt; at != nil {
 		verdict := "applied"
-		if !r.OK {
-			verdict = "REJECTED"
+		if s.Config.LastError != "" {
+			verdict = "REJECTED (the config above stays in force): " + firstLine(s.Config.LastError)
 		}
-		t.kv("last reload", fmt.Sprintf("%s %s ago: %s", verdict, roundDur(time.Since(r.At).Seconds()), r.String()))
+		t.kv("last reload", fmt.Sprintf("%s ago by %s, %s; %d reloads, %d rejected", roundDur(time.Since(*at).Seconds()),
+			s.Config.LastTrigger, verdict, s.Config.Reloads, s.Config.Rejected))
 	}
 	loaded := 0
 	for _, m := range s.Models {
@@ -221,7 +222,7 @@ func printReload(e *Env, r admin.ReloadResult) {
 	if !r.OK {
 		fmt.Fprintf(e.Stderr, "reload rejected; the running config (generation %d) stays in force\n", r.Generation)
 		for _, d := range r.Diagnostics {
-			fmt.Fprintln(e.Stderr, d.String())
+			fmt.Fprintln(e.Stderr, d)
 		}
 		if r.Error != "" && len(r.Diagnostics) == 0 {
 			fmt.Fprintln(e.Stderr, r.Error)
@@ -230,17 +231,17 @@ func printReload(e *Env, r admin.ReloadResult) {
 	}
 	if !r.Changed {
 		fmt.Fprintf(e.Stdout, "config unchanged (generation %d, %s)\n", r.Generation, short(r.Hash))
-		return
-	}
-	fmt.Fprintf(e.Stdout, "config generation %d applied in %.1fs (%s)\n", r.Generation, r.Seconds, short(r.Hash))
-	if r.Plan != nil {
-		fmt.Fprintf(e.Stdout, "  %s\n", r.Plan.String())
-		for _, f := range r.Plan.NeedsProcessRestart {
-			fmt.Fprintf(e.Stdout, "  %s: %s → %s takes effect after: systemctl restart jetaid\n", f.Field, f.Old, f.New)
+	} else {
+		fmt.Fprintf(e.Stdout, "config generation %d applied in %.2fs (%s)\n", r.Generation, r.Seconds, short(r.Hash))
+		if r.Plan != nil {
+			fmt.Fprintf(e.Stdout, "  %s\n", r.Plan.String())
 		}
 	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(e.Stdout, "  note: %s\n", n)
+	}
 	for _, d := range r.Diagnostics {
-		fmt.Fprintln(e.Stdout, d.String())
+		fmt.Fprintln(e.Stdout, d)
 	}
 }
 
@@ -266,7 +267,7 @@ func runValidate(ctx context.Context, e *Env, args []string) error {
 			out = e.Stderr
 		}
 		for _, d := range r.Diagnostics {
-			fmt.Fprintln(out, d.String())
+			fmt.Fprintln(out, d)
 		}
 		fmt.Fprintln(out, r.Summary)
 	}
@@ -321,4 +322,11 @@ func temperatures(p *admin.Platform) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f°C", t.Zone, t.Celsius))
 	}
 	return strings.Join(parts, ", ")
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
 }

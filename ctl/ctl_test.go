@@ -47,7 +47,7 @@ func startDaemon(t *testing.T) *env {
 	ready := make(chan struct{})
 	go func() {
 		done <- daemon.Run(ctx, daemon.Options{ConfigPath: e.conf, Listener: ln, SocketDir: dir,
-			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
+			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard, NoWatch: true,
 			Ready: func(net.Addr) { close(ready) }})
 	}()
 	select {
@@ -206,7 +206,7 @@ func TestCommands(t *testing.T) {
   path = "`+testmodel.Path(t)+`"
   context = 256
 }`)), 0o644)
-		e.run("validate", good).want(t, 0, []string{good + ": ok (3 models)", "+1 (third)"}, nil)
+		e.run("validate", good).want(t, 0, []string{good + ": ok (3 models, listen 127.0.0.1:8000", "+1 (third)"}, nil)
 		var vr admin.ValidateResult
 		r := e.run("validate", "--json", good)
 		r.want(t, 0, nil, nil)
@@ -220,10 +220,41 @@ func TestCommands(t *testing.T) {
 		r = e.run("validate", "--json", bad)
 		r.want(t, 1, nil, nil)
 		r.json(t, &vr)
-		if vr.OK || len(vr.Diagnostics) < 2 || vr.Diagnostics[0].Line == 0 {
+		if vr.OK || len(vr.Diagnostics) < 2 || !strings.HasPrefix(vr.Diagnostics[0], bad+":2:") {
 			t.Fatalf("validate --json of a bad file: %+v", vr)
 		}
 		e.run("validate", filepath.Join(e.dir, "missing.hcl")).want(t, 1, nil, []string{"no such file"})
+	})
+	t.Run("reload", func(t *testing.T) {
+		e.run("reload").want(t, 0, []string{"config unchanged (generation 1"}, nil)
+		// A valid change is applied as a diff.
+		os.WriteFile(e.conf, []byte(configText(t, e.sock, `model "third" {
+  path    = "`+testmodel.Path(t)+`"
+  context = 256
+}`)), 0o644)
+		e.run("reload").want(t, 0, []string{"config generation 2 applied in", "+1 (third)"}, nil)
+		e.run("models").want(t, 0, []string{"third"}, nil)
+		// A broken file is rejected: exit 1, diagnostics with positions,
+		// and the running config (generation 2) stays.
+		good, _ := os.ReadFile(e.conf)
+		os.WriteFile(e.conf, []byte("server {\n  listen = 8000\n  bogus = true\n}\n"), 0o644)
+		e.run("reload").want(t, 1, nil, []string{"reload rejected; the running config (generation 2) stays in force", e.conf + ":2:", e.conf + ":3:"})
+		var rr admin.ReloadResult
+		r := e.run("reload", "--json")
+		r.want(t, 1, nil, nil)
+		r.json(t, &rr)
+		if rr.OK || rr.Generation != 2 || len(rr.Diagnostics) < 2 || rr.Trigger != "admin" {
+			t.Fatalf("rejected reload --json: %+v", rr)
+		}
+		e.run("status").want(t, 0, []string{"generation 2", "last reload:", "by admin, REJECTED (the config above stays in force)", "4 reloads, 2 rejected"}, nil)
+		e.run("models").want(t, 0, []string{"stories", "third"}, nil)
+		os.WriteFile(e.conf, good, 0o644)
+		r = e.run("reload", "--json")
+		r.want(t, 0, nil, nil)
+		r.json(t, &rr)
+		if !rr.OK || rr.Changed || rr.Generation != 2 {
+			t.Fatalf("reload back to the good file: %+v", rr)
+		}
 	})
 	t.Run("log-level", func(t *testing.T) {
 		e.run("log-level").want(t, 0, []string{"info"}, nil)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/daemon/systemd"
@@ -97,7 +98,7 @@ func (b adminBackend) Status(ctx context.Context) admin.Status {
 		APIVersion: admin.APIVersion, Version: version.Version, Pid: os.Getpid(),
 		StartedAt: d.started.UTC(), UptimeSeconds: time.Since(d.started).Seconds(),
 		LogLevel: systemd.LevelName(d.level.Level()),
-		Config:   admin.ConfigStatus{Path: cfg.Path, Hash: cfg.Hash, Generation: 1, AppliedAt: d.started.UTC()},
+		Config:   configStatus(cfg, d.ReloadStatus()),
 		Pool:     d.pool.Status(),
 		Models:   b.Models(ctx),
 	}
@@ -196,32 +197,43 @@ func (b adminBackend) Optimize(ctx context.Context) (pool.OptimizeReport, error)
 	return b.d.pool.Optimize(ctx), nil
 }
 
-// Reload implements admin.Backend.
+// Reload implements admin.Backend: the same Reload as SIGHUP and the file
+// watcher, answered when applied or rejected.
 func (b adminBackend) Reload(ctx context.Context) (admin.ReloadResult, error) {
-	return admin.ReloadResult{}, admin.Errorf(http.StatusNotImplemented, admin.CodeNotSupported,
-		"this jetaid cannot reload its config yet; restart it: systemctl restart jetaid")
+	r := b.d.Reload(ctx, "admin")
+	res := admin.ReloadResult{
+		OK: r.Applied, Trigger: r.Trigger, Generation: r.Generation, Hash: r.Hash, Changed: r.Changed,
+		Seconds: r.Duration.Seconds(), Diagnostics: r.Diagnostics, Error: r.Error, Notes: r.Notes,
+	}
+	if r.Applied && r.Changed {
+		res.Plan = &r.Plan
+	}
+	return res, nil
 }
 
-// Validate implements admin.Backend: the file is parsed and checked as a
-// reload would, and the plan says what a reload to it would change.
+// Validate implements admin.Backend: the file is checked as jetaid
+// --check-config and a reload check it, and the plan says what a reload to
+// it would change.
 func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) admin.ValidateResult {
-	res := admin.ValidateResult{Path: req.Path}
-	cfg, err := config.Parse([]byte(req.Content), req.Path)
-	if err != nil {
-		var diags config.Diagnostics
-		if errors.As(err, &diags) {
-			res.Diagnostics = diags
-			res.Summary = fmt.Sprintf("%s: not usable (%d errors)", req.Path, len(diags))
-		} else {
-			res.Diagnostics = config.Diagnostics{{Severity: config.Error, Filename: req.Path, Message: err.Error()}}
-			res.Summary = fmt.Sprintf("%s: not usable: %v", req.Path, err)
-		}
+	rep := config.CheckSource([]byte(req.Content), req.Path)
+	res := admin.ValidateResult{OK: rep.OK, Path: req.Path, Hash: rep.Hash, Diagnostics: rep.Diagnostics}
+	if !rep.OK {
+		res.Summary = fmt.Sprintf("%s: not usable", req.Path)
 		return res
 	}
-	plan := config.Diff(b.d.Config(), cfg)
-	res.OK, res.Hash, res.Diagnostics, res.Plan = true, cfg.Hash, cfg.Warnings, &plan
-	res.Summary = fmt.Sprintf("%s: ok (%d models); a reload would change: %s", req.Path, len(cfg.Models), plan.String())
+	plan := config.Diff(b.d.Config(), rep.Config)
+	res.Plan = &plan
+	res.Summary = fmt.Sprintf("%s: ok (%d models, listen %s, default model %q); a reload to it would change: %s",
+		req.Path, rep.Models, rep.Listen, rep.DefaultModel, plan.String())
 	return res
+}
+
+func configStatus(cfg *config.Config, r api.ReloadStatus) admin.ConfigStatus {
+	return admin.ConfigStatus{
+		Path: cfg.Path, Hash: cfg.Hash, Generation: r.Generation, AppliedAt: r.LoadedAt,
+		LastReloadAt: r.LastReload, LastTrigger: r.LastTrigger, LastError: r.LastError,
+		Reloads: r.Reloads, Rejected: r.Rejected, Watching: r.Watching,
+	}
 }
 
 // LogLevel implements admin.Backend.

@@ -38,7 +38,7 @@ func serveIfDaemon() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := daemon.Run(ctx, daemon.Options{ConfigPath: conf, RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(),
-		ShutdownTimeout: 20 * time.Second})
+		ShutdownTimeout: 20 * time.Second, NoWatch: true}) // the tests reload by hand
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetaid:", err)
 		os.Exit(1)
@@ -361,4 +361,48 @@ func TestSIGTERMDuringStream(t *testing.T) {
 	}
 	c.wait(t, 20*time.Second)
 	t.Logf("stream finished %s after SIGTERM (%d events); exit 0", streamEnd.Sub(sigAt).Round(time.Millisecond), events)
+}
+
+// TestNotifyReload: a reload that changes the config is framed by
+// RELOADING=1 (with MONOTONIC_USEC, as systemd 253+ wants; older ones
+// ignore it) and READY=1; a rejected one sends neither and changes nothing.
+func TestNotifyReload(t *testing.T) {
+	dir := t.TempDir()
+	adminPath := filepath.Join(dir, "admin.sock")
+	conf := sdConfig(t, dir, freeAddr(t), adminPath, 256)
+	n := testsd.ListenNotify(t)
+	c := startChild(t, testsd.ActivatedCommand(os.Args[0], nil, nil, nil, []string{daemonEnv + "=" + conf, "NOTIFY_SOCKET=" + n.Path}))
+	i, _ := n.Wait(t, 0, "READY=1", 60*time.Second)
+	client := admin.NewClient(adminPath)
+	ctx := context.Background()
+
+	good, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(good), "context    = 256", "context    = 512", 1)), 0o644)
+	r, err := client.Reload(ctx)
+	if err != nil || !r.OK || !r.Changed || r.Generation != 2 {
+		t.Fatalf("reload: %+v %v", r, err)
+	}
+	j, m := n.Wait(t, i+1, "RELOADING=1", 5*time.Second)
+	if v, ok := m.Value("MONOTONIC_USEC"); !ok || v == "" {
+		t.Fatalf("RELOADING=1 without MONOTONIC_USEC: %v", m.Lines)
+	}
+	n.Wait(t, j+1, "READY=1", 5*time.Second)
+
+	os.WriteFile(conf, []byte("model \"x\" {\n"), 0o644)
+	mark := len(n.All())
+	r, err = client.Reload(ctx)
+	if err != nil || r.OK || len(r.Diagnostics) == 0 || !strings.Contains(r.Diagnostics[0], conf+":") {
+		t.Fatalf("rejected reload: %+v %v", r, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range n.All()[mark:] {
+		if m.Has("RELOADING=1") || m.Has("READY=1") {
+			t.Fatalf("a rejected reload sent %v", m.Lines)
+		}
+	}
+	s, _ := client.Status(ctx)
+	if s.Config.Generation != 2 || s.Config.Rejected != 1 || s.Models[0].State != "ready" {
+		t.Fatalf("after the rejected reload: generation %d, rejected %d, model %s", s.Config.Generation, s.Config.Rejected, s.Models[0].State)
+	}
+	c.stop(t, 30*time.Second)
 }
