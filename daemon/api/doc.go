@@ -7,7 +7,10 @@
 // (Server-Sent Events) and errors (always a JSON body).
 //
 // It also owns the HTTP concerns around them: API keys, CORS, the body-size
-// limit, the request timeout and panic recovery.
+// limit, the request timeout and panic recovery; and the API's description,
+// openapi.json (served at /openapi.json, kept true by this package's tests).
+// It routes the pages of package web (/, /dashboard, /docs, /ui/), which
+// need no API key.
 //
 // It must not manage processes or memory: loading, queueing, eviction and
 // the runners belong to package pool, which this package only calls.
