@@ -274,6 +274,8 @@
     }
   });
 
+  // On a phone the list of endpoints starts folded: the filter finds them.
+  if (matchMedia("(max-width: 820px)").matches) $("toc-details").open = false;
   jetai.header(() => {});
   (async () => {
     try {
