@@ -23,11 +23,21 @@
 
 server {
   # REST API address (host:port), used when systemd does not pass a socket.
+  # Under the packaged units jetaid.socket owns the port (file descriptor
+  # "api") and this setting is not used: change the port there with
+  # `systemctl edit jetaid.socket`.
   # Loopback only by default; set api_keys before opening it to the network.
   listen = "127.0.0.1:8000"
 
   # Admin socket for jetai-ctl (absolute path), used when systemd does not
-  # pass one. Created with mode 0660 and owned by admin_group.
+  # pass one (jetaid-admin.socket, file descriptor "admin", creates the same
+  # path). jetaid creates it with mode 0660 and group admin_group, replacing
+  # a stale socket file left by a crash (it dials first: a socket another
+  # jetaid still answers on is an error). Whatever the file's mode, jetaid
+  # checks each client's credentials (SO_PEERCRED) and refuses everyone but
+  # root, its own user and members of admin_group (add one with
+  # `usermod -aG jetai NAME`). A group the machine lacks leaves root and
+  # jetaid's user only, with a warning in the log.
   admin_socket = "/run/jetai/admin.sock"
   admin_group  = "jetai"
 
@@ -51,7 +61,9 @@ server {
   queue_per_model = 16
   queue_total     = 64
 
-  # debug, info, warn or error.
+  # debug, info, warn or error. `jetai-ctl log-level debug` changes it until
+  # jetaid restarts or this setting changes. Under systemd the log goes to
+  # the journal with fields of its own: journalctl -u jetaid MODEL=assistant
   log_level = "info"
 }
 

@@ -6,6 +6,12 @@
 //	       [--platform-root DIR] read /sys, /proc and /etc under DIR (a fake machine tree)
 //	jetaid --check-config FILE   validate a config file; exit 0 when usable, 1 when not
 //	jetaid --version             print the version
+//
+// Under systemd (Type=notify) it takes its sockets from socket activation
+// (file descriptors named "api" and "admin"), reports READY, STATUS,
+// RELOADING and STOPPING, pings the watchdog while healthy and logs to the
+// journal with structured fields (package daemon/systemd). jetai-ctl drives
+// it over the admin socket.
 package main
 
 import (
@@ -15,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/jetai/jetai/config"
@@ -53,6 +60,13 @@ func run(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: jetaid [--config FILE] [--platform-root DIR] | --check-config FILE | --version\n\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), `
+jetaid serves the REST API on server.listen and the admin socket on
+server.admin_socket, or on the sockets systemd passes (file descriptors named
+"api" and "admin"). SIGTERM or SIGINT: stop accepting, finish the requests in
+flight (up to 30s), stop the runners, exit 0. SIGHUP: reload the config.
+Drive a running jetaid with jetai-ctl (jetai-ctl --help).
+`)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,6 +88,11 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Absolute, so that status shows where the file is and reloads find it
+	// whatever the working directory.
+	if abs, err := filepath.Abs(*configPath); err == nil {
+		*configPath = abs
+	}
 	if err := daemon.Run(ctx, daemon.Options{ConfigPath: *configPath, PlatformRoot: *platformRoot}); err != nil {
 		var diags config.Diagnostics
 		if errors.As(err, &diags) {
