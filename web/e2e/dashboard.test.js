@@ -32,7 +32,12 @@ async function open(ctxOpts = {}) {
   return { ctx, page, problems };
 }
 
-const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+// shot saves a full-page screenshot, scrolled to the top first so that the
+// sticky header sits where it belongs.
+async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+}
 
 test("renders models, memory and status without console errors", async () => {
   const { ctx, page, problems } = await open({ viewport: { width: 1280, height: 900 } });
@@ -70,6 +75,8 @@ test("a generation shows up in the throughput and TTFT charts", async () => {
     return Number(td.textContent.replace(/,/g, "")) >= before + 64;
   }, tokensBefore, { timeout: 10000 });
   assert.match(await page.locator("#tps-summary").textContent(), /[1-9]\d* requests? in 5 min/);
+  // The model's own median speed and time to first token.
+  assert.match(await page.locator('#models tr[data-model="stories"] td[data-label^="Speed"]').textContent(), /^[\d,.]+ tok\/s · \d+ ms$/);
   await shot(page, "dashboard-after-generation.png");
   assert.deepEqual(problems, []);
   await ctx.close();

@@ -19,7 +19,12 @@ after(async () => {
 });
 
 const METHODS = ["get", "post", "put", "delete", "patch"];
-const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+// shot saves a full-page screenshot, scrolled to the top first so that the
+// sticky header sits where it belongs.
+async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+}
 
 test("renders every documented operation and the schemas", async () => {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });

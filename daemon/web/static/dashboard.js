@@ -55,7 +55,7 @@
     renderThermal(st.platform);
     renderQueues(st.pool, d.models);
     renderCharts(d.perf);
-    renderModels(d.models, st.pool);
+    renderModels(d.models, st.pool, d.perf);
     renderEvents(st);
   }
 
@@ -175,8 +175,13 @@
       el("span", { class: "small" }, m.measured_bytes ? bytes(m.measured_bytes) : "–", el("span", { class: "muted", text: " / " + bytes(m.estimated_bytes) })));
   }
 
-  function renderModels(models, pool) {
+  function renderModels(models, pool, perf) {
+    const perfOf = new Map(((perf && perf.models) || []).map(p => [p.name, p]));
     const rows = models.map(m => {
+      const pf = perfOf.get(m.name);
+      const speed = pf && pf.tokens_per_second.count
+        ? `${num(pf.tokens_per_second.p50)} tok/s · ${num(pf.time_to_first_token_ms.p50, 0)} ms`
+        : "–";
       const busy = pending.get(m.name);
       const canUnload = m.state === "ready";
       const action = canUnload ? "unload" : "load";
@@ -201,6 +206,7 @@
         el("td", { class: "num", "data-label": "Active / queued", text: `${m.active} / ${m.queued}` }),
         el("td", { class: "num", "data-label": "Requests", text: m.requests + (m.failures ? ` (${m.failures} failed)` : "") }),
         el("td", { class: "num", "data-label": "Tokens", text: m.tokens.toLocaleString("en") }),
+        el("td", { class: "num", "data-label": "Speed, TTFT (p50, 5 min)", text: speed }),
         el("td", { "data-label": "Last used", text: ago(m.last_used) }),
         el("td", {}, btn));
     });
@@ -210,7 +216,7 @@
   async function act(action, name) {
     pending.set(name, action);
     notes.delete(name);
-    if (last) renderModels(last.models, last.status.pool);
+    if (last) renderModels(last.models, last.status.pool, last.perf);
     setTimeout(poll, 150); // show "loading" while the call runs
     try {
       const r = await call("POST", action === "load" ? "/load_model" : "/unload_model", { model_name: name });
