@@ -69,7 +69,7 @@ func TestSampleKeysCovered(t *testing.T) {
 		"max_prompt_tokens", "max_tokens", "structured", "path", "aliases", "priority", "memory_budget",
 		"context", "parallel", "threads", "gpu_layers", "keep_alive", "preload", "pinned", "tier =",
 		"flash_attention", "cache", "sampling", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
-		"seed", "stop",
+		"seed", "stop", "adapter", "scale",
 	} {
 		if !strings.Contains(string(src), key) {
 			t.Errorf("packaging/jetai.hcl does not mention %q", key)

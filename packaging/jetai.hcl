@@ -82,10 +82,15 @@ memory {
 }
 
 cache {
-  # Disposable files (saved slot state) on fast storage.
+  # A directory on fast storage (NVMe). Model files on slower storage are
+  # copied here (with their sha256) and loaded from the copy; models from
+  # `jetai-ctl import` and `jetai-ctl quantize` are written here; the KV
+  # state of an evicted model's conversations is parked here and restored
+  # when it loads again. Everything here can be deleted; jetaid rebuilds it.
   dir = "/var/cache/jetai"
 
-  # Cap on the cache directory; the oldest files go first.
+  # Cap on the cache directory. The least recently used files go first,
+  # never a file that a loaded model uses.
   max_size = "20GiB"
 }
 
@@ -179,9 +184,18 @@ model "assistant" {
   # llama.cpp flash attention.
   flash_attention = false
 
-  # Keep each slot's KV cache after a request and reuse it for prompts that
-  # share a prefix.
+  # Use the cache directory: stage this model's file there (when it lives on
+  # another disk) and park its conversations there when it is unloaded.
   cache = true
+
+  # LoRA adapters (GGUF, made for this model's base by llama.cpp's
+  # convert_lora_to_gguf.py), applied in order. A model block with adapters is
+  # served as its own model: give the base model its own block (same path,
+  # no adapter) to serve both. Changing adapters restarts the model.
+  # adapter {
+  #   path  = "/var/lib/jetai/models/assistant-lora.gguf"
+  #   scale = 1.0 # -10..10; 1 applies the adapter as trained
+  # }
 
   # Defaults for requests that do not set them.
   sampling {

@@ -29,6 +29,7 @@ func main() {
 	fakeRoot := flag.String("platform-root", "testdata/platform/orin-nano", "fake machine tree for the monitoring cost")
 	reload := flag.Int("reload", 10, "rounds of the config reload latency figures (0 = skip)")
 	engineBench := flag.Bool("engine", true, "measure the raw engine and the runner side by side")
+	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Parse()
 
 	var levels []int
@@ -82,10 +83,23 @@ func main() {
 			_, err = bench.RunReload(ctx, rc)
 		}
 	}
+	if err == nil && *modelCache {
+		err = runCache(ctx, *large, *cache, exe, *threads)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
 		os.Exit(1)
 	}
+}
+
+func runCache(ctx context.Context, large bool, cache, exe string, threads int) error {
+	model, other, stage, err := bench.CacheModels(cache, large, os.Stderr)
+	if err != nil {
+		return err
+	}
+	_, err = bench.RunCache(ctx, bench.CacheConfig{Model: model, Other: other, StageFile: stage, History: 1000,
+		Threads: threads, Jetaid: exe, Out: os.Stdout, Log: os.Stderr})
+	return err
 }
 
 func runHTTP(ctx context.Context, large bool, tiny, cache, exe string, threads, rate int) error {

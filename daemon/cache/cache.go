@@ -54,7 +54,9 @@ type Record struct {
 	SourceSize    int64     `json:"source_size"`
 	SourceModTime time.Time `json:"source_mod_time"`
 	Size          int64     `json:"size"`
-	SHA256        string    `json:"sha256"`
+	// SHA256 of the copy; "" until computed (a staged copy is hashed in
+	// the background once it is usable; see copyIn).
+	SHA256 string `json:"sha256"`
 	// Origin says how it got here: "staged", "imported" or "quantized".
 	Origin   string    `json:"origin"`
 	Created  time.Time `json:"created"`
@@ -88,6 +90,10 @@ type Cache struct {
 	dev                      uint64
 	log                      *slog.Logger
 
+	bg     context.Context // ends at Close: background hashing
+	stopBg context.CancelFunc
+	bgWG   sync.WaitGroup
+
 	mu      sync.Mutex
 	max     int64
 	entries map[string]*entry // by file name
@@ -117,6 +123,7 @@ func Open(opts Options) (*Cache, error) {
 		sameDev: opts.StageSameDevice, log: opts.Log, max: opts.MaxSize,
 		entries: map[string]*entry{}, parks: map[string]*park{}, flight: map[string]*flight{},
 	}
+	c.bg, c.stopBg = context.WithCancel(context.Background())
 	for _, d := range []string{c.models, c.parked, c.tmp} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
@@ -134,6 +141,59 @@ func Open(opts Options) (*Cache, error) {
 	c.evictLocked(0)
 	c.mu.Unlock()
 	return c, nil
+}
+
+// Close stops background hashing and waits for it. The index stays valid:
+// copies not yet hashed are hashed at the next Open.
+func (c *Cache) Close() {
+	c.stopBg()
+	c.bgWG.Wait()
+}
+
+// Flush waits until background hashing is done.
+func (c *Cache) Flush() { c.bgWG.Wait() }
+
+// hashLater computes the sha256 of a copy in the background and records it
+// (unless the entry was replaced or removed meanwhile).
+func (c *Cache) hashLater(name string, created time.Time) {
+	c.bgWG.Add(1)
+	go func() {
+		defer c.bgWG.Done()
+		sum, err := hashFile(c.bg, filepath.Join(c.models, name))
+		if err != nil {
+			if c.bg.Err() == nil {
+				c.log.Warn("cache: hashing a copy failed", "name", name, "err", err)
+			}
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if e := c.entries[name]; e != nil && e.rec.Created.Equal(created) && e.rec.SHA256 == "" {
+			e.rec.SHA256 = sum
+			if err := c.writeRecordLocked(e.rec); err != nil {
+				c.log.Warn("cache: recording a hash failed", "name", name, "err", err)
+			}
+		}
+	}()
+}
+
+// writeRecordLocked replaces a model's record (tmp + rename).
+func (c *Cache) writeRecordLocked(rec Record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(c.tmp, rec.Name+".json-*.partial")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	tmp := f.Name()
+	if err := writeSynced(tmp, b); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(c.models, rec.Name+".json"))
 }
 
 // Dir returns the cache directory.
@@ -178,6 +238,9 @@ func (c *Cache) rebuild() error {
 			c.log.Warn("cache: removing a model file that does not match its record", "path", filepath.Join(c.models, name), "size", info.Size(), "recorded", rec.Size)
 		default:
 			c.entries[name] = &entry{rec: rec}
+			if rec.SHA256 == "" { // the daemon stopped before hashing it
+				c.hashLater(name, rec.Created)
+			}
 			continue
 		}
 		os.Remove(filepath.Join(c.models, name))
@@ -218,7 +281,7 @@ func readRecord(path string) (Record, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return rec, fmt.Errorf("%s: %w", path, err)
 	}
-	if rec.Name == "" || rec.SHA256 == "" {
+	if rec.Name == "" {
 		return rec, fmt.Errorf("%s: incomplete record", path)
 	}
 	rec.LastUsed = st.ModTime()
@@ -463,7 +526,7 @@ func (c *Cache) Stage(ctx context.Context, src string, progress Progress) (*Hand
 		f := &flight{done: make(chan struct{})}
 		c.flight[name] = f
 		c.mu.Unlock()
-		rec, err := c.copyIn(ctx, abs, name, "staged", progress)
+		rec, err := c.copyIn(ctx, abs, name, "staged", progress, false)
 		c.mu.Lock()
 		delete(c.flight, name)
 		close(f.done)
@@ -473,6 +536,9 @@ func (c *Cache) Stage(ctx context.Context, src string, progress Progress) (*Hand
 		}
 		e := &entry{rec: rec, inUse: 1}
 		c.entries[name] = e
+		if rec.SHA256 == "" {
+			c.hashLater(name, rec.Created)
+		}
 		h := &Handle{Path: filepath.Join(c.models, name), Staged: true, c: c, name: name,
 			Entry: Entry{Record: rec, Path: filepath.Join(c.models, name), InUse: 1}}
 		c.mu.Unlock()
@@ -513,8 +579,15 @@ func (c *Cache) Verify(ctx context.Context, name string) error {
 		return fmt.Errorf("verify %s: not in the cache", name)
 	}
 	sum, err := hashFile(ctx, filepath.Join(c.models, name))
-	if err == nil && sum != e.rec.SHA256 {
-		err = fmt.Errorf("%w: %s has sha256 %s, recorded %s", ErrCorrupt, name, sum, e.rec.SHA256)
+	c.mu.Lock()
+	recorded := e.rec.SHA256
+	if err == nil && recorded == "" && c.entries[name] == e {
+		e.rec.SHA256, recorded = sum, sum // not hashed yet: this is its hash
+		c.writeRecordLocked(e.rec)
+	}
+	c.mu.Unlock()
+	if err == nil && sum != recorded {
+		err = fmt.Errorf("%w: %s has sha256 %s, recorded %s", ErrCorrupt, name, sum, recorded)
 	}
 	if err != nil {
 		c.mu.Lock()

@@ -2,9 +2,11 @@ package cache
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +49,23 @@ func open(t *testing.T, dir string, max int64) *Cache {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	return c
+}
+
+// hashed waits for the background hash of a staged copy and returns it.
+func hashed(t *testing.T, c *Cache, name string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if e, ok := c.Lookup(name); ok && e.SHA256 != "" {
+			return e.SHA256
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not hashed within 10s", name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // noLeftovers fails when tmp/ holds anything.
@@ -74,8 +92,11 @@ func TestStageMissThenHit(t *testing.T) {
 	if last != size || total != size {
 		t.Fatalf("progress ended at %d/%d, want %d", last, total, size)
 	}
-	if got, want := sum(t, h.Path), sum(t, src); got != want || h.Entry.SHA256 != want {
-		t.Fatalf("copy sha256 %s, record %s, source %s", got, h.Entry.SHA256, want)
+	if got, want, rec := sum(t, h.Path), sum(t, src), hashed(t, c, h.Entry.Name); got != want || rec != want {
+		t.Fatalf("copy sha256 %s, record %s, source %s", got, rec, want)
+	}
+	if b, _ := os.ReadFile(h.Path + ".json"); !strings.Contains(string(b), sum(t, src)) {
+		t.Fatalf("the record file does not hold the sha256:\n%s", b)
 	}
 	noLeftovers(t, c)
 	h.Release()
@@ -90,6 +111,7 @@ func TestStageMissThenHit(t *testing.T) {
 	h2.Release()
 
 	// The index survives a restart.
+	c.Close()
 	c2 := open(t, dir, 0)
 	h3, err := c2.Stage(context.Background(), src, nil)
 	if err != nil || !h3.Hit {
@@ -221,6 +243,7 @@ func TestCorruptCopyIsNotServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Release()
+	hashed(t, c, h.Entry.Name)
 	// A flipped byte in the weights: the header is fine, the hash is not.
 	f, _ := os.OpenFile(h.Path, os.O_WRONLY, 0)
 	f.WriteAt([]byte{0xff, 0xee}, h.Entry.Size-10)
@@ -238,6 +261,7 @@ func TestCorruptCopyIsNotServed(t *testing.T) {
 	}
 	h2.Release()
 	os.Truncate(h2.Path, h2.Entry.Size/2)
+	c.Close()             // as the process would be gone
 	c2 := open(t, dir, 0) // the size check at open drops it
 	if _, ok := c2.Lookup(h2.Entry.Name); ok {
 		t.Fatal("a truncated copy survived Open")
@@ -377,4 +401,47 @@ func TestImportAndAddFile(t *testing.T) {
 		t.Fatal("garbage accepted")
 	}
 	noLeftovers(t, c)
+}
+
+// TestUnhashedRecordIsHashedAtOpen: a copy whose background hash did not
+// finish before the daemon stopped is hashed at the next Open.
+func TestUnhashedRecordIsHashedAtOpen(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	src, _ := model(t, slow, 1)
+	c := open(t, dir, 0)
+	h, err := c.Stage(context.Background(), src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := hashed(t, c, h.Entry.Name)
+	c.Close()
+	e, _ := c.Lookup(h.Entry.Name)
+	e.SHA256 = ""
+	b, _ := json.Marshal(e.Record)
+	os.WriteFile(h.Path+".json", b, 0o640)
+	c2 := open(t, dir, 0)
+	if got := hashed(t, c2, h.Entry.Name); got != want {
+		t.Fatalf("hash at open %s, want %s", got, want)
+	}
+}
+
+// TestPipeCopy checks the fallback copy (file systems without
+// copy_file_range between them): bytes, count and sha256.
+func TestPipeCopy(t *testing.T) {
+	data := make([]byte, 3*chunkSize+12345)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	var out bytes.Buffer
+	var last int64
+	n, s, err := pipeCopy(context.Background(), &out, bytes.NewReader(data), int64(len(data)), func(d, _ int64) { last = d })
+	want := sha256.Sum256(data)
+	if err != nil || n != int64(len(data)) || last != n || !bytes.Equal(out.Bytes(), data) || s != hex.EncodeToString(want[:]) {
+		t.Fatalf("pipeCopy: n=%d last=%d err=%v equal=%v sum ok=%v", n, last, err, bytes.Equal(out.Bytes(), data), s == hex.EncodeToString(want[:]))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := pipeCopy(ctx, &out, bytes.NewReader(data), int64(len(data)), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled pipeCopy: %v", err)
+	}
 }

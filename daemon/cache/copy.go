@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/gguf"
+	"golang.org/x/sys/unix"
 )
 
 // The copy reads chunkSize bytes at a time and hands each chunk to a writer
@@ -28,7 +29,15 @@ const (
 
 // copyIn copies src into the cache as name: into tmp/, checked, synced,
 // renamed into models/, then its record. The result is not yet indexed.
-func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress Progress) (Record, error) {
+//
+// The bytes move in the kernel (copy_file_range, as cp does) where the
+// file systems allow it; the sha256 is then computed from the synced copy:
+// at once when hashNow is set (import, whose caller prints it), otherwise
+// in the background after the copy is usable (staging on the load path,
+// where hashing, not the disk, would bound the copy). Where the kernel
+// cannot copy, the data passes through this process and is hashed on the
+// way.
+func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress Progress, hashNow bool) (Record, error) {
 	st0, err := os.Stat(src)
 	if err != nil {
 		return Record{}, fmt.Errorf("source unreadable: %w", err)
@@ -41,6 +50,11 @@ func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress P
 		return Record{}, fmt.Errorf("source unreadable: %w", err)
 	}
 	defer in.Close()
+	// Read ahead hard, as cp does; afterwards drop the source's pages: the
+	// copy is what will be read from now on, and on an 8 GB board the page
+	// cache is memory the models need.
+	unix.Fadvise(int(in.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	defer unix.Fadvise(int(in.Fd()), 0, 0, unix.FADV_DONTNEED)
 	tmp := filepath.Join(c.tmp, name+".partial")
 	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
@@ -54,7 +68,11 @@ func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress P
 		}
 	}()
 	start := time.Now()
-	n, sum, err := pipeCopy(ctx, out, in, st0.Size(), progress)
+	n, err := kernelCopy(ctx, out, in, st0.Size(), progress)
+	sum := ""
+	if errors.Is(err, errNoKernelCopy) {
+		n, sum, err = pipeCopy(ctx, out, in, st0.Size(), progress)
+	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return Record{}, fmt.Errorf("%w: the disk of %s is full: %v", ErrNoRoom, c.dir, err)
@@ -75,6 +93,12 @@ func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress P
 	if err := out.Close(); err != nil {
 		return Record{}, fmt.Errorf("cache: %w", err)
 	}
+	copied := time.Since(start)
+	if sum == "" && hashNow {
+		if sum, err = hashFile(ctx, tmp); err != nil {
+			return Record{}, fmt.Errorf("cache: hash %s: %w", tmp, err)
+		}
+	}
 	if f, err := gguf.Open(tmp); err != nil {
 		return Record{}, fmt.Errorf("not a usable GGUF model: %w", err)
 	} else if err := f.Validate(); err != nil {
@@ -83,7 +107,7 @@ func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress P
 	rec := Record{
 		Name: name, Source: src, SourceSize: st0.Size(), SourceModTime: st0.ModTime(),
 		Size: n, SHA256: sum, Origin: origin, Created: time.Now().UTC(),
-		CopyMS: float64(time.Since(start).Microseconds()) / 1000,
+		CopyMS: float64(copied.Microseconds()) / 1000,
 	}
 	if err := c.commit(tmp, rec); err != nil {
 		return Record{}, err
@@ -136,6 +160,36 @@ func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
+	}
+}
+
+// errNoKernelCopy: copy_file_range cannot copy between these files.
+var errNoKernelCopy = errors.New("no kernel copy")
+
+// kernelCopy copies in to out with copy_file_range in steps of
+// kernelStep bytes (so progress and ctx are seen), or returns
+// errNoKernelCopy before copying anything when the kernel cannot.
+func kernelCopy(ctx context.Context, out, in *os.File, total int64, progress Progress) (int64, error) {
+	const kernelStep = 64 << 20
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		k, err := unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, kernelStep, 0)
+		if err != nil {
+			if n == 0 && (errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
+				return 0, errNoKernelCopy
+			}
+			return n, fmt.Errorf("cache: copy: %w", err)
+		}
+		if k == 0 {
+			return n, nil
+		}
+		n += int64(k)
+		if progress != nil {
+			progress(n, total)
+		}
 	}
 }
 
@@ -268,7 +322,7 @@ func (c *Cache) Import(ctx context.Context, src, name string, progress Progress)
 	f := &flight{done: make(chan struct{})}
 	c.flight[file] = f
 	c.mu.Unlock()
-	rec, err := c.copyIn(ctx, abs, file, "imported", progress)
+	rec, err := c.copyIn(ctx, abs, file, "imported", progress, true)
 	c.mu.Lock()
 	delete(c.flight, file)
 	close(f.done)

@@ -24,6 +24,7 @@ func TestParkedConversationAndStaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	hcl := memBlock("100MiB", "1MiB") +
 		modelBlock("a", a, "") +
 		modelBlock("b", b, "cache = false")
