@@ -133,9 +133,8 @@ func New(opts Options) (*Daemon, error) {
 	for _, w := range cfg.Warnings {
 		d.log.Warn("config", "warning", w.String())
 	}
-	d.cache = openCache(cfg, d.log)
+	d.initModelCache(cfg) // modelcache.go
 	d.metrics = metrics.New()
-	d.ingest = openIngest(d.cache, opts)
 	d.pool, err = pool.New(pool.Options{
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
 		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog, Cache: d.cache,

@@ -43,12 +43,33 @@ func openIngest(c *cache.Cache, opts Options) *ingest.Ingester {
 // Cache is the daemon's model cache; nil when cache.dir is unusable.
 func (d *Daemon) Cache() *cache.Cache { return d.cache }
 
-// applyCacheConfig applies a reloaded cache block: max_size is live
-// (evicting what no longer fits); a new dir needs a restart (config.Diff
-// says so).
+// initModelCache opens cache.dir and the import/quantize service.
+func (d *Daemon) initModelCache(cfg *config.Config) {
+	d.cache = openCache(cfg, d.log)
+	d.ingest = openIngest(d.cache, d.opts)
+}
+
+// applyCacheConfig applies a reloaded cache block (Reload calls it):
+// max_size is live, evicting what no longer fits; a new dir needs a
+// restart (config.Diff says so).
 func (d *Daemon) applyCacheConfig(cfg *config.Config) {
-	if d.cache != nil {
+	if d.cache != nil && d.cache.MaxSize() != int64(cfg.Cache.MaxSize) {
 		d.cache.SetMaxSize(int64(cfg.Cache.MaxSize))
+		d.log.Info("model cache: max_size changed", "max_size", cfg.Cache.MaxSize.String(), "used", d.cache.Used())
+	}
+}
+
+// pauseQuantize pauses running quantize jobs while the thermal policy
+// holds the box back (level other than normal) and resumes them after; the
+// platform actuator calls it on every poll.
+func (d *Daemon) pauseQuantize(hot bool) {
+	if d.ingest == nil {
+		return
+	}
+	if hot {
+		d.ingest.PauseAll()
+	} else {
+		d.ingest.ResumeAll()
 	}
 }
 

@@ -87,6 +87,7 @@ type poolActuator struct{ d *Daemon }
 
 func (a poolActuator) Apply(ctx context.Context, level platform.Level, reason string) {
 	a.d.pool.SetThrottle(ctx, ThrottleFor(level, reason, a.d.Config().Thermal.PollInterval))
+	a.d.pauseQuantize(level != platform.Normal) // modelcache.go
 }
 
 func (a poolActuator) RelieveMemory(_ context.Context, reason string) (string, error) {
