@@ -188,12 +188,12 @@ model "m" {
 }
 model "other" {
   path       = %q
-  context    = 256
+  context    = %d
   parallel   = 1
   threads    = %d
   keep_alive = "forever"
 }
-`, budget, cfg.Model, 2*cfg.History+512, cfg.Threads, parked, cfg.Other, cfg.Threads)
+`, budget, cfg.Model, 2*cfg.History+512, cfg.Threads, parked, cfg.Other, 2*cfg.History+512, cfg.Threads)
 	}
 	newPool := func(budget string) (*pool.Pool, error) {
 		conf, err := config.Parse([]byte(hcl(budget)), filepath.Join(dir, "jetai.hcl"))
@@ -213,7 +213,12 @@ model "other" {
 		est[m.Name] = m.EstimatedBytes
 	}
 	probe.Close(ctx)
-	budget := max(est["m"], est["other"]) + min(est["m"], est["other"])/2
+	// Other is the same size class as m: half again the larger estimate
+	// leaves room for the measured overhead, never for both.
+	budget := max(est["m"], est["other"]) * 3 / 2
+	if budget >= est["m"]+est["other"] {
+		return r, fmt.Errorf("the evicting model (%d bytes) is too small next to the conversation's (%d bytes)", est["other"], est["m"])
+	}
 	p, err := newPool(fmt.Sprintf("%dKiB", budget/1024+1))
 	if err != nil {
 		return r, err
@@ -375,17 +380,19 @@ func median(v []float64) float64 {
 
 // CacheModels picks the cache benchmark's files: the conversation runs on
 // the generated 0.8B Q4_K_M model when large is set (else the generated
-// 27M-parameter F16 model), the evicting model is a generated tiny one, and
-// staging copies the bigger of the two.
+// 27M-parameter F16 model), the evicting model is another of the same
+// shape, and staging copies the first.
 func CacheModels(cacheDir string, large bool, log io.Writer) (model, other, stage string, err error) {
 	if large {
-		model, err = LargeModel(cacheDir, log)
-	} else {
-		model, err = modelgen.Cached(cacheDir, modelgen.Small())
+		if model, err = LargeModel(cacheDir, log); err == nil {
+			other, err = SecondLargeModel(cacheDir, log)
+		}
+		return model, other, model, err
 	}
-	if err != nil {
-		return
+	spec := modelgen.Small()
+	if model, err = modelgen.Cached(cacheDir, spec); err == nil {
+		spec.Seed++
+		other, err = modelgen.Cached(cacheDir, spec)
 	}
-	other, err = modelgen.Cached(cacheDir, modelgen.Tiny())
 	return model, other, model, err
 }

@@ -142,3 +142,87 @@ model "tiny" {
 		t.Errorf("quantize without --type: exit %d %q", code, errs)
 	}
 }
+
+// TestQuantizePausedWhileHot: a quantize job is paused while the thermal
+// policy throttles the box and resumes (and finishes) once it is cool.
+func TestQuantizePausedWhileHot(t *testing.T) {
+	root := fakeRoot(t, "orin-nano")
+	_, file, _, _ := runtime.Caller(0)
+	src, err := modelgen.Cached(filepath.Join(filepath.Dir(file), "..", ".cache", "models"), modelgen.Small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "jetai.hcl")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`
+thermal {
+  soft_limit    = 80
+  hard_limit    = 90
+  hysteresis    = 5
+  poll_interval = "20ms"
+}
+cache {
+  dir = "cache"
+}
+model "small" {
+  path = %q
+}
+`, src)), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir, PlatformRoot: root,
+		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
+		ToolCommand: testrunner.Command(), ToolEnv: testrunner.ToolEnv()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	setTemp(t, root, 85000) // throttle
+	eventually(t, "throttle", func() bool { return d.Platform().Level().String() == "throttle" })
+	type result struct {
+		path string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		r, err := d.QuantizeModel(ctx, "small", "", "q4_k_m", nil)
+		res <- result{r.Entry.Path, err}
+	}()
+	paused := func() bool {
+		st, err := d.CacheStatus()
+		return err == nil && len(st.Quantizing) == 1 && st.Quantizing[0].Paused
+	}
+	eventually(t, "the quantize job to be paused", func() bool {
+		select {
+		case r := <-res:
+			t.Fatalf("quantize finished while hot (%v) before it was paused", r.err)
+		default:
+		}
+		return paused()
+	})
+	time.Sleep(100 * time.Millisecond)
+	if !paused() {
+		t.Fatal("the job was resumed while the box is still hot")
+	}
+	setTemp(t, root, 50000) // normal
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatalf("quantize after cooling: %v", r.err)
+		}
+		if _, err := os.Stat(r.path); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("quantize did not finish after the box cooled")
+	}
+}

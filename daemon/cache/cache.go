@@ -189,7 +189,7 @@ func (c *Cache) writeRecordLocked(rec Record) error {
 	}
 	f.Close()
 	tmp := f.Name()
-	if err := writeSynced(tmp, b); err != nil {
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
 		os.Remove(tmp)
 		return err
 	}

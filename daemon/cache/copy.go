@@ -117,14 +117,17 @@ func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress P
 }
 
 // commit moves a complete, synced file from tmp/ into models/ and writes
-// its record after it.
+// its record after it. The record itself is not synced, nor the directory:
+// after a crash a record that is missing or torn only makes Open discard
+// the copy, while the copy's own bytes were synced before its rename, so a
+// record never vouches for a torn file.
 func (c *Cache) commit(tmp string, rec Record) error {
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
 	metaTmp := filepath.Join(c.tmp, rec.Name+".json.partial")
-	if err := writeSynced(metaTmp, b); err != nil {
+	if err := os.WriteFile(metaTmp, b, 0o640); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	defer os.Remove(metaTmp)
@@ -136,7 +139,6 @@ func (c *Cache) commit(tmp string, rec Record) error {
 		os.Remove(final)
 		return fmt.Errorf("cache: %w", err)
 	}
-	syncDir(c.models)
 	return nil
 }
 

@@ -30,6 +30,15 @@ type ParkedSlot struct {
 
 const manifestName = "manifest.json"
 
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
 func readManifest(dir string) (Manifest, error) {
 	var m Manifest
 	p := filepath.Join(dir, manifestName)
@@ -69,6 +78,14 @@ func (c *Cache) ParkTemp(model string) (string, error) {
 // fit max_size beside the files loaded models use, it is dropped.
 func (c *Cache) CommitPark(dir string, m Manifest) error {
 	m.Saved = time.Now().UTC()
+	// llama.cpp writes the state files without syncing them; a torn state
+	// file after a crash could load as wrong KV values, so sync them first.
+	for _, s := range m.Slots {
+		if err := syncFile(filepath.Join(dir, s.File)); err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("cache: park %s: %w", m.Model, err)
+		}
+	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		os.RemoveAll(dir)
