@@ -28,7 +28,11 @@ func runTop(ctx context.Context, e *Env, _ []string) error {
 		var buf bytes.Buffer
 		renderTop(&buf, s, e.interval)
 		if redraw {
-			// Home, draw, clear what is left of the last frame.
+			// Home, draw, clear what is left of the last frame (the
+			// whole screen before the first).
+			if n == 1 {
+				fmt.Fprint(e.Stdout, "\x1b[2J")
+			}
 			fmt.Fprint(e.Stdout, "\x1b[H"+string(bytes.ReplaceAll(buf.Bytes(), []byte("\n"), []byte("\x1b[K\n")))+"\x1b[J")
 		} else {
 			if n > 1 {

@@ -45,23 +45,24 @@ func (d *Daemon) waitPreloads(ctx context.Context) {
 	lastProgress, lastExtend := time.Now(), time.Time{}
 	var last float32 = -1
 	for ctx.Err() == nil {
-		busy := false
+		var pending []string
 		var progress float32
 		for _, name := range pre {
 			m, _ := d.pool.Model(name)
 			if m.State == pool.StateLoading || (m.State == pool.StateUnloaded && m.LastError == "") {
-				busy = true
+				pending = append(pending, name)
 				progress += m.LoadProgress
 			}
 		}
-		if !busy {
+		if len(pending) == 0 {
 			return
 		}
 		if progress != last {
 			last, lastProgress = progress, time.Now()
 		}
 		if time.Since(lastProgress) < preloadExtend && time.Since(lastExtend) > preloadExtend/3 {
-			d.notify(systemd.ExtendTimeout(preloadExtend), systemd.Status(summary(adminBackend{d}.Status(ctx))))
+			line := summary(adminBackend{d}.Status(ctx)) + "; waiting for preloads: " + join(pending)
+			d.notify(systemd.ExtendTimeout(preloadExtend), systemd.Status(line))
 			lastExtend = time.Now()
 		}
 		select {

@@ -37,7 +37,12 @@ func serveIfDaemon() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := daemon.Run(ctx, daemon.Options{ConfigPath: conf, RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(),
+	runnerCmd := testrunner.Command()
+	if os.Getenv("JETAI_TEST_RUNNER_DELAY") != "" {
+		// A slow load: the runner starts after a pause.
+		runnerCmd = append([]string{"/bin/sh", "-c", `sleep "$JETAI_TEST_RUNNER_DELAY"; exec "$0" "$@"`}, runnerCmd...)
+	}
+	err := daemon.Run(ctx, daemon.Options{ConfigPath: conf, RunnerCommand: runnerCmd, RunnerEnv: testrunner.Env(),
 		ShutdownTimeout: 20 * time.Second, NoWatch: true}) // the tests reload by hand
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetaid:", err)
@@ -313,6 +318,12 @@ func TestSIGTERMDuringStream(t *testing.T) {
 	c := startChild(t, testsd.ActivatedCommand(os.Args[0], nil, nil, nil, []string{daemonEnv + "=" + conf, "NOTIFY_SOCKET=" + n.Path}))
 	n.Wait(t, 0, "READY=1", 60*time.Second)
 
+	s, err := admin.NewClient(filepath.Join(dir, "admin.sock")).Status(context.Background())
+	if err != nil || len(s.Models) != 1 || s.Models[0].Pid == 0 {
+		t.Fatalf("status: %+v %v", s.Models, err)
+	}
+	runnerPid := s.Models[0].Pid
+
 	const want = 1500
 	resp, err := http.Post("http://"+listen+"/inference", "application/json", strings.NewReader(fmt.Sprintf(
 		`{"model": "stories", "prompt": "Once upon a time", "max_tokens": %d, "ignore_eos": true, "stream": true}`, want)))
@@ -360,6 +371,11 @@ func TestSIGTERMDuringStream(t *testing.T) {
 		t.Fatal("STOPPING=1 should come at SIGTERM, before the stream ends")
 	}
 	c.wait(t, 20*time.Second)
+	if err := syscall.Kill(runnerPid, 0); err == nil {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", runnerPid)); !strings.Contains(string(b), ") Z ") {
+			t.Fatalf("runner %d outlived jetaid", runnerPid)
+		}
+	}
 	t.Logf("stream finished %s after SIGTERM (%d events); exit 0", streamEnd.Sub(sigAt).Round(time.Millisecond), events)
 }
 
@@ -403,6 +419,29 @@ func TestNotifyReload(t *testing.T) {
 	s, _ := client.Status(ctx)
 	if s.Config.Generation != 2 || s.Config.Rejected != 1 || s.Models[0].State != "ready" {
 		t.Fatalf("after the rejected reload: generation %d, rejected %d, model %s", s.Config.Generation, s.Config.Rejected, s.Models[0].State)
+	}
+	c.stop(t, 30*time.Second)
+}
+
+// TestPreloadHoldsReady: READY=1 waits for the preloads; while one loads,
+// the start timeout is extended and STATUS says what is loading.
+func TestPreloadHoldsReady(t *testing.T) {
+	dir := t.TempDir()
+	conf := sdConfig(t, dir, freeAddr(t), filepath.Join(dir, "admin.sock"), 256)
+	n := testsd.ListenNotify(t)
+	start := time.Now()
+	c := startChild(t, testsd.ActivatedCommand(os.Args[0], nil, nil, nil,
+		[]string{daemonEnv + "=" + conf, "NOTIFY_SOCKET=" + n.Path, "JETAI_TEST_RUNNER_DELAY=1.5"}))
+	i, ext := n.Wait(t, 0, "EXTEND_TIMEOUT_USEC=30000000", 30*time.Second)
+	if v, _ := ext.Value("STATUS"); !strings.HasPrefix(v, "starting: 0/1 models loaded") || !strings.HasSuffix(v, "; waiting for preloads: stories") {
+		t.Fatalf("STATUS while preloading: %v", ext.Lines)
+	}
+	j, ready := n.Wait(t, 0, "READY=1", 30*time.Second)
+	if j < i || ready.At.Sub(start) < 1500*time.Millisecond {
+		t.Fatalf("READY=1 (message %d, %s after start) should follow the extension (message %d) and the 1.5 s load", j, ready.At.Sub(start), i)
+	}
+	if v, _ := ready.Value("STATUS"); !strings.HasPrefix(v, "serving: 1/1 models loaded (stories)") {
+		t.Fatalf("STATUS at READY: %v", ready.Lines)
 	}
 	c.stop(t, 30*time.Second)
 }
