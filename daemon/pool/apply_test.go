@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -264,5 +266,62 @@ func TestApplyUnloadedRestart(t *testing.T) {
 	p.mu.Unlock()
 	if c != 320 {
 		t.Fatalf("context %d", c)
+	}
+}
+
+// TestApplyUnderLoad: four clients send requests without pause while the
+// config is reloaded again and again (restarts and live changes); not one
+// request fails. With room for two runners the restarts swap beside the
+// old runner; without, they drain and queue.
+func TestApplyUnderLoad(t *testing.T) {
+	real := realModel(t)
+	for _, tc := range []struct{ name, budget string }{{"beside", "1GiB"}, {"in place", "100MiB"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memBlock(tc.budget, "1MiB")
+			p := newPool(t, mem+modelBlock("m", real, ""), nil)
+			loadReady(t, p, "m")
+			stop := make(chan struct{})
+			errs := make(chan error, 1000)
+			var wg sync.WaitGroup
+			var done atomic.Int64
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if _, err := p.Complete(context.Background(), "m", short, nil); err != nil {
+							errs <- err
+						}
+						done.Add(1)
+					}
+				}()
+			}
+			pid := state(t, p, "m").Pid
+			for i := range 6 {
+				block := modelBlock("m", real, "priority = "+strconv.Itoa(10+i))
+				if i%2 == 0 {
+					block = withContext(block, 256+128*(i/2+1))
+				}
+				apply(t, p, mem+block)
+				time.Sleep(150 * time.Millisecond)
+			}
+			waitFor(t, "the last restart", func() bool { s := state(t, p, "m"); return s.Reload == "" && s.State == StateReady })
+			close(stop)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("a request failed during reloads: %v", err)
+			}
+			s := state(t, p, "m")
+			if s.Pid == pid || s.Priority != 15 || done.Load() < 4 {
+				t.Fatalf("after the reloads: pid %d (first %d), priority %d, %d requests", s.Pid, pid, s.Priority, done.Load())
+			}
+			t.Logf("%d requests, %d loads", done.Load(), s.Loads)
+		})
 	}
 }
