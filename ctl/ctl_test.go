@@ -24,6 +24,9 @@ import (
 
 func TestMain(m *testing.M) {
 	testrunner.ServeIfRunner()
+	if os.Getenv("JETAI_TEST_CTL") == "1" { // the test binary as jetai-ctl
+		os.Exit(ctl.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(m.Run())
 }
 
@@ -332,6 +335,21 @@ func TestCommands(t *testing.T) {
 			t.Fatalf("version --json: %v", v)
 		}
 	})
+	t.Run("completion of model names", func(t *testing.T) {
+		// A jetai-ctl on PATH (this test binary) answers the completion's
+		// `jetai-ctl models --json`.
+		bin := t.TempDir()
+		os.WriteFile(filepath.Join(bin, "jetai-ctl"), []byte("#!/bin/sh\nJETAI_TEST_CTL=1 exec "+os.Args[0]+" \"$@\"\n"), 0o755)
+		script := e.run("completion", "bash").stdout + `
+COMP_WORDS=(jetai-ctl unload s); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY[@]}"
+`
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), ctl.SocketEnv+"="+e.sock)
+		out, err := cmd.CombinedOutput()
+		if err != nil || string(out) != "stories second\n" {
+			t.Fatalf("bash completion of model names: %v %q", err, out)
+		}
+	})
 	t.Run("socket from the environment", func(t *testing.T) {
 		t.Setenv(ctl.SocketEnv, e.sock)
 		var out, errb bytes.Buffer
@@ -380,8 +398,8 @@ func TestCompletion(t *testing.T) {
 		r.want(t, 0, []string{"status", "models", "reload", "completion", "--json", "--wait"}, nil)
 		path, err := exec.LookPath(shell)
 		if err != nil {
-			if shell == "bash" {
-				t.Fatal("bash not found")
+			if shell == "bash" || os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found (.ci/run installs zsh)", shell)
 			}
 			t.Logf("%s not installed; syntax not checked", shell)
 			continue
@@ -401,5 +419,14 @@ COMP_WORDS=(jetai-ctl completion z); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY
 	out, err := exec.Command("bash", "-c", script).CombinedOutput()
 	if err != nil || string(out) != "load log-level\n--wait\nzsh\n" {
 		t.Fatalf("bash completion: %v %q", err, out)
+	}
+	// zsh: the file loads from $fpath as the completion function.
+	if _, err := exec.LookPath("zsh"); err == nil {
+		f := filepath.Join(t.TempDir(), "_jetai-ctl")
+		os.WriteFile(f, []byte(e.run("completion", "zsh").stdout), 0o644)
+		zs := "fpath=(" + filepath.Dir(f) + " $fpath); autoload -Uz +X _jetai-ctl && functions _jetai-ctl"
+		if out, err := exec.Command("zsh", "-f", "-c", zs).CombinedOutput(); err != nil || !strings.Contains(string(out), "_describe 'command' cmds") {
+			t.Fatalf("zsh completion does not load: %v %s", err, out)
+		}
 	}
 }
