@@ -143,14 +143,14 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) logFailure(r *http.Request, model string, e *Error) {
 	if e.Status == 499 {
-		s.log.Info("request cancelled by the client", "path", r.URL.Path, "model", model)
+		s.log.Info("request cancelled by the client", "path", r.URL.Path, "model", model, "request_id", RequestID(r.Context()))
 		return
 	}
 	lvl := s.log.Info
 	if e.Status >= 500 {
 		lvl = s.log.Warn
 	}
-	lvl("request failed", "path", r.URL.Path, "model", model, "status", e.Status, "code", e.Code, "error", e.Message)
+	lvl("request failed", "path", r.URL.Path, "model", model, "status", e.Status, "code", e.Code, "error", e.Message, "request_id", RequestID(r.Context()))
 }
 
 // Batch limits.
