@@ -62,3 +62,26 @@ run: build
 # Speed, side by side with the raw engine (see package bench). Not a test.
 bench: build
 	$(GO) run ./cmd/jetai-bench -runner $(BIN)/jetaid
+
+# Debian packages (nfpm.yaml, packaging/). `make deb ARCH=arm64` is the
+# JetPack 6 package, cross-compiled for the Jetson Orin's Cortex-A78AE;
+# `make deb ARCH=amd64` targets x86-64-v3 (AVX2/FMA, which llama.cpp's x86
+# kernels use). Output: dist/jetai_VERSION_ARCH.deb, version from git.
+ARCH ?= amd64
+DEB_CGO_OPT_arm64 ?= -mcpu=cortex-a78ae -O3
+DEB_CGO_OPT_amd64 ?= -march=x86-64-v3 -O3
+.PHONY: deb test-deb
+deb:
+	ARCH=$(ARCH) DEB_CGO_OPT="$(DEB_CGO_OPT_$(ARCH))" GO=$(GO) packaging/build-deb.sh
+
+# Builds both packages and tests them: the amd64 one installed in a Debian
+# root file system under a real systemd, the arm64 one under qemu. Needs
+# root, debootstrap, qemu-user-static and the aarch64 cross compilers
+# (.ci/run installs them). The root file system is cached in
+# $(JETAI_DEB_CACHE).
+JETAI_DEB_CACHE ?= /var/cache/jetai-deb-test
+export JETAI_DEB_CACHE
+test-deb:
+	$(MAKE) deb ARCH=amd64
+	$(MAKE) deb ARCH=arm64
+	packaging/test/deb-systemd.sh
