@@ -30,14 +30,14 @@ echo "build-deb: jetai $version for $arch, CGO flags: $opt" >&2
 env GOOS=linux GOARCH="$arch" CGO_ENABLED=1 CC="$cc" CXX="$cxx" \
 	CGO_CFLAGS="$opt" CGO_CXXFLAGS="$opt" \
 	"$GO" build -trimpath -buildmode=pie \
-	-ldflags "-s -w -X github.com/jetai/jetai/version.Version=$version" \
+	-ldflags "-s -w -X github.com/jetai/jetai/version.Version=$version -extldflags=-Wl,-z,relro,-z,now" \
 	-o "$stage/" ./cmd/jetaid ./cmd/jetai-ctl
 
 # The package's Depends (nfpm.yaml) promise glibc >= 2.34 and libstdc++ of
 # GCC 12 (GLIBCXX_3.4.30); refuse binaries that need more.
 check_floor() { # binary prefix floor
 	local need
-	need=$("$objdump" -T "$1" | grep -oE "\b$2[0-9.]+" | sed "s/^$2//" | sort -uV | tail -1)
+	need=$("$objdump" -T "$1" | { grep -oE "\b$2[0-9.]+" || true; } | sed "s/^$2//" | sort -uV | tail -1)
 	if [ -n "$need" ] && [ "$(printf '%s\n' "$need" "$3" | sort -V | tail -1)" != "$3" ]; then
 		echo "build-deb: $1 needs $2$need, above the package's Depends ($2$3)" >&2
 		exit 1
@@ -59,7 +59,7 @@ gzip -9n < packaging/man/jetai-ctl.1 > "$stage/jetai-ctl.1.gz"
 	echo
 	echo "  * Built from git commit $(git rev-parse HEAD)."
 	echo
-	echo " -- jetai maintainers <jetai@localhost>  $(git show -s --format=%aD HEAD)"
+	echo " -- jetai maintainers <maintainers@jetai.example>  $(git show -s --format=%aD HEAD)"
 } | gzip -9n > "$stage/changelog.gz"
 
 deb=$out/jetai_${version}_$arch.deb
