@@ -63,7 +63,7 @@ gzip -9n < packaging/man/jetai-ctl.1 > "$stage/jetai-ctl.1.gz"
 } | gzip -9n > "$stage/changelog.gz"
 
 deb=$out/jetai_${version}_$arch.deb
-rm -f "$deb"
+rm -f "$out"/jetai_*_"$arch".deb
 DEB_ARCH=$arch DEB_VERSION=$version DEB_STAGE=$stage \
 	"$GO" tool nfpm package --config nfpm.yaml --packager deb --target "$deb" >&2
 echo "$deb"
