@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -444,4 +445,48 @@ func TestPipeCopy(t *testing.T) {
 	if _, _, err := pipeCopy(ctx, &out, bytes.NewReader(data), int64(len(data)), nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled pipeCopy: %v", err)
 	}
+}
+
+// TestWriteFailure: a copy whose writes fail (here the file size limit,
+// standing in for a full disk) ends with a clear error and leaves nothing
+// behind, in a helper process that has the limit set.
+func TestWriteFailure(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	src, _ := model(t, slow, 1)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStageLimited$")
+	cmd.Env = append(os.Environ(), "JETAI_CACHE_HELPER=1", "JETAI_CACHE_DIR="+dir, "JETAI_CACHE_SRC="+src)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "stage error: ") || !strings.Contains(string(out), "file too large") {
+		t.Fatalf("helper output:\n%s", out)
+	}
+	c := open(t, dir, 0)
+	if len(c.Entries()) != 0 {
+		t.Fatal("a failed copy was indexed")
+	}
+	files, _ := os.ReadDir(c.ModelsDir())
+	left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	if len(files)+len(left) != 0 {
+		t.Fatalf("a failed copy left files: models %d, tmp %d", len(files), len(left))
+	}
+}
+
+func TestHelperStageLimited(t *testing.T) {
+	if os.Getenv("JETAI_CACHE_HELPER") != "1" {
+		t.Skip("helper process for TestWriteFailure")
+	}
+	c, err := Open(Options{Dir: os.Getenv("JETAI_CACHE_DIR"), StageSameDevice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writes past 1 MiB fail with EFBIG (Go ignores SIGXFSZ).
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Stage(context.Background(), os.Getenv("JETAI_CACHE_SRC"), nil)
+	fmt.Printf("stage error: %v\n", err)
+	left, _ := os.ReadDir(filepath.Join(os.Getenv("JETAI_CACHE_DIR"), "tmp"))
+	fmt.Printf("tmp files: %d\n", len(left))
 }

@@ -15,12 +15,15 @@
 //
 // # Crash safety
 //
-// A copy is written under tmp/, synced, then renamed into models/; its
-// record is renamed into place after it. Open rebuilds the index from the
-// directory: a model file without a record (a crash between the renames),
-// a record without its file, a file whose size is not the recorded one and
-// everything under tmp/ are removed. So a file the index offers is always a
-// complete copy.
+// A copy is written under tmp/ (by copy_file_range where the kernel can),
+// synced, then renamed into models/; its record is renamed into place after
+// it. Open rebuilds the index from the directory: a model file without a
+// record (a crash between the renames), a record without its file or
+// unreadable, a file whose size is not the recorded one and everything under
+// tmp/ are removed. So a file the index offers is always a complete copy.
+// A staged copy's sha256 is computed in the background once the copy is
+// usable and then written into its record (at the next Open if the daemon
+// stopped first); Verify compares a file with it.
 //
 // # Recency
 //

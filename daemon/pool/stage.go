@@ -32,7 +32,7 @@ func (p *Pool) stageModel(mc config.Model) (path string, release func()) {
 	default:
 		secs := time.Since(start).Seconds()
 		p.log.Info("model cache: staged", "model", mc.Name, "path", h.Path, "bytes", h.Entry.Size,
-			"seconds", secs, "MBps", float64(h.Entry.Size)/1e6/max(secs, 1e-9), "sha256", h.Entry.SHA256)
+			"seconds", secs, "MBps", float64(h.Entry.Size)/1e6/max(secs, 1e-9))
 	}
 	return h.Path, h.Release
 }
