@@ -2,6 +2,8 @@ package pool
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +96,69 @@ func TestParkedConversationAndStaging(t *testing.T) {
 	}
 	if res.Timings.CachedTokens != 0 {
 		t.Fatalf("b (cache = false) reused %d tokens after a reload", res.Timings.CachedTokens)
+	}
+}
+
+// TestParkedStateDroppedOrDiscarded: parked state is not restored into a
+// model whose context settings changed (and is dropped), and a state file
+// that does not load is discarded without failing the load.
+func TestParkedStateDroppedOrDiscarded(t *testing.T) {
+	real := realModel(t)
+	cdir := filepath.Join(t.TempDir(), "cache")
+	c, err := cache.Open(cache.Options{Dir: cdir, StageSameDevice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	greedy := runner.Sampling{Temperature: 0}
+	prompt := strings.Repeat("Once upon a time there was a little dog. ", 6)
+	// converse runs prompt on a fresh pool whose model has extra settings,
+	// then unloads it (parking), and returns the request's cached tokens.
+	block := func(ctxTokens int) string {
+		return fmt.Sprintf("model \"m\" {\n  path = %q\n  context = %d\n  parallel = 1\n  threads = 1\n  keep_alive = \"forever\"\n}\n", real, ctxTokens)
+	}
+	converse := func(ctxTokens int) int {
+		p := newPool(t, block(ctxTokens), func(p *Pool) { p.opts.Cache = c })
+		res, err := p.Complete(ctx, "m", runner.Request{Prompt: prompt, Sampling: greedy, MaxTokens: 8}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Unload(ctx, "m"); err != nil {
+			t.Fatal(err)
+		}
+		return res.Timings.CachedTokens
+	}
+	converse(256)
+	if c.ParkedBytes() == 0 {
+		t.Fatal("nothing parked")
+	}
+	if n := converse(512); n != 0 {
+		t.Fatalf("state parked under context 256 restored into context 512: %d tokens cached", n)
+	}
+	// That unload parked new state under context 512; the same settings
+	// restore it.
+	if n := converse(512); n == 0 {
+		t.Fatal("state parked under the same settings was not restored")
+	}
+	// Corrupt the parked state file: the load goes on, nothing is cached
+	// and the state is gone afterwards.
+	files, _ := filepath.Glob(filepath.Join(cdir, "parked", "*", "slot-*.state"))
+	if len(files) == 0 {
+		t.Fatal("no parked state file")
+	}
+	for _, f := range files {
+		os.WriteFile(f, []byte("not a llama.cpp state file"), 0o640)
+	}
+	p := newPool(t, block(512), func(p *Pool) { p.opts.Cache = c })
+	res, err := p.Complete(ctx, "m", runner.Request{Prompt: prompt, Sampling: greedy, MaxTokens: 8}, nil)
+	if err != nil {
+		t.Fatalf("load with a corrupt parked state: %v", err)
+	}
+	if res.Timings.CachedTokens != 0 {
+		t.Fatalf("%d tokens cached from a corrupt state file", res.Timings.CachedTokens)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cdir, "parked", "*")); len(left) != 0 {
+		t.Fatalf("corrupt parked state kept: %v", left)
 	}
 }
