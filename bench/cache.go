@@ -57,7 +57,7 @@ type CacheReport struct {
 	Cold, Warm stageFigures
 }
 
-// stageFigures are MB/s, medians of 3 runs; CpSync is cp followed by a
+// stageFigures are MB/s, medians of stageRuns runs; CpSync is cp followed by a
 // sync of the copy (staging syncs its copy before it counts as done).
 type stageFigures struct {
 	StageMBps, CpMBps, CpSync  float64
@@ -286,6 +286,9 @@ model "other" {
 	return r, nil
 }
 
+// stageRuns is how many copies each way stageVsCp times.
+const stageRuns = 5
+
 // cyclesPerCase is how many evict + resume cycles each case runs.
 const cyclesPerCase = 3
 
@@ -301,7 +304,7 @@ func waitUnloaded(ctx context.Context, p *pool.Pool, name string) error {
 	}
 }
 
-// stageVsCp copies src three times each by staging and by cp (and cp +
+// stageVsCp copies src stageRuns times each by staging and by cp (and cp +
 // sync), alternating, and keeps the medians in MB/s. With cold set, the
 // source's pages are dropped from the page cache before every copy (as for
 // a model on slow storage that was not read lately); otherwise they are
@@ -325,7 +328,7 @@ func stageVsCp(ctx context.Context, src, dir string, cold bool, rep *stageFigure
 			io.Copy(io.Discard, f)
 		}
 	}
-	for i := range 3 {
+	for i := range stageRuns {
 		prepare()
 		cdir := filepath.Join(dir, fmt.Sprintf("stage-%d", i))
 		c, err := cache.Open(cache.Options{Dir: cdir, StageSameDevice: true, Log: slog.New(slog.DiscardHandler)})

@@ -65,19 +65,22 @@ type Options struct {
 
 // ModelStatus is one configured model as /models shows it.
 type ModelStatus struct {
-	Name           string            `json:"name"`
-	Aliases        []string          `json:"aliases"`
-	State          string            `json:"state"` // unloaded, loading, ready, unloading, failed
-	Priority       int               `json:"priority"`
-	Pinned         bool              `json:"pinned"`
-	Preload        bool              `json:"preload"`
-	Tier           string            `json:"tier,omitempty"`
-	EstimatedBytes uint64            `json:"estimated_bytes"`
-	Estimate       Estimate          `json:"estimate"`
-	MeasuredBytes  uint64            `json:"measured_bytes"` // runner RSS; 0 when not loaded
-	ChargedBytes   uint64            `json:"charged_bytes"`  // what counts against the budget now
-	BudgetBytes    uint64            `json:"budget_bytes"`   // memory_budget; 0: only the global one
-	LoadProgress   float32           `json:"load_progress"`
+	Name           string   `json:"name"`
+	Aliases        []string `json:"aliases"`
+	State          string   `json:"state"` // unloaded, loading, ready, unloading, failed
+	Priority       int      `json:"priority"`
+	Pinned         bool     `json:"pinned"`
+	Preload        bool     `json:"preload"`
+	Tier           string   `json:"tier,omitempty"`
+	EstimatedBytes uint64   `json:"estimated_bytes"`
+	Estimate       Estimate `json:"estimate"`
+	MeasuredBytes  uint64   `json:"measured_bytes"` // runner RSS; 0 when not loaded
+	ChargedBytes   uint64   `json:"charged_bytes"`  // what counts against the budget now
+	BudgetBytes    uint64   `json:"budget_bytes"`   // memory_budget; 0: only the global one
+	LoadProgress   float32  `json:"load_progress"`
+	// StageProgress is the copy into the model cache before the load, in
+	// [0,1], while it runs (stage.go).
+	StageProgress  float32           `json:"stage_progress,omitempty"`
 	LastUsed       *time.Time        `json:"last_used"`
 	KeepAliveUntil *time.Time        `json:"keep_alive_until"`
 	LoadedAt       *time.Time        `json:"loaded_at"`
@@ -142,6 +145,7 @@ type model struct {
 	measured  uint64
 	peak      uint64
 	measuring bool
+	staging   float32 // copy into the model cache, [0,1]; 0 when none runs
 	lastMeas  time.Time
 	lastUsed  time.Time
 	loadedAt  time.Time
@@ -425,6 +429,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		if m.proc != nil {
 			s.LoadProgress = m.proc.Progress()
 		}
+		s.StageProgress = m.staging
 	}
 	if m.proc != nil {
 		s.Pid = m.proc.Pid()

@@ -18,7 +18,23 @@ func (p *Pool) stageModel(mc config.Model) (path string, release func()) {
 		return mc.Path, func() {}
 	}
 	start := time.Now()
-	h, err := c.Stage(p.ctx, mc.Path, nil)
+	logged := 0
+	setStaging := func(frac float32) {
+		p.mu.Lock()
+		if m := p.models[mc.Name]; m != nil {
+			m.staging = frac
+		}
+		p.mu.Unlock()
+	}
+	h, err := c.Stage(p.ctx, mc.Path, func(done, total int64) {
+		frac := float32(done) / float32(max(total, 1))
+		setStaging(frac)
+		if pct := int(frac * 100); pct/25 > logged/25 && pct < 100 {
+			logged = pct
+			p.log.Info("model cache: staging", "model", mc.Name, "percent", pct)
+		}
+	})
+	setStaging(0)
 	if err != nil {
 		if p.ctx.Err() == nil {
 			p.log.Warn("model cache: staging failed, loading from the source", "model", mc.Name, "err", err)
