@@ -16,7 +16,7 @@ const APIVersion = 1
 type Status struct {
 	APIVersion    int       `json:"api_version"`
 	Version       string    `json:"version"`
-	State         string    `json:"state"` // starting, serving, reloading, stopping
+	State         string    `json:"state"` // starting, serving, stopping
 	Pid           int       `json:"pid"`
 	User          string    `json:"user"`
 	StartedAt     time.Time `json:"started_at"`

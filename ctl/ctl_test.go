@@ -77,6 +77,12 @@ server {
 cache {
   dir = "cache"
 }
+# Room for both models, but then the headroom (budget − used) is under the
+# reserve: optimize unloads the idle, unpinned one.
+memory {
+  budget  = "100MiB"
+  reserve = "50MiB"
+}
 model "stories" {
   path       = %q
   aliases    = ["gpt2"]
@@ -84,6 +90,7 @@ model "stories" {
   parallel   = 2
   threads    = 1
   preload    = true
+  pinned     = true
   keep_alive = "forever"
 }
 model "second" {
@@ -195,12 +202,15 @@ func TestCommands(t *testing.T) {
 	})
 	t.Run("optimize", func(t *testing.T) {
 		e.run("optimize").want(t, 0, []string{"nothing to unload"}, nil)
+		e.run("load", "second", "--wait").want(t, 0, []string{"second: ready"}, nil)
+		e.run("optimize").want(t, 0, []string{"unloaded second: memory headroom", "is under the reserve 50.0 MiB", "freed "}, nil)
+		e.run("models").want(t, 0, []string{"unloaded"}, nil)
 		var rep pool.OptimizeReport
 		r := e.run("optimize", "--json")
 		r.want(t, 0, nil, nil)
 		r.json(t, &rep)
-		if rep.Unloaded == nil {
-			t.Fatalf("optimize --json: %+v", rep)
+		if rep.Unloaded == nil || len(rep.Unloaded) != 0 {
+			t.Fatalf("optimize --json with nothing left to unload: %+v", rep)
 		}
 	})
 	t.Run("validate", func(t *testing.T) {
