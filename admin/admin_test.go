@@ -146,7 +146,7 @@ func TestAPI(t *testing.T) {
 	ctx := context.Background()
 	if _, err := c.Load(ctx, "nope", true); err == nil {
 		t.Fatal("load of an unknown model succeeded")
-	} else if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 404 || ae.Error_.Code != admin.CodeNotFound {
+	} else if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 404 || ae.Code != admin.CodeNotFound {
 		t.Fatalf("load error: %#v", err)
 	}
 	r, err := c.Reload(ctx)

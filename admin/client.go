@@ -63,13 +63,15 @@ func (e *UnreachableError) Error() string {
 	return fmt.Sprintf("cannot reach jetaid on %s: %v; is jetaid running? try: systemctl status jetaid", e.Socket, e.Err)
 }
 
-// APIError is an error answer from the daemon.
+// APIError is an error answer from the daemon: its HTTP status, code and
+// message.
 type APIError struct {
-	Status int
-	Error_ Error
+	Status  int
+	Code    string
+	Message string
 }
 
-func (e *APIError) Error() string { return e.Error_.Message }
+func (e *APIError) Error() string { return e.Message }
 
 // Forbidden reports whether the daemon refused the caller's credentials.
 func (e *APIError) Forbidden() bool { return e.Status == http.StatusForbidden }
@@ -136,8 +138,7 @@ func readError(resp *http.Response) error {
 	if err := json.Unmarshal(b, &eb); err != nil || eb.Error.Message == "" {
 		eb.Error = Error{Code: "http_" + fmt.Sprint(resp.StatusCode), Message: fmt.Sprintf("daemon answered %s: %s", resp.Status, strings.TrimSpace(string(b)))}
 	}
-	eb.Error.Status = resp.StatusCode
-	return &APIError{Status: resp.StatusCode, Error_: eb.Error}
+	return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 }
 
 // Status returns the daemon's status.

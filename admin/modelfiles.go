@@ -207,7 +207,7 @@ func (c *Client) fileStream(ctx context.Context, path string, req any, progress 
 				progress(*f.Progress)
 			}
 		case f.Error != nil:
-			return ingest.Result{}, &APIError{Status: statusOf(f.Error), Error_: *f.Error}
+			return ingest.Result{}, &APIError{Status: statusOf(f.Error), Code: f.Error.Code, Message: f.Error.Message}
 		case f.Result != nil:
 			return *f.Result, nil
 		}

@@ -43,7 +43,7 @@ func flagNames(c *Command) []string {
 }
 
 // argWords is the shell code that lists a command's first argument.
-func argWords(c *Command, shell string) string {
+func argWords(c *Command) string {
 	var fixed []string
 	for _, w := range c.Complete {
 		switch w {
@@ -72,7 +72,7 @@ func bashCompletion() string {
 	}
 	b.WriteString("    esac\n    return\n  fi\n  case $cmd in\n")
 	for _, c := range commands {
-		w := argWords(c, "bash")
+		w := argWords(c)
 		if w == "" {
 			continue
 		}
@@ -104,7 +104,7 @@ func zshCompletion() string {
 	}
 	b.WriteString("    esac\n    return\n  fi\n  case $cmd in\n")
 	for _, c := range commands {
-		w := argWords(c, "zsh")
+		w := argWords(c)
 		if w == "" {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -310,7 +311,7 @@ func summary(s admin.Status) string {
 	}
 	line := fmt.Sprintf("%s: %d/%d models loaded", s.State, len(loaded), len(s.Models))
 	if len(loaded) > 0 && len(loaded) <= 4 {
-		line += " (" + join(loaded) + ")"
+		line += " (" + strings.Join(loaded, ", ") + ")"
 	}
 	line += loading
 	line += fmt.Sprintf(", memory %s of %s, %.1f tok/s", humanBytes(s.Pool.Used), humanBytes(s.Pool.Budget), s.Performance.WindowTokensPerSecond)
@@ -327,17 +328,6 @@ func summary(s admin.Status) string {
 		}
 	}
 	return line
-}
-
-func join(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += s
-	}
-	return out
 }
 
 func humanBytes(b uint64) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"sync"
@@ -61,7 +62,7 @@ func (d *Daemon) waitPreloads(ctx context.Context) {
 			last, lastProgress = progress, time.Now()
 		}
 		if time.Since(lastProgress) < preloadExtend && time.Since(lastExtend) > preloadExtend/3 {
-			line := summary(adminBackend{d}.Status(ctx)) + "; waiting for preloads: " + join(pending)
+			line := summary(adminBackend{d}.Status(ctx)) + "; waiting for preloads: " + strings.Join(pending, ", ")
 			d.notify(systemd.ExtendTimeout(preloadExtend), systemd.Status(line))
 			lastExtend = time.Now()
 		}
