@@ -360,6 +360,22 @@ COMP_WORDS=(jetai-ctl unload s); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY[@]}
 			t.Fatalf("bash completion of model names: %v %q", err, out)
 		}
 	})
+	t.Run("top on a terminal redraws in place", func(t *testing.T) {
+		if _, err := exec.LookPath("script"); err != nil {
+			t.Fatal("script (bsdutils) not found")
+		}
+		// script gives jetai-ctl (this test binary) a pseudo-terminal.
+		cmd := exec.Command("script", "-qec", os.Args[0]+" top --count 3 --interval 200ms", "/dev/null")
+		cmd.Env = append(os.Environ(), "JETAI_TEST_CTL=1", ctl.SocketEnv+"="+e.sock)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("top on a pty: %v\n%q", err, out)
+		}
+		o := string(out)
+		if strings.Count(o, "\x1b[2J") != 1 || strings.Count(o, "\x1b[H") != 3 || strings.Count(o, "\x1b[J") != 3 || !strings.Contains(o, "stories") {
+			t.Fatalf("top on a terminal should clear once and redraw 3 frames in place:\n%q", o)
+		}
+	})
 	t.Run("socket from the environment", func(t *testing.T) {
 		t.Setenv(ctl.SocketEnv, e.sock)
 		var out, errb bytes.Buffer
