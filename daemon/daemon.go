@@ -225,7 +225,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wdCtx, stopWatchdog := context.WithCancel(svcCtx)
 	defer stopWatchdog()
 	d.startWatchdog(wdCtx, &services)
-	d.notify("READY=1", systemd.Status(d.sys.summaryLine()))
+	if ctx.Err() == nil { // not when SIGTERM came during the preloads
+		d.notify("READY=1", systemd.Status(d.sys.summaryLine()))
+	}
 	services.Add(1)
 	go func() { defer services.Done(); d.statusLoop(svcCtx) }()
 	if d.opts.Ready != nil {

@@ -445,3 +445,21 @@ func TestPreloadHoldsReady(t *testing.T) {
 	}
 	c.stop(t, 30*time.Second)
 }
+
+// TestSIGTERMDuringPreload: stopped while a preload runs, jetaid never
+// says READY=1, says STOPPING=1 and exits 0.
+func TestSIGTERMDuringPreload(t *testing.T) {
+	dir := t.TempDir()
+	conf := sdConfig(t, dir, freeAddr(t), filepath.Join(dir, "admin.sock"), 256)
+	n := testsd.ListenNotify(t)
+	c := startChild(t, testsd.ActivatedCommand(os.Args[0], nil, nil, nil,
+		[]string{daemonEnv + "=" + conf, "NOTIFY_SOCKET=" + n.Path, "JETAI_TEST_RUNNER_DELAY=3"}))
+	n.Wait(t, 0, "EXTEND_TIMEOUT_USEC=", 30*time.Second)
+	c.stop(t, 30*time.Second)
+	n.Wait(t, 0, "STOPPING=1", time.Second)
+	for _, m := range n.All() {
+		if m.Has("READY=1") {
+			t.Fatalf("READY=1 sent by a daemon stopped before its preloads finished: %v", n.All())
+		}
+	}
+}
