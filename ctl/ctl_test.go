@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 
 type env struct {
 	dir, conf, sock string
+	broken          string // a copy of the tiny model, spoilt by a test
 }
 
 // startDaemon runs a real daemon (real runners, the tiny model) with its
@@ -39,8 +40,17 @@ type env struct {
 func startDaemon(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{dir: dir, conf: filepath.Join(dir, "jetai.hcl"), sock: filepath.Join(dir, "admin.sock")}
-	os.WriteFile(e.conf, []byte(configText(t, e.sock, "")), 0o644)
+	e := &env{dir: dir, conf: filepath.Join(dir, "jetai.hcl"), sock: filepath.Join(dir, "admin.sock"), broken: filepath.Join(dir, "broken.gguf")}
+	b, err := os.ReadFile(testmodel.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(e.broken, b, 0o644)
+	os.WriteFile(e.conf, []byte(configText(t, e.sock, fmt.Sprintf(`model "broken" {
+  path    = %q
+  context = 256
+  cache   = false
+}`, e.broken))), 0o644)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -147,12 +157,12 @@ func TestCommands(t *testing.T) {
 	e.run("load", "stories", "--wait").want(t, 0, []string{"stories: ready"}, nil) // the preload
 
 	t.Run("status", func(t *testing.T) {
-		e.run("status").want(t, 0, []string{"state:", "serving", "admin socket:  " + e.sock, "models:", "1 loaded, 0 loading, 2 configured", "watchdog:      off"}, nil)
+		e.run("status").want(t, 0, []string{"state:", "serving", "admin socket:  " + e.sock, "models:", "1 loaded, 0 loading, 3 configured", "watchdog:      off"}, nil)
 		var s admin.Status
 		r := e.run("status", "--json")
 		r.want(t, 0, nil, nil)
 		r.json(t, &s)
-		if s.State != "serving" || s.APIVersion != admin.APIVersion || len(s.Models) != 2 || s.Config.Path != e.conf || s.Pid != os.Getpid() {
+		if s.State != "serving" || s.APIVersion != admin.APIVersion || len(s.Models) != 3 || s.Config.Path != e.conf || s.Pid != os.Getpid() {
 			t.Fatalf("status --json: %+v", s)
 		}
 	})
@@ -161,8 +171,8 @@ func TestCommands(t *testing.T) {
 			r := e.run(name)
 			r.want(t, 0, []string{"NAME", "STATE", "MEMORY", "TOK/S"}, nil)
 			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-			if len(lines) != 3 || !strings.HasPrefix(lines[1], "stories") || !strings.Contains(lines[1], "ready") ||
-				!strings.HasPrefix(lines[2], "second") || !strings.Contains(lines[2], "unloaded") {
+			if len(lines) != 4 || !strings.HasPrefix(lines[1], "stories") || !strings.Contains(lines[1], "ready") ||
+				!strings.HasPrefix(lines[2], "second") || !strings.Contains(lines[2], "unloaded") || !strings.HasPrefix(lines[3], "broken") {
 				t.Fatalf("%s table:\n%s", name, r.stdout)
 			}
 		}
@@ -170,7 +180,7 @@ func TestCommands(t *testing.T) {
 		r := e.run("--json", "models")
 		r.want(t, 0, nil, nil)
 		r.json(t, &out)
-		if len(out.Models) != 2 || out.Models[0].Name != "stories" || out.Models[0].Path != testmodel.Path(t) || out.Models[0].Context != 256 {
+		if len(out.Models) != 3 || out.Models[0].Name != "stories" || out.Models[0].Path != testmodel.Path(t) || out.Models[0].Context != 256 {
 			t.Fatalf("models --json: %+v", out.Models)
 		}
 	})
@@ -196,6 +206,13 @@ func TestCommands(t *testing.T) {
 		if lr.Model.State != pool.StateUnloaded {
 			t.Fatalf("unload --json: %+v", lr.Model)
 		}
+		// A file that went bad after the config was read: the load fails,
+		// exit 1 with the reason; the other models carry on.
+		os.WriteFile(e.broken, []byte("GGUF but not really"), 0o644)
+		r = e.run("load", "broken", "--wait")
+		r.want(t, 1, nil, []string{"jetai-ctl load:", "broken"})
+		t.Logf("failed load: %s", r.stderr)
+		e.run("models").want(t, 0, []string{"failed"}, nil)
 		e.run("load", "nope").want(t, 1, nil, []string{`no model "nope"`, "stories"})
 		e.run("unload", "nope").want(t, 1, nil, []string{`no model "nope"`})
 		e.run("load").want(t, 2, nil, []string{"wrong number of arguments", "usage: jetai-ctl load"})
