@@ -180,7 +180,10 @@ func kernelCopy(ctx context.Context, out, in *os.File, total int64, progress Pro
 		}
 		k, err := unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, kernelStep, 0)
 		if err != nil {
-			if n == 0 && (errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
+			// EPERM: a seccomp filter (SystemCallErrorNumber=EPERM in
+			// the unit) that does not know the call.
+			if n == 0 && (errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) ||
+				errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPERM)) {
 				return 0, errNoKernelCopy
 			}
 			return n, fmt.Errorf("cache: copy: %w", err)
