@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -276,10 +277,19 @@ func TestCorruptCopyIsNotServed(t *testing.T) {
 // TestCrashDuringCopy kills a process in the middle of a copy and checks
 // that the next Open offers nothing half-written.
 func TestCrashDuringCopy(t *testing.T) {
-	slow, dir := t.TempDir(), t.TempDir()
-	src, _ := model(t, slow, 1)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStageForever$")
-	cmd.Env = append(os.Environ(), "JETAI_CACHE_HELPER=1", "JETAI_CACHE_DIR="+dir, "JETAI_CACHE_SRC="+src)
+	dir := t.TempDir()
+	// A model of several copy steps, so the kill lands between two.
+	_, file, _, _ := runtime.Caller(0)
+	src, err := modelgen.Cached(filepath.Join(filepath.Dir(file), "..", "..", ".cache", "models"), modelgen.Small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(src)
+	if st.Size() < 3*kernelStep {
+		t.Fatalf("source of %d bytes is too small to interrupt", st.Size())
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "JETAI_CACHE_HELPER=forever", "JETAI_CACHE_DIR="+dir, "JETAI_CACHE_SRC="+src)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -299,9 +309,12 @@ func TestCrashDuringCopy(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	left, _ := os.ReadDir(filepath.Join(dir, "tmp"))
-	if len(left) == 0 {
-		t.Fatal("the killed copy left no partial file: the test did not interrupt a copy")
+	left, _ := filepath.Glob(filepath.Join(dir, "tmp", "*.partial"))
+	if len(left) != 1 {
+		t.Fatalf("the killed copy left %d partial files: the test did not interrupt a copy", len(left))
+	}
+	if pst, _ := os.Stat(left[0]); pst.Size() >= st.Size() {
+		t.Fatalf("partial file of %d bytes: the copy was not interrupted (source %d)", pst.Size(), st.Size())
 	}
 	// Also a crash between the two renames: a model file without a record.
 	os.WriteFile(filepath.Join(dir, "models", "orphan.gguf"), []byte("GGUF"), 0o640)
@@ -321,13 +334,26 @@ func TestCrashDuringCopy(t *testing.T) {
 	}
 }
 
-func TestHelperStageForever(t *testing.T) {
-	if os.Getenv("JETAI_CACHE_HELPER") != "1" {
-		t.Skip("helper process for TestCrashDuringCopy")
+// The test binary doubles as the helper processes of TestCrashDuringCopy
+// and TestWriteFailure (JETAI_CACHE_HELPER=forever or limited).
+func TestMain(m *testing.M) {
+	switch os.Getenv("JETAI_CACHE_HELPER") {
+	case "forever":
+		stageForever()
+	case "limited":
+		stageLimited()
+	default:
+		os.Exit(m.Run())
 	}
+	os.Exit(0)
+}
+
+// stageForever stages a file and hangs in the middle of the copy.
+func stageForever() {
 	c, err := Open(Options{Dir: os.Getenv("JETAI_CACHE_DIR"), StageSameDevice: true})
 	if err != nil {
-		t.Fatal(err)
+		fmt.Println(err)
+		os.Exit(1)
 	}
 	c.Stage(context.Background(), os.Getenv("JETAI_CACHE_SRC"), func(d, total int64) {
 		fmt.Println("copying")
@@ -453,8 +479,8 @@ func TestPipeCopy(t *testing.T) {
 func TestWriteFailure(t *testing.T) {
 	slow, dir := t.TempDir(), t.TempDir()
 	src, _ := model(t, slow, 1)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStageLimited$")
-	cmd.Env = append(os.Environ(), "JETAI_CACHE_HELPER=1", "JETAI_CACHE_DIR="+dir, "JETAI_CACHE_SRC="+src)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "JETAI_CACHE_HELPER=limited", "JETAI_CACHE_DIR="+dir, "JETAI_CACHE_SRC="+src)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)
@@ -473,17 +499,17 @@ func TestWriteFailure(t *testing.T) {
 	}
 }
 
-func TestHelperStageLimited(t *testing.T) {
-	if os.Getenv("JETAI_CACHE_HELPER") != "1" {
-		t.Skip("helper process for TestWriteFailure")
-	}
+// stageLimited stages a file under a 1 MiB file size limit.
+func stageLimited() {
 	c, err := Open(Options{Dir: os.Getenv("JETAI_CACHE_DIR"), StageSameDevice: true})
 	if err != nil {
-		t.Fatal(err)
+		fmt.Println(err)
+		os.Exit(1)
 	}
 	// Writes past 1 MiB fail with EFBIG (Go ignores SIGXFSZ).
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}); err != nil {
-		t.Fatal(err)
+		fmt.Println(err)
+		os.Exit(1)
 	}
 	_, err = c.Stage(context.Background(), os.Getenv("JETAI_CACHE_SRC"), nil)
 	fmt.Printf("stage error: %v\n", err)
