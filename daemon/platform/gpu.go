@@ -1,7 +1,6 @@
 package platform
 
 import (
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -42,12 +41,8 @@ func IsGPUDevfreq(name string) bool {
 // their current, minimum and maximum frequency and their load. A machine
 // without devfreq has none.
 func ReadGPUs(root string) ([]GPU, error) {
-	dir := filepath.Join(root, "sys/class/devfreq")
-	ents, err := os.ReadDir(dir)
+	dir, ents, err := readClass(root, "devfreq")
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, nil
-		}
 		return nil, err
 	}
 	var out []GPU

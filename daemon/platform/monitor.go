@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // Actuator is what the monitor acts on: the model pool, through the
@@ -253,7 +254,7 @@ func availString(mem *MemInfo) string {
 	if mem == nil {
 		return "unknown"
 	}
-	return humanBytes(mem.Available)
+	return bytesize.IEC(mem.Available)
 }
 
 func appendBounded[T any](s []T, v T) []T {
@@ -359,7 +360,7 @@ func (m *Monitor) Summary() string {
 		fmt.Fprintf(&b, " (since %s)", s.Since.Format("15:04:05"))
 	}
 	if mem := s.Reading.Memory; mem != nil {
-		fmt.Fprintf(&b, "; MemAvailable %s", humanBytes(mem.Available))
+		fmt.Fprintf(&b, "; MemAvailable %s", bytesize.IEC(mem.Available))
 	}
 	if s.MemoryPressure {
 		b.WriteString(" (pressure)")

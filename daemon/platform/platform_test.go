@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // tree is the path of a fake machine under the repository's testdata.
@@ -186,7 +187,7 @@ func TestReadersOnThisMachine(t *testing.T) {
 		}
 	}
 	t.Logf("live: %d zones, %d GPUs, %d rails, PSI %v, MemAvailable %s, board %+v, took %v",
-		len(r.Zones), len(r.GPUs), len(r.Rails), r.PSI != nil, humanBytes(r.Memory.Available), ReadBoard("/"), r.Took)
+		len(r.Zones), len(r.GPUs), len(r.Rails), r.PSI != nil, bytesize.IEC(r.Memory.Available), ReadBoard("/"), r.Took)
 }
 
 // TestBadZones: a zone that vanishes or holds garbage is reported in its
@@ -257,6 +258,30 @@ func TestGarbageFiles(t *testing.T) {
 	r := Read(root)
 	if len(r.Errors) != 2 || r.Memory != nil || len(r.Zones) != 9 {
 		t.Errorf("Read with bad meminfo and PSI: errors %v, memory %v, %d zones", r.Errors, r.Memory, len(r.Zones))
+	}
+}
+
+// A machine without a sysfs class (most containers) has none of its
+// devices and no error; a class that cannot be listed is an error.
+func TestMissingClasses(t *testing.T) {
+	root := t.TempDir()
+	zones, zerr := ReadZones(root)
+	rails, rerr := ReadRails(root)
+	gpus, gerr := ReadGPUs(root)
+	if zones != nil || rails != nil || gpus != nil || zerr != nil || rerr != nil || gerr != nil {
+		t.Errorf("no sys/class: %v %v %v, errors %v %v %v", zones, rails, gpus, zerr, rerr, gerr)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "sys/class"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range []string{"thermal", "hwmon", "devfreq"} {
+		write(t, root, "sys/class/"+class, "not a directory\n")
+	}
+	_, zerr = ReadZones(root)
+	_, rerr = ReadRails(root)
+	_, gerr = ReadGPUs(root)
+	if zerr == nil || !strings.Contains(zerr.Error(), "thermal zones") || rerr == nil || gerr == nil {
+		t.Errorf("classes that are files: errors %v, %v, %v", zerr, rerr, gerr)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // Level is the thermal state.
@@ -105,23 +106,10 @@ const DefaultPSILimit = 0.10
 // psiLimit (0: PSI is not used). The reason says which.
 func MemoryPressure(mem *MemInfo, psi *PSI, reserve uint64, psiLimit float64) (bool, string) {
 	if mem != nil && reserve > 0 && mem.Available < reserve {
-		return true, fmt.Sprintf("MemAvailable %s is below memory.reserve %s", humanBytes(mem.Available), humanBytes(reserve))
+		return true, fmt.Sprintf("MemAvailable %s is below memory.reserve %s", bytesize.IEC(mem.Available), bytesize.IEC(reserve))
 	}
 	if psi != nil && psiLimit > 0 && psi.Some.Avg10 >= psiLimit {
 		return true, fmt.Sprintf("memory pressure (PSI some avg10) is %.1f%%, at or above %.0f%%", psi.Some.Avg10*100, psiLimit*100)
 	}
 	return false, ""
-}
-
-func humanBytes(b uint64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := uint64(unit), 0
-	for n := b / unit; n >= unit && exp < 4; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
 }

@@ -25,12 +25,8 @@ type Rail struct {
 // Channels without a label or a current (the summing channel) are left
 // out; a labelled channel whose values do not read comes back with Err.
 func ReadRails(root string) ([]Rail, error) {
-	dir := filepath.Join(root, "sys/class/hwmon")
-	ents, err := os.ReadDir(dir)
+	dir, ents, err := readClass(root, "hwmon")
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, nil
-		}
 		return nil, err
 	}
 	var out []Rail

@@ -32,12 +32,8 @@ type Zone struct {
 // for the thermal class directory itself; a machine without one (most
 // containers) has no zones and no error.
 func ReadZones(root string) ([]Zone, error) {
-	dir := filepath.Join(root, "sys/class/thermal")
-	ents, err := os.ReadDir(dir)
+	dir, ents, err := readClass(root, "thermal")
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, nil
-		}
 		return nil, fmt.Errorf("thermal zones: %w", err)
 	}
 	var zones []Zone
@@ -119,6 +115,18 @@ func Hottest(zones []Zone, want []string) (Zone, bool) {
 		}
 	}
 	return best, found
+}
+
+// readClass lists root/sys/class/NAME and returns its path. A machine
+// without that class (most containers lack some) has no entries and no
+// error.
+func readClass(root, name string) (string, []os.DirEntry, error) {
+	dir := filepath.Join(root, "sys/class", name)
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return dir, nil, nil
+	}
+	return dir, ents, err
 }
 
 // readString reads a small sysfs or procfs file, trimmed of white space

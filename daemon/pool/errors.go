@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // ErrUnknownModel is wrapped by errors for a model name or alias that the
@@ -69,15 +71,4 @@ func (e *LoadFailedError) Error() string {
 func (e *LoadFailedError) Unwrap() error { return e.Err }
 
 // human formats a byte count with a binary unit.
-func human(b uint64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := uint64(unit), 0
-	for n := b / unit; n >= unit && exp < 4; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
-}
+func human(b uint64) string { return bytesize.IEC(b) }
