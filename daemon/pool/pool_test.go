@@ -387,8 +387,27 @@ func TestBadModelFile(t *testing.T) {
 }
 
 func TestRunnerKilled(t *testing.T) {
-	p := newPool(t, memBlock("1GiB", "1MiB")+modelBlock("m", realModel(t), ""), nil)
-	started, release, done := hold(t, p, "m")
+	// The held request must still be generating when the runner dies: 20
+	// tokens (hold's) can all be written to the socket before the kill on
+	// a loaded machine, and then the request rightly succeeds. Thousands
+	// of tokens past end-of-generation take seconds, the kill a moment.
+	p := newPool(t, memBlock("1GiB", "1MiB")+fmt.Sprintf(`model "m" {
+  path       = %q
+  context    = 8192
+  parallel   = 1
+  threads    = 1
+  keep_alive = "forever"
+}
+`, realModel(t)), nil)
+	started, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	var once sync.Once
+	go func() {
+		_, err := p.Complete(context.Background(), "m", runner.Request{Prompt: "Once upon a time", MaxTokens: 8000, IgnoreEOS: true}, func(string) {
+			once.Do(func() { close(started); <-release })
+		})
+		done <- err
+	}()
 	<-started
 	s := state(t, p, "m")
 	syscall.Kill(s.Pid, syscall.SIGKILL)
@@ -400,10 +419,10 @@ func TestRunnerKilled(t *testing.T) {
 			t.Fatalf("want ErrExited, got %v", err)
 		}
 		t.Log(err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("request still running 5s after its runner was killed")
+	case <-time.After(15 * time.Second):
+		t.Fatal("request still running 15s after its runner was killed")
 	}
-	s = waitState(t, p, "m", StateUnloaded, 5*time.Second)
+	s = waitState(t, p, "m", StateUnloaded, 15*time.Second)
 	if !strings.Contains(s.LastError, "exited") || s.ChargedBytes != 0 || s.Failures != 1 {
 		t.Fatalf("after the kill: %+v", s)
 	}

@@ -311,13 +311,22 @@ func (p *Process) RSS() (uint64, error) {
 	return 0, errors.New("VmRSS not found")
 }
 
+// exitGrace is how long a transport error waits for the process's exit to
+// be noticed before it is reported as a connection error. A killed
+// runner's socket closes at once, but Wait returns only once the process
+// is reaped, which on a loaded machine can take a while; the error code
+// (runner_exited) and the hybrid fallback depend on telling the two apart.
+const exitGrace = 2 * time.Second
+
 // diedError turns a transport error into ErrExited when the process is
 // gone (it may take a moment for Wait to notice).
 func (p *Process) diedError(err error) error {
+	t := time.NewTimer(exitGrace)
+	defer t.Stop()
 	select {
 	case <-p.done:
 		return fmt.Errorf("model %s: %w during the request: %s", p.opts.Name, ErrExited, p.exitReason())
-	case <-time.After(200 * time.Millisecond):
+	case <-t.C:
 		return fmt.Errorf("model %s: runner connection: %w", p.opts.Name, err)
 	}
 }
@@ -414,6 +423,9 @@ func (p *Process) Health(ctx context.Context) (Health, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://runner/health", nil)
 	resp, err := p.client.Do(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return Health{}, ctx.Err()
+		}
 		return Health{}, p.diedError(err)
 	}
 	defer resp.Body.Close()

@@ -113,7 +113,10 @@ func TestGoldenStreamingAndNot(t *testing.T) {
 }
 
 func TestConcurrentSlotsAndCancel(t *testing.T) {
-	p := start(t, testmodel.Path(t), 4, 512)
+	// 8192 per slot so that the long generations below last seconds: they
+	// must all still run when the queued request arrives and one is
+	// cancelled, however loaded the machine.
+	p := start(t, testmodel.Path(t), 4, 8192)
 	ready(t, p)
 	prompts := []string{"Once upon a time", "The little dog", "Lily and Ben", "One day, a cat",
 		"The sun was", "Tom had a red ball", "There was a bird", "A girl named Sue"}
@@ -159,7 +162,7 @@ func TestConcurrentSlotsAndCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		ctxs[i] = cancel
 		go func() {
-			_, err := p.Complete(ctx, runner.Request{Prompt: prompts[i], Sampling: greedy, MaxTokens: 400}, nil)
+			_, err := p.Complete(ctx, runner.Request{Prompt: prompts[i], Sampling: greedy, MaxTokens: 8000, IgnoreEOS: true}, nil)
 			done <- err
 		}()
 	}
@@ -192,7 +195,7 @@ func TestConcurrentSlotsAndCancel(t *testing.T) {
 
 func waitActive(t *testing.T, p *runner.Process, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		h, err := p.Health(context.Background())
 		if err != nil {
@@ -298,29 +301,35 @@ func TestBadModelFiles(t *testing.T) {
 }
 
 func TestKilledMidStream(t *testing.T) {
-	p := start(t, testmodel.Path(t), 1, 2048)
+	// Thousands of tokens past end-of-generation: the request is still
+	// generating when the kill comes, however loaded the machine (a short
+	// one may have written its last frame into the socket already, and
+	// then it rightly succeeds).
+	p := start(t, testmodel.Path(t), 1, 8192)
 	ready(t, p)
 	first := make(chan struct{})
 	var once sync.Once
 	errc := make(chan error, 1)
 	go func() {
-		_, err := p.Complete(context.Background(), runner.Request{Prompt: testmodel.GoldenPrompt, Sampling: runner.Sampling{Temperature: 1}, MaxTokens: 2000},
+		_, err := p.Complete(context.Background(), runner.Request{Prompt: testmodel.GoldenPrompt, Sampling: runner.Sampling{Temperature: 1}, MaxTokens: 8000, IgnoreEOS: true},
 			func(string) { once.Do(func() { close(first) }) })
 		errc <- err
 	}()
 	<-first
 	killed := time.Now()
 	syscall.Kill(p.Pid(), syscall.SIGKILL)
+	// The socket closes with the process, so the error comes at once; the
+	// bounds only leave room for a loaded machine's scheduling.
 	select {
 	case err := <-errc:
 		if !errors.Is(err, runner.ErrExited) {
 			t.Fatalf("want ErrExited, got %v", err)
 		}
-		if d := time.Since(killed); d > time.Second {
+		if d := time.Since(killed); d > 5*time.Second {
 			t.Fatalf("error after %v", d)
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("no error 2s after the runner was killed")
+	case <-time.After(15 * time.Second):
+		t.Fatal("no error 15s after the runner was killed")
 	}
 }
 
@@ -342,7 +351,7 @@ func TestRunnerExitsWithParent(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			return
@@ -354,7 +363,7 @@ func TestRunnerExitsWithParent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	t.Fatalf("runner %d still running 3 s after its parent was killed", pid)
+	t.Fatalf("runner %d still running 15 s after its parent was killed", pid)
 }
 
 func TestSetThreads(t *testing.T) {
