@@ -264,10 +264,11 @@ in_ct sed -i 's|/var/lib/jetai/models/model.gguf|/var/lib/jetai/models/stories26
 check "the sample /etc/jetai/jetai.hcl is usable once a model path is filled in" \
 	q in_ct jetaid --check-config /etc/jetai/jetai.hcl
 
-# infer [MODEL] [MAX]: one /inference request; prints the HTTP status, then
-# the body.
+# infer [MODEL] [MAX]: one /inference request (X-Request-Id $RID when set);
+# prints the HTTP status; the body is in $work/infer.out.
 infer() {
 	curl -sS --max-time 120 -o "$work/infer.out" -w '%{http_code}' "$api/inference" \
+		-H "X-Request-Id: ${RID:-deb-test}" \
 		-d "{\"prompt\": \"Once upon a time\", \"model\": \"${1:-assistant}\", \"max_tokens\": ${2:-16}, \"seed\": 7}" || true
 }
 # serves [MODEL]: an /inference request is answered with generated text.
@@ -303,7 +304,7 @@ ok "systemctl status jetaid shows the STATUS line:$(status_line | sed 's/^ *Stat
 
 # --- reload ------------------------------------------------------------------------
 pid=$(main_pid)
-check "before the reload the alias \"tiny\" is unknown (HTTP 404)" [ "$(infer tiny)" = 404 ]
+check "before the reload the alias \"tiny\" is unknown (HTTP 404)" [ "$(RID=deb-test-404 infer tiny)" = 404 ]
 in_ct sed -i 's|^  aliases = \[\]|  aliases = ["tiny"]|' /etc/jetai/jetai.hcl
 check "systemctl reload jetaid succeeds" in_ct systemctl reload jetaid
 check "the reload applied the config change: alias \"tiny\" answers" serves tiny
@@ -330,8 +331,8 @@ field() {
 }
 check "journal: SYSLOG_IDENTIFIER=jetaid" field SYSLOG_IDENTIFIER jetaid
 check "journal: \"model loaded\" carries MODEL=assistant" field MODEL assistant "model loaded"
-check "journal: the 404 for \"tiny\" carries PATH=/inference, STATUS=404 and CODE=model_not_found" \
-	bash -c "grep -E '\"PATH\" *: *\"/inference\"' '$work/journal.json' | grep -E '\"STATUS\" *: *\"404\"' | grep -E '\"CODE\" *: *\"model_not_found\"' >/dev/null"
+check "journal: the 404 for \"tiny\" carries REQUEST_ID (the client's X-Request-Id), PATH, STATUS=404 and CODE=model_not_found" \
+	bash -c "grep -E '\"REQUEST_ID\" *: *\"deb-test-404\"' '$work/journal.json' | grep -E '\"PATH\" *: *\"/inference\"' | grep -E '\"STATUS\" *: *\"404\"' | grep -E '\"CODE\" *: *\"model_not_found\"' >/dev/null"
 check "journal: \"model loaded\" has PRIORITY=6 (slog's info level)" field PRIORITY 6 "model loaded"
 
 # --- admin socket: group jetai only ---------------------------------------------------
