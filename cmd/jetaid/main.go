@@ -64,7 +64,10 @@ func run(args []string) int {
 jetaid serves the REST API on server.listen and the admin socket on
 server.admin_socket, or on the sockets systemd passes (file descriptors named
 "api" and "admin"). SIGTERM or SIGINT: stop accepting, finish the requests in
-flight (up to 30s), stop the runners, exit 0. SIGHUP: reload the config.
+flight (up to 30s), stop the runners, exit 0. The config file is watched
+and a change is applied as a diff without dropping requests (SIGHUP and
+jetai-ctl reload do the same); a file with errors is rejected with
+file:line:col diagnostics and the running config stays.
 Drive a running jetaid with jetai-ctl (jetai-ctl --help).
 `)
 	}
