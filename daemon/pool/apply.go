@@ -31,7 +31,10 @@ import (
 //     both, the model takes no new requests (they queue, bounded as
 //     usual), its running requests finish, the old runner stops and the
 //     new one loads. A model that is not loaded just takes the new
-//     settings for its next load.
+//     settings for its next load. When the new runner fails to load
+//     beside the old one (a bad model file), the old one serves on with the
+//     old settings and the model says so (Reload "restart failed",
+//     LastError); the new settings are tried again at its next load.
 //   - A lowered memory.budget evicts idle models in the eviction order
 //     until the charges fit; busy ones are never killed.
 //
@@ -54,6 +57,7 @@ const (
 	ReloadBeside   = "restarting beside" // the new runner loads beside the old one
 	ReloadInPlace  = "restarting"        // draining the old runner, then loading the new one
 	ReloadRetiring = "retiring old"      // the new runner serves; the old one finishes its requests
+	ReloadFailed   = "restart failed"    // the new runner did not load; the old one serves on
 )
 
 // ApplyReport says what Apply did at once; restarts and removals go on in
@@ -405,9 +409,9 @@ func (p *Pool) fitsBesideLocked(next config.Model, need uint64) bool {
 }
 
 // swapBesideLocked loads a runner for next beside m's running one and
-// switches m over to it. It reports false when the new runner failed (m
-// is then restarted in place, which reports the load error to whoever
-// waits); true when the swap is done or no longer wanted.
+// switches m over to it. It reports true when the swap is done, no longer
+// wanted, or failed (the old runner serves on); false when it should be
+// tried in place.
 func (p *Pool) swapBesideLocked(m *model, gen uint64, next config.Model, need uint64) bool {
 	oldProc := m.proc
 	m.rl.extra, m.rl.phase = need, ReloadBeside
@@ -421,7 +425,17 @@ func (p *Pool) swapBesideLocked(m *model, gen uint64, next config.Model, need ui
 		if p.closing || errors.Is(err, ErrClosed) {
 			return true
 		}
-		p.log.Warn("the new runner failed beside the old one; restarting in place", "model", next.Name, "err", err)
+		if p.current(m, gen) && m.state == StateReady && m.proc == oldProc {
+			// A broken new model file must not take a working model down:
+			// the old runner serves on; next stays pending for the next
+			// load (or a newer reload).
+			m.rl.phase = ReloadFailed
+			m.lastError = fmt.Sprintf("restart with the new settings failed; the previous runner serves on: %v", err)
+			m.failures++
+			p.log.Error("model restart failed; the previous runner serves on", "model", next.Name, "err", err)
+			p.broadcastLocked()
+			return true
+		}
 		return false
 	}
 	if !p.current(m, gen) || m.state != StateReady || m.proc != oldProc {

@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -323,5 +325,37 @@ func TestApplyUnderLoad(t *testing.T) {
 			}
 			t.Logf("%d requests, %d loads", done.Load(), s.Loads)
 		})
+	}
+}
+
+// TestApplyRestartFails: a restart onto a file that does not load (valid
+// GGUF magic, truncated) leaves the old runner serving with the old
+// settings and says so; fixing the file in a later reload restarts it.
+func TestApplyRestartFails(t *testing.T) {
+	real := realModel(t)
+	dir := t.TempDir()
+	good, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.gguf")
+	os.WriteFile(bad, good[:len(good)/2], 0o644)
+	mem := memBlock("1GiB", "1MiB")
+	p := newPool(t, mem+modelBlock("m", real, ""), nil)
+	pid := loadReady(t, p, "m")
+
+	apply(t, p, mem+modelBlock("m", bad, ""))
+	waitFor(t, "the failed restart", func() bool { return state(t, p, "m").Reload == ReloadFailed })
+	s := state(t, p, "m")
+	if s.Pid != pid || s.State != StateReady || !strings.Contains(s.LastError, "previous runner serves on") {
+		t.Fatalf("after a failed restart: %+v", s)
+	}
+	if _, err := p.Complete(context.Background(), "m", short, nil); err != nil {
+		t.Fatalf("the previous runner does not serve: %v", err)
+	}
+	apply(t, p, mem+withContext(modelBlock("m", real, ""), 512))
+	waitFor(t, "the fixed restart", func() bool { s := state(t, p, "m"); return s.Pid != pid && s.State == StateReady && s.Reload == "" })
+	if s := state(t, p, "m"); s.LastError != "" {
+		t.Fatalf("after the fix: %+v", s)
 	}
 }
