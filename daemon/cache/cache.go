@@ -485,6 +485,24 @@ func (c *Cache) Stage(ctx context.Context, src string, progress Progress) (*Hand
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("stage %s: not a regular file", src)
 	}
+	if filepath.Dir(abs) == c.models {
+		// A model imported or quantized into the cache: loaded in place,
+		// and kept from eviction while in use like a staged copy.
+		name := filepath.Base(abs)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		e := c.entries[name]
+		if e == nil {
+			return &Handle{Path: abs}, nil
+		}
+		if err := c.checkLocked(name); err != nil {
+			return nil, fmt.Errorf("stage %s: %w", src, err)
+		}
+		e.inUse++
+		c.touchLocked(name)
+		return &Handle{Path: abs, Hit: true, Staged: true, c: c, name: name,
+			Entry: Entry{Record: e.rec, Path: abs, InUse: e.inUse}}, nil
+	}
 	if strings.HasPrefix(abs, c.dir+string(filepath.Separator)) {
 		return &Handle{Path: abs}, nil
 	}

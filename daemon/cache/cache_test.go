@@ -516,3 +516,33 @@ func stageLimited() {
 	left, _ := os.ReadDir(filepath.Join(os.Getenv("JETAI_CACHE_DIR"), "tmp"))
 	fmt.Printf("tmp files: %d\n", len(left))
 }
+
+// TestImportedModelInUseIsKept: a model loaded from the cache itself (an
+// imported file) counts as in use, so the size bound never evicts it.
+func TestImportedModelInUseIsKept(t *testing.T) {
+	slow, dir := t.TempDir(), t.TempDir()
+	a, size := model(t, slow, 1)
+	b, _ := model(t, slow, 2)
+	c := open(t, dir, size+size/2) // room for one
+	e, err := c.Import(context.Background(), a, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.Stage(context.Background(), e.Path, nil)
+	if err != nil || h.Path != e.Path || !h.Hit {
+		t.Fatalf("stage of an imported file: %+v %v", h, err)
+	}
+	if _, err := c.Stage(context.Background(), b, nil); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("staging past the bound with the imported model in use: %v, want ErrNoRoom", err)
+	}
+	if _, ok := c.Lookup("a.gguf"); !ok {
+		t.Fatal("the imported model in use was evicted")
+	}
+	h.Release()
+	if _, err := c.Stage(context.Background(), b, nil); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	if _, ok := c.Lookup("a.gguf"); ok {
+		t.Fatal("the released imported model should have made room")
+	}
+}

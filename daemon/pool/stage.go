@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/jetai/jetai/config"
@@ -14,7 +15,10 @@ import (
 // release marks the copy unused; call it once the runner has exited.
 func (p *Pool) stageModel(mc config.Model) (path string, release func()) {
 	c := p.opts.Cache
-	if c == nil || !mc.Cache {
+	// A file inside the cache (imported, quantized) goes through Stage even
+	// with cache = false: that marks it in use, so it is never evicted
+	// from under its runner.
+	if c == nil || (!mc.Cache && filepath.Dir(mc.Path) != c.ModelsDir()) {
 		return mc.Path, func() {}
 	}
 	start := time.Now()
