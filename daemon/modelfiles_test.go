@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/ctl"
 	"github.com/jetai/jetai/daemon"
@@ -100,6 +102,7 @@ model "tiny" {
 	if code != 0 {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
 	}
+	importOut := out
 	m := blockOf(t, out)
 	if m.Name != "imported" || filepath.Dir(m.Path) != cacheModels || !strings.Contains(out, "llama F16") {
 		t.Fatalf("import output:\n%s", out)
@@ -109,6 +112,7 @@ model "tiny" {
 	if code != 0 {
 		t.Fatalf("quantize: exit %d\n%s%s", code, out, errs)
 	}
+	quantOut := out
 	q := blockOf(t, out)
 	if q.Name != "tiny-q8_0" || filepath.Dir(q.Path) != cacheModels || !strings.Contains(out, "Q8_0") {
 		t.Fatalf("quantize output:\n%s", out)
@@ -120,6 +124,32 @@ model "tiny" {
 	code, out, _ = ctlRun(sock, "cache")
 	if code != 0 || !strings.Contains(out, "imported.gguf") || !strings.Contains(out, "tiny-q8_0.gguf") || !strings.Contains(out, "quantized") {
 		t.Fatalf("cache: exit %d\n%s", code, out)
+	}
+
+	// The printed blocks pasted into the config: a reload adds both models
+	// and the runner loads and serves them.
+	f, _ := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	for _, o := range []string{importOut, quantOut} {
+		f.WriteString("\n" + o[strings.Index(o, "model \""):])
+	}
+	f.Close()
+	if code, out, errs := ctlRun(sock, "reload"); code != 0 {
+		t.Fatalf("reload with the pasted blocks: exit %d\n%s%s", code, out, errs)
+	}
+	for _, name := range []string{"imported", "tiny-q8_0"} {
+		if code, out, errs := ctlRun(sock, "load", name, "--wait"); code != 0 {
+			t.Fatalf("load %s: exit %d\n%s%s", name, code, out, errs)
+		}
+	}
+	code, out, _ = ctlRun(sock, "cache", "--json")
+	var st admin.CacheStatus
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("cache --json: exit %d %v\n%s", code, err, out)
+	}
+	for _, f := range st.Files {
+		if f.InUse != 1 {
+			t.Errorf("%s: in use %d while its model is loaded", f.Name, f.InUse)
+		}
 	}
 
 	bad := filepath.Join(dir, "bad.gguf")
