@@ -29,12 +29,13 @@ func openCache(cfg *config.Config, log *slog.Logger) *cache.Cache {
 
 // openIngest builds the import/quantize service over the cache (nil
 // without one).
-func openIngest(c *cache.Cache, opts Options) *ingest.Ingester {
+func openIngest(c *cache.Cache, opts Options, log *slog.Logger) *ingest.Ingester {
 	if c == nil {
 		return nil
 	}
 	g, err := ingest.New(ingest.Options{Cache: c, Command: opts.ToolCommand, Env: opts.ToolEnv})
 	if err != nil {
+		log.Error("import and quantize unavailable", "err", err)
 		return nil
 	}
 	return g
@@ -46,7 +47,7 @@ func (d *Daemon) Cache() *cache.Cache { return d.cache }
 // initModelCache opens cache.dir and the import/quantize service.
 func (d *Daemon) initModelCache(cfg *config.Config) {
 	d.cache = openCache(cfg, d.log)
-	d.ingest = openIngest(d.cache, d.opts)
+	d.ingest = openIngest(d.cache, d.opts, d.log)
 }
 
 // applyCacheConfig applies a reloaded cache block (Reload calls it):
@@ -83,6 +84,9 @@ func (d *Daemon) CacheStatus() (admin.CacheStatus, error) {
 	}
 	s := admin.CacheStatus{Dir: d.cache.Dir(), MaxSize: d.cache.MaxSize(), Used: d.cache.Used(), ParkedBytes: d.cache.ParkedBytes(),
 		Files: d.cache.Entries(), Quantizing: []admin.QuantizeJob{}}
+	if d.ingest == nil {
+		return s, nil
+	}
 	for _, j := range d.ingest.Jobs() {
 		done, total := j.Progress()
 		s.Quantizing = append(s.Quantizing, admin.QuantizeJob{Name: j.Name, Type: j.Type, Source: j.Source, Done: done, Total: total, Paused: j.Paused()})
