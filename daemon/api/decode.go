@@ -32,6 +32,23 @@ func decodeBody(r *http.Request, v any, strict bool) *Error {
 	return nil
 }
 
+// checker is a request body that validates itself.
+type checker interface{ check() *Error }
+
+// decodeChecked decodes the body into req and validates it. On a mistake
+// it answers the error and returns false.
+func decodeChecked(w http.ResponseWriter, r *http.Request, req checker, strict bool) bool {
+	e := decodeBody(r, req, strict)
+	if e == nil {
+		e = req.check()
+	}
+	if e != nil {
+		writeError(w, e)
+		return false
+	}
+	return true
+}
+
 // decodeRaw decodes one JSON value (a batch entry) strictly.
 func decodeRaw(raw []byte, v any, strict bool) *Error {
 	dec := json.NewDecoder(strings.NewReader(string(raw)))

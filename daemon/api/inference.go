@@ -102,12 +102,7 @@ func (req *inferenceRequest) job() genJob {
 func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var req inferenceRequest
-	if e := decodeBody(r, &req, true); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := req.check(); e != nil {
-		writeError(w, e)
+	if !decodeChecked(w, r, &req, true) {
 		return
 	}
 	j := req.job()
@@ -120,25 +115,38 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := s.generate(r.Context(), j)
 	if err != nil {
-		e := errorFor(r.Context(), err, s.cfg().Server.RequestTimeout)
-		s.logFailure(r, out.Model, e)
-		if st != nil && st.started {
-			st.event(e.body())
-			return
-		}
-		writeError(w, e)
+		s.fail(w, r, st, out.Model, err)
 		return
 	}
-	resp := InferenceResponse{
-		Response: out.Result.Text, Model: out.Model, Selection: out.Selection,
-		FinishReason: out.Result.FinishReason, Usage: usageOf(out.Result.Timings), Timings: timingsOf(out.Result.Timings, start),
-	}
+	resp := out.response(start)
 	if st != nil {
 		resp.Done = true
 		st.event(resp)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// response is the answer of /inference for a generation begun at start.
+func (out outcome) response(start time.Time) *InferenceResponse {
+	return &InferenceResponse{
+		Response: out.Result.Text, Model: out.Model, Selection: out.Selection,
+		FinishReason: out.Result.FinishReason, Usage: usageOf(out.Result.Timings), Timings: timingsOf(out.Result.Timings, start),
+	}
+}
+
+// fail answers a failed generation: as the stream's last event when a
+// stream has begun, else as a plain JSON error with its status. It
+// reports whether the answer went into the stream.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, st *sse, model string, err error) bool {
+	e := errorFor(r.Context(), err, s.cfg().Server.RequestTimeout)
+	s.logFailure(r, model, e)
+	if st != nil && st.started {
+		st.event(e.body())
+		return true
+	}
+	writeError(w, e)
+	return false
 }
 
 func (s *Server) logFailure(r *http.Request, model string, e *Error) {
@@ -242,8 +250,5 @@ func (b *BatchResult) run(ctx context.Context, s *Server, req *inferenceRequest)
 		return
 	}
 	b.Status = http.StatusOK
-	b.InferenceResponse = &InferenceResponse{
-		Response: out.Result.Text, Model: out.Model, Selection: out.Selection,
-		FinishReason: out.Result.FinishReason, Usage: usageOf(out.Result.Timings), Timings: timingsOf(out.Result.Timings, start),
-	}
+	b.InferenceResponse = out.response(start)
 }

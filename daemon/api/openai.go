@@ -181,12 +181,7 @@ type oaResponse struct {
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
-	if e := decodeBody(r, &req, false); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := req.check(); e != nil {
-		writeError(w, e)
+	if !decodeChecked(w, r, &req, false) {
 		return
 	}
 	if len(req.Tools) > 0 {
@@ -228,12 +223,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	var req completionRequest
-	if e := decodeBody(r, &req, false); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := req.check(); e != nil {
-		writeError(w, e)
+	if !decodeChecked(w, r, &req, false) {
 		return
 	}
 	prompt, e := promptText(req.Prompt)
@@ -313,14 +303,9 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 	}
 	out, err := s.generate(r.Context(), j)
 	if err != nil {
-		e := errorFor(r.Context(), err, s.cfg().Server.RequestTimeout)
-		s.logFailure(r, out.Model, e)
-		if st != nil && st.started {
-			st.event(e.body())
+		if s.fail(w, r, st, out.Model, err) {
 			st.done()
-			return
 		}
-		writeError(w, e)
 		return
 	}
 	fr := finishReason(out.Result.FinishReason)
