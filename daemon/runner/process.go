@@ -406,16 +406,7 @@ func (p *Process) Complete(ctx context.Context, req Request, onText func(string)
 
 // Embed returns the embedding of input.
 func (p *Process) Embed(ctx context.Context, input string) (EmbedResult, error) {
-	resp, err := p.post(ctx, "/embed", EmbedRequest{Input: input})
-	if err != nil {
-		return EmbedResult{}, err
-	}
-	defer resp.Body.Close()
-	var out EmbedResult
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return out, p.diedError(err)
-	}
-	return out, nil
+	return call[EmbedResult](ctx, p, "/embed", EmbedRequest{Input: input})
 }
 
 // Health asks the runner for its state.
@@ -502,22 +493,25 @@ func (t *tailBuffer) lastLines(n int) string {
 // Park saves the KV state of the runner's most recently used idle slots
 // into req.Dir (see ParkRequest).
 func (p *Process) Park(ctx context.Context, req ParkRequest) (ParkResult, error) {
-	var out ParkResult
-	resp, err := p.post(ctx, "/park", req)
-	if err != nil {
-		return out, fmt.Errorf("model %s: park: %w", p.opts.Name, err)
-	}
-	defer resp.Body.Close()
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return call[ParkResult](ctx, p, "/park", req)
 }
 
 // Restore loads parked slot state into the runner's free slots.
 func (p *Process) Restore(ctx context.Context, req RestoreRequest) (RestoreResult, error) {
-	var out RestoreResult
-	resp, err := p.post(ctx, "/restore", req)
+	return call[RestoreResult](ctx, p, "/restore", req)
+}
+
+// call posts req to the runner's path and decodes its JSON answer; errors
+// name the model and the call.
+func call[T any](ctx context.Context, p *Process, path string, req any) (T, error) {
+	var out T
+	resp, err := p.post(ctx, path, req)
 	if err != nil {
-		return out, fmt.Errorf("model %s: restore: %w", p.opts.Name, err)
+		return out, fmt.Errorf("model %s: %s: %w", p.opts.Name, strings.TrimPrefix(path, "/"), err)
 	}
 	defer resp.Body.Close()
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("model %s: %s: %w", p.opts.Name, strings.TrimPrefix(path, "/"), p.diedError(err))
+	}
+	return out, nil
 }
