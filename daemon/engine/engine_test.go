@@ -23,6 +23,32 @@ func loadTiny(t *testing.T) *Model {
 	return m
 }
 
+// newContext makes a context of m, closed when the test ends.
+func newContext(t *testing.T, m *Model, o ContextOptions) *Context {
+	t.Helper()
+	c, err := m.NewContext(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// promptBatch is a batch of size holding toks as sequence 0, with logits
+// for the last one; freed when the test ends.
+func promptBatch(t *testing.T, toks []int, size int) *Batch {
+	t.Helper()
+	b, err := NewBatch(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Free)
+	for i, tok := range toks {
+		b.Add(tok, i, 0, i == len(toks)-1)
+	}
+	return b
+}
+
 func TestModelParamsLayout(t *testing.T) {
 	gpu, split, vocabOnly, mmap, mlock, check, cbNil := defaultModelParams()
 	if gpu != 0 || split != 1 || vocabOnly || !mmap || mlock || check || !cbNil {
@@ -125,11 +151,7 @@ func greedy(t *testing.T, m *Model, c *Context, prompt string, n int) string {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	b, _ := NewBatch(512)
-	defer b.Free()
-	for i, tok := range toks {
-		b.Add(tok, i, 0, i == len(toks)-1)
-	}
+	b := promptBatch(t, toks, 512)
 	var out strings.Builder
 	var ts TextStream
 	pos := len(toks)
@@ -151,11 +173,7 @@ func greedy(t *testing.T, m *Model, c *Context, prompt string, n int) string {
 
 func TestGreedyGolden(t *testing.T) {
 	m := loadTiny(t)
-	c, err := m.NewContext(ContextOptions{SlotContext: 256, Slots: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newContext(t, m, ContextOptions{SlotContext: 256, Slots: 1})
 	got := greedy(t, m, c, testmodel.GoldenPrompt, 40)
 	want, ok := testmodel.Golden[runtime.GOARCH]
 	if !ok {
@@ -178,17 +196,9 @@ func TestGreedyGolden(t *testing.T) {
 // TestBan: a banned token is never sampled, even when greedy would pick it.
 func TestBan(t *testing.T) {
 	m := loadTiny(t)
-	c, err := m.NewContext(ContextOptions{SlotContext: 64, Slots: 1, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newContext(t, m, ContextOptions{SlotContext: 64, Slots: 1, Threads: 1})
 	toks, _ := m.Tokenize(testmodel.GoldenPrompt, true)
-	b, _ := NewBatch(64)
-	defer b.Free()
-	for i, tok := range toks {
-		b.Add(tok, i, 0, i == len(toks)-1)
-	}
+	b := promptBatch(t, toks, 64)
 	if err := c.Decode(b); err != nil {
 		t.Fatal(err)
 	}
@@ -234,22 +244,14 @@ func TestSamplerGrammar(t *testing.T) {
 	if _, err := m.NewSampler(SamplingParams{TopP: 3}); err == nil {
 		t.Fatal("top_p 3 accepted")
 	}
-	c, err := m.NewContext(ContextOptions{SlotContext: 128, Slots: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newContext(t, m, ContextOptions{SlotContext: 128, Slots: 1})
 	s, err := m.NewSampler(SamplingParams{Temperature: 0.8, TopK: 40, TopP: 0.95, Grammar: `root ::= ("yes" | "no") "."`})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	toks, _ := m.Tokenize("Is it", true)
-	b, _ := NewBatch(64)
-	defer b.Free()
-	for i, tok := range toks {
-		b.Add(tok, i, 0, i == len(toks)-1)
-	}
+	b := promptBatch(t, toks, 64)
 	var out strings.Builder
 	pos := len(toks)
 	for range 10 {
@@ -276,11 +278,7 @@ func TestSamplerGrammar(t *testing.T) {
 
 func TestEmbed(t *testing.T) {
 	m := loadTiny(t)
-	c, err := m.NewContext(ContextOptions{SlotContext: 128, Slots: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newContext(t, m, ContextOptions{SlotContext: 128, Slots: 2})
 	a, _ := m.Tokenize("the cat sat on the mat", true)
 	b, _ := m.Tokenize("a dog ran in the park", true)
 	ea, err := c.Embed(a, 1)
@@ -309,17 +307,9 @@ func TestEmbed(t *testing.T) {
 
 func TestSaveLoadSequence(t *testing.T) {
 	m := loadTiny(t)
-	c, err := m.NewContext(ContextOptions{SlotContext: 128, Slots: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newContext(t, m, ContextOptions{SlotContext: 128, Slots: 2})
 	toks, _ := m.Tokenize(testmodel.GoldenPrompt, true)
-	b, _ := NewBatch(64)
-	defer b.Free()
-	for i, tok := range toks {
-		b.Add(tok, i, 0, i == len(toks)-1)
-	}
+	b := promptBatch(t, toks, 64)
 	if err := c.Decode(b); err != nil {
 		t.Fatal(err)
 	}

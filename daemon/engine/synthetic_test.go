@@ -35,7 +35,7 @@ func TestSyntheticQuantized(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer m.Close()
+			t.Cleanup(m.Close) // after the context's, registered later
 			info := m.Info()
 			if info.FileType != c.want || info.Architecture != "llama" || info.VocabSize != spec.Vocab || info.Layers != spec.Layers {
 				t.Fatalf("info: %+v", info)
@@ -53,18 +53,10 @@ func TestSyntheticQuantized(t *testing.T) {
 			if len(imStart) != 1 {
 				t.Fatalf("<|im_start|> is %d tokens, want one control token", len(imStart))
 			}
-			c, err := m.NewContext(ContextOptions{SlotContext: 128, Slots: 1, Threads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := newContext(t, m, ContextOptions{SlotContext: 128, Slots: 1, Threads: 1})
 			s, _ := m.NewSampler(SamplingParams{Temperature: 0})
 			defer s.Close()
-			b, _ := NewBatch(128)
-			defer b.Free()
-			for i, tok := range toks {
-				b.Add(tok, i, 0, i == len(toks)-1)
-			}
+			b := promptBatch(t, toks, 128)
 			if err := c.Decode(b); err != nil {
 				t.Fatal(err)
 			}
