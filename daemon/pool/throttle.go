@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
@@ -111,16 +112,28 @@ func (p *Pool) SetThrottle(ctx context.Context, t Throttle) {
 	if p.thr.threads == nil {
 		p.thr.threads = map[*model]appliedThreads{}
 	}
-	if p.thr.cur != t {
-		if p.thr.cur.Level != t.Level {
-			// The monitor logs the transition and its reason; this is detail.
-			p.log.Debug("throttle", "level", t.Level, "threads", t.Threads, "slot_share", t.SlotShare, "delay", t.Delay, "shed", t.Shed)
+	changed := p.thr.cur != t
+	if changed && p.thr.cur.Level != t.Level {
+		// The monitor logs the transition and its reason; this is detail.
+		p.log.Debug("throttle", "level", t.Level, "threads", t.Threads, "slot_share", t.SlotShare, "delay", t.Delay, "shed", t.Shed)
+	}
+	p.thr.cur = t
+	// Every call, not only on a change: a model added by a reload since
+	// the last change must be capped too.
+	for _, m := range p.order {
+		if m.slotShare != t.SlotShare {
+			m.slotShare, changed = t.SlotShare, true
 		}
-		p.thr.cur = t
-		for _, m := range p.order {
-			m.slotShare = t.SlotShare
-		}
+	}
+	if changed {
 		p.broadcastLocked() // slots may have grown
+	}
+	// Forget the threads of runners that are gone (unloaded, restarted,
+	// or their model removed by a reload), so the map does not keep them.
+	for m, a := range p.thr.threads {
+		if a.proc != m.proc || !slices.Contains(p.order, m) {
+			delete(p.thr.threads, m)
+		}
 	}
 	if t.Shed && !p.closing {
 		for _, c := range p.idleCandidatesLocked(nil) {

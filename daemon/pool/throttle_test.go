@@ -111,3 +111,37 @@ func TestThrottleGate(t *testing.T) {
 		t.Errorf("low after recovery: %v", err)
 	}
 }
+
+// TestThrottleAfterReload: a model that a reload adds while the throttle
+// is in force gets its capped slots from the monitor's next call (which
+// repeats the same throttle), and the threads applied to a runner whose
+// model was removed are forgotten.
+func TestThrottleAfterReload(t *testing.T) {
+	real := realModel(t)
+	dir := t.TempDir()
+	a, b := copyModel(t, real, dir, "a.gguf"), copyModel(t, real, dir, "b.gguf")
+	block := func(name, path string) string {
+		return fmt.Sprintf("model %q {\n  path = %q\n  context = 256\n  parallel = 4\n  threads = 2\n  keep_alive = \"forever\"\n}\n", name, path)
+	}
+	p := newPool(t, memBlock("1GiB", "1MiB")+block("a", a), nil)
+	loadReady(t, p, "a")
+	ctx := context.Background()
+	thr := Throttle{Level: "throttle", Threads: 1, SlotShare: 0.5}
+	p.SetThrottle(ctx, thr)
+	if ts := p.ThrottleStatus(); ts.Slots["a"] != 2 || ts.RunnerThreads["a"] != 1 {
+		t.Fatalf("a under the throttle: %+v", ts)
+	}
+
+	apply(t, p, memBlock("1GiB", "1MiB")+block("b", b))
+	waitFor(t, "a to go", func() bool { return len(p.Models()) == 1 })
+	p.SetThrottle(ctx, thr) // the monitor's next reading: same level
+	if ts := p.ThrottleStatus(); ts.Slots["b"] != 2 {
+		t.Errorf("b, added by the reload under the throttle, may run %d at once, want 2: %+v", ts.Slots["b"], ts)
+	}
+	p.mu.Lock()
+	n := len(p.thr.threads)
+	p.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d runners' threads remembered after a's removal, want none", n)
+	}
+}
