@@ -18,6 +18,7 @@
 //	GET  /v1/top?interval=1s         NDJSON stream of Status, one line per interval
 //	POST /v1/complete                NDJSON stream of runner frames (benchmarks)
 //	GET  /v1/cache                   CacheStatus: cached model files, parked bytes, quantize jobs
+//	POST /v1/cache/verify            VerifyResult: each cached file hashed against its record
 //	POST /v1/import                  {"path", "name"} → NDJSON FileFrames (progress, then result)
 //	POST /v1/quantize                {"model", "type", "name"} → NDJSON FileFrames; disconnect cancels
 //

@@ -16,6 +16,7 @@ import (
 // Backend. The endpoints, under /v1:
 //
 //	GET  /v1/cache       CacheStatus
+//	POST /v1/cache/verify VerifyResult: every cached model file hashed against its record
 //	POST /v1/import      ImportRequest → NDJSON FileFrames (progress…, then result or error)
 //	POST /v1/quantize    QuantizeRequest → NDJSON FileFrames; closing the connection cancels
 //
@@ -24,6 +25,7 @@ import (
 // ModelFiles is implemented by a Backend that manages the model cache.
 type ModelFiles interface {
 	CacheStatus(ctx context.Context) (CacheStatus, error)
+	VerifyCache(ctx context.Context) (VerifyResult, error)
 	Import(ctx context.Context, req ImportRequest, progress func(Progress)) (ingest.Result, error)
 	Quantize(ctx context.Context, req QuantizeRequest, progress func(Progress)) (ingest.Result, error)
 }
@@ -47,6 +49,21 @@ type QuantizeJob struct {
 	Done   int    `json:"done"`  // tensors
 	Total  int    `json:"total"` // tensors
 	Paused bool   `json:"paused"`
+}
+
+// VerifyResult lists the cached model files checked against their
+// recorded sha256. A corrupt file no loaded model uses is removed
+// (Removed); one in use stays until its model unloads.
+type VerifyResult struct {
+	OK      []string      `json:"ok"`
+	Corrupt []CorruptFile `json:"corrupt"`
+}
+
+// CorruptFile is a cached file that failed verification.
+type CorruptFile struct {
+	Name    string `json:"name"`
+	Error   string `json:"error"`
+	Removed bool   `json:"removed"`
 }
 
 // ImportRequest imports the GGUF at Path (absolute, readable by the
@@ -86,6 +103,7 @@ func (s *Server) routeModelFiles(m *http.ServeMux) {
 			writeError(w, Errorf(http.StatusNotImplemented, CodeNotSupported, "this daemon has no model cache"))
 		}
 		m.HandleFunc("GET /v1/cache", no)
+		m.HandleFunc("POST /v1/cache/verify", no)
 		m.HandleFunc("POST /v1/import", no)
 		m.HandleFunc("POST /v1/quantize", no)
 		return
@@ -97,6 +115,14 @@ func (s *Server) routeModelFiles(m *http.ServeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
+	})
+	m.HandleFunc("POST /v1/cache/verify", func(w http.ResponseWriter, r *http.Request) {
+		res, err := mf.VerifyCache(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 	})
 	m.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
 		var req ImportRequest
@@ -171,6 +197,13 @@ func (c *Client) CacheStatus(ctx context.Context) (CacheStatus, error) {
 	var st CacheStatus
 	_, err := c.do(ctx, "GET", "/v1/cache", nil, &st)
 	return st, err
+}
+
+// VerifyCache hashes every cached model file against its record.
+func (c *Client) VerifyCache(ctx context.Context) (VerifyResult, error) {
+	var res VerifyResult
+	_, err := c.do(ctx, "POST", "/v1/cache/verify", nil, &res)
+	return res, err
 }
 
 // Import imports a model file; progress (may be nil) gets copy progress.

@@ -17,6 +17,7 @@ import (
 // fileFlags are the flags of import and quantize.
 var fileFlags struct {
 	name, typ string
+	verify    bool
 }
 
 func init() {
@@ -38,7 +39,13 @@ func init() {
 				fs.StringVar(&fileFlags.name, "name", "", "name of the new model (default: MODEL-TYPE)")
 			},
 			Complete: []string{"models"}, Run: runQuantize},
-		{Name: "cache", Summary: "list the model cache: files, parked conversations, quantize jobs", MaxArgs: 0, Run: runCache},
+		{Name: "cache", Summary: "list the model cache: files, parked conversations, quantize jobs", MaxArgs: 0,
+			Help: "With --verify the daemon hashes every cached model file against its recorded sha256;\n" +
+				"a corrupt file no loaded model uses is removed (it is copied again at its next load).\n" +
+				"Exit 1 when any file is corrupt.",
+			Flags: func(fs *flag.FlagSet, e *Env) {
+				fs.BoolVar(&fileFlags.verify, "verify", false, "hash every cached file against its record")
+			}, Run: runCache},
 	}
 	// Before "help", which stays last.
 	n := len(commands)
@@ -119,6 +126,9 @@ func runQuantize(ctx context.Context, e *Env, args []string) error {
 }
 
 func runCache(ctx context.Context, e *Env, _ []string) error {
+	if fileFlags.verify {
+		return runVerify(ctx, e)
+	}
 	st, err := e.Client.CacheStatus(ctx)
 	if err != nil {
 		return err
@@ -143,6 +153,33 @@ func runCache(ctx context.Context, e *Env, _ []string) error {
 			state = "paused"
 		}
 		fmt.Fprintf(e.Stdout, "quantizing %s (%s) from %s: %d/%d tensors, %s\n", j.Name, j.Type, j.Source, j.Done, j.Total, state)
+	}
+	return nil
+}
+
+func runVerify(ctx context.Context, e *Env) error {
+	r, err := e.Client.VerifyCache(ctx)
+	if err != nil {
+		return err
+	}
+	if e.JSON {
+		if err := printJSON(e.Stdout, r); err != nil {
+			return err
+		}
+	} else {
+		for _, n := range r.OK {
+			fmt.Fprintf(e.Stdout, "ok       %s\n", n)
+		}
+		for _, c := range r.Corrupt {
+			what := "kept while a loaded model uses it"
+			if c.Removed {
+				what = "removed"
+			}
+			fmt.Fprintf(e.Stdout, "CORRUPT  %s (%s): %s\n", c.Name, what, c.Error)
+		}
+	}
+	if len(r.Corrupt) > 0 {
+		return failed()
 	}
 	return nil
 }

@@ -94,6 +94,29 @@ func (d *Daemon) CacheStatus() (admin.CacheStatus, error) {
 	return s, nil
 }
 
+// VerifyCache hashes every cached model file against its recorded
+// sha256 (see cache.Verify).
+func (d *Daemon) VerifyCache(ctx context.Context) (admin.VerifyResult, error) {
+	res := admin.VerifyResult{OK: []string{}, Corrupt: []admin.CorruptFile{}}
+	if d.cache == nil {
+		return res, errNoCache
+	}
+	for _, e := range d.cache.Entries() {
+		err := d.cache.Verify(ctx, e.Name)
+		switch {
+		case err == nil:
+			res.OK = append(res.OK, e.Name)
+		case ctx.Err() != nil:
+			return res, ctx.Err()
+		default:
+			_, kept := d.cache.Lookup(e.Name)
+			res.Corrupt = append(res.Corrupt, admin.CorruptFile{Name: e.Name, Error: err.Error(), Removed: !kept})
+			d.log.Warn("model cache: corrupt file", "name", e.Name, "err", err, "removed", !kept)
+		}
+	}
+	return res, nil
+}
+
 // ImportModel checks the GGUF at path (which the daemon must be able to
 // read) and copies it into the cache as name; progress gets the bytes
 // copied.
@@ -156,6 +179,10 @@ var _ admin.ModelFiles = adminBackend{}
 
 func (b adminBackend) CacheStatus(ctx context.Context) (admin.CacheStatus, error) {
 	return b.d.CacheStatus()
+}
+
+func (b adminBackend) VerifyCache(ctx context.Context) (admin.VerifyResult, error) {
+	return b.d.VerifyCache(ctx)
 }
 
 func (b adminBackend) Import(ctx context.Context, req admin.ImportRequest, progress func(admin.Progress)) (ingest.Result, error) {

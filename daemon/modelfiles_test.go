@@ -152,6 +152,37 @@ model "tiny" {
 		}
 	}
 
+	// Verification: both files match their records; a flipped byte in the
+	// imported one is found, kept while its model is loaded, removed after.
+	if code, out, errs := ctlRun(sock, "cache", "--verify"); code != 0 || strings.Count(out, "ok ") != 2 {
+		t.Fatalf("cache --verify: exit %d\n%s%s", code, out, errs)
+	}
+	fh, _ := os.OpenFile(m.Path, os.O_WRONLY, 0)
+	fh.WriteAt([]byte{0x55, 0xaa, 0x55}, int64(m.FileSize)-100)
+	fh.Close()
+	code, out, _ = ctlRun(sock, "cache", "--verify")
+	if code != 1 || !strings.Contains(out, "CORRUPT  imported.gguf (kept while a loaded model uses it)") || !strings.Contains(out, "ok       tiny-q8_0.gguf") {
+		t.Fatalf("verify with a corrupt file in use: exit %d\n%s", code, out)
+	}
+	if code, out, errs := ctlRun(sock, "unload", "imported"); code != 0 {
+		t.Fatalf("unload: exit %d\n%s%s", code, out, errs)
+	}
+	// The runner's exit releases the file a moment after unload returns.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, out, _ = ctlRun(sock, "cache", "--verify")
+		if code == 1 && strings.Contains(out, "CORRUPT  imported.gguf (removed)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verify with the corrupt file unused: exit %d\n%s", code, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(m.Path); !os.IsNotExist(err) {
+		t.Fatalf("corrupt file still on disk: %v", err)
+	}
+
 	bad := filepath.Join(dir, "bad.gguf")
 	os.WriteFile(bad, []byte("GGUF but not really"), 0o644)
 	for _, tc := range []struct {
