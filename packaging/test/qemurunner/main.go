@@ -41,7 +41,7 @@ func run(model, prompt string, tokens int, timeout time.Duration, command []stri
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	p, err := runner.Start(runner.Options{
-		Name: "probe", Model: model, SlotContext: 256, Slots: 1, Threads: 2, Queue: 1,
+		Name: "probe", Model: model, SlotContext: 256, Slots: 1, Threads: 1, Queue: 1,
 		Command: append(append([]string{}, command...), "runner"),
 		Log:     os.Stderr,
 	})
