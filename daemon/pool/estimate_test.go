@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/gguf"
@@ -40,7 +41,12 @@ func TestEstimateAgainstRunners(t *testing.T) {
 		if _, err := p.Complete(context.Background(), n, short, nil); err != nil {
 			t.Fatal(err)
 		}
+		// The load measures the runner right after it reports ready, so a
+		// fast request can finish before the first measurement lands.
 		s := state(t, p, n)
+		for deadline := time.Now().Add(10 * time.Second); s.MeasuredBytes == 0 && time.Now().Before(deadline); s = state(t, p, n) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		t.Logf("%s: estimate %s (weights %s, kv %s, compute %s), measured %s, charged %s", n,
 			human(before.Total), human(before.Weights), human(before.KV), human(before.Compute), human(s.MeasuredBytes), human(s.ChargedBytes))
 		if s.MeasuredBytes < before.Weights || s.ChargedBytes < s.MeasuredBytes || s.ChargedBytes < before.Total {
