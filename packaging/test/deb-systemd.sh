@@ -416,6 +416,31 @@ check "jetaid stopped cleanly (Result=$(prop jetaid.service Result), inactive)" 
 drained() { in_ct journalctl -u jetaid --no-pager -n 100 -o cat | grep -A1000 'jetaid stopping' | grep 'jetaid stopped' >/dev/null; }
 check "the journal shows the drain (\"jetaid stopping\" then \"jetaid stopped\")" drained
 
+# --- ProtectSystem=strict, and a cache on another disk --------------------------------
+# The file system is read-only to jetaid but for its own directories; a
+# cache.dir elsewhere needs the ReadWritePaths= drop-in of README.Debian.
+# (reset-failed clears the start rate limit that the restarts above used.)
+in_ct systemctl reset-failed jetaid
+in_ct install -d -o jetai -g jetai -m 0750 /srv/nvme/jetai-cache
+in_ct sed -i 's|^  dir = "/var/cache/jetai"$|  dir = "/srv/nvme/jetai-cache"|' /etc/jetai/jetai.hcl
+since=$(date +%s)
+in_ct systemctl restart jetaid
+ro_log() { in_ct journalctl -u jetaid --no-pager -o cat --since "@$since" | grep 'model cache unusable.*read-only file system'; }
+wait_for 20 "jetaid reports the read-only cache.dir" q ro_log
+ok "without a drop-in, cache.dir /srv/nvme/jetai-cache is read-only to jetaid: $(ro_log | head -1 | cut -c1-150)"
+check "nothing was written there" [ -z "$(ls -A "$root/srv/nvme/jetai-cache")" ]
+mkdir -p "$root/etc/systemd/system/jetaid.service.d"
+printf '[Service]\nReadWritePaths=/srv/nvme/jetai-cache\n' >"$root/etc/systemd/system/jetaid.service.d/cache.conf"
+in_ct systemctl daemon-reload
+since=$(date +%s)
+in_ct systemctl restart jetaid
+check "with ReadWritePaths= in a drop-in, jetaid opens the cache there (models/, parked/, tmp/)" \
+	in_ct test -d /srv/nvme/jetai-cache/models -a -d /srv/nvme/jetai-cache/parked -a -d /srv/nvme/jetai-cache/tmp
+no_ro_log() { ! ro_log >/dev/null; }
+check "and reports no read-only cache" no_ro_log
+check "and serves" serves
+cp "$root/etc/jetai/jetai.hcl" "$work/good.hcl"
+
 # --- upgrade: restart, conffile kept ---------------------------------------------------
 # The same package under a higher version, repacked with dpkg-deb.
 up_version=$version+test1
