@@ -309,7 +309,10 @@ func rawSingle(lctx *engine.Context, m *engine.Model, b *engine.Batch, toks []in
 			return 0, 0, err
 		}
 	}
-	tok := sampleMasked(lctx, s, b.Len()-1, eog)
+	tok, err := sampleMasked(lctx, s, b.Len()-1, eog)
+	if err != nil {
+		return 0, 0, err
+	}
 	prompt = float64(len(toks)) / time.Since(start).Seconds()
 	start = time.Now()
 	pos := len(toks)
@@ -320,7 +323,9 @@ func rawSingle(lctx *engine.Context, m *engine.Model, b *engine.Batch, toks []in
 		if err := lctx.Decode(b); err != nil {
 			return 0, 0, err
 		}
-		tok = sampleMasked(lctx, s, 0, eog)
+		if tok, err = sampleMasked(lctx, s, 0, eog); err != nil {
+			return 0, 0, err
+		}
 		m.Piece(tok)
 	}
 	decode = float64(gen-1) / time.Since(start).Seconds()
@@ -349,10 +354,11 @@ func rawBatched(cfg Config, c Case, f figures, lctx *engine.Context, m *engine.M
 			if err := lctx.Decode(b); err != nil {
 				return f, err
 			}
-			for i := range k {
-				next[i] = sampleMasked(lctx, samplers[i], idx[i], eog)
+			var err error
+			for i := 0; i < k && err == nil; i++ {
+				next[i], err = sampleMasked(lctx, samplers[i], idx[i], eog)
 			}
-			for range c.GenTokens - 1 {
+			for n := 0; n < c.GenTokens-1 && err == nil; n++ {
 				b.Clear()
 				for i := range k {
 					idx[i] = b.Add(next[i], posK[i], i, true)
@@ -361,23 +367,28 @@ func rawBatched(cfg Config, c Case, f figures, lctx *engine.Context, m *engine.M
 				if err := lctx.Decode(b); err != nil {
 					return f, err
 				}
-				for i := range k {
-					next[i] = sampleMasked(lctx, samplers[i], idx[i], eog)
-					m.Piece(next[i])
+				for i := 0; i < k && err == nil; i++ {
+					if next[i], err = sampleMasked(lctx, samplers[i], idx[i], eog); err == nil {
+						m.Piece(next[i])
+					}
 				}
 			}
-			f.batched[k] = max(f.batched[k], float64(k*c.GenTokens)/time.Since(start).Seconds())
+			el := time.Since(start)
 			for i := range k {
 				samplers[i].Close()
 				lctx.RemoveFrom(i, 0)
 			}
+			if err != nil {
+				return f, err
+			}
+			f.batched[k] = max(f.batched[k], float64(k*c.GenTokens)/el.Seconds())
 		}
 	}
 	return f, nil
 }
 
 // sampleMasked samples past end-of-generation tokens, as ignore_eos does.
-func sampleMasked(c *engine.Context, s *engine.Sampler, i int, eog []int) int {
+func sampleMasked(c *engine.Context, s *engine.Sampler, i int, eog []int) (int, error) {
 	c.Ban(i, eog)
 	return s.Sample(c, i)
 }

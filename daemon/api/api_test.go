@@ -466,6 +466,8 @@ func TestBadRequestsKeepServing(t *testing.T) {
 		{"model and auto", "/inference", `{"prompt": "x", "model": "story", "auto_select": true}`, 400, "invalid_request"},
 		{"prompt too long", "/inference", `{"prompt": "` + long + `", "model": "story"}`, 400, "context_overflow"},
 		{"bad grammar", "/inference", `{"prompt": "x", "model": "story", "grammar": "root ::= ("}`, 400, "invalid_grammar"},
+		{"dead-end grammar", "/inference", `{"prompt": "x", "model": "story", "grammar": "root ::= [\\x00]"}`, 400, "invalid_grammar"},
+		{"dead-end schema", "/v1/completions", `{"prompt": "x", "model": "story", "json_schema": {"type": "integer", "minimum": 5, "maximum": 1}}`, 400, "invalid_grammar"},
 		{"unknown model", "/inference", `{"prompt": "x", "model": "gpt-9"}`, 404, "model_not_found"},
 		{"unknown model v1", "/v1/completions", `{"prompt": "x", "model": "gpt-9"}`, 404, "model_not_found"},
 		{"unknown model load", "/load_model", `{"model_name": "gpt-9"}`, 404, "model_not_found"},

@@ -66,6 +66,9 @@ size_t   llama_state_seq_load_file(struct llama_context * ctx, const char * file
 struct llama_sampler * llama_sampler_init_grammar(const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root);
 void llama_sampler_free(struct llama_sampler * smpl);
 bool jetai_grammar_parsed(const void * sampler); // grammar.cpp
+bool jetai_grammar_allows_one(struct llama_sampler * g, const float * logits, int32_t n_vocab); // grammar.cpp
+bool jetai_grammar_allows(struct llama_sampler * g, int32_t id); // grammar.cpp
+void llama_sampler_accept(struct llama_sampler * smpl, int32_t token);
 
 // Mirror of struct common_sampler_cparams from ollama's llama/sampling_ext.h.
 // jetai calls these itself because the wrapper passes the frequency penalty

@@ -159,7 +159,10 @@ func greedy(t *testing.T, m *Model, c *Context, prompt string, n int) string {
 		if err := c.Decode(b); err != nil {
 			t.Fatal(err)
 		}
-		tok := s.Sample(c, b.Len()-1)
+		tok, err := s.Sample(c, b.Len()-1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if m.IsEOG(tok) {
 			break
 		}
@@ -205,7 +208,11 @@ func TestBan(t *testing.T) {
 	sample := func() int {
 		s, _ := m.NewSampler(SamplingParams{Temperature: 0})
 		defer s.Close()
-		return s.Sample(c, b.Len()-1)
+		tok, err := s.Sample(c, b.Len()-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
 	}
 	best := sample()
 	c.Ban(b.Len()-1, []int{best})
@@ -258,7 +265,10 @@ func TestSamplerGrammar(t *testing.T) {
 		if err := c.Decode(b); err != nil {
 			t.Fatal(err)
 		}
-		tok := s.Sample(c, b.Len()-1)
+		tok, err := s.Sample(c, b.Len()-1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if m.IsEOG(tok) {
 			break
 		}
@@ -302,6 +312,64 @@ func TestEmbed(t *testing.T) {
 	// Generation still works after an embedding (embeddings are off again).
 	if got := greedy(t, m, c, testmodel.GoldenPrompt, 5); got == "" {
 		t.Fatal("no generation after embedding")
+	}
+}
+
+// TestGrammarDeadEnds: a grammar that no token can continue, and a whole
+// grammar whose only continuation, end-of-generation, is banned, make
+// Sample return an error; llama.cpp would abort the process instead.
+func TestGrammarDeadEnds(t *testing.T) {
+	m := loadTiny(t)
+	c := newContext(t, m, ContextOptions{SlotContext: 128, Slots: 1, Threads: 1})
+	toks, _ := m.Tokenize("Once upon", true)
+	tests := []struct {
+		name   string
+		params SamplingParams
+		ban    bool  // ignore_eos
+		ok     int   // tokens sampled before the dead end
+		want   error // at the dead end
+	}{
+		{"NUL, which no token holds", SamplingParams{Grammar: `root ::= "\x00"`}, false, 0, ErrGrammarStuck},
+		{"NUL after a letter", SamplingParams{Grammar: `root ::= "a" [\x00]`}, false, 1, ErrGrammarStuck},
+		{"contradicting schema", SamplingParams{JSONSchema: `{"type": "integer", "minimum": 5, "maximum": 1}`}, false, 0, ErrGrammarStuck},
+		{"whole, end banned", SamplingParams{Grammar: `root ::= "a"`}, true, 1, ErrGrammarComplete},
+		{"empty, end banned", SamplingParams{Grammar: `root ::= ""`}, true, 0, ErrGrammarComplete},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := m.NewSampler(tc.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			c.RemoveFrom(0, 0) // the one slot starts empty for each case
+			b := promptBatch(t, toks, 64)
+			pos := len(toks)
+			for n := 0; ; n++ {
+				if err := c.Decode(b); err != nil {
+					t.Fatal(err)
+				}
+				if tc.ban {
+					c.Ban(b.Len()-1, m.EOGTokens())
+				}
+				tok, err := s.Sample(c, b.Len()-1)
+				if n == tc.ok {
+					if !errors.Is(err, tc.want) {
+						t.Fatalf("after %d tokens: token %d, %v; want %v", n, tok, err, tc.want)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("token %d: %v", n, err)
+				}
+				b.Clear()
+				b.Add(tok, pos, 0, true)
+				pos++
+			}
+		})
+	}
+	if !errors.Is(ErrGrammarStuck, ErrInvalidGrammar) {
+		t.Error("ErrGrammarStuck is not an ErrInvalidGrammar")
 	}
 }
 

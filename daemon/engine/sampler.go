@@ -8,6 +8,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unsafe"
 
@@ -67,7 +68,24 @@ func (p SamplingParams) Validate() error {
 // Sampler picks tokens for one sequence.
 type Sampler struct {
 	c *C.struct_common_sampler
+	// guard is a second instance of the grammar, kept in step with the
+	// sampled tokens, that Sample asks before each step whether any token
+	// can follow; nil without a grammar.
+	guard *C.struct_llama_sampler
+	eog   []int
 }
+
+// A grammar that no token can continue makes llama.cpp abort the process
+// at the next sample; Sample returns one of these instead.
+var (
+	// ErrGrammarComplete: the grammar allows only end-of-generation, and
+	// the caller banned it (ignore_eos). The structured output is whole.
+	ErrGrammarComplete = errors.New("the grammar is complete: only end-of-generation may follow")
+	// ErrGrammarStuck: the grammar allows no token of this model's
+	// vocabulary (for example a character no token holds, or a JSON
+	// schema whose constraints contradict each other).
+	ErrGrammarStuck = fmt.Errorf("%w: no token of the model's vocabulary can continue it", ErrInvalidGrammar)
+)
 
 // SchemaToGrammar converts a JSON schema to a GBNF grammar.
 func SchemaToGrammar(schema string) (string, error) {
@@ -93,8 +111,10 @@ func (m *Model) NewSampler(p SamplingParams) (*Sampler, error) {
 		}
 		grammar = g
 	}
+	var guard *C.struct_llama_sampler
 	if grammar != "" {
-		if err := m.checkGrammar(grammar); err != nil {
+		var err error
+		if guard, err = m.checkGrammar(grammar); err != nil {
 			return nil, err
 		}
 	}
@@ -119,9 +139,12 @@ func (m *Model) NewSampler(p SamplingParams) (*Sampler, error) {
 	cp.grammar = cg
 	s := C.common_sampler_cinit(m.raw(), &cp)
 	if s == nil {
+		if guard != nil {
+			C.llama_sampler_free(guard)
+		}
 		return nil, errors.New("llama.cpp could not create the sampler")
 	}
-	return &Sampler{c: s}, nil
+	return &Sampler{c: s, guard: guard, eog: m.EOGTokens()}, nil
 }
 
 func orOne(v float32) float32 {
@@ -131,9 +154,11 @@ func orOne(v float32) float32 {
 	return v
 }
 
-func (m *Model) checkGrammar(g string) error {
+// checkGrammar parses g with llama.cpp and returns the grammar sampler,
+// which the Sampler keeps as its guard.
+func (m *Model) checkGrammar(g string) (*C.struct_llama_sampler, error) {
 	if strings.HasPrefix(g, "%llguidance") {
-		return fmt.Errorf("%w: llguidance grammars are not supported", ErrInvalidGrammar)
+		return nil, fmt.Errorf("%w: llguidance grammars are not supported", ErrInvalidGrammar)
 	}
 	cg := C.CString(g)
 	defer C.free(unsafe.Pointer(cg))
@@ -143,21 +168,55 @@ func (m *Model) checkGrammar(g string) error {
 	s := C.llama_sampler_init_grammar(m.vocab(), cg, root)
 	recent := engineLog.takeRecent()
 	if s == nil {
-		return fmt.Errorf("%w%s", ErrInvalidGrammar, formatRecent(recent))
+		return nil, fmt.Errorf("%w%s", ErrInvalidGrammar, formatRecent(recent))
 	}
-	defer C.llama_sampler_free(s)
 	if !C.jetai_grammar_parsed(unsafe.Pointer(s)) {
-		return fmt.Errorf("%w: llama.cpp could not parse it (GBNF syntax error or unsupported rule)%s", ErrInvalidGrammar, formatRecent(recent))
+		C.llama_sampler_free(s)
+		return nil, fmt.Errorf("%w: llama.cpp could not parse it (GBNF syntax error or unsupported rule)%s", ErrInvalidGrammar, formatRecent(recent))
 	}
-	return nil
+	return s, nil
 }
 
-// Sample picks the next token from the logits at batch index idx and
-// accepts it into the sampler's history (and grammar).
-func (s *Sampler) Sample(c *Context, idx int) int {
+// Sample picks the next token from the logits at batch index idx (as Ban
+// left them) and accepts it into the sampler's history (and grammar). With
+// a grammar that no token with a finite logit can continue it returns
+// ErrGrammarComplete or ErrGrammarStuck and samples nothing.
+func (s *Sampler) Sample(c *Context, idx int) (int, error) {
+	if s.guard != nil {
+		if err := s.canContinue(c.Logits(idx)); err != nil {
+			return -1, err
+		}
+	}
 	t := int(C.common_sampler_csample(s.c, c.raw(), C.int(idx)))
 	C.common_sampler_caccept(s.c, C.int32_t(t), true)
-	return t
+	if s.guard != nil {
+		C.llama_sampler_accept(s.guard, C.int32_t(t))
+	}
+	return t, nil
+}
+
+// canContinue says whether the grammar allows a token whose logit in l is
+// not -inf. End-of-generation is asked first: at a grammar's end it is the
+// only token allowed, and its id may be near the end of a large
+// vocabulary, where the scan from the lowest id would reach it last.
+func (s *Sampler) canContinue(l []float32) error {
+	if len(l) == 0 {
+		return errors.New("no logits to sample from")
+	}
+	for _, t := range s.eog {
+		if !math.IsInf(float64(l[t]), -1) && bool(C.jetai_grammar_allows(s.guard, C.int32_t(t))) {
+			return nil
+		}
+	}
+	if C.jetai_grammar_allows_one(s.guard, (*C.float)(unsafe.Pointer(&l[0])), C.int32_t(len(l))) {
+		return nil
+	}
+	for _, t := range s.eog {
+		if C.jetai_grammar_allows(s.guard, C.int32_t(t)) {
+			return ErrGrammarComplete
+		}
+	}
+	return ErrGrammarStuck
 }
 
 // Accept feeds a token the sampler did not pick (a prompt token) into the
@@ -169,5 +228,9 @@ func (s *Sampler) Close() {
 	if s.c != nil {
 		C.common_sampler_cfree(s.c)
 		s.c = nil
+	}
+	if s.guard != nil {
+		C.llama_sampler_free(s.guard)
+		s.guard = nil
 	}
 }

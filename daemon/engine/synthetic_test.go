@@ -60,8 +60,8 @@ func TestSyntheticQuantized(t *testing.T) {
 			if err := c.Decode(b); err != nil {
 				t.Fatal(err)
 			}
-			if tok := s.Sample(c, b.Len()-1); tok < 0 || tok >= spec.Vocab {
-				t.Fatalf("sampled token %d", tok)
+			if tok, err := s.Sample(c, b.Len()-1); err != nil || tok < 0 || tok >= spec.Vocab {
+				t.Fatalf("sampled token %d, %v", tok, err)
 			}
 		})
 	}

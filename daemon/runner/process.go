@@ -396,6 +396,9 @@ func (p *Process) Complete(ctx context.Context, req Request, onText func(string)
 			if f.Timings != nil {
 				res.Timings = *f.Timings
 			}
+			if f.Error != "" && f.Code != "" {
+				return res, &RequestError{Status: http.StatusBadRequest, Code: f.Code, Msg: f.Error}
+			}
 			if f.Error != "" {
 				return res, fmt.Errorf("model %s: %s", p.opts.Name, f.Error)
 			}

@@ -333,6 +333,38 @@ func TestKilledMidStream(t *testing.T) {
 	}
 }
 
+// TestGrammarDeadEnds: grammars that no token can continue used to abort
+// the runner (llama.cpp asserts), failing every request on the model. Now
+// they are the request's own 400, and a whole grammar under ignore_eos
+// simply stops.
+func TestGrammarDeadEnds(t *testing.T) {
+	p := start(t, testmodel.Path(t), 2, 256)
+	ready(t, p)
+	ctx := context.Background()
+	for _, s := range []runner.Sampling{
+		{Grammar: `root ::= [\x00]`},
+		{JSONSchema: `{"type": "integer", "minimum": 5, "maximum": 1}`},
+	} {
+		for _, ignoreEOS := range []bool{false, true} {
+			_, err := p.Complete(ctx, runner.Request{Prompt: "Once upon", Sampling: s, MaxTokens: 8, IgnoreEOS: ignoreEOS}, nil)
+			var re *runner.RequestError
+			if !errors.As(err, &re) || re.Status != 400 || re.Code != runner.CodeInvalidGrammar {
+				t.Errorf("%+v ignore_eos %v: %v, want a 400 %s", s, ignoreEOS, err, runner.CodeInvalidGrammar)
+			}
+		}
+	}
+	res, err := p.Complete(ctx, runner.Request{Prompt: "Once upon", Sampling: runner.Sampling{Grammar: `root ::= "a"`}, MaxTokens: 8, IgnoreEOS: true}, nil)
+	if err != nil || res.Text != "a" || res.FinishReason != runner.FinishStop {
+		t.Errorf("whole grammar under ignore_eos: %+v, %v; want \"a\", stop", res, err)
+	}
+	if gone, why := p.Exited(); gone {
+		t.Fatalf("the runner died: %v", why)
+	}
+	if _, err := p.Complete(ctx, runner.Request{Prompt: "Once upon", MaxTokens: 4}, nil); err != nil {
+		t.Fatalf("a plain request after the dead ends: %v", err)
+	}
+}
+
 func TestRunnerExitsWithParent(t *testing.T) {
 	model := testmodel.Path(t)
 	cmd := exec.Command(os.Args[0])

@@ -64,11 +64,15 @@ type Timings struct {
 // Frame is one line of a completion stream. Text frames carry Text; the
 // last frame has Done set.
 type Frame struct {
-	Text         string   `json:"text,omitempty"`
-	Done         bool     `json:"done,omitempty"`
-	FinishReason string   `json:"finish_reason,omitempty"`
-	Error        string   `json:"error,omitempty"`
-	Timings      *Timings `json:"timings,omitempty"`
+	Text         string `json:"text,omitempty"`
+	Done         bool   `json:"done,omitempty"`
+	FinishReason string `json:"finish_reason,omitempty"`
+	Error        string `json:"error,omitempty"`
+	// Code is set with Error when the request itself caused the failure
+	// (CodeInvalidGrammar: its grammar cannot be continued); the daemon
+	// answers it as a client error.
+	Code    string   `json:"code,omitempty"`
+	Timings *Timings `json:"timings,omitempty"`
 }
 
 // Result is a finished completion.

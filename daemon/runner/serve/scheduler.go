@@ -35,6 +35,7 @@ type job struct {
 	stops     []string
 	embed     bool
 	ignoreEOS bool
+	code      string // set with a failure the request caused (finishErr)
 	out       *outbox
 	arrived   time.Time
 }
@@ -481,8 +482,18 @@ func (s *scheduler) sample(sl *slot) {
 	if j.ignoreEOS {
 		s.lctx.Ban(sl.iBatch, s.model.EOGTokens())
 	}
-	tok := j.sampler.Sample(s.lctx, sl.iBatch)
+	tok, err := j.sampler.Sample(s.lctx, sl.iBatch)
 	sl.iBatch = -1
+	switch {
+	case errors.Is(err, engine.ErrGrammarComplete):
+		// ignore_eos under a grammar that is whole: nothing more can be
+		// generated, and the output is complete.
+		s.finish(sl, runner.FinishStop, "")
+		return
+	case err != nil:
+		s.finishErr(sl, runner.CodeInvalidGrammar, err.Error())
+		return
+	}
 	now := time.Now()
 	if sl.generated == 0 {
 		sl.firstTok = now
@@ -542,6 +553,13 @@ func (s *scheduler) emit(sl *slot, text string) bool {
 
 // finish ends the slot's job and frees the slot; its cache stays for
 // prefix reuse.
+// finishErr ends the slot's job with an error that the request caused;
+// code names it for the daemon.
+func (s *scheduler) finishErr(sl *slot, code, msg string) {
+	sl.job.code = code
+	s.finish(sl, runner.FinishError, msg)
+}
+
 func (s *scheduler) finish(sl *slot, reason, msg string) {
 	j := sl.job
 	now := time.Now()
@@ -559,7 +577,7 @@ func (s *scheduler) finish(sl *slot, reason, msg string) {
 		t.PromptMS = runner.Ms(now.Sub(sl.started))
 	}
 	j.sampler.Close()
-	j.out.finish(runner.Frame{Done: true, FinishReason: reason, Error: msg, Timings: &t})
+	j.out.finish(runner.Frame{Done: true, FinishReason: reason, Error: msg, Code: j.code, Timings: &t})
 	sl.job = nil
 	sl.lastUsed = now
 	s.admitted.Add(-1)
