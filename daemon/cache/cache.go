@@ -75,6 +75,8 @@ type Entry struct {
 type entry struct {
 	rec   Record
 	inUse int
+	// sealed: the copy is synced and its record written (see copyIn).
+	sealed bool
 }
 
 type park struct {
@@ -153,26 +155,42 @@ func (c *Cache) Close() {
 // Flush waits until background hashing is done.
 func (c *Cache) Flush() { c.bgWG.Wait() }
 
-// hashLater computes the sha256 of a copy in the background and records it
-// (unless the entry was replaced or removed meanwhile).
-func (c *Cache) hashLater(name string, created time.Time) {
+// sealLater syncs a staged copy to disk, computes its sha256 and then
+// writes its record, in the background (unless the entry was replaced or
+// removed meanwhile). Until then the copy is served from the page cache
+// and a restart would discard it.
+func (c *Cache) sealLater(name string, created time.Time) {
 	c.bgWG.Add(1)
 	go func() {
 		defer c.bgWG.Done()
-		sum, err := hashFile(c.bg, filepath.Join(c.models, name))
+		path := filepath.Join(c.models, name)
+		err := syncFile(path)
+		sum := ""
+		if err == nil {
+			sum, err = hashFile(c.bg, path)
+		}
 		if err != nil {
 			if c.bg.Err() == nil {
-				c.log.Warn("cache: hashing a copy failed", "name", name, "err", err)
+				c.log.Warn("cache: sealing a copy failed; it is not kept over a restart", "name", name, "err", err)
 			}
 			return
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if e := c.entries[name]; e != nil && e.rec.Created.Equal(created) && e.rec.SHA256 == "" {
+		if e := c.entries[name]; e != nil && e.rec.Created.Equal(created) && !e.sealed {
+			if e.rec.SHA256 != "" && e.rec.SHA256 != sum {
+				c.log.Error("cache: copy changed before it was sealed; dropping it", "name", name)
+				if e.inUse == 0 {
+					c.removeLocked(name)
+				}
+				return
+			}
 			e.rec.SHA256 = sum
 			if err := c.writeRecordLocked(e.rec); err != nil {
-				c.log.Warn("cache: recording a hash failed", "name", name, "err", err)
+				c.log.Warn("cache: writing a record failed; the copy is not kept over a restart", "name", name, "err", err)
+				return
 			}
+			e.sealed = true
 		}
 	}()
 }
@@ -237,9 +255,9 @@ func (c *Cache) rebuild() error {
 		case rec.Name != name || rec.Size != info.Size():
 			c.log.Warn("cache: removing a model file that does not match its record", "path", filepath.Join(c.models, name), "size", info.Size(), "recorded", rec.Size)
 		default:
-			c.entries[name] = &entry{rec: rec}
-			if rec.SHA256 == "" { // the daemon stopped before hashing it
-				c.hashLater(name, rec.Created)
+			c.entries[name] = &entry{rec: rec, sealed: rec.SHA256 != ""}
+			if rec.SHA256 == "" { // a record of an earlier version, without the hash
+				c.sealLater(name, rec.Created)
 			}
 			continue
 		}
@@ -554,9 +572,7 @@ func (c *Cache) Stage(ctx context.Context, src string, progress Progress) (*Hand
 		}
 		e := &entry{rec: rec, inUse: 1}
 		c.entries[name] = e
-		if rec.SHA256 == "" {
-			c.hashLater(name, rec.Created)
-		}
+		c.sealLater(name, rec.Created)
 		h := &Handle{Path: filepath.Join(c.models, name), Staged: true, c: c, name: name,
 			Entry: Entry{Record: rec, Path: filepath.Join(c.models, name), InUse: 1}}
 		c.mu.Unlock()
@@ -599,11 +615,10 @@ func (c *Cache) Verify(ctx context.Context, name string) error {
 	sum, err := hashFile(ctx, filepath.Join(c.models, name))
 	c.mu.Lock()
 	recorded := e.rec.SHA256
-	if err == nil && recorded == "" && c.entries[name] == e {
-		e.rec.SHA256, recorded = sum, sum // not hashed yet: this is its hash
-		c.writeRecordLocked(e.rec)
-	}
 	c.mu.Unlock()
+	if recorded == "" {
+		recorded = sum // not sealed yet: nothing to compare with
+	}
 	if err == nil && sum != recorded {
 		err = fmt.Errorf("%w: %s has sha256 %s, recorded %s", ErrCorrupt, name, sum, recorded)
 	}
@@ -662,7 +677,7 @@ func (c *Cache) reserve(size int64) error {
 func (c *Cache) add(rec Record) Entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[rec.Name] = &entry{rec: rec}
+	c.entries[rec.Name] = &entry{rec: rec, sealed: true}
 	c.touchLocked(rec.Name)
 	return Entry{Record: c.entries[rec.Name].rec, Path: filepath.Join(c.models, rec.Name)}
 }

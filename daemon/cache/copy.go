@@ -27,17 +27,21 @@ const (
 	copyBuffers = 4
 )
 
-// copyIn copies src into the cache as name: into tmp/, checked, synced,
-// renamed into models/, then its record. The result is not yet indexed.
+// copyIn copies src into the cache as name: into tmp/, checked, then
+// renamed into models/. The result is not yet indexed.
 //
 // The bytes move in the kernel (copy_file_range, as cp does) where the
-// file systems allow it; the sha256 is then computed from the synced copy:
-// at once when hashNow is set (import, whose caller prints it), otherwise
-// in the background after the copy is usable (staging on the load path,
-// where hashing, not the disk, would bound the copy). Where the kernel
-// cannot copy, the data passes through this process and is hashed on the
-// way.
-func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress Progress, hashNow bool) (Record, error) {
+// file systems allow it; where the kernel cannot copy, they pass through
+// this process and are hashed on the way.
+//
+// With durable set (import, whose caller waits and prints the sha256) the
+// copy is synced and hashed before its rename, and its record written
+// after it. Without (staging, on a model's load path) the copy is renamed
+// as soon as it is complete and usable at once, and sealLater syncs it,
+// hashes it and only then writes its record: a record is never written for
+// a copy that is not on disk, and Open removes a copy without a record, so
+// a power loss before the seal costs a new copy, never a torn one.
+func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress Progress, durable bool) (Record, error) {
 	st0, err := os.Stat(src)
 	if err != nil {
 		return Record{}, fmt.Errorf("source unreadable: %w", err)
@@ -87,14 +91,16 @@ func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress P
 		return Record{}, fmt.Errorf("%w: %d bytes at the start, %d copied, %d at the end (modified %s → %s)",
 			ErrSourceChanged, st0.Size(), n, st1.Size(), st0.ModTime().Format(time.RFC3339Nano), st1.ModTime().Format(time.RFC3339Nano))
 	}
-	if err := out.Sync(); err != nil {
-		return Record{}, fmt.Errorf("cache: sync %s: %w", tmp, err)
+	if durable {
+		if err := out.Sync(); err != nil {
+			return Record{}, fmt.Errorf("cache: sync %s: %w", tmp, err)
+		}
 	}
 	if err := out.Close(); err != nil {
 		return Record{}, fmt.Errorf("cache: %w", err)
 	}
 	copied := time.Since(start)
-	if sum == "" && hashNow {
+	if sum == "" && durable {
 		if sum, err = hashFile(ctx, tmp); err != nil {
 			return Record{}, fmt.Errorf("cache: hash %s: %w", tmp, err)
 		}
@@ -109,8 +115,13 @@ func (c *Cache) copyIn(ctx context.Context, src, name, origin string, progress P
 		Size: n, SHA256: sum, Origin: origin, Created: time.Now().UTC(),
 		CopyMS: float64(copied.Microseconds()) / 1000,
 	}
-	if err := c.commit(tmp, rec); err != nil {
-		return Record{}, err
+	if durable {
+		err = c.commit(tmp, rec)
+	} else {
+		err = os.Rename(tmp, filepath.Join(c.models, name))
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("cache: %w", err)
 	}
 	ok = true
 	return rec, nil
@@ -381,6 +392,12 @@ func (c *Cache) AddFile(ctx context.Context, tmp, name, src, origin string) (Ent
 	} else if err := gf.Validate(); err != nil {
 		os.Remove(tmp)
 		return Entry{}, fmt.Errorf("cache: %s is not a usable GGUF model: %w", tmp, err)
+	}
+	// The writer (llama.cpp's quantizer) does not sync; the record must
+	// not vouch for bytes that are not on disk.
+	if err := syncFile(tmp); err != nil {
+		os.Remove(tmp)
+		return Entry{}, fmt.Errorf("cache: sync %s: %w", tmp, err)
 	}
 	sum, err := hashFile(ctx, tmp)
 	if err != nil {

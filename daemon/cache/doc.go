@@ -15,15 +15,17 @@
 //
 // # Crash safety
 //
-// A copy is written under tmp/ (by copy_file_range where the kernel can),
-// synced, then renamed into models/; its record is renamed into place after
-// it. Open rebuilds the index from the directory: a model file without a
-// record (a crash between the renames), a record without its file or
-// unreadable, a file whose size is not the recorded one and everything under
-// tmp/ are removed. So a file the index offers is always a complete copy.
-// A staged copy's sha256 is computed in the background once the copy is
-// usable and then written into its record (at the next Open if the daemon
-// stopped first); Verify compares a file with it.
+// A copy is written under tmp/ (by copy_file_range where the kernel can)
+// and renamed into models/ once complete. Its record (NAME.gguf.json) is
+// written only after the copy is synced to disk and hashed: at once for
+// imports and quantized files, in the background for staged copies, which
+// are usable (from the page cache) as soon as they are renamed. Open
+// rebuilds the index from the directory: a model file without a record (a
+// copy not yet sealed, or a crash between the renames), a record without
+// its file or unreadable, a file whose size is not the recorded one and
+// everything under tmp/ are removed. So a file the index offers after a
+// restart is always a complete copy, on disk; Verify compares a file with
+// its recorded sha256.
 //
 // # Recency
 //
