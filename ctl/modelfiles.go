@@ -33,10 +33,10 @@ func init() {
 		{Name: "quantize", Args: "MODEL", Summary: "write a quantized copy of a configured model into the model cache", MinArgs: 1, MaxArgs: 1,
 			Help: "Runs in a separate process at the lowest CPU priority; serving goes on meanwhile and the thermal\n" +
 				"policy may pause it. Ctrl-C cancels it and leaves nothing behind. Prints the new file, its size\n" +
-				"and a `model` block. Types: " + strings.Join(ingest.QuantTypes, ", ") + ".",
+				"and a `model` block.\nTypes: " + strings.Join(ingest.QuantTypes, ", ") + ".",
 			Flags: func(fs *flag.FlagSet, e *Env) {
 				fs.StringVar(&fileFlags.typ, "type", "", "quantisation `TYPE`, e.g. q8_0 or q4_k_m (required)")
-				fs.StringVar(&fileFlags.name, "name", "", "name of the new model (default: MODEL-TYPE)")
+				fs.StringVar(&fileFlags.name, "name", "", "`NAME` of the new model (default: MODEL-TYPE)")
 			},
 			Complete: []string{"models"}, Run: runQuantize},
 		{Name: "cache", Summary: "list the model cache: files, parked conversations, quantize jobs", MaxArgs: 0,
