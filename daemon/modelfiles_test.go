@@ -222,13 +222,16 @@ thermal {
   hysteresis    = 5
   poll_interval = "20ms"
 }
+server {
+  admin_socket = %q
+}
 cache {
   dir = "cache"
 }
 model "small" {
   path = %q
 }
-`, src)), 0o644)
+`, filepath.Join(dir, "admin.sock"), src)), 0o644)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -274,6 +277,33 @@ model "small" {
 	if !paused() {
 		t.Fatal("the job was resumed while the box is still hot")
 	}
+
+	// A second job over the admin socket, cancelled by the client going
+	// away while it is paused: it dies and leaves nothing.
+	client := admin.NewClient(filepath.Join(dir, "admin.sock"))
+	cctx, ccancel := context.WithCancel(ctx)
+	cres := make(chan error, 1)
+	go func() {
+		_, err := client.Quantize(cctx, admin.QuantizeRequest{Model: "small", Type: "q8_0", Name: "gone"}, nil)
+		cres <- err
+	}()
+	jobs := func() int {
+		st, _ := d.CacheStatus()
+		return len(st.Quantizing)
+	}
+	eventually(t, "the second job to start", func() bool { return jobs() == 2 })
+	ccancel()
+	if err := <-cres; err == nil {
+		t.Fatal("cancelled quantize returned no error")
+	}
+	eventually(t, "the cancelled job to end", func() bool { return jobs() == 1 })
+	if _, err := os.Stat(filepath.Join(dir, "cache", "models", "gone.gguf")); !os.IsNotExist(err) {
+		t.Fatalf("cancelled job left its file: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "cache", "tmp", "gone*")); len(left) != 0 {
+		t.Fatalf("cancelled job left %v", left)
+	}
+
 	setTemp(t, root, 50000) // normal
 	select {
 	case r := <-res:
