@@ -251,6 +251,8 @@ check "admin socket /run/jetai/admin.sock: socket, mode 660, root:jetai" \
 check "/var/lib/jetai and /var/cache/jetai belong to jetai" \
 	[ "$(in_ct stat -c '%U:%G %a' /var/lib/jetai /var/lib/jetai/models /var/cache/jetai | tr '\n' ' ')" = "jetai:jetai 750 jetai:jetai 755 jetai:jetai 750 " ]
 check "conffile /etc/jetai/jetai.hcl is packaging/jetai.hcl" cmp -s "$root/etc/jetai/jetai.hcl" packaging/jetai.hcl
+check "/etc/jetai/jetai.hcl is root:jetai 0640 (it may hold API keys), through a dpkg statoverride" \
+	[ "$(in_ct stat -c '%U:%G %a' /etc/jetai/jetai.hcl):$(in_ct dpkg-statoverride --list /etc/jetai/jetai.hcl)" = "root:jetai 640:root jetai 640 /etc/jetai/jetai.hcl" ]
 check "/etc/jetai/jetai.hcl is registered as a conffile" \
 	grep -q '^ /etc/jetai/jetai.hcl ' <(in_ct dpkg-query -W -f='${Conffiles}\n' jetai)
 check "bash completion installed" in_ct test -s /usr/share/bash-completion/completions/jetai-ctl
@@ -459,6 +461,7 @@ check "upgrade to $up_version installed without a conffile prompt" \
 wait_for 30 "the upgrade restarts the running jetaid" restarted "$pid"
 ok "the upgrade restarted jetaid (pid $pid → $(main_pid))"
 check "the upgrade kept the local changes of /etc/jetai/jetai.hcl" cmp -s "$root/etc/jetai/jetai.hcl" "$work/good.hcl"
+check "and its mode: root:jetai 0640" [ "$(in_ct stat -c '%U:%G %a' /etc/jetai/jetai.hcl)" = "root:jetai 640" ]
 check "jetaid serves after the upgrade" serves tiny
 
 # --- remove keeps config and data, purge removes them -------------------------------------
@@ -485,6 +488,7 @@ fi
 ok "apt-get purge jetai"
 check "purge removes /etc/jetai, /var/lib/jetai (models included) and /var/cache/jetai" \
 	in_ct test ! -e /etc/jetai -a ! -e /var/lib/jetai -a ! -e /var/cache/jetai
+check "purge removes the statoverride of the config" [ -z "$(in_ct dpkg-statoverride --list /etc/jetai/jetai.hcl)" ]
 check "purge leaves no enablement symlinks" \
 	in_ct test ! -e /etc/systemd/system/sockets.target.wants/jetaid.socket -a ! -e /etc/systemd/system/sockets.target.wants/jetaid-admin.socket
 check "purge keeps the system user jetai (Debian practice for system accounts)" q in_ct getent passwd jetai
