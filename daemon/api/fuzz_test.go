@@ -218,6 +218,45 @@ func checkStream(t *testing.T, path string, body, got []byte) {
 	}
 }
 
+// FuzzSampling drives the completion endpoints with well-formed bodies
+// whose settings the fuzzer picks as numbers and strings, so that it
+// explores the ranges the validation must hold (random bytes rarely make
+// a JSON number negative in the right place).
+func FuzzSampling(f *testing.F) {
+	f.Add(uint8(0), "Once upon a time", 0.8, 0.95, 0.05, 1.1, 0.0, 0.0, 16, 40, 64, int64(42), "\n", "", "", false)
+	f.Add(uint8(1), "{\"a\": 1}", 0.0, 1.0, 0.0, 1.0, 2.0, -2.0, 1, 0, -1, int64(-1), "", "root ::= \"a\"", "", true)
+	f.Add(uint8(2), "x", 100.0, 0.0, 1.0, 10.0, -2.0, 2.0, 100000, 0, 0, int64(4294967295), "", "", `{"type": "object"}`, false)
+	h := fuzzHandler(f)
+	paths := []string{"/inference", "/v1/completions", "/v1/chat/completions"}
+	f.Fuzz(func(t *testing.T, path uint8, prompt string, temp, topP, minP, repeat, freq, presence float64,
+		maxTokens, topK, repeatLastN int, seed int64, stop, grammar, schema string, ignoreEOS bool) {
+		p := paths[int(path)%len(paths)]
+		body := map[string]any{
+			"model": "m", "temperature": temp, "top_p": topP, "min_p": minP, "repeat_penalty": repeat,
+			"frequency_penalty": freq, "presence_penalty": presence, "max_tokens": maxTokens, "top_k": topK,
+			"repeat_last_n": repeatLastN, "seed": seed, "stop": stop, "ignore_eos": ignoreEOS,
+		}
+		if p == "/v1/chat/completions" {
+			body["messages"] = []map[string]string{{"role": "user", "content": prompt}}
+		} else {
+			body["prompt"] = prompt
+		}
+		if grammar != "" {
+			body["grammar"] = grammar
+		}
+		if schema != "" {
+			body["json_schema"] = schema
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			return // NaN or ±Inf: JSON has no such numbers
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, p, bytes.NewReader(b)))
+		checkAnswer(t, p, b, rec)
+	})
+}
+
 func FuzzInference(f *testing.F)       { fuzzEndpoint(f, "/inference") }
 func FuzzBatchInference(f *testing.F)  { fuzzEndpoint(f, "/batch_inference") }
 func FuzzChatCompletions(f *testing.F) { fuzzEndpoint(f, "/v1/chat/completions") }
