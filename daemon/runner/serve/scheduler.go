@@ -173,6 +173,15 @@ func (s *scheduler) submit(j *job) error {
 		s.admitted.Add(-1)
 		return errBusy
 	}
+	// Stopping first: the select below picks at random among ready cases,
+	// and a job sent after the loop's last drain would wait for nobody
+	// until the process exits.
+	select {
+	case <-s.quit:
+		s.admitted.Add(-1)
+		return errStopping
+	default:
+	}
 	select {
 	case s.jobs <- j:
 		return nil
