@@ -275,28 +275,27 @@ model "low" {
 		t.Errorf("shed runner threads %v, want 1", th.RunnerThreads)
 	}
 
+	// wavering sets each temperature for a few polls: the state must stay
+	// want, with no transition.
+	wavering := func(want string, millis ...int) {
+		t.Helper()
+		before := status(t, base).Platform.TransitionCount
+		for _, c := range millis {
+			setTemp(t, root, c)
+			time.Sleep(4 * poll)
+		}
+		if s := status(t, base); s.Platform.State != want || s.Platform.TransitionCount != before {
+			t.Fatalf("flapped while %s: %s, %d transitions (was %d)", want, s.Platform.State, s.Platform.TransitionCount, before)
+		}
+	}
 	// Wavering around the hard limit, above hard − hysteresis: stays shed.
-	before := status(t, base).Platform.TransitionCount
-	for _, c := range []int{89000, 90500, 86000, 91000, 85500, 89900} {
-		setTemp(t, root, c)
-		time.Sleep(4 * poll)
-	}
-	if s := status(t, base); s.Platform.State != "shed" || s.Platform.TransitionCount != before {
-		t.Fatalf("flapped at the hard limit: %s, %d transitions (was %d)", s.Platform.State, s.Platform.TransitionCount, before)
-	}
+	wavering("shed", 89000, 90500, 86000, 91000, 85500, 89900)
 
 	// Below hard − hysteresis: back to throttle; wavering around the soft
 	// limit above soft − hysteresis stays there.
 	setTemp(t, root, 84000)
 	eventually(t, "throttle again", func() bool { return status(t, base).Platform.State == "throttle" })
-	before = status(t, base).Platform.TransitionCount
-	for _, c := range []int{79000, 80500, 76000, 81000, 75500, 79900} {
-		setTemp(t, root, c)
-		time.Sleep(4 * poll)
-	}
-	if s := status(t, base); s.Platform.State != "throttle" || s.Platform.TransitionCount != before {
-		t.Fatalf("flapped at the soft limit: %s, %d transitions (was %d)", s.Platform.State, s.Platform.TransitionCount, before)
-	}
+	wavering("throttle", 79000, 80500, 76000, 81000, 75500, 79900)
 
 	// Below soft − hysteresis: normal, threads as configured again.
 	setTemp(t, root, 60000)
