@@ -425,16 +425,19 @@ check "the journal shows the drain (\"jetaid stopping\" then \"jetaid stopped\")
 in_ct systemctl reset-failed jetaid
 in_ct install -d -o jetai -g jetai -m 0750 /srv/nvme/jetai-cache
 in_ct sed -i 's|^  dir = "/var/cache/jetai"$|  dir = "/srv/nvme/jetai-cache"|' /etc/jetai/jetai.hcl
-since=$(date +%s)
 in_ct systemctl restart jetaid
-ro_log() { in_ct journalctl -u jetaid --no-pager -o cat --since "@$since" | grep 'model cache unusable.*read-only file system'; }
+# ro_log: the running jetaid (this invocation of the unit) logged that its
+# cache is read-only.
+ro_log() {
+	in_ct journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$(prop jetaid.service InvocationID)" |
+		grep 'model cache unusable.*read-only file system'
+}
 wait_for 20 "jetaid reports the read-only cache.dir" q ro_log
 ok "without a drop-in, cache.dir /srv/nvme/jetai-cache is read-only to jetaid: $(ro_log | head -1 | cut -c1-150)"
 check "nothing was written there" [ -z "$(ls -A "$root/srv/nvme/jetai-cache")" ]
 mkdir -p "$root/etc/systemd/system/jetaid.service.d"
 printf '[Service]\nReadWritePaths=/srv/nvme/jetai-cache\n' >"$root/etc/systemd/system/jetaid.service.d/cache.conf"
 in_ct systemctl daemon-reload
-since=$(date +%s)
 in_ct systemctl restart jetaid
 check "with ReadWritePaths= in a drop-in, jetaid opens the cache there (models/, parked/, tmp/)" \
 	in_ct test -d /srv/nvme/jetai-cache/models -a -d /srv/nvme/jetai-cache/parked -a -d /srv/nvme/jetai-cache/tmp
