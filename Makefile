@@ -14,7 +14,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 
-.PHONY: build test vet bench run clean test-browser
+.PHONY: build test check vet bench run clean test-browser
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
@@ -25,6 +25,10 @@ vet:
 
 test: vet
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Every suite: the Go tests, the browser tests and the .deb under a real
+# systemd. This is the test command of the README and of .ci/run.
+check: test test-browser test-deb
 
 clean:
 	rm -rf $(BIN)
