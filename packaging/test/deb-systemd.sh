@@ -178,7 +178,7 @@ done
 # before the package is installed, so postinst starts the socket on it.
 port=
 for _ in $(seq 50); do
-	p=$((20000 + RANDOM % 20000))
+	p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
 	if ! listening "$p"; then
 		port=$p
 		break
