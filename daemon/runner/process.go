@@ -124,7 +124,7 @@ func Start(opts Options) (*Process, error) {
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		os.RemoveAll(sockDir)
-		return nil, err
+		return nil, fmt.Errorf("runner %s: status pipe: %w", opts.Name, err)
 	}
 	defer statusW.Close()
 
@@ -142,8 +142,9 @@ func Start(opts Options) (*Process, error) {
 	cmd.Stdout = logw
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		statusR.Close()
 		os.RemoveAll(sockDir)
-		return nil, err
+		return nil, fmt.Errorf("runner %s: stdin: %w", opts.Name, err)
 	}
 	if err := cmd.Start(); err != nil {
 		statusR.Close()
