@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -20,12 +21,12 @@ func decodeBody(r *http.Request, v any, strict bool) *Error {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, v)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return jsonError(err)
+			return jsonError(err, v)
 		}
 		return badRequest("", "the body must hold exactly one JSON object; there is more after it")
 	}
@@ -56,12 +57,14 @@ func decodeRaw(raw []byte, v any, strict bool) *Error {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, v)
 	}
 	return nil
 }
 
-func jsonError(err error) *Error {
+// jsonError turns a decoding error of the body into v into a 400 that
+// names the field as the client wrote it.
+func jsonError(err error, v any) *Error {
 	var (
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
@@ -80,7 +83,7 @@ func jsonError(err error) *Error {
 	case errors.As(err, &syn):
 		return badRequest("", "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
-		field := typ.Field
+		field := jsonPath(reflect.TypeOf(v), typ.Field)
 		if field == "" {
 			return badRequest("", "the body must be a JSON object, not %s", typ.Value)
 		}
@@ -110,4 +113,46 @@ func typeName(goType string) string {
 	default:
 		return "an object"
 	}
+}
+
+// jsonPath rewrites encoding/json's path of a field ("openaiCommon.
+// sampleFields.max_tokens") into the client's ("max_tokens"): the decoder
+// puts the Go names of embedded structs into the path, which mean nothing
+// to the client.
+func jsonPath(t reflect.Type, path string) string {
+	if path == "" {
+		return ""
+	}
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out = append(out, seg)
+			t = nil
+			continue
+		}
+		next := reflect.Type(nil)
+		embedded := false
+		for _, f := range reflect.VisibleFields(t) {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case f.Anonymous && name == "" && f.Name == seg:
+				next, embedded = f.Type, true
+			case f.IsExported() && (name == seg || name == "" && strings.EqualFold(f.Name, seg)):
+				if next == nil {
+					next = f.Type
+				}
+			}
+			if embedded {
+				break
+			}
+		}
+		t = next
+		if !embedded {
+			out = append(out, seg)
+		}
+	}
+	return strings.Join(out, ".")
 }
