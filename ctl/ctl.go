@@ -209,7 +209,9 @@ func exitCode(stderr io.Writer, cmd *Command, err error) int {
 	case errors.Is(err, context.Canceled):
 		return ExitFailed
 	}
-	fmt.Fprintf(stderr, "jetai-ctl %s: %v\n", cmd.Name, err)
+	// The daemon's errors often start with the operation's name already
+	// ("import: FILE is not a GGUF model"): say it once.
+	fmt.Fprintf(stderr, "jetai-ctl %s: %s\n", cmd.Name, strings.TrimPrefix(err.Error(), cmd.Name+": "))
 	return ExitFailed
 }
 

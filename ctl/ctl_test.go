@@ -286,6 +286,16 @@ func TestCommands(t *testing.T) {
 			t.Fatalf("reload back to the good file: %+v", rr)
 		}
 	})
+	t.Run("import of a file that is not a model", func(t *testing.T) {
+		junk := filepath.Join(e.dir, "junk.gguf")
+		os.WriteFile(junk, []byte("not a model at all"), 0o644)
+		r := e.run("import", junk)
+		// The daemon's "import: ..." is not repeated after jetai-ctl's own prefix.
+		r.want(t, 1, nil, []string{"jetai-ctl import: " + junk + " is not a GGUF model"})
+		if strings.Contains(r.stderr, "import: import:") {
+			t.Fatalf("prefix said twice: %s", r.stderr)
+		}
+	})
 	t.Run("log-level", func(t *testing.T) {
 		e.run("log-level").want(t, 0, []string{"info"}, nil)
 		e.run("log-level", "debug").want(t, 0, []string{"debug"}, nil)

@@ -14,10 +14,22 @@ import (
 )
 
 func main() {
-	preset := flag.String("preset", "tiny", "model shape: tiny, small or 0.8b")
-	out := flag.String("out", "", "output file (required)")
-	seed := flag.Uint64("seed", 1, "seed of the random weights")
+	preset := flag.String("preset", "tiny", "model `SHAPE`: tiny (1.6M parameters, 3 MiB), small (27M, 52 MiB) or 0.8b (~0.8B)")
+	out := flag.String("out", "", "output `PATH` (required)")
+	seed := flag.Uint64("seed", 1, "`N`, the seed of the random weights")
 	chat := flag.Bool("chat-template", false, "include the ChatML chat template and its control tokens")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-modelgen -out PATH [-preset tiny|small|0.8b] [-seed N] [-chat-template]
+
+jetai-modelgen writes a llama-architecture GGUF model (F16) with realistic
+shapes and deterministic random weights: it loads and generates like a real
+model, but its text is noise. For trying jetai (jetai-ctl import and quantize)
+and for the tests and benchmarks when no real model is at hand.
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: jetai-modelgen -preset tiny|small|0.8b -out PATH [-seed N] [-chat-template]")
