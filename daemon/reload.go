@@ -161,6 +161,10 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	}
 
 	plan := config.Diff(old, cfg)
+	d.mu.Lock()
+	first := d.reload.first
+	d.mu.Unlock()
+	plan.NeedsProcessRestart = againstInForce(first, cfg, plan.NeedsProcessRestart)
 	res.Plan = plan
 	d.log.Info("config reload plan", "trigger", trigger, "from", res.Generation, "plan", plan.String())
 	d.logPlan(plan)
@@ -323,4 +327,25 @@ func (d *Daemon) startReloaders(ctx context.Context, wg *sync.WaitGroup) {
 		d.reload.watching = false
 		d.mu.Unlock()
 	}()
+}
+
+// againstInForce restates the settings that wait for a process restart
+// against the config jetaid started with, which is what is in force: after
+// listen went 8000 → 8001 → 8000, the second change is no change at all,
+// and after 8000 → 8001 → 8002 the value still in force is 8000, not 8001.
+func againstInForce(first, cfg *config.Config, changed []config.FieldChange) []config.FieldChange {
+	if first == nil || len(changed) == 0 {
+		return changed
+	}
+	pending := map[string]config.FieldChange{}
+	for _, f := range config.Diff(first, cfg).NeedsProcessRestart {
+		pending[f.Field] = f
+	}
+	var out []config.FieldChange
+	for _, f := range changed {
+		if p, ok := pending[f.Field]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }

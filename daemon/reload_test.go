@@ -420,4 +420,22 @@ func TestReloadNeedsProcessRestart(t *testing.T) {
 	if code := e.infer("m"); code != 200 {
 		t.Fatalf("inference after the reload: %d", code)
 	}
+
+	// A second change is stated against the address in force, the one
+	// jetaid started with, not against the file of the last reload.
+	e.write("server {\n  listen = \"127.0.0.1:2\"\n}\n" + model("m", ""))
+	res = e.d.Reload(context.Background(), "test")
+	if !res.Applied || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "(127.0.0.1:8000 → 127.0.0.1:2)") ||
+		!strings.Contains(res.Notes[0], "until then 127.0.0.1:8000 stays in force") {
+		t.Fatalf("second change: %+v", res)
+	}
+	// Back to the address in force: nothing waits for a restart any more.
+	e.write(model("m", ""))
+	res = e.d.Reload(context.Background(), "test")
+	if !res.Applied || len(res.Plan.NeedsProcessRestart) != 0 || len(res.Notes) != 0 {
+		t.Fatalf("back to the address in force: %+v", res)
+	}
+	if nr, _ := e.status()["needs_restart"].([]any); len(nr) != 0 {
+		t.Fatalf("/status needs_restart: %v", nr)
+	}
 }
