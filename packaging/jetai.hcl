@@ -112,8 +112,9 @@ thermal {
   hard_limit = 90
   hysteresis = 5
 
-  # How often the zones, memory, GPU and power rails are read (about 0.05%
-  # of one core at 2s; see the README's Benchmark).
+  # How often the zones, memory, GPU and power rails are read. One poll took
+  # 49 µs (x86 box) to 368 µs (fake Orin Nano tree), under 0.02% of one core
+  # at 2s (see the README's Benchmark).
   poll_interval = "2s"
 }
 
