@@ -17,12 +17,12 @@ import (
 )
 
 func main() {
-	tiny := flag.String("tiny", os.Getenv("JETAI_TEST_MODEL"), "path of stories260K.gguf (empty = skip)")
+	tiny := flag.String("tiny", os.Getenv("JETAI_TEST_MODEL"), "`PATH` of stories260K.gguf (default $JETAI_TEST_MODEL; empty = skip)")
 	large := flag.Bool("large", true, "also measure a generated 0.8B Q4_K_M model")
 	cache := flag.String("cache", ".cache/models", "directory for generated models")
 	threads := flag.Int("threads", 0, "CPU threads for the raw engine and the runner (0 = all)")
 	streams := flag.String("streams", "1,2,4,8", "concurrency levels")
-	runnerCmd := flag.String("runner", "bin/jetaid", "jetaid binary that provides `jetaid runner`")
+	runnerCmd := flag.String("runner", "bin/jetaid", "the jetaid `BINARY` whose runner (jetaid runner) is measured")
 	httpBench := flag.Bool("http", true, "also measure jetaid over HTTP against the runner, endpoint latency and a model swap")
 	rate := flag.Int("rate", 500, "requests/s for the /health and /models latency figure")
 	idle := flag.Duration("idle", 30*time.Second, "how long to measure the CPU share of idle daemons for the cost of platform monitoring (0 = skip)")
@@ -30,6 +30,20 @@ func main() {
 	reload := flag.Int("reload", 10, "rounds of the config reload latency figures (0 = skip)")
 	engineBench := flag.Bool("engine", true, "measure the raw engine and the runner side by side")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
+
+jetai-bench measures jetai side by side with the raw engine in one run and
+prints tables: the runner against a minimal in-process engine loop (for
+stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
+latency, a model swap, config reload latency, the model cache and the CPU
+cost of platform monitoring. Not a test: the figures are for a quiet machine.
+make bench runs it with the defaults below.
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 
 	var levels []int
