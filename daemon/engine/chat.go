@@ -6,7 +6,10 @@ package engine
 import "C"
 
 import (
+	"crypto/rand"
 	"fmt"
+	"slices"
+	"strings"
 	"unsafe"
 )
 
@@ -64,4 +67,93 @@ func applyTemplate(tmpl string, msgs []Message, addAssistant bool) (string, erro
 		C.free(buf)
 		size = n + 1
 	}
+}
+
+// ChatTokens formats msgs with the model's chat template, opens the
+// assistant's turn and tokenizes the result. The template's own special
+// tokens (<|im_start|> and the like) are parsed; text inside a message's
+// content never becomes a special token, so a user cannot write a role
+// marker and speak as the system. Prompts without special-token text
+// tokenize exactly as the whole formatted string does; the others are
+// tokenized piecewise (template text with special tokens, content without).
+func (m *Model) ChatTokens(msgs []Message) ([]int, error) {
+	text, err := m.ApplyChatTemplate(msgs, true)
+	if err != nil {
+		return nil, err
+	}
+	injected := false
+	for _, msg := range msgs {
+		if injected, err = m.hasSpecialText(msg.Content); err != nil || injected {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !injected {
+		return m.Tokenize(text, true)
+	}
+	return m.chatTokensPiecewise(msgs)
+}
+
+// hasSpecialText reports whether s contains the text of a special token:
+// then parsing specials changes its tokens.
+func (m *Model) hasSpecialText(s string) (bool, error) {
+	if s == "" {
+		return false, nil
+	}
+	special, err := m.m.Tokenize(s, false, true)
+	if err != nil {
+		return false, err
+	}
+	plain, err := m.m.Tokenize(s, false, false)
+	if err != nil {
+		return false, err
+	}
+	return !slices.Equal(special, plain), nil
+}
+
+// chatTokensPiecewise formats msgs with a random placeholder for each
+// content, then tokenizes the template's text with special tokens parsed
+// and each content, in its place, as plain text.
+func (m *Model) chatTokensPiecewise(msgs []Message) ([]int, error) {
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	marker := func(i int) string { return fmt.Sprintf("\x01jetai-%x-%d\x01", nonce, i) }
+	held := make([]Message, len(msgs))
+	for i, msg := range msgs {
+		held[i] = Message{Role: msg.Role, Content: marker(i)}
+	}
+	text, err := m.ApplyChatTemplate(held, true)
+	if err != nil {
+		return nil, err
+	}
+	var toks []int
+	add := func(s string, special bool) error {
+		if s == "" {
+			return nil
+		}
+		t, err := m.m.Tokenize(s, len(toks) == 0 && m.info.AddBOS, special)
+		toks = append(toks, t...)
+		return err
+	}
+	for i, msg := range msgs {
+		at := strings.Index(text, marker(i))
+		if at < 0 {
+			continue // the template leaves this message out
+		}
+		if err := add(text[:at], true); err != nil {
+			return nil, err
+		}
+		if err := add(msg.Content, false); err != nil {
+			return nil, err
+		}
+		text = text[at+len(marker(i)):]
+	}
+	if err := add(text, true); err != nil {
+		return nil, err
+	}
+	return toks, nil
 }

@@ -58,7 +58,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 
 // prompt turns a request into tokens, or answers the client's mistake.
 func (h *handler) prompt(w http.ResponseWriter, req *runner.Request) ([]int, bool) {
-	text := req.Prompt
+	var toks []int
+	var err error
 	switch {
 	case len(req.Messages) > 0 && req.Prompt != "":
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "give either a prompt or messages, not both")
@@ -68,8 +69,9 @@ func (h *handler) prompt(w http.ResponseWriter, req *runner.Request) ([]int, boo
 		for i, m := range req.Messages {
 			msgs[i] = engine.Message{Role: m.Role, Content: m.Content}
 		}
-		var err error
-		if text, err = h.model.ApplyChatTemplate(msgs, true); err != nil {
+		// Special-token text in a message stays text (no role injection).
+		toks, err = h.model.ChatTokens(msgs)
+		if errors.Is(err, engine.ErrNoChatTemplate) {
 			writeError(w, http.StatusBadRequest, runner.CodeNoChatTemplate,
 				fmt.Sprintf("this model cannot take chat messages (%v); send a plain prompt instead", err))
 			return nil, false
@@ -77,8 +79,11 @@ func (h *handler) prompt(w http.ResponseWriter, req *runner.Request) ([]int, boo
 	case req.Prompt == "":
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "prompt is empty")
 		return nil, false
+	default:
+		// A raw prompt is the caller's own formatting: special tokens
+		// written in it are parsed, as llama.cpp's server does.
+		toks, err = h.model.Tokenize(req.Prompt, true)
 	}
-	toks, err := h.model.Tokenize(text, true)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tokenize: "+err.Error())
 		return nil, false
