@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/internal/bytesize"
 	"github.com/jetai/jetai/version"
 )
 
@@ -100,9 +101,9 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 		}
 	}
 	t.kv("models", fmt.Sprintf("%d loaded, %d loading, %d configured, %d queued", loaded, s.Pool.Loading, len(s.Models), s.Pool.Queued))
-	mem := fmt.Sprintf("%s used of %s budget (reserve %s)", human(s.Pool.Used), human(s.Pool.Budget), human(s.Pool.Reserve))
+	mem := fmt.Sprintf("%s used of %s budget (reserve %s)", bytesize.IEC(s.Pool.Used), bytesize.IEC(s.Pool.Budget), bytesize.IEC(s.Pool.Reserve))
 	if s.Pool.MemAvailable > 0 {
-		mem += fmt.Sprintf(", %s available", human(s.Pool.MemAvailable))
+		mem += fmt.Sprintf(", %s available", bytesize.IEC(s.Pool.MemAvailable))
 	}
 	t.kv("memory", mem)
 	p := s.Performance
@@ -157,7 +158,7 @@ func runLoad(ctx context.Context, e *Env, args []string) error {
 	m := r.Model
 	switch {
 	case m.State == pool.StateReady && e.wait:
-		fmt.Fprintf(e.Stdout, "%s: ready in %.1fs (%s, pid %d)\n", m.Name, r.Seconds, human(m.ChargedBytes), m.Pid)
+		fmt.Fprintf(e.Stdout, "%s: ready in %.1fs (%s, pid %d)\n", m.Name, r.Seconds, bytesize.IEC(m.ChargedBytes), m.Pid)
 	case m.State == pool.StateReady:
 		fmt.Fprintf(e.Stdout, "%s: ready (pid %d)\n", m.Name, m.Pid)
 	case m.State == pool.StateFailed:
@@ -196,7 +197,7 @@ func runOptimize(ctx context.Context, e *Env, _ []string) error {
 	for _, n := range r.Unloaded {
 		fmt.Fprintf(e.Stdout, "unloaded %s: %s\n", n, r.Reasons[n])
 	}
-	fmt.Fprintf(e.Stdout, "freed %s\n", human(r.FreedBytes))
+	fmt.Fprintf(e.Stdout, "freed %s\n", bytesize.IEC(r.FreedBytes))
 	return nil
 }
 

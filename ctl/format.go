@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // table writes aligned columns.
@@ -40,9 +41,9 @@ func printModels(w io.Writer, ms []admin.Model) {
 		if m.Pid > 0 {
 			pid = fmt.Sprint(m.Pid)
 		}
-		mem := human(m.ChargedBytes)
+		mem := bytesize.IEC(m.ChargedBytes)
 		if m.ChargedBytes == 0 {
-			mem = "~" + human(m.EstimatedBytes)
+			mem = "~" + bytesize.IEC(m.EstimatedBytes)
 		}
 		t.row(m.Name, state, mem, fmt.Sprint(m.Active), fmt.Sprint(m.Queued), fmt.Sprintf("%.1f", m.TokensPerSecond),
 			fmt.Sprint(m.Requests), prio, m.KeepAlive, pid)
@@ -53,19 +54,6 @@ func printModels(w io.Writer, ms []admin.Model) {
 			fmt.Fprintf(w, "%s: %s\n", m.Name, m.LastError)
 		}
 	}
-}
-
-func human(b uint64) string {
-	const kib, mib, gib = 1 << 10, 1 << 20, 1 << 30
-	switch {
-	case b >= gib:
-		return fmt.Sprintf("%.1fGiB", float64(b)/gib)
-	case b >= mib:
-		return fmt.Sprintf("%.0fMiB", float64(b)/mib)
-	case b >= kib:
-		return fmt.Sprintf("%.0fKiB", float64(b)/kib)
-	}
-	return fmt.Sprintf("%dB", b)
 }
 
 func short(hash string) string {

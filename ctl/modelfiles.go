@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/daemon/ingest"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // Model-file commands (issue 9): import, quantize, cache.
@@ -68,7 +69,7 @@ func progressPrinter(e *Env, what string) (func(admin.Progress), func()) {
 			pct := int(100 * p.Done / p.Total)
 			amount := fmt.Sprintf("%d/%d tensors", p.Done, p.Total)
 			if p.Unit == "bytes" {
-				amount = human(uint64(p.Done)) + " of " + human(uint64(p.Total))
+				amount = bytesize.IEC(uint64(p.Done)) + " of " + bytesize.IEC(uint64(p.Total))
 			}
 			if e.IsTerminal {
 				fmt.Fprintf(e.Stderr, "\r%s %3d%% (%s)   ", what, pct, amount)
@@ -90,7 +91,7 @@ func printFileResult(e *Env, r ingest.Result, verb string, took time.Duration) e
 	}
 	f := r.Facts
 	fmt.Fprintf(e.Stdout, "%s %s in %.1fs\n", verb, r.Entry.Path, took.Seconds())
-	fmt.Fprintf(e.Stdout, "  size %s, sha256 %s\n", human(uint64(r.Entry.Size)), r.Entry.SHA256)
+	fmt.Fprintf(e.Stdout, "  size %s, sha256 %s\n", bytesize.IEC(uint64(r.Entry.Size)), r.Entry.SHA256)
 	fmt.Fprintf(e.Stdout, "  %s %s, %d layers, trained context %d\n\n", f.Architecture, f.FileType, f.Layers, f.ContextTrain)
 	fmt.Fprint(e.Stdout, r.Block)
 	return nil
@@ -138,13 +139,13 @@ func runCache(ctx context.Context, e *Env, _ []string) error {
 	}
 	limit := "no limit"
 	if st.MaxSize > 0 {
-		limit = human(uint64(st.MaxSize))
+		limit = bytesize.IEC(uint64(st.MaxSize))
 	}
-	fmt.Fprintf(e.Stdout, "%s: %s used of %s (%s parked conversations)\n", st.Dir, human(uint64(st.Used)), limit, human(uint64(st.ParkedBytes)))
+	fmt.Fprintf(e.Stdout, "%s: %s used of %s (%s parked conversations)\n", st.Dir, bytesize.IEC(uint64(st.Used)), limit, bytesize.IEC(uint64(st.ParkedBytes)))
 	t := newTable(e.Stdout)
 	t.row("FILE", "SIZE", "ORIGIN", "IN USE", "LAST USED", "SOURCE")
 	for _, f := range st.Files {
-		t.row(f.Name, human(uint64(f.Size)), f.Origin, fmt.Sprint(f.InUse), f.LastUsed.Local().Format("2006-01-02 15:04"), f.Source)
+		t.row(f.Name, bytesize.IEC(uint64(f.Size)), f.Origin, fmt.Sprint(f.InUse), f.LastUsed.Local().Format("2006-01-02 15:04"), f.Source)
 	}
 	t.flush()
 	for _, j := range st.Quantizing {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // runTop shows the live view. On a terminal it redraws in place; with
@@ -54,9 +55,9 @@ func runTop(ctx context.Context, e *Env, _ []string) error {
 func renderTop(w io.Writer, s admin.Status, every time.Duration) {
 	fmt.Fprintf(w, "jetaid %s  %s  up %s  config gen %d  every %s  %s\n", s.Version, s.State, roundDur(s.UptimeSeconds),
 		s.Config.Generation, every, time.Now().Format("15:04:05"))
-	mem := fmt.Sprintf("memory %s / %s budget", human(s.Pool.Used), human(s.Pool.Budget))
+	mem := fmt.Sprintf("memory %s / %s budget", bytesize.IEC(s.Pool.Used), bytesize.IEC(s.Pool.Budget))
 	if s.Pool.MemAvailable > 0 {
-		mem += fmt.Sprintf(", %s available", human(s.Pool.MemAvailable))
+		mem += fmt.Sprintf(", %s available", bytesize.IEC(s.Pool.MemAvailable))
 	}
 	fmt.Fprintf(w, "%s   %.1f tok/s   queued %d/%d   requests %d (failed %d, rejected %d)\n", mem,
 		s.Performance.WindowTokensPerSecond, s.Pool.Queued, s.Pool.QueueTotal, s.Performance.Requests, s.Performance.Failures, s.Performance.Rejected)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/user"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/daemon/systemd"
+	"github.com/jetai/jetai/internal/bytesize"
 	"github.com/jetai/jetai/version"
 )
 
@@ -314,7 +314,7 @@ func summary(s admin.Status) string {
 		line += " (" + strings.Join(loaded, ", ") + ")"
 	}
 	line += loading
-	line += fmt.Sprintf(", memory %s of %s, %.1f tok/s", humanBytes(s.Pool.Used), humanBytes(s.Pool.Budget), s.Performance.WindowTokensPerSecond)
+	line += fmt.Sprintf(", memory %s of %s, %.1f tok/s", bytesize.IEC(s.Pool.Used), bytesize.IEC(s.Pool.Budget), s.Performance.WindowTokensPerSecond)
 	if p := s.Platform; p != nil {
 		hot := 0.0
 		for _, t := range p.Temperatures {
@@ -328,15 +328,4 @@ func summary(s admin.Status) string {
 		}
 	}
 	return line
-}
-
-func humanBytes(b uint64) string {
-	const gib, mib = 1 << 30, 1 << 20
-	switch {
-	case b >= gib:
-		return strconv.FormatFloat(float64(b)/gib, 'f', 1, 64) + " GiB"
-	case b >= mib:
-		return strconv.FormatFloat(float64(b)/mib, 'f', 0, 64) + " MiB"
-	}
-	return strconv.FormatUint(b, 10) + " B"
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/gguf"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // Options configure a Cache.
@@ -662,12 +663,12 @@ func (c *Cache) reserve(size int64) error {
 	used, max := c.usedLocked(), c.max
 	c.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%w: %s needed, %s of max_size %s used by files that loaded models use", ErrNoRoom, human(size), human(used), human(max))
+		return fmt.Errorf("%w: %s needed, %s of max_size %s used by files that loaded models use", ErrNoRoom, bytesize.IEC(uint64(size)), bytesize.IEC(uint64(used)), bytesize.IEC(uint64(max)))
 	}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(c.dir, &fs); err == nil {
 		if free := int64(fs.Bavail) * int64(fs.Bsize); free < size {
-			return fmt.Errorf("%w: %s needed, the disk of %s has %s free", ErrNoRoom, human(size), c.dir, human(free))
+			return fmt.Errorf("%w: %s needed, the disk of %s has %s free", ErrNoRoom, bytesize.IEC(uint64(size)), c.dir, bytesize.IEC(uint64(free)))
 		}
 	}
 	return nil
@@ -680,17 +681,4 @@ func (c *Cache) add(rec Record) Entry {
 	c.entries[rec.Name] = &entry{rec: rec, sealed: true}
 	c.touchLocked(rec.Name)
 	return Entry{Record: c.entries[rec.Name].rec, Path: filepath.Join(c.models, rec.Name)}
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/gguf"
+	"github.com/jetai/jetai/internal/bytesize"
 	"golang.org/x/sys/unix"
 )
 
@@ -421,7 +422,7 @@ func (c *Cache) AddFile(ctx context.Context, tmp, name, src, origin string) (Ent
 	c.mu.Unlock()
 	if !fits {
 		os.Remove(tmp)
-		return Entry{}, fmt.Errorf("%w: %s does not fit max_size %s beside the files loaded models use", ErrNoRoom, human(st.Size()), human(c.MaxSize()))
+		return Entry{}, fmt.Errorf("%w: %s does not fit max_size %s beside the files loaded models use", ErrNoRoom, bytesize.IEC(uint64(st.Size())), bytesize.IEC(uint64(c.MaxSize())))
 	}
 	if err := c.commit(tmp, rec); err != nil {
 		os.Remove(tmp)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // Manifest describes one model's parked slots. Fingerprint identifies the
@@ -102,7 +104,7 @@ func (c *Cache) CommitPark(dir string, m Manifest) error {
 	c.dropParkLocked(key)
 	if !c.evictLocked(size) {
 		os.RemoveAll(dir)
-		return fmt.Errorf("%w: parked state of %s (%s) does not fit max_size", ErrNoRoom, m.Model, human(size))
+		return fmt.Errorf("%w: parked state of %s (%s) does not fit max_size", ErrNoRoom, m.Model, bytesize.IEC(uint64(size)))
 	}
 	final := filepath.Join(c.parked, key)
 	if err := os.Rename(dir, final); err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/gguf"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // Options configure an Ingester.
@@ -205,9 +206,9 @@ func modelName(name, file string) string {
 // Block renders a ready-to-paste model block for facts.
 func Block(name string, f Facts) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s, %s, %s parameters, %s on disk\n", f.Architecture, f.FileType, humanCount(f.Parameters), human(uint64(f.FileBytes)))
+	fmt.Fprintf(&b, "# %s, %s, %s parameters, %s on disk\n", f.Architecture, f.FileType, humanCount(f.Parameters), bytesize.IEC(uint64(f.FileBytes)))
 	fmt.Fprintf(&b, "# estimated memory at context %d × parallel %d: %s (weights %s, KV cache %s, compute %s, runner %s)\n",
-		f.Context, f.Parallel, human(f.Estimate.Total), human(f.Estimate.Weights), human(f.Estimate.KV), human(f.Estimate.Compute), human(f.Estimate.Overhead))
+		f.Context, f.Parallel, bytesize.IEC(f.Estimate.Total), bytesize.IEC(f.Estimate.Weights), bytesize.IEC(f.Estimate.KV), bytesize.IEC(f.Estimate.Compute), bytesize.IEC(f.Estimate.Overhead))
 	fmt.Fprintf(&b, "model %q {\n", name)
 	fmt.Fprintf(&b, "  path     = %q\n", f.Path)
 	if f.ContextTrain > 0 {
@@ -221,19 +222,6 @@ func Block(name string, f Facts) string {
 	}
 	b.WriteString("}\n")
 	return b.String()
-}
-
-func human(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func humanCount(n uint64) string {
