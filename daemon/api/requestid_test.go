@@ -21,7 +21,8 @@ import (
 
 // TestRequestIDInAnswerAndJournal: every answer carries X-Request-Id (the
 // client's when it sent a usable one), and a failed request's log entry
-// has it as the journal field REQUEST_ID, next to MODEL.
+// has it as the journal field REQUEST_ID, next to MODEL (the name the
+// client asked for when no model has it).
 func TestRequestIDInAnswerAndJournal(t *testing.T) {
 	var mu sync.Mutex
 	var entries []map[string]string
@@ -43,8 +44,12 @@ func TestRequestIDInAnswerAndJournal(t *testing.T) {
 	hs := httptest.NewServer(api.New(api.Options{Pool: fp, Config: cfg, Log: slog.New(h)}).Handler())
 	defer hs.Close()
 
-	post := func(id string) *http.Response {
-		req, _ := http.NewRequest("POST", hs.URL+"/inference", strings.NewReader(`{"prompt": "x", "model": "m"}`))
+	post := func(id string, body ...string) *http.Response {
+		b := `{"prompt": "x", "model": "m"}`
+		if len(body) > 0 {
+			b = body[0]
+		}
+		req, _ := http.NewRequest("POST", hs.URL+"/inference", strings.NewReader(b))
 		if id != "" {
 			req.Header.Set("X-Request-Id", id)
 		}
@@ -64,9 +69,25 @@ func TestRequestIDInAnswerAndJournal(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(gen) {
 		t.Fatalf("generated X-Request-Id %q", gen)
 	}
+	// An unknown model is logged under the name the client asked for, as
+	// the preferred or the fallback model too.
+	for _, body := range []string{
+		`{"prompt": "x", "model": "gpt-9"}`,
+		`{"prompt": "x", "preferred_model": "gpt-9"}`,
+		`{"prompt": "x", "preferred_model": "m", "fallback": "gpt-9"}`,
+	} {
+		if resp := post("", body); resp.StatusCode != 404 {
+			t.Fatalf("%s: status %d, want 404", body, resp.StatusCode)
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(entries) != 2 || entries[0]["REQUEST_ID"] != "client-42" || entries[0]["MODEL"] != "m" || entries[1]["REQUEST_ID"] != gen {
+	if len(entries) != 5 || entries[0]["REQUEST_ID"] != "client-42" || entries[0]["MODEL"] != "m" || entries[1]["REQUEST_ID"] != gen {
 		t.Fatalf("journal entries: %v", entries)
+	}
+	for i, e := range entries[2:] {
+		if e["MODEL"] != "gpt-9" || e["CODE"] != "model_not_found" {
+			t.Errorf("unknown model entry %d: MODEL %q CODE %q, want gpt-9 and model_not_found (%v)", i, e["MODEL"], e["CODE"], e)
+		}
 	}
 }

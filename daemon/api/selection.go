@@ -187,6 +187,12 @@ type genJob struct {
 func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 	var out outcome
 	var model string
+	// notFound fails with the name the client asked for as out.Model, so
+	// that the failure's log entry (journal field MODEL) names it.
+	notFound := func(name string) (outcome, error) {
+		out.Model = name
+		return out, s.unknownModel(name)
+	}
 	switch {
 	case j.spec.Preferred != "":
 		out.Selection.Mode = "hybrid"
@@ -208,7 +214,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 			out.Selection.Reason = fmt.Sprintf("preferred model %q could not serve (%s); ", canon, errorFor(ctx, err, 0).Message)
 		} else {
 			if j.spec.Fallback == "" {
-				return out, s.unknownModel(j.spec.Preferred)
+				return notFound(j.spec.Preferred)
 			}
 			out.Selection.Reason = "preferred model " + quote(j.spec.Preferred) + " is not configured; "
 		}
@@ -222,7 +228,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 		} else {
 			fb, ok := s.pool.Resolve(j.spec.Fallback)
 			if !ok {
-				return out, s.unknownModel(j.spec.Fallback)
+				return notFound(j.spec.Fallback)
 			}
 			model = fb
 			out.Selection.Reason += "fallback " + quote(fb)
@@ -238,7 +244,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 		out.Selection.Mode = "manual"
 		canon, ok := s.pool.Resolve(j.spec.Model)
 		if !ok {
-			return out, s.unknownModel(j.spec.Model)
+			return notFound(j.spec.Model)
 		}
 		model = canon
 		out.Selection.Reason = "requested"
