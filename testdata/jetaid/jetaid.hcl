@@ -1,6 +1,6 @@
 # A config that works on a fresh clone: the real tiny model (stories260K)
 # from ../shared/models beside the repository. Paths are relative to this
-# file. Run:  go run ./cmd/jetaid --config testdata/jetaid/jetaid.hcl
+# file. Run:  make build && bin/jetaid --config testdata/jetaid/jetaid.hcl
 server {
   listen = "127.0.0.1:8000"
 }
