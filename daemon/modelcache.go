@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -127,7 +128,25 @@ func (d *Daemon) ImportModel(ctx context.Context, path, name string, progress ca
 	if !filepath.IsAbs(path) {
 		return ingest.Result{}, admin.Errorf(http.StatusBadRequest, admin.CodeBadRequest, "import: %q: give an absolute path (the daemon does not share your working directory)", path)
 	}
-	return d.ingest.Import(ctx, path, name, progress)
+	res, err := d.ingest.Import(ctx, path, name, progress)
+	if err == nil {
+		if name == "" {
+			name = strings.TrimSuffix(res.Entry.Name, ".gguf")
+		}
+		res.Block = d.nameTakenNote(name) + res.Block
+	}
+	return res, err
+}
+
+// nameTakenNote warns, above a printed model block, when its name is
+// already a model or alias of the running config: pasted as it is, the
+// block would make the file invalid ("defined twice").
+func (d *Daemon) nameTakenNote(name string) string {
+	m, ok := d.Config().Lookup(name)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("# NOTE: %q is already a model name or alias in the config (model %q): rename this block before pasting it\n", name, m.Name)
 }
 
 // QuantizeModel quantizes the configured model's file to typ into the
@@ -160,6 +179,7 @@ func (d *Daemon) QuantizeModel(ctx context.Context, model, name, typ string, pro
 				d.log.Warn("quantize failed", "model", m.Name, "type", typ, "err", err)
 			} else {
 				d.log.Info("quantized", "model", m.Name, "type", typ, "path", res.Entry.Path, "bytes", res.Entry.Size)
+				res.Block = d.nameTakenNote(name) + res.Block
 			}
 			return res, err
 		case <-t.C:

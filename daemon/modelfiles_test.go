@@ -202,6 +202,16 @@ model "tiny" {
 	if code, _, errs := ctlRun(sock, "quantize", "tiny"); code != 2 || !strings.Contains(errs, "--type") {
 		t.Errorf("quantize without --type: exit %d %q", code, errs)
 	}
+
+	// A name the config already has: the block says so before it is pasted.
+	code, out, errs = ctlRun(sock, "import", src, "--name", "tiny")
+	if code != 0 || !strings.Contains(out, `"tiny" is already a model name or alias in the config (model "tiny"): rename this block`) {
+		t.Errorf("import under a configured name: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = ctlRun(sock, "import", src, "--name", "fresh")
+	if code != 0 || strings.Contains(out, "already a model name") {
+		t.Errorf("import under a new name: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 // TestQuantizePausedWhileHot: a quantize job is paused while the thermal
