@@ -1,19 +1,16 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,24 +31,6 @@ func fakeRoot(t *testing.T, name string) string {
 	return dst
 }
 
-// syncBuffer is a log sink tests read while the daemon writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // platformDaemon runs a daemon over the fake root with the config body
 // (model paths as %[1]q) and returns its base URL and the Daemon.
 func platformDaemon(t *testing.T, root, hcl string, log io.Writer) (string, *daemon.Daemon) {
@@ -61,31 +40,9 @@ func platformDaemon(t *testing.T, root, hcl string, log io.Writer) (string, *dae
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(hcl, testmodel.Path(t))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.New(daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir, PlatformRoot: root,
+	return runDaemon(t, daemon.Options{ConfigPath: conf, SocketDir: dir, PlatformRoot: root,
 		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
 		Log: slog.New(slog.NewTextHandler(log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return")
-		}
-	})
-	return "http://" + ln.Addr().String(), d
 }
 
 func getJSON(t *testing.T, url string, v any) {
@@ -197,7 +154,7 @@ func TestThermalThrottling(t *testing.T) {
 	threads := max(2, cpus)                   // configured
 	throttled := min(threads, max(1, cpus/2)) // what throttle sets
 	poll := 20 * time.Millisecond
-	var logs syncBuffer
+	var logs logBuffer
 	base, _ := platformDaemon(t, root, `
 thermal {
   soft_limit    = 80

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,23 +31,6 @@ type reloadEnv struct {
 	base string
 	d    *daemon.Daemon
 	log  *logBuffer
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *logBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *logBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // tinyModel is the real tiny model's path, set by startReload.
@@ -85,31 +67,17 @@ func start(t *testing.T, hcl func() string, watch bool, wo config.WatchOptions) 
 	e := &reloadEnv{t: t, dir: t.TempDir(), log: &logBuffer{}}
 	e.conf = filepath.Join(e.dir, "jetai.hcl")
 	e.write(hcl())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.base = "http://" + ln.Addr().String()
-	opts := daemon.Options{ConfigPath: e.conf, Listener: ln, SocketDir: e.dir,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
-		Log:   slogTo(e.log),
-		Watch: wo, NoWatch: !watch}
-	e.d, err = daemon.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.d.Run(ctx) }()
+	// Registered first, so it runs after runDaemon's cleanup has stopped
+	// the daemon: the log then ends with the shutdown.
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", e.log.String())
 		}
 	})
+	e.base, e.d = runDaemon(t, daemon.Options{ConfigPath: e.conf, SocketDir: e.dir,
+		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
+		Log:   slogTo(e.log),
+		Watch: wo, NoWatch: !watch})
 	e.waitFor("the daemon to serve", func() bool {
 		resp, err := http.Get(e.base + "/health")
 		if err != nil {
@@ -223,9 +191,11 @@ func TestReloadPriorityOnly(t *testing.T) {
 	if st["generation"].(float64) != 2 || st["hash"] != e.d.Config().Hash || st["last_error"] != "" || st["last_reload"] == nil || st["watching"] != true {
 		t.Fatalf("/status config: %v", st)
 	}
-	if !strings.Contains(e.log.String(), "config reloaded") || !strings.Contains(e.log.String(), "priority 10→77") {
-		t.Fatalf("the log lacks the summary or the plan:\n%s", e.log.String())
-	}
+	// The summary is logged just after the new generation is in force.
+	e.waitFor("the reload's summary and plan in the log", func() bool {
+		l := e.log.String()
+		return strings.Contains(l, "config reloaded") && strings.Contains(l, "priority 10→77")
+	})
 	if code := e.infer("m"); code != 200 {
 		t.Fatalf("inference after the reload: %d", code)
 	}
