@@ -247,6 +247,17 @@ func TestInferenceModes(t *testing.T) {
 	if a.Status != 200 || str(a.JSON, "model") != "story" || !strings.Contains(str(a.JSON, "selection", "reason"), "not configured") {
 		t.Fatalf("hybrid fallback: %d %s", a.Status, a.Body)
 	}
+	// An unknown name is a 404 that points at the field which gave it.
+	for _, c := range []struct{ body, param, msg string }{
+		{`{"prompt": "x", "model": "gpt-9"}`, "model", `unknown model "gpt-9"`},
+		{`{"prompt": "x", "preferred_model": "gpt-9"}`, "preferred_model", `unknown model "gpt-9"`},
+		{`{"prompt": "x", "preferred_model": "gpt-9", "fallback": "gpt-10"}`, "fallback", `unknown model "gpt-10"; configured models: story, chat, slow; fallback takes a model name or "auto"`},
+	} {
+		a = post(t, e.url+"/inference", c.body)
+		if a.Status != 404 || str(a.JSON, "error", "param") != c.param || !strings.Contains(str(a.JSON, "error", "message"), c.msg) {
+			t.Fatalf("%s: %d %s; want 404, param %q, message with %q", c.body, a.Status, a.Body, c.param, c.msg)
+		}
+	}
 	// Hybrid: a preferred model that cannot take the prompt (longer than
 	// its context) gives way to the fallback.
 	long := strings.Repeat("the cat sat on the mat. ", 40) // > 256 story tokens, < 512 chat tokens

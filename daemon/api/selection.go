@@ -188,10 +188,16 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 	var out outcome
 	var model string
 	// notFound fails with the name the client asked for as out.Model, so
-	// that the failure's log entry (journal field MODEL) names it.
-	notFound := func(name string) (outcome, error) {
+	// that the failure's log entry (journal field MODEL) names it; param is
+	// the field that named it.
+	notFound := func(name, param string) (outcome, error) {
 		out.Model = name
-		return out, s.unknownModel(name)
+		e := s.unknownModel(name)
+		e.Param = param
+		if param == "fallback" {
+			e.Message += `; fallback takes a model name or "auto"`
+		}
+		return out, e
 	}
 	switch {
 	case j.spec.Preferred != "":
@@ -214,7 +220,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 			out.Selection.Reason = fmt.Sprintf("preferred model %q could not serve (%s); ", canon, errorFor(ctx, err, 0).Message)
 		} else {
 			if j.spec.Fallback == "" {
-				return notFound(j.spec.Preferred)
+				return notFound(j.spec.Preferred, "preferred_model")
 			}
 			out.Selection.Reason = "preferred model " + quote(j.spec.Preferred) + " is not configured; "
 		}
@@ -228,7 +234,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 		} else {
 			fb, ok := s.pool.Resolve(j.spec.Fallback)
 			if !ok {
-				return notFound(j.spec.Fallback)
+				return notFound(j.spec.Fallback, "fallback")
 			}
 			model = fb
 			out.Selection.Reason += "fallback " + quote(fb)
@@ -244,7 +250,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 		out.Selection.Mode = "manual"
 		canon, ok := s.pool.Resolve(j.spec.Model)
 		if !ok {
-			return notFound(j.spec.Model)
+			return notFound(j.spec.Model, "model")
 		}
 		model = canon
 		out.Selection.Reason = "requested"
