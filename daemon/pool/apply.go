@@ -494,9 +494,7 @@ func (p *Pool) swapInPlaceLocked(m *model, gen uint64) {
 	m.state = StateUnloading
 	p.broadcastLocked()
 	p.mu.Unlock()
-	sctx, scancel := context.WithTimeout(context.Background(), p.stopGrace)
-	proc.Stop(sctx)
-	scancel()
+	p.stopRunner(proc)
 	p.mu.Lock()
 	p.finishUnloadLocked(m, proc)
 	p.applyNextLocked(m)
@@ -527,9 +525,7 @@ func (p *Pool) retire(m *model, r *retiring) {
 		p.log.Warn("old runner drain timed out; stopping it with requests running", "model", m.cfg.Name, "requests", r.active)
 	}
 	p.mu.Unlock()
-	sctx, scancel := context.WithTimeout(context.Background(), p.stopGrace)
-	r.proc.Stop(sctx)
-	scancel()
+	p.stopRunner(r.proc)
 	p.mu.Lock()
 	m.rl.old = slices.DeleteFunc(m.rl.old, func(o *retiring) bool { return o == r })
 	if len(m.rl.old) == 0 && m.rl.phase == ReloadRetiring {
@@ -569,9 +565,7 @@ func (p *Pool) remove(m *model) {
 		m.state = StateUnloading
 		p.broadcastLocked()
 		p.mu.Unlock()
-		sctx, scancel := context.WithTimeout(context.Background(), p.stopGrace)
-		proc.Stop(sctx)
-		scancel()
+		p.stopRunner(proc)
 		p.mu.Lock()
 		p.finishUnloadLocked(m, proc)
 	}
@@ -589,8 +583,6 @@ func (p *Pool) stopLater(proc *runner.Process) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
-		proc.Stop(ctx)
-		cancel()
+		p.stopRunner(proc)
 	}()
 }

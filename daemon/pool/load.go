@@ -49,9 +49,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	if err == nil && p.closing {
 		err = ErrClosed
 		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
-		proc.Stop(ctx)
-		cancel()
+		p.stopRunner(proc)
 		p.mu.Lock()
 	}
 	if err != nil {
@@ -439,9 +437,7 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 		defer p.wg.Done()
 		p.park(cfg, proc)
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
-		proc.Stop(ctx)
-		cancel()
+		p.stopRunner(proc)
 		p.mu.Lock()
 		p.finishUnloadLocked(v, proc)
 		p.mu.Unlock()
@@ -598,9 +594,7 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 			p.mu.Unlock()
 			p.park(cfg, proc)
 			start := time.Now()
-			sctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
-			proc.Stop(sctx)
-			cancel()
+			p.stopRunner(proc)
 			p.observeUnload(m, "unload requested", start)
 			p.mu.Lock()
 			p.finishUnloadLocked(m, proc)
@@ -669,4 +663,12 @@ func (p *Pool) Optimize(ctx context.Context) OptimizeReport {
 	}
 	p.mu.Unlock()
 	return rep
+}
+
+// stopRunner stops proc, killing it if it has not exited within the pool's
+// stop grace. Call it without p.mu held.
+func (p *Pool) stopRunner(proc *runner.Process) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
+	defer cancel()
+	proc.Stop(ctx)
 }
