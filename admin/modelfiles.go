@@ -153,32 +153,18 @@ func (s *Server) routeModelFiles(m *http.ServeMux) {
 // streamFile runs an import or quantize, streaming its progress as NDJSON
 // frames. An error before the first frame is a plain error answer.
 func streamFile(w http.ResponseWriter, r *http.Request, run func(func(Progress)) (ingest.Result, error)) {
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	started := false
-	start := func() {
-		if !started {
-			started = true
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.WriteHeader(http.StatusOK)
-		}
-	}
+	out := newNDJSON(w)
 	res, err := run(func(p Progress) {
-		start()
-		enc.Encode(FileFrame{Progress: &p})
-		rc.Flush()
+		out.send(FileFrame{Progress: &p})
 	})
-	if err != nil {
-		e := fileError(err)
-		if !started {
-			writeError(w, e)
-			return
-		}
-		enc.Encode(FileFrame{Error: e})
-		return
+	switch {
+	case err != nil && !out.started:
+		writeError(w, fileError(err))
+	case err != nil:
+		out.send(FileFrame{Error: fileError(err)})
+	default:
+		out.send(FileFrame{Result: &res})
 	}
-	start()
-	enc.Encode(FileFrame{Result: &res})
 }
 
 func fileError(err error) *Error {

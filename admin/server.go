@@ -292,18 +292,12 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		}
 		count = n
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
+	out := newNDJSON(w)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for n := 1; ; n++ {
-		if err := enc.Encode(s.opts.Backend.Status(r.Context())); err != nil {
-			return
-		}
-		if err := rc.Flush(); err != nil {
+		if err := out.send(s.opts.Backend.Status(r.Context())); err != nil {
 			return
 		}
 		if count > 0 && n >= count {
@@ -329,31 +323,44 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the model: {"model": "NAME", "prompt": "…"}`))
 		return
 	}
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	started := false
-	start := func() {
-		if !started {
-			started = true
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.WriteHeader(http.StatusOK)
-		}
-	}
+	out := newNDJSON(w)
 	res, err := s.opts.Backend.Complete(r.Context(), req, func(text string) {
-		start()
-		enc.Encode(runner.Frame{Text: text})
-		rc.Flush()
+		out.send(runner.Frame{Text: text})
 	})
-	if err != nil && !started {
+	switch {
+	case err != nil && !out.started:
 		writeError(w, err)
-		return
+	case err != nil:
+		out.send(runner.Frame{Done: true, FinishReason: runner.FinishError, Error: err.Error()})
+	default:
+		out.send(runner.Frame{Done: true, FinishReason: res.FinishReason, Timings: &res.Timings})
 	}
-	start()
-	if err != nil {
-		enc.Encode(runner.Frame{Done: true, FinishReason: runner.FinishError, Error: err.Error()})
-		return
+}
+
+// ndjson answers with a stream of JSON lines. The 200 status goes out with
+// the first line, so a failure before it can still be a plain error answer.
+type ndjson struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	enc     *json.Encoder
+	started bool
+}
+
+func newNDJSON(w http.ResponseWriter) *ndjson {
+	return &ndjson{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
+}
+
+// send writes v as one line and flushes it to the client.
+func (n *ndjson) send(v any) error {
+	if !n.started {
+		n.started = true
+		n.w.Header().Set("Content-Type", "application/x-ndjson")
+		n.w.WriteHeader(http.StatusOK)
 	}
-	enc.Encode(runner.Frame{Done: true, FinishReason: res.FinishReason, Timings: &res.Timings})
+	if err := n.enc.Encode(v); err != nil {
+		return err
+	}
+	return n.rc.Flush()
 }
 
 // String renders a ReloadResult's verdict in one line.
