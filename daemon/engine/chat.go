@@ -140,17 +140,17 @@ func (m *Model) chatTokensPiecewise(msgs []Message) ([]int, error) {
 		return err
 	}
 	for i, msg := range msgs {
-		at := strings.Index(text, marker(i))
-		if at < 0 {
+		before, after, found := strings.Cut(text, held[i].Content)
+		if !found {
 			continue // the template leaves this message out
 		}
-		if err := add(text[:at], true); err != nil {
+		if err := add(before, true); err != nil {
 			return nil, err
 		}
 		if err := add(msg.Content, false); err != nil {
 			return nil, err
 		}
-		text = text[at+len(marker(i)):]
+		text = after
 	}
 	if err := add(text, true); err != nil {
 		return nil, err
