@@ -188,6 +188,11 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	d.reload.generation++
 	d.reload.loadedAt = time.Now()
 	res.Generation = d.reload.generation
+	res.Applied, res.Changed = true, true
+	// The new generation and its reload record become visible together:
+	// a /status read between them would show generation N with the
+	// previous reload's time and count.
+	d.recordLocked(res, start)
 	hooks := append([]func(old, new *config.Config, plan config.Plan){}, d.reload.hooks...)
 	d.mu.Unlock()
 	for _, h := range hooks {
@@ -199,8 +204,8 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 		res.Notes = append(res.Notes, fmt.Sprintf("%s changed (%s → %s): it takes effect when jetaid restarts; until then %s stays in force", f.Field, f.Old, f.New, f.Old))
 	}
 	res.Notes = append(res.Notes, rep.Notes...)
-	res.Applied, res.Changed, res.Duration = true, true, time.Since(start)
-	d.recordReload(res, start)
+	res.Duration = time.Since(start)
+	d.noteReload(res)
 	d.log.Info("config reloaded", "trigger", trigger, "generation", res.Generation, "sha256", res.Hash[:12],
 		"added", len(plan.Added), "removed", len(plan.Removed), "restarted", len(plan.Restarted),
 		"updated", len(plan.Updated), "unchanged", len(plan.Unchanged), "live", len(plan.Live),
@@ -243,17 +248,28 @@ func (d *Daemon) logPlan(p config.Plan) {
 	}
 }
 
+// recordReload notes the outcome in the pool's events and the reload
+// status.
 func (d *Daemon) recordReload(res ReloadResult, at time.Time) {
-	// The pool's event list shows reloads beside loads and evictions
-	// (GET /status events, the dashboard).
+	d.noteReload(res)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.recordLocked(res, at)
+}
+
+// noteReload adds the reload to the pool's event list, which shows reloads
+// beside loads and evictions (GET /status events, the dashboard).
+func (d *Daemon) noteReload(res ReloadResult) {
 	switch {
 	case !res.Applied:
 		d.pool.Note("reload_rejected", fmt.Sprintf("%s: %s", res.Trigger, firstLine(res.Error)))
 	case res.Changed:
 		d.pool.Note("reload", fmt.Sprintf("generation %d (%s): %s", res.Generation, res.Trigger, res.Plan.String()))
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+}
+
+// recordLocked updates the reload status; d.mu must be held.
+func (d *Daemon) recordLocked(res ReloadResult, at time.Time) {
 	r := &d.reload
 	t := at.UTC()
 	r.last, r.trigger = &t, res.Trigger
