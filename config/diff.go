@@ -113,11 +113,12 @@ type field[T any] struct {
 // A new runner process (restart): path and the file's size or modification
 // time (a replaced file), context and parallel (the llama context is sized
 // from them at creation), gpu_layers and flash_attention (fixed when the model
-// and context load), threads (fixed at context creation in the binding we
-// use), cache (whether the runner loads a staged copy) and adapters (applied
-// when the context is created).
+// and context load), cache (whether the runner loads a staged copy) and
+// adapters (applied when the context is created).
 //
-// Applied to the running runner or the pool (in place): priority, keep_alive,
+// Applied to the running runner or the pool (in place): threads (the runner
+// changes its thread count between two decode steps, as the thermal
+// throttle does), priority, keep_alive,
 // pinned and preload (pool policy), aliases and tier (routing),
 // memory_budget (the pool checks it against the measured figure; a lowered
 // budget may evict), and the sampling defaults (each request carries its own
@@ -131,7 +132,7 @@ var modelFields = []field[*Model]{
 	}},
 	{"context", true, func(m *Model) string { return strconv.Itoa(m.Context) }},
 	{"parallel", true, func(m *Model) string { return strconv.Itoa(m.Parallel) }},
-	{"threads", true, func(m *Model) string { return strconv.Itoa(m.Threads) }},
+	{"threads", false, func(m *Model) string { return strconv.Itoa(m.Threads) }},
 	{"gpu_layers", true, func(m *Model) string { return strconv.Itoa(m.GPULayers) }},
 	{"flash_attention", true, func(m *Model) string { return strconv.FormatBool(m.FlashAttention) }},
 	{"cache", true, func(m *Model) string { return strconv.FormatBool(m.Cache) }},

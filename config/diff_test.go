@@ -110,6 +110,12 @@ func TestDiff(t *testing.T) {
   cache = false`, 1)
 			},
 			restart: []string{"b:parallel,threads,flash_attention,cache"}, same: []string{"a"}},
+		{name: "threads in place",
+			edit: func(s string) string {
+				return strings.Replace(s, `aliases = ["bee"]`, `aliases = ["bee"]
+  threads = 3`, 1)
+			},
+			update: []string{"b:threads"}, same: []string{"a"}},
 		{name: "tier in place, router live",
 			edit: func(s string) string {
 				return strings.Replace(s, `aliases = ["bee"]`, `aliases = ["bee"]

@@ -202,6 +202,34 @@ func TestReloadPriorityOnly(t *testing.T) {
 	}
 }
 
+// TestReloadThreads: a threads change in the file is applied to the
+// running runner: same pid, the new count in /models.
+func TestReloadThreads(t *testing.T) {
+	two := strings.Replace(model("m", ""), "threads = 1", "threads = 2", 1)
+	e := startReload(t, func() string { return two }, true)
+	pid := e.ready("m").Pid
+	e.waitFor("two threads", func() bool { return e.model("m").Threads == 2 })
+	e.write(model("m", ""))
+	e.waitFor("the reload", func() bool { return e.d.ReloadStatus().Generation == 2 })
+	e.waitFor("one thread in /models", func() bool {
+		resp, err := http.Get(e.base + "/models")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Models []pool.ModelStatus `json:"models"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&out) == nil && len(out.Models) == 1 && out.Models[0].Threads == 1
+	})
+	if m := e.model("m"); m.Pid != pid || m.Loads != 1 || m.State != pool.StateReady {
+		t.Fatalf("after a threads change: pid %d (was %d), loads %d, %s", m.Pid, pid, m.Loads, m.State)
+	}
+	if code := e.infer("m"); code != 200 {
+		t.Fatalf("inference after the reload: %d", code)
+	}
+}
+
 // TestReloadContextRestart: a context change replaces the runner; a stream
 // started before the change completes normally.
 func TestReloadContextRestart(t *testing.T) {

@@ -8,9 +8,9 @@
 #
 # jetaid watches this file (and takes SIGHUP or `jetai-ctl reload`) and
 # applies a change as a diff, without dropping a request: unchanged models
-# keep running; a change of priority, keep_alive, pinned, preload, aliases,
-# tier, memory_budget or sampling applies to the running model; a change of
-# path, context, parallel, threads, gpu_layers, flash_attention, cache or an
+# keep running; a change of threads, priority, keep_alive, pinned, preload,
+# aliases, tier, memory_budget or sampling applies to the running model; a
+# change of path, context, parallel, gpu_layers, flash_attention, cache or an
 # adapter block starts a new runner (the old one serves until the new one is
 # ready when memory holds both); new models are added; removed ones finish
 # their requests, then unload. server.listen, server.admin_socket,
@@ -165,7 +165,8 @@ model "assistant" {
   context  = 2048
   parallel = 4
 
-  # CPU threads; 0 lets the runner choose.
+  # CPU threads; 0: all CPUs. A change applies to the running runner (up
+  # to the CPU count, or the count it started with if that is more).
   threads = 0
 
   # Layers offloaded to the GPU: 0 for CPU only, -1 for all layers.

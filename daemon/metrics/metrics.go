@@ -54,7 +54,7 @@ var families = map[string]family{
 	"jetai_model_evictions_total":               {"counter", "Models unloaded by the pool to make room, for memory pressure or for heat, by model."},
 	"jetai_model_load_duration_seconds":         {"histogram", "Time a runner took to load its model."},
 	"jetai_model_unload_duration_seconds":       {"histogram", "Time a runner took to stop."},
-	"jetai_runner_threads":                      {"gauge", "CPU threads of a runner as it reported them after the thermal throttle last changed them."},
+	"jetai_runner_threads":                      {"gauge", "CPU threads of a runner as it reported them after the thermal throttle or a reload last changed them."},
 	"jetai_memory_budget_bytes":                 {"gauge", "memory.budget: what all loaded models together may use."},
 	"jetai_memory_reserve_bytes":                {"gauge", "memory.reserve: MemAvailable the daemon keeps free."},
 	"jetai_memory_used_bytes":                   {"gauge", "Memory charged against the budget by all models."},

@@ -15,10 +15,11 @@ import (
 // Applying a reload (Apply). The pool puts a new config in force without
 // dropping a request:
 //
-//   - Updated models (only live fields changed: priority, keep_alive,
-//     pinned, preload, aliases, tier, memory_budget, sampling) take the new
-//     values at once; the runner keeps running. A model that becomes
-//     preload is loaded.
+//   - Updated models (only live fields changed: threads, priority,
+//     keep_alive, pinned, preload, aliases, tier, memory_budget, sampling)
+//     take the new values at once; the runner keeps running. A threads
+//     change is sent to the runner (the thermal throttle caps it from the
+//     new value on). A model that becomes preload is loaded.
 //   - Added models are configured (and loaded when preload says so).
 //   - Removed models take no new requests; those running and queued finish
 //     (up to the drain timeout), then the runner stops and the model is
@@ -132,6 +133,7 @@ func (m *model) removedErr() error {
 // added to config.Model later, keeps the running runner's value until a
 // restart.
 func liveOnto(running, want config.Model) config.Model {
+	running.Threads = want.Threads
 	running.Aliases = want.Aliases
 	running.Priority = want.Priority
 	running.MemoryBudget = want.MemoryBudget
@@ -230,6 +232,7 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 			p.loadLaterLocked(name, "preload")
 		}
 	}
+	threads := false // a runner's thread count must change
 	for _, c := range plan.Updated {
 		m, mc := p.models[c.Name], want[c.Name]
 		if m == nil {
@@ -237,6 +240,7 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 		}
 		rep.Updated = append(rep.Updated, c.Name)
 		wasPreload := m.cfg.Preload
+		threads = threads || (m.cfg.Threads != mc.Threads && m.proc != nil)
 		m.cfg = liveOnto(m.cfg, mc)
 		if m.rl.next != nil {
 			n := mc
@@ -262,6 +266,13 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 		}
 		p.restartLocked(m, mc, headers[c.Name].params, headers[c.Name].err, gen)
 		rep.Restarting = append(rep.Restarting, c.Name)
+	}
+	if threads {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.syncThreads(p.ctx)
+		}()
 	}
 
 	// The listing follows the new file; removed models still finishing

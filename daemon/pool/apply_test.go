@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,52 @@ func TestApplyLive(t *testing.T) {
 	}
 	if s := state(t, p, "m"); s.Pid != pid || s.Loads != 1 {
 		t.Fatalf("the runner changed: pid %d (was %d), loads %d", s.Pid, pid, s.Loads)
+	}
+}
+
+// TestApplyThreads: a threads change is applied to the running runner
+// (same pid, no new load), and the thermal throttle caps the new configured
+// value from then on: it lowers from it and gives it back at normal.
+func TestApplyThreads(t *testing.T) {
+	real := realModel(t)
+	block := func(threads int) string {
+		return memBlock("1GiB", "1MiB") + strings.Replace(modelBlock("m", real, ""), "threads = 1", fmt.Sprintf("threads = %d", threads), 1)
+	}
+	p := newPool(t, block(2), nil)
+	pid := loadReady(t, p, "m")
+	ctx := context.Background()
+	threads := func(want int) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("the runner to run %d threads", want), func() bool { return state(t, p, "m").Threads == want })
+	}
+	threads(2)
+
+	plan, rep := apply(t, p, block(1))
+	if len(plan.Updated) != 1 || len(plan.Restarted) != 0 || plan.Updated[0].Fields[0].Field != "threads" || !slices.Equal(rep.Updated, []string{"m"}) {
+		t.Fatalf("plan %s, report %+v", plan, rep)
+	}
+	threads(1)
+
+	// Throttled to one thread while configured for one, then the config
+	// goes back to two: the throttle keeps the cap, and normal gives the
+	// new configured value, not the one the runner started with.
+	p.SetThrottle(ctx, Throttle{Level: "throttle", Threads: 1})
+	apply(t, p, block(2))
+	p.SetThrottle(ctx, Throttle{Level: "throttle", Threads: 1}) // the monitor's next reading
+	if n := state(t, p, "m").Threads; n != 1 {
+		t.Errorf("threads 2 under a throttle to 1: the runner runs %d", n)
+	}
+	p.SetThrottle(ctx, Throttle{Level: "normal"})
+	threads(2)
+	if ts := p.ThrottleStatus(); ts.RunnerThreads["m"] != 2 {
+		t.Errorf("throttle status %+v", ts)
+	}
+
+	if s := state(t, p, "m"); s.Pid != pid || s.Loads != 1 || s.State != StateReady {
+		t.Fatalf("the runner changed: pid %d (was %d), loads %d, %s", s.Pid, pid, s.Loads, s.State)
+	}
+	if _, err := p.Complete(ctx, "m", short, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

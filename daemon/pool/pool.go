@@ -98,6 +98,7 @@ type ModelStatus struct {
 	LastError      string            `json:"last_error,omitempty"`
 	Reload         string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
 	Pid            int               `json:"pid,omitempty"`
+	Threads        int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
 	Info           *runner.ModelInfo `json:"info,omitempty"`
 }
 
@@ -425,6 +426,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		s.LoadedAt = tp(m.loadedAt)
 		s.LoadProgress = 1
 		s.Info = m.info
+		s.Threads = p.runnerThreadsLocked(m)
 	case StateLoading:
 		if m.proc != nil {
 			s.LoadProgress = m.proc.Progress()

@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
@@ -64,15 +65,52 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("model %q: %s (thermal state %s); retry in %s", e.Model, e.Reason, e.Level, roundRetry(e.RetryAfter))
 }
 
-// throttleState is the pool's part of the throttle; guarded by Pool.mu.
+// throttleState is the pool's part of the throttle; guarded by Pool.mu,
+// except sync.
 type throttleState struct {
 	cur     Throttle
 	threads map[*model]appliedThreads
+	// sync makes syncThreads calls one at a time, so the last one computes
+	// from the latest config and throttle.
+	sync sync.Mutex
 }
 
+// appliedThreads is a thread count set on a runner.
 type appliedThreads struct {
-	proc *runner.Process
-	n    int // as the runner reported it
+	proc  *runner.Process
+	asked int // what the pool asked for
+	n     int // as the runner reported it (it caps at its thread pool's size)
+}
+
+// cpuThreads is what a threads setting means on this machine (0: all CPUs).
+func cpuThreads(n int) int {
+	if n <= 0 {
+		return runtime.NumCPU()
+	}
+	return n
+}
+
+// wantThreadsLocked is the thread count m's runner should run with: its
+// configured threads, capped by the throttle in force.
+func (p *Pool) wantThreadsLocked(m *model) int {
+	want := cpuThreads(m.cfg.Threads)
+	if t := p.thr.cur.Threads; t > 0 {
+		want = min(want, t)
+	}
+	return want
+}
+
+// runnerThreadsLocked is the thread count m's runner runs with: as it
+// reported after the last change, else as it was started. 0 when m has no
+// runner.
+func (p *Pool) runnerThreadsLocked(m *model) int {
+	if m.proc == nil {
+		return 0
+	}
+	if a, ok := p.thr.threads[m]; ok && a.proc == m.proc {
+		return a.n
+	}
+	return cpuThreads(m.proc.StartThreads())
 }
 
 // slots is how many requests m may run at once under the throttle.
@@ -102,16 +140,7 @@ func (p *Pool) SetThrottle(ctx context.Context, t Throttle) {
 	if t.RetryAfter <= 0 {
 		t.RetryAfter = 30 * time.Second
 	}
-	type job struct {
-		m    *model
-		proc *runner.Process
-		n    int
-	}
-	var jobs []job
 	p.mu.Lock()
-	if p.thr.threads == nil {
-		p.thr.threads = map[*model]appliedThreads{}
-	}
 	changed := p.thr.cur != t
 	if changed && p.thr.cur.Level != t.Level {
 		// The monitor logs the transition and its reason; this is detail.
@@ -128,13 +157,6 @@ func (p *Pool) SetThrottle(ctx context.Context, t Throttle) {
 	if changed {
 		p.broadcastLocked() // slots may have grown
 	}
-	// Forget the threads of runners that are gone (unloaded, restarted,
-	// or their model removed by a reload), so the map does not keep them.
-	for m, a := range p.thr.threads {
-		if a.proc != m.proc || !slices.Contains(p.order, m) {
-			delete(p.thr.threads, m)
-		}
-	}
 	if t.Shed && !p.closing {
 		for _, c := range p.idleCandidatesLocked(nil) {
 			if p.lowPriorityLocked(c) {
@@ -143,23 +165,44 @@ func (p *Pool) SetThrottle(ctx context.Context, t Throttle) {
 			}
 		}
 	}
+	p.mu.Unlock()
+	p.syncThreads(ctx)
+}
+
+// syncThreads brings every ready runner's thread count to its model's
+// configured threads capped by the throttle in force. SetThrottle calls it
+// after every reading and Apply after a reload that changed threads; it
+// only talks to runners whose count must change.
+func (p *Pool) syncThreads(ctx context.Context) {
+	p.thr.sync.Lock()
+	defer p.thr.sync.Unlock()
+	type job struct {
+		m    *model
+		proc *runner.Process
+		n    int
+	}
+	var jobs []job
+	p.mu.Lock()
+	if p.thr.threads == nil {
+		p.thr.threads = map[*model]appliedThreads{}
+	}
+	// Forget the threads of runners that are gone (unloaded, restarted,
+	// or their model removed by a reload), so the map does not keep them.
+	for m, a := range p.thr.threads {
+		if a.proc != m.proc || !slices.Contains(p.order, m) {
+			delete(p.thr.threads, m)
+		}
+	}
 	for _, m := range p.order {
 		if m.state != StateReady || m.proc == nil {
 			continue
 		}
-		want := m.cfg.Threads // 0: all CPUs
-		if t.Threads > 0 {
-			base := m.cfg.Threads
-			if base <= 0 {
-				base = runtime.NumCPU()
+		want := p.wantThreadsLocked(m)
+		if a, ok := p.thr.threads[m]; ok {
+			if a.asked == want {
+				continue
 			}
-			want = min(base, t.Threads)
-		}
-		a, ok := p.thr.threads[m]
-		if ok && a.proc != m.proc {
-			ok = false // reloaded since: it runs as configured
-		}
-		if (ok && a.n == want) || (!ok && want == m.cfg.Threads) {
+		} else if cpuThreads(m.proc.StartThreads()) == want {
 			continue
 		}
 		jobs = append(jobs, job{m, m.proc, want})
@@ -178,10 +221,12 @@ func (p *Pool) SetThrottle(ctx context.Context, t Throttle) {
 			continue
 		}
 		p.mu.Lock()
-		if h.Threads != j.n && j.n > 0 {
+		if h.Threads != j.n {
 			p.log.Warn("runner took a different thread count", "model", j.m.cfg.Name, "asked", j.n, "got", h.Threads)
 		}
-		p.thr.threads[j.m] = appliedThreads{proc: j.proc, n: h.Threads}
+		if j.m.proc == j.proc {
+			p.thr.threads[j.m] = appliedThreads{proc: j.proc, asked: j.n, n: h.Threads}
+		}
 		p.mu.Unlock()
 	}
 }

@@ -438,6 +438,10 @@ func (p *Process) SetThreads(ctx context.Context, n int) error {
 	return nil
 }
 
+// StartThreads is the thread count the runner was started with (0 = all
+// CPUs); SetThreads may have changed it since.
+func (p *Process) StartThreads() int { return p.opts.Threads }
+
 // Stop asks the runner to exit, failing requests still in flight, and
 // kills it if it has not exited by ctx's end.
 func (p *Process) Stop(ctx context.Context) error {
