@@ -65,6 +65,23 @@ func (s *logSink) write(level int, text string) {
 	}
 }
 
+// LogError is a llama.cpp failure together with the warnings and errors
+// llama.cpp logged while it ran. Its message carries those lines, for
+// callers whose llama.cpp log goes elsewhere; Short leaves them out, for a
+// caller that shows the log itself (it would print each line twice).
+type LogError struct {
+	Op    string // what failed, e.g. "quantize in.gguf"
+	Err   error
+	Lines []string
+}
+
+func (e *LogError) Error() string { return e.Short() + formatRecent(e.Lines) }
+
+// Short is the message without llama.cpp's lines.
+func (e *LogError) Short() string { return e.Op + ": " + e.Err.Error() }
+
+func (e *LogError) Unwrap() error { return e.Err }
+
 // takeRecent returns the warnings and errors logged since the last call.
 func (s *logSink) takeRecent() []string {
 	s.mu.Lock()

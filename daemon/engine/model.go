@@ -131,7 +131,7 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("load %s: cancelled: %w", path, err)
 		}
-		return nil, fmt.Errorf("load %s: llama.cpp could not load the model%s", path, formatRecent(recent))
+		return nil, &LogError{Op: "load " + path, Err: errors.New("llama.cpp could not load the model"), Lines: recent}
 	}
 	m := &Model{m: wrapModel(p)}
 	m.info = m.readInfo(path, st.Size())

@@ -39,7 +39,7 @@ func Quantize(in, out, typ string) error {
 	engineLog.takeRecent()
 	if err := llama.Quantize(in, tmp, ftype); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("quantize %s: %w%s", in, err, formatRecent(engineLog.takeRecent()))
+		return &LogError{Op: "quantize " + in, Err: err, Lines: engineLog.takeRecent()}
 	}
 	return os.Rename(tmp, out)
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -134,6 +135,57 @@ func TestQuantize(t *testing.T) {
 	left, _ := os.ReadDir(filepath.Join(c.Dir(), "tmp"))
 	if len(left) != 0 {
 		t.Fatalf("tmp/ holds %s", left[0].Name())
+	}
+}
+
+// badArch writes a copy of a generated model whose general.architecture
+// names no architecture llama.cpp knows: the GGUF layout is valid, and
+// llama.cpp fails on it with "unknown model architecture".
+func badArch(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(genModel(t, modelgen.Tiny()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := bytes.Index(b, []byte("general.architecture"))
+	i := bytes.Index(b[k:], []byte("llama"))
+	if k < 0 || i < 0 {
+		t.Fatal("no general.architecture in the generated model")
+	}
+	copy(b[k+i:], "llamx")
+	p := filepath.Join(t.TempDir(), "llamx.gguf")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestToolErrorOnce: when llama.cpp fails in `jetaid tool`, its error line
+// is in the tool's output once (its log goes to stderr, so the tool's own
+// error must not repeat it), and a failed quantize job's error holds it
+// once.
+func TestToolErrorOnce(t *testing.T) {
+	g, _ := newIngester(t)
+	bad := badArch(t)
+	const line = "unknown model architecture: 'llamx'"
+	for _, args := range [][]string{{"check", bad}, {"quantize", bad, filepath.Join(t.TempDir(), "out.gguf"), "q8_0"}} {
+		t.Run(args[0], func(t *testing.T) {
+			out, err := g.command(context.Background(), args...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("tool %s succeeded:\n%s", args[0], out)
+			}
+			if n := strings.Count(string(out), line); n != 1 {
+				t.Fatalf("tool %s output holds %q %d times, want once:\n%s", args[0], line, n, out)
+			}
+		})
+	}
+	j, err := g.Quantize(context.Background(), bad, "", "q8_0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = j.Wait(context.Background())
+	if err == nil || strings.Count(err.Error(), line) != 1 {
+		t.Fatalf("quantize job error holds the llama.cpp line other than once: %v", err)
 	}
 }
 

@@ -30,7 +30,7 @@ func Main(args []string) error {
 		engine.SetLogOutput(os.Stderr, false)
 		m, err := engine.Load(context.Background(), args[1], engine.LoadOptions{})
 		if err != nil {
-			return err
+			return short(err)
 		}
 		defer m.Close()
 		return json.NewEncoder(os.Stdout).Encode(m.Info())
@@ -44,7 +44,17 @@ func Main(args []string) error {
 		}
 		// Info lines carry llama.cpp's "[ i/ n] tensor" progress.
 		engine.SetLogOutput(os.Stderr, true)
-		return engine.Quantize(args[1], args[2], args[3])
+		return short(engine.Quantize(args[1], args[2], args[3]))
 	}
 	return fmt.Errorf("tool: unknown command %q", args[0])
+}
+
+// short drops llama.cpp's lines from an engine error: the tool's llama.cpp
+// log goes to stderr, where they are already, just above the error.
+func short(err error) error {
+	var le *engine.LogError
+	if errors.As(err, &le) {
+		return errors.New(le.Short())
+	}
+	return err
 }
