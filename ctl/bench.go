@@ -4,11 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/bench"
+	"github.com/jetai/jetai/daemon/engine"
 	"github.com/jetai/jetai/daemon/runner"
 )
 
@@ -17,6 +20,7 @@ type benchFlags struct {
 	streams                 string
 	promptTokens, genTokens int
 	threads                 int
+	verbose                 bool
 }
 
 func benchCommand() *Command {
@@ -28,12 +32,15 @@ file, context and slots, and prints the same table as make bench: prompt tok/s, 
 tok/s of one stream, and aggregate tok/s at each concurrency level (up to the model's
 parallel). jetai-ctl loads a second copy of the model for the raw figure, so it needs
 read access to the model file and memory for that copy; the daemon's model is loaded
-if it is not. Figures are ratios on a shared machine: run it when the box is quiet.`,
+if it is not. Figures are ratios on a shared machine: run it when the box is quiet.
+llama.cpp's log of the raw engine (its model load) is left out but for errors;
+--verbose shows all of it on stderr.`,
 		Flags: func(fs *flag.FlagSet, e *Env) {
 			fs.StringVar(&e.bench.streams, "streams", "1,2,4,8", "concurrency `LEVELS` (those above the model's parallel are dropped)")
 			fs.IntVar(&e.bench.promptTokens, "prompt-tokens", 0, "prompt length in `TOKENS` (0: a quarter of the context, at most 256)")
 			fs.IntVar(&e.bench.genTokens, "gen-tokens", 0, "`TOKENS` generated per stream (0: half the context, at most 512)")
 			fs.IntVar(&e.bench.threads, "threads", -1, "CPU `THREADS` for the raw engine (-1: the model's threads setting)")
+			fs.BoolVar(&e.bench.verbose, "verbose", false, "show llama.cpp's whole log of the raw engine on stderr")
 		},
 		Run: runBench}
 }
@@ -93,6 +100,18 @@ func runBench(ctx context.Context, e *Env, args []string) error {
 	if threads < 0 {
 		threads = m.Threads
 	}
+	// The raw engine runs in this process: llama.cpp's load chatter (and
+	// the binding's "system" line, logged with slog) would land between
+	// the table's progress lines.
+	if e.bench.verbose {
+		engine.SetLogOutput(e.Stderr, true)
+	} else {
+		engine.SetLogErrorsOnly(e.Stderr)
+		old := slog.Default()
+		slog.SetDefault(slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		defer slog.SetDefault(old)
+	}
+	defer engine.SetLogOutput(os.Stderr, false)
 	cfg := bench.Config{
 		Cases:   []bench.Case{{Name: m.Name, Path: m.Path, PromptTokens: prompt, GenTokens: gen}},
 		Threads: threads, Streams: levels, Log: e.Stderr,

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,6 +142,35 @@ func (r result) want(t *testing.T, code int, stdout, stderr []string) {
 			t.Fatalf("stderr lacks %q:\n%s", s, r.stderr)
 		}
 	}
+}
+
+// runFD2 runs f with the process's file descriptor 2 sent to a file and
+// returns what landed there: llama.cpp's log and slog's default logger
+// write to it, not to the Env's Stderr.
+func runFD2(t *testing.T, f func() result) (result, string) {
+	t.Helper()
+	tmp, err := os.CreateTemp(t.TempDir(), "fd2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Close()
+	saved, err := syscall.Dup(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(saved)
+	if err := syscall.Dup2(int(tmp.Fd()), 2); err != nil {
+		t.Fatal(err)
+	}
+	r := f()
+	if err := syscall.Dup2(saved, 2); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, string(b)
 }
 
 func (r result) json(t *testing.T, v any) {
@@ -334,12 +364,27 @@ func TestCommands(t *testing.T) {
 		e.run("top", "--interval", "0s").want(t, 2, nil, []string{"--interval must be positive"})
 	})
 	t.Run("bench", func(t *testing.T) {
-		r := e.run("bench", "stories", "--streams", "1,2,8", "--prompt-tokens", "32", "--gen-tokens", "64")
+		// llama.cpp's load log of the raw engine (warnings about
+		// stories260K's special tokens and context, the binding's "system"
+		// line) stays out of the table's output, and out of the process's
+		// own stderr, unless --verbose asks for it.
+		r, fd2 := runFD2(t, func() result {
+			return e.run("bench", "stories", "--streams", "1", "--prompt-tokens", "16", "--gen-tokens", "16")
+		})
+		r.want(t, 0, []string{"decode, 1 stream"}, nil)
+		for _, noise := range []string{"llama_", "load:", "CPU.0."} {
+			if strings.Contains(r.stderr+fd2, noise) {
+				t.Fatalf("bench printed llama.cpp's log (%q):\n%s%s", noise, r.stderr, fd2)
+			}
+		}
+		r = e.run("bench", "stories", "--streams", "1,2,8", "--prompt-tokens", "32", "--gen-tokens", "64")
 		r.want(t, 0, []string{"model", "raw tok/s", "runner tok/s", "runner/raw", "decode, 1 stream", "aggregate, 2 streams",
 			`runner = model "stories" of the running jetaid`}, nil)
 		if strings.Contains(r.stdout, "aggregate, 8 streams") {
 			t.Fatalf("8 streams exceed the model's parallel = 2:\n%s", r.stdout)
 		}
+		r = e.run("bench", "stories", "--streams", "1", "--prompt-tokens", "16", "--gen-tokens", "16", "--verbose")
+		r.want(t, 0, []string{"decode, 1 stream"}, []string{"llama_model_loader"})
 		var out struct {
 			Model string
 			Rows  []struct {

@@ -45,6 +45,16 @@ func SetLogOutput(w io.Writer, verbose bool) {
 	}
 }
 
+// SetLogErrorsOnly sends only llama.cpp's errors to w: for a command whose
+// output is a table, where the load chatter and warnings are noise. A
+// failure's error still carries the warnings logged just before it.
+func SetLogErrorsOnly(w io.Writer) {
+	engineLog.mu.Lock()
+	defer engineLog.mu.Unlock()
+	engineLog.out = w
+	engineLog.minLevel = logError
+}
+
 func (s *logSink) write(level int, text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
