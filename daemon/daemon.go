@@ -135,6 +135,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.initModelCache(cfg) // modelcache.go
 	d.metrics = metrics.New()
+	if d.cache != nil {
+		d.metrics.AttachCache(d.cache.Stats)
+	}
 	d.pool, err = pool.New(pool.Options{
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
 		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog, Cache: d.cache,

@@ -356,6 +356,11 @@ thermal {
 func TestMetricsAfterTraffic(t *testing.T) {
 	root := fakeRoot(t, "orin-nano")
 	base, _ := platformDaemon(t, root, `
+cache {
+  dir      = "cache"
+  max_size = "1GiB"
+}
+
 model "stories" {
   path       = %[1]q
   context    = 256
@@ -448,6 +453,53 @@ model "stories" {
 	}
 	if strings.Contains(text, `jetai_model_memory_bytes{model="stories"} 0`) {
 		t.Errorf("runner memory not measured")
+	}
+
+	// The model cache: a conversation long enough to park, then an unload
+	// parks it; /metrics counts the park and the parked bytes.
+	resp, err = http.Post(base+"/inference", "application/json", strings.NewReader(`{"prompt": "`+strings.Repeat("Once upon a time there was a dog. ", 6)+`", "model": "stories", "max_length": 8}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = http.Post(base+"/unload_model", "application/json", strings.NewReader(`{"model_name": "stories"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var parked string
+	eventually(t, "the park in /metrics", func() bool {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		parked = string(b)
+		return strings.Contains(parked, `jetai_cache_parks_total{result="ok"} 1`)
+	})
+	promtool.Check(t, []byte(parked))
+	for _, want := range []string{
+		"jetai_cache_max_bytes 1073741824",
+		`jetai_cache_used_bytes{kind="models"}`,
+		`jetai_cache_files{kind="parked"} 1`,
+		`jetai_cache_stages_total{result="hit"}`,
+		`jetai_cache_stages_total{result="miss"}`,
+		`jetai_cache_stages_total{result="failed"} 0`,
+		"jetai_cache_staged_bytes_total",
+		`jetai_cache_evictions_total{kind="parked"} 0`,
+		`jetai_cache_parks_total{result="failed"} 0`,
+		`jetai_cache_restores_total{result="ok"} 0`,
+		`jetai_cache_restores_total{result="dropped"} 0`,
+		"# HELP jetai_cache_used_bytes ",
+		"# TYPE jetai_cache_parks_total counter",
+	} {
+		if !strings.Contains(parked, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(parked, `jetai_cache_used_bytes{kind="parked"} 0`) {
+		t.Errorf("parked bytes not counted")
 	}
 }
 

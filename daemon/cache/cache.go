@@ -102,6 +102,7 @@ type Cache struct {
 	entries map[string]*entry // by file name
 	parks   map[string]*park  // by key
 	flight  map[string]*flight
+	stats   Stats // counters; the sizes are filled in by Stats
 }
 
 type flight struct {
@@ -405,12 +406,14 @@ func (c *Cache) evictLocked(need int64) bool {
 			os.Remove(filepath.Join(c.models, name+".json"))
 			os.Remove(filepath.Join(c.models, name))
 			delete(c.entries, name)
+			c.stats.EvictedModels++
 		}})
 	}
 	for key, p := range c.parks {
 		items = append(items, lruItem{last: p.lastUsed, size: p.size, what: "parked " + key, evict: func() {
 			os.RemoveAll(filepath.Join(c.parked, key))
 			delete(c.parks, key)
+			c.stats.EvictedParked++
 		}})
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].last.Before(items[j].last) })
@@ -493,6 +496,23 @@ func sanitize(s string) string {
 // On any error nothing half-written stays behind, and the caller may load
 // src itself.
 func (c *Cache) Stage(ctx context.Context, src string, progress Progress) (*Handle, error) {
+	h, err := c.stage(ctx, src, progress)
+	c.mu.Lock()
+	switch {
+	case err != nil:
+		c.stats.StageFailures++
+	case !h.Staged: // loaded from its own path: the cache is not involved
+	case h.Hit:
+		c.stats.StageHits++
+	default:
+		c.stats.StageMisses++
+		c.stats.StagedBytes += uint64(h.Entry.Size)
+	}
+	c.mu.Unlock()
+	return h, err
+}
+
+func (c *Cache) stage(ctx context.Context, src string, progress Progress) (*Handle, error) {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", src, err)

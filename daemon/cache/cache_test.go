@@ -180,6 +180,13 @@ func TestSizeBoundEvictsLRUNeverInUse(t *testing.T) {
 	if c.Used() > c.MaxSize() {
 		t.Fatalf("used %d over max %d", c.Used(), c.MaxSize())
 	}
+	// Three copies made (a, b, c), one refused for room, one hit (a), one
+	// eviction (b).
+	st := c.Stats()
+	if st.StageMisses != 3 || st.StageFailures != 1 || st.StageHits != 1 || st.StagedBytes != uint64(3*size) ||
+		st.EvictedModels != 1 || st.EvictedParked != 0 || st.ModelFiles != 2 || st.ModelBytes != c.Used() || st.MaxBytes != c.MaxSize() {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 func TestSourceChangesDuringCopy(t *testing.T) {

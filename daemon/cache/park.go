@@ -132,6 +132,7 @@ func (c *Cache) TakePark(model, fingerprint string) (string, Manifest, bool) {
 	if err != nil || m.Fingerprint != fingerprint || m.Model != model {
 		c.log.Info("cache: dropping parked state saved under other settings", "model", model)
 		c.dropParkLocked(key)
+		c.stats.RestoresDropped++
 		return "", Manifest{}, false
 	}
 	return dir, m, true

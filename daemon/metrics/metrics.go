@@ -1,7 +1,7 @@
 // Package metrics owns jetaid's Prometheus metrics: their names, help
 // texts and label sets, the counters and histograms fed by the pool's
-// Observer events, and GET /metrics, which adds the pool's and the
-// platform monitor's figures at scrape time. Counters that /performance
+// Observer events, and GET /metrics, which adds the pool's, the platform
+// monitor's and the model cache's figures at scrape time. Counters that /performance
 // and /status also show (loads, evictions, generated tokens, memory,
 // temperatures, throttle state) are read from the same sources at scrape
 // time, so the two never disagree. Names use the jetai_ prefix and base
@@ -26,6 +26,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
 )
@@ -77,6 +78,14 @@ var families = map[string]family{
 	"jetai_gpu_frequency_hertz":                 {"gauge", "GPU clock from devfreq."},
 	"jetai_platform_polls_total":                {"counter", "Readings of the machine taken by the platform monitor."},
 	"jetai_platform_poll_seconds_total":         {"counter", "Time the platform monitor spent reading the machine."},
+	"jetai_cache_max_bytes":                     {"gauge", "cache.max_size: what the model cache may hold; 0 is no bound."},
+	"jetai_cache_used_bytes":                    {"gauge", "Bytes in the model cache: model files (staged, imported, quantized) and parked conversations."},
+	"jetai_cache_files":                         {"gauge", "Model files in the cache, and models with parked conversations."},
+	"jetai_cache_stages_total":                  {"counter", "Loads that went through the model cache: the copy was there (hit), was made now (miss), or staging failed and the model loaded from its own path (failed)."},
+	"jetai_cache_staged_bytes_total":            {"counter", "Bytes copied into the model cache by staging."},
+	"jetai_cache_evictions_total":               {"counter", "Model files and parked conversations removed to stay within cache.max_size."},
+	"jetai_cache_parks_total":                   {"counter", "Parks of a model's conversations at its unload: saved and kept (ok), or not (failed)."},
+	"jetai_cache_restores_total":                {"counter", "Restores of parked conversations into a new runner: ok, failed, or dropped (saved under other settings)."},
 }
 
 // Histogram buckets, in seconds.
@@ -106,6 +115,7 @@ type Registry struct {
 	mu       sync.Mutex
 	pool     PoolSource
 	platform func() platform.Status
+	cache    func() cache.Stats
 }
 
 var _ pool.Observer = (*Registry)(nil)
@@ -118,6 +128,14 @@ func (r *Registry) Attach(p PoolSource, platformStatus func() platform.Status) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pool, r.platform = p, platformStatus
+}
+
+// AttachCache sets the model cache's scrape-time source; nil (no usable
+// cache.dir) leaves the jetai_cache_* families out.
+func (r *Registry) AttachCache(stats func() cache.Stats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cache = stats
 }
 
 // Request records one finished or refused request's durations (the pool
@@ -188,13 +206,16 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	out.copyWithMetadata(ev.Bytes())
 
 	r.mu.Lock()
-	ps, plat := r.pool, r.platform
+	ps, plat, cs := r.pool, r.platform, r.cache
 	r.mu.Unlock()
 	if ps != nil {
 		writePool(out, ps)
 	}
 	if plat != nil {
 		writePlatform(out, plat())
+	}
+	if cs != nil {
+		writeCache(out, cs())
 	}
 	out.w.Flush()
 }
@@ -370,4 +391,25 @@ func writePlatform(o *writer, s platform.Status) {
 	}
 	o.sample("jetai_platform_polls_total", float64(s.Polls))
 	o.sample("jetai_platform_poll_seconds_total", s.PollSeconds)
+}
+
+// writeCache writes the model cache's figures. Every label value is
+// written, zeros included, so the series exist from the start.
+func writeCache(o *writer, s cache.Stats) {
+	o.sample("jetai_cache_max_bytes", float64(s.MaxBytes))
+	o.sample("jetai_cache_used_bytes", float64(s.ModelBytes), label("kind", "models"))
+	o.sample("jetai_cache_used_bytes", float64(s.ParkedBytes), label("kind", "parked"))
+	o.sample("jetai_cache_files", float64(s.ModelFiles), label("kind", "models"))
+	o.sample("jetai_cache_files", float64(s.ParkedModels), label("kind", "parked"))
+	o.sample("jetai_cache_stages_total", float64(s.StageHits), label("result", "hit"))
+	o.sample("jetai_cache_stages_total", float64(s.StageMisses), label("result", "miss"))
+	o.sample("jetai_cache_stages_total", float64(s.StageFailures), label("result", "failed"))
+	o.sample("jetai_cache_staged_bytes_total", float64(s.StagedBytes))
+	o.sample("jetai_cache_evictions_total", float64(s.EvictedModels), label("kind", "models"))
+	o.sample("jetai_cache_evictions_total", float64(s.EvictedParked), label("kind", "parked"))
+	o.sample("jetai_cache_parks_total", float64(s.Parks), label("result", "ok"))
+	o.sample("jetai_cache_parks_total", float64(s.ParkFailures), label("result", "failed"))
+	o.sample("jetai_cache_restores_total", float64(s.Restores), label("result", "ok"))
+	o.sample("jetai_cache_restores_total", float64(s.RestoreFailures), label("result", "failed"))
+	o.sample("jetai_cache_restores_total", float64(s.RestoresDropped), label("result", "dropped"))
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/internal/promtool"
@@ -58,6 +59,11 @@ func orinMonitor(t *testing.T) *platform.Monitor {
 func TestExposition(t *testing.T) {
 	r := New()
 	r.Attach(fakePool{}, orinMonitor(t).Status)
+	r.AttachCache(func() cache.Stats {
+		return cache.Stats{MaxBytes: 8 << 30, ModelBytes: 3 << 30, ParkedBytes: 40 << 20, ModelFiles: 2, ParkedModels: 1,
+			StageHits: 5, StageMisses: 2, StageFailures: 1, StagedBytes: 3 << 30, EvictedModels: 1, EvictedParked: 4,
+			Parks: 6, ParkFailures: 1, Restores: 3, RestoreFailures: 2, RestoresDropped: 1}
+	})
 	r.Request(pool.RequestEvent{Model: "big", Outcome: pool.OutcomeOK, PromptTokens: 7, GeneratedTokens: 20,
 		QueueSeconds: 0.002, TTFTSeconds: 0.04, TokenSeconds: 0.003})
 	r.Request(pool.RequestEvent{Model: "big", Outcome: pool.OutcomeOK, PromptTokens: 5, GeneratedTokens: 1,
@@ -107,6 +113,23 @@ func TestExposition(t *testing.T) {
 		`jetai_gpu_frequency_hertz{gpu="17000000.ga10b"} 624750000`,
 		`jetai_memory_pressure_ratio{kind="some"} 0`,
 		`jetai_platform_polls_total 1`,
+		`jetai_cache_max_bytes 8589934592`,
+		`jetai_cache_used_bytes{kind="models"} 3221225472`,
+		`jetai_cache_used_bytes{kind="parked"} 41943040`,
+		`jetai_cache_files{kind="models"} 2`,
+		`jetai_cache_files{kind="parked"} 1`,
+		`jetai_cache_stages_total{result="hit"} 5`,
+		`jetai_cache_stages_total{result="miss"} 2`,
+		`jetai_cache_stages_total{result="failed"} 1`,
+		`jetai_cache_staged_bytes_total 3221225472`,
+		`jetai_cache_evictions_total{kind="models"} 1`,
+		`jetai_cache_evictions_total{kind="parked"} 4`,
+		`jetai_cache_parks_total{result="ok"} 6`,
+		`jetai_cache_parks_total{result="failed"} 1`,
+		`jetai_cache_restores_total{result="ok"} 3`,
+		`jetai_cache_restores_total{result="failed"} 2`,
+		`jetai_cache_restores_total{result="dropped"} 1`,
+		"# TYPE jetai_cache_stages_total counter",
 		"# HELP jetai_requests_total Requests by model and outcome",
 		"# TYPE jetai_time_to_first_token_seconds histogram",
 	} {

@@ -47,6 +47,7 @@ func (p *Pool) park(cfg config.Model, proc *runner.Process) {
 	}
 	dir, err := c.ParkTemp(cfg.Name)
 	if err != nil {
+		c.CountPark(false)
 		p.log.Warn("park: no directory", "model", cfg.Name, "err", err)
 		return
 	}
@@ -57,6 +58,7 @@ func (p *Pool) park(cfg config.Model, proc *runner.Process) {
 	if err != nil || len(res.Slots) == 0 {
 		os.RemoveAll(dir)
 		if err != nil {
+			c.CountPark(false)
 			p.log.Warn("park: runner could not save its slots", "model", cfg.Name, "err", err)
 		}
 		return
@@ -67,7 +69,9 @@ func (p *Pool) park(cfg config.Model, proc *runner.Process) {
 		man.Slots = append(man.Slots, cache.ParkedSlot{File: s.File, Tokens: s.Tokens})
 		tokens += s.Tokens
 	}
-	if err := c.CommitPark(dir, man); err != nil {
+	err = c.CommitPark(dir, man)
+	c.CountPark(err == nil)
+	if err != nil {
 		p.log.Warn("park: not kept", "model", cfg.Name, "err", err)
 		return
 	}
@@ -95,6 +99,7 @@ func (p *Pool) restore(cfg config.Model, proc *runner.Process) {
 	defer cancel()
 	start := time.Now()
 	res, err := proc.Restore(ctx, runner.RestoreRequest{Dir: dir, Files: files})
+	c.CountRestore(err == nil && len(res.Failed) == 0)
 	if err != nil {
 		p.log.Warn("restore of parked conversations failed; they are discarded", "model", cfg.Name, "err", err)
 		return

@@ -81,6 +81,14 @@ func TestParkedConversationAndStaging(t *testing.T) {
 	if c.ParkedBytes() != 0 {
 		t.Fatal("parked state kept after it was restored")
 	}
+	// The cache's counters (jetai_cache_* metrics): one copy made, one
+	// hit, a's conversation parked once and restored once.
+	srcSize, _ := os.Stat(a)
+	if st := c.Stats(); st.StageMisses != 1 || st.StageHits != 1 || st.StagedBytes != uint64(srcSize.Size()) ||
+		st.Parks != 1 || st.Restores != 1 || st.StageFailures+st.ParkFailures+st.RestoreFailures+st.RestoresDropped != 0 ||
+		st.ModelFiles != 1 || st.ModelBytes != srcSize.Size() || st.ParkedModels != 0 {
+		t.Fatalf("cache stats %+v", st)
+	}
 
 	// b comes back without parking: nothing cached.
 	if _, err := p.Complete(ctx, "b", runner.Request{Prompt: prompt, Sampling: greedy, MaxTokens: 4}, nil); err != nil {
@@ -136,6 +144,9 @@ func TestParkedStateDroppedOrDiscarded(t *testing.T) {
 	if n := converse(512); n != 0 {
 		t.Fatalf("state parked under context 256 restored into context 512: %d tokens cached", n)
 	}
+	if st := c.Stats(); st.RestoresDropped != 1 || st.Restores != 0 || st.Parks != 2 {
+		t.Fatalf("cache stats after a drop: %+v", st)
+	}
 	// That unload parked new state under context 512; the same settings
 	// restore it.
 	if n := converse(512); n == 0 {
@@ -157,6 +168,9 @@ func TestParkedStateDroppedOrDiscarded(t *testing.T) {
 	}
 	if res.Timings.CachedTokens != 0 {
 		t.Fatalf("%d tokens cached from a corrupt state file", res.Timings.CachedTokens)
+	}
+	if st := c.Stats(); st.RestoreFailures != 1 || st.Restores != 1 {
+		t.Fatalf("cache stats after a corrupt state file: %+v", st)
 	}
 	if left, _ := filepath.Glob(filepath.Join(cdir, "parked", "*")); len(left) != 0 {
 		t.Fatalf("corrupt parked state kept: %v", left)
