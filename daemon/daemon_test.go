@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -137,5 +138,92 @@ func TestRunBadConfig(t *testing.T) {
 	var diags config.Diagnostics
 	if !errors.As(err, &diags) || len(diags) < 2 || !strings.Contains(err.Error(), conf+":3:") {
 		t.Fatalf("want diagnostics for both problems with positions, got %v", err)
+	}
+}
+
+// TestShutdownParks: a conversation's model is parked when the daemon stops
+// gracefully, and after a start on the same cache the same prompt reports
+// its tokens as cached (what an upgrade of the package does to a running
+// conversation).
+func TestShutdownParks(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "jetai.hcl")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`
+cache {
+  dir = "cache"
+}
+model "stories" {
+  path       = %q
+  context    = 256
+  parallel   = 1
+  threads    = 1
+  preload    = true
+  keep_alive = "forever"
+}
+`, testmodel.Path(t))), 0o644)
+	prompt := strings.Repeat("Once upon a time there was a little dog. ", 6)
+	body := fmt.Sprintf(`{"prompt": %q, "model": "stories", "max_length": 8, "temperature": 0}`, prompt)
+	// run starts a daemon, sends the prompt, stops the daemon gracefully
+	// and returns the answer's usage.
+	type usage struct {
+		PromptTokens int `json:"prompt_tokens"`
+		CachedTokens int `json:"cached_tokens"`
+	}
+	run := func() usage {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := "http://" + ln.Addr().String()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
+				RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
+				Log: slog.New(slog.DiscardHandler)})
+		}()
+		var out struct {
+			Usage usage `json:"usage"`
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Post(base+"/inference", "application/json", strings.NewReader(body))
+			if err == nil {
+				code := resp.StatusCode
+				err = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if code == 200 && err == nil {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer from the daemon: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+		return out.Usage
+	}
+	first := run()
+	if first.CachedTokens != 0 || first.PromptTokens < 32 {
+		t.Fatalf("first conversation: %+v (want no cached tokens, a prompt long enough to park)", first)
+	}
+	parked, _ := filepath.Glob(filepath.Join(dir, "cache", "parked", "*", "manifest.json"))
+	if len(parked) != 1 {
+		t.Fatalf("parked after a graceful stop: %v", parked)
+	}
+	second := run()
+	if second.CachedTokens < first.PromptTokens-1 {
+		t.Fatalf("after a restart the same prompt reused %d of %d prompt tokens", second.CachedTokens, first.PromptTokens)
 	}
 }

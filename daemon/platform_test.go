@@ -37,7 +37,7 @@ func platformDaemon(t *testing.T, root, hcl string, log io.Writer) (string, *dae
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "jetai.hcl")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(hcl, testmodel.Path(t))), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(ownCache(fmt.Sprintf(hcl, testmodel.Path(t)))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return runDaemon(t, daemon.Options{ConfigPath: conf, SocketDir: dir, PlatformRoot: root,
@@ -524,7 +524,7 @@ model "m" {
 		t.Fatalf("before reload: %s", s.Platform.State)
 	}
 	conf := d.Config().Path
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(fmt.Sprintf(hcl, 45), testmodel.Path(t))), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(ownCache(fmt.Sprintf(fmt.Sprintf(hcl, 45), testmodel.Path(t)))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if res := d.Reload(context.Background(), "test"); !res.Applied {

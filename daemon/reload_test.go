@@ -90,10 +90,22 @@ func start(t *testing.T, hcl func() string, watch bool, wo config.WatchOptions) 
 	return e
 }
 
+// ownCache puts the model cache in the test's directory, at the end of hcl
+// (so diagnostics keep their lines): the default, /var/cache/jetai, is
+// shared by every test run as root, and a daemon parks its conversations
+// there when it stops.
+func ownCache(hcl string) string {
+	if strings.Contains(hcl, "cache {") {
+		return hcl
+	}
+	return hcl + "\ncache {\n  dir = \"cache\"\n}\n"
+}
+
 // write replaces the config the way most editors save: a temporary file
 // renamed over it.
 func (e *reloadEnv) write(hcl string) {
 	e.t.Helper()
+	hcl = ownCache(hcl)
 	tmp := e.conf + ".tmp"
 	if err := os.WriteFile(tmp, []byte(hcl), 0o644); err != nil {
 		e.t.Fatal(err)
@@ -344,7 +356,7 @@ func TestReloadBurst(t *testing.T) {
 	const debounce = 250 * time.Millisecond
 	e := startReloadWatch(t, func() string { return model("m", "priority = 1") }, config.WatchOptions{Debounce: debounce, Poll: -1})
 	minSplits, maxSplits := testburst.Write(t, 20, 50*time.Millisecond, debounce, func(i int) {
-		if err := os.WriteFile(e.conf, []byte(model("m", fmt.Sprintf("priority = %d", i+2))), 0o644); err != nil {
+		if err := os.WriteFile(e.conf, []byte(ownCache(model("m", fmt.Sprintf("priority = %d", i+2)))), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	})

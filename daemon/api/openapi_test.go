@@ -262,6 +262,9 @@ server {
   api_keys = ["sk-test"]
   max_body = "32KiB"
 }
+cache {
+  dir = "cache"
+}
 router {
   default_model = "story"
 }

@@ -1,7 +1,7 @@
 // Package cache owns the NVMe cache directory (config block `cache`): model
 // files staged from slow storage, models imported or quantized by jetai-ctl,
 // and parked conversations (KV state of a runner's slots saved when its
-// model is evicted). It decides what is kept, within cache.max_size, and
+// model is unloaded or the daemon stops). It decides what is kept, within cache.max_size, and
 // what is evicted, least recently used first and never a file that a loaded
 // model uses. It knows nothing of llama.cpp: checking a GGUF's layout goes
 // through package gguf, and writing KV state is the runner's job.

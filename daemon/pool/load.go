@@ -435,7 +435,7 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.park(cfg, proc)
+		p.park(context.Background(), cfg, proc)
 		start := time.Now()
 		p.stopRunner(proc)
 		p.mu.Lock()
@@ -592,7 +592,7 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 			}
 			cfg := m.cfg
 			p.mu.Unlock()
-			p.park(cfg, proc)
+			p.park(context.Background(), cfg, proc)
 			start := time.Now()
 			p.stopRunner(proc)
 			p.observeUnload(m, "unload requested", start)

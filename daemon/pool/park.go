@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jetai/jetai/config"
@@ -18,15 +19,22 @@ import (
 // state of its most recently used idle slots into the cache; the next load
 // of the same model file with the same context settings restores them
 // before the model is ready, so a returning conversation's prompt is
-// reused as cached tokens instead of decoded again. Parking is skipped for
-// models with cache = false and when the pool has no cache; a failure to
-// park or restore is logged, never fatal. Daemon shutdown does not park.
+// reused as cached tokens instead of decoded again. Close (daemon
+// shutdown, e.g. for an upgrade) parks every ready model the same way,
+// all at once and within closeParkTimeout and Close's deadline, so
+// conversations survive a restart. Parking is skipped for models with
+// cache = false and when the pool has no cache; a failure to park or
+// restore is logged, never fatal.
 const (
 	// parkMinTokens: shorter slot caches are cheaper to recompute than to
 	// save and load.
 	parkMinTokens = 32
 	// parkTimeout bounds saving (and restoring) one model's slots.
 	parkTimeout = 30 * time.Second
+	// closeParkTimeout bounds parking at Close, so that requests' drain
+	// (30 s), parking and stopping the runners stay within the unit's
+	// TimeoutStopSec (45 s).
+	closeParkTimeout = 10 * time.Second
 )
 
 // fingerprint identifies what parked state depends on: the model file and
@@ -39,8 +47,9 @@ func fingerprint(m config.Model) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// park saves proc's slots into the cache as cfg's parked state.
-func (p *Pool) park(cfg config.Model, proc *runner.Process) {
+// park saves proc's slots into the cache as cfg's parked state, within
+// parkTimeout and ctx.
+func (p *Pool) park(ctx context.Context, cfg config.Model, proc *runner.Process) {
 	c := p.opts.Cache
 	if c == nil || !cfg.Cache {
 		return
@@ -51,7 +60,7 @@ func (p *Pool) park(cfg config.Model, proc *runner.Process) {
 		p.log.Warn("park: no directory", "model", cfg.Name, "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), parkTimeout)
+	ctx, cancel := context.WithTimeout(ctx, parkTimeout)
 	defer cancel()
 	start := time.Now()
 	res, err := proc.Park(ctx, runner.ParkRequest{Dir: dir, MaxSlots: max(cfg.Parallel, 1), MinTokens: parkMinTokens})
@@ -77,6 +86,28 @@ func (p *Pool) park(cfg config.Model, proc *runner.Process) {
 	}
 	p.log.Info("parked conversations", "model", cfg.Name, "slots", len(res.Slots), "tokens", tokens,
 		"bytes", res.Bytes, "seconds", time.Since(start).Seconds())
+}
+
+// parking is a runner whose slots Close parks, with its model's config.
+type parking struct {
+	cfg  config.Model
+	proc *runner.Process
+}
+
+// parkAll parks the runners' conversations all at once (Close), within
+// closeParkTimeout and ctx.
+func (p *Pool) parkAll(ctx context.Context, runners []parking) {
+	ctx, cancel := context.WithTimeout(ctx, closeParkTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.park(ctx, r.cfg, r.proc)
+		}()
+	}
+	wg.Wait()
 }
 
 // restore loads cfg's parked state, if any was saved under the same

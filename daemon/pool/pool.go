@@ -283,9 +283,9 @@ func (p *Pool) Ready() bool {
 	return p.started && !p.closing
 }
 
-// Close stops every runner: gracefully (requests still running fail), and
-// killed at ctx's end. Loads in progress are abandoned and waiting requests
-// get ErrClosed.
+// Close parks the ready models' conversations (park.go), then stops every
+// runner: gracefully (requests still running fail), and killed at ctx's
+// end. Loads in progress are abandoned and waiting requests get ErrClosed.
 func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closing {
@@ -296,13 +296,20 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.closing = true
 	p.cancel()
 	var procs []*runner.Process
+	var ready []parking
 	for _, m := range p.order {
 		if m.proc != nil && m.state != StateLoading {
 			procs = append(procs, m.proc)
 		}
+		if m.proc != nil && m.state == StateReady {
+			ready = append(ready, parking{m.cfg, m.proc})
+		}
 	}
 	p.broadcastLocked()
 	p.mu.Unlock()
+	// Conversations survive a restart (an upgrade, a reboot): park them
+	// as an eviction would (park.go).
+	p.parkAll(ctx, ready)
 	var wg sync.WaitGroup
 	for _, pr := range procs {
 		wg.Add(1)
