@@ -134,6 +134,11 @@ type Model struct {
 	// A change of either restarts the model on reload.
 	FileSize    Size      `json:"file_size"`
 	FileModTime time.Time `json:"file_mod_time"`
+	// FileError says why the model file could not be used at validation
+	// (missing, unreadable, not GGUF; see CheckModelFile), with FileSize 0.
+	// It is a warning: the config stays valid and the model is unavailable
+	// until a good file is there.
+	FileError string `json:"file_error,omitempty"`
 }
 
 // Sampling holds a model's default sampling settings; a request may override

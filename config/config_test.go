@@ -53,11 +53,10 @@ func TestInvalidFixtures(t *testing.T) {
 			{"11:7", []string{`model "a" is defined twice`, "invalid_duplicates.hcl:1:7"}},
 			{"16:1", []string{"Duplicate server block"}},
 		}},
+		// Only the directory is an error; the other three blocks are
+		// warnings (TestModelFileWarnings).
 		{"invalid_files.hcl", []want{
-			{"2:10", []string{"models/nope.gguf", `model "missing" does not exist`}},
 			{"6:10", []string{"models/adir", "is a directory"}},
-			{"10:10", []string{"models/notgguf.bin", "is not a GGUF file"}},
-			{"14:10", []string{"/nonexistent/jetai/x.gguf", "does not exist"}},
 		}},
 		{"invalid_ranges.hcl", []want{
 			{"3:16", []string{"context is 0", "from 1 to"}},
@@ -431,16 +430,71 @@ cache { dir = "c" }`), filepath.Join(sub, "jetai.hcl"))
 	}
 }
 
-func TestUnreadableModel(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root reads files whatever their mode; the permission check cannot be exercised")
-	}
+// TestModelFileWarnings: a model file that is missing, unreadable or not
+// GGUF is a warning at the path's file:line:col, not an error: the config is
+// valid, the model carries FileError and no size, and the other models are
+// untouched.
+func TestModelFileWarnings(t *testing.T) {
 	dir := t.TempDir()
-	p := writeModel(t, dir, "m.gguf", 10)
-	os.Chmod(p, 0)
-	_, err := Parse([]byte(`model "m" { path = "m.gguf" }`), filepath.Join(dir, "x.hcl"))
-	if err == nil || !strings.Contains(err.Error(), "cannot be read") {
-		t.Errorf("err = %v", err)
+	good := writeModel(t, dir, "good.gguf", 100)
+	writeModel(t, dir, "file.gguf", 10)
+	os.WriteFile(filepath.Join(dir, "text.bin"), []byte("not a model\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "empty.gguf"), nil, 0o644)
+	tests := []struct {
+		name, path string
+		frags      []string
+	}{
+		{"missing relative", "models/nope.gguf", []string{filepath.Join(dir, "models/nope.gguf"), `of model "m" does not exist`, "jetai-ctl import"}},
+		{"missing absolute", "/nonexistent/jetai/x.gguf", []string{"/nonexistent/jetai/x.gguf", "does not exist", "unavailable until it is fixed"}},
+		{"not gguf", "text.bin", []string{"text.bin", `of model "m" is not a GGUF file`}},
+		{"empty", "empty.gguf", []string{"empty.gguf", "is not a GGUF file"}},
+		// A path through a regular file fails with ENOTDIR: unreadable,
+		// whoever runs the test (root reads files whatever their mode).
+		{"unreadable", "file.gguf/x.gguf", []string{"file.gguf/x.gguf", "cannot be read: not a directory", "readable by the user"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, "jetai.hcl")
+			src := "model \"ok\" { path = \"" + good + "\" }\nmodel \"m\" {\n  path = \"" + tt.path + "\"\n}\n"
+			c, err := Parse([]byte(src), cfg)
+			if err != nil {
+				t.Fatalf("error, want a warning:\n%v", err)
+			}
+			if len(c.Warnings) != 1 {
+				t.Fatalf("warnings = %v, want one", c.Warnings)
+			}
+			w := c.Warnings[0]
+			if w.Severity != Warning || w.String()[:len(cfg+":3:10: warning: ")] != cfg+":3:10: warning: " {
+				t.Errorf("warning %q, want it at %s:3:10", w, cfg)
+			}
+			for _, f := range tt.frags {
+				if !strings.Contains(w.Message, f) {
+					t.Errorf("warning %q lacks %q", w.Message, f)
+				}
+			}
+			m, _ := c.Lookup("m")
+			if m.FileError == "" || m.FileSize != 0 || !strings.Contains(w.Message, m.FileError[len("model file "+m.Path):]) {
+				t.Errorf("model: file error %q size %d", m.FileError, m.FileSize)
+			}
+			if ok, _ := c.Lookup("ok"); ok.FileError != "" || ok.FileSize != 100 {
+				t.Errorf("the good model: file error %q size %d", ok.FileError, ok.FileSize)
+			}
+			// Check's report (jetaid --check-config, jetai-ctl validate):
+			// usable, the warning listed.
+			os.WriteFile(cfg, []byte(src), 0o644)
+			r := Check(cfg)
+			if !r.OK || len(r.Diagnostics) != 1 || r.Diagnostics[0] != w.String() || !strings.Contains(r.String(), ": ok (2 models") {
+				t.Errorf("Check: ok %v diagnostics %q\n%s", r.OK, r.Diagnostics, r)
+			}
+		})
+	}
+	if os.Geteuid() != 0 {
+		p := writeModel(t, dir, "m0.gguf", 10)
+		os.Chmod(p, 0)
+		c, err := Parse([]byte(`model "m" { path = "m0.gguf" }`), filepath.Join(dir, "x.hcl"))
+		if err != nil || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Message, "cannot be read: permission denied") {
+			t.Errorf("mode 0: err %v warnings %v", err, c.Warnings)
+		}
 	}
 }
 

@@ -3,13 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"math/big"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -545,7 +543,12 @@ func (d *decoder) model(b *modelBlock) Model {
 }
 
 // modelFile checks the model file exists, is readable and is GGUF, and
-// records its size and modification time.
+// records its size and modification time. A file that is missing,
+// unreadable or not GGUF is a warning, not an error: the model is recorded
+// with FileError and the daemon serves the other models while this one
+// answers as unavailable until a good file is there (the pool checks again
+// at every load). A path that is a directory is an error: no file can
+// appear there without the directory going first.
 func (d *decoder) modelFile(m *Model, body hcl.Body, def hcl.Range) {
 	if !has(body, "path") {
 		return // HCL reports the missing argument
@@ -555,27 +558,19 @@ func (d *decoder) modelFile(m *Model, body hcl.Body, def hcl.Range) {
 		d.errf(r, "model %q has an empty path", m.Name)
 		return
 	}
-	fi, err := os.Stat(m.Path)
+	fi, err := CheckModelFile(m.Path)
+	var fe *FileError
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		d.errf(r, "model file %s of model %q does not exist", m.Path, m.Name)
-		return
-	case err != nil:
-		d.errf(r, "model file %s of model %q cannot be read: %v", m.Path, m.Name, unwrapPath(err))
-		return
-	case fi.IsDir():
+	case errors.As(err, &fe) && fe.Problem == FileIsDir:
 		d.errf(r, "model path %s of model %q is a directory, not a GGUF file", m.Path, m.Name)
 		return
-	}
-	f, err := os.Open(m.Path)
-	if err != nil {
-		d.errf(r, "model file %s of model %q cannot be read: %v", m.Path, m.Name, unwrapPath(err))
+	case errors.As(err, &fe):
+		what := strings.Replace(fe.Error(), "model file "+m.Path, fmt.Sprintf("model file %s of model %q", m.Path, m.Name), 1)
+		d.warnf(r, "%s; the model is unavailable until it is fixed (%s)", what, fe.Hint())
+		m.FileError = fe.Error()
 		return
-	}
-	defer f.Close()
-	magic := make([]byte, len(ggufMagic))
-	if _, err := io.ReadFull(f, magic); err != nil || string(magic) != ggufMagic {
-		d.errf(r, "model file %s of model %q is not a GGUF file (it does not start with \"GGUF\")", m.Path, m.Name)
+	case err != nil:
+		d.errf(r, "model file %s of model %q: %v", m.Path, m.Name, err)
 		return
 	}
 	m.FileSize = Size(fi.Size())

@@ -111,7 +111,8 @@ type field[T any] struct {
 // modelFields decides, per model field, what a change needs.
 //
 // A new runner process (restart): path and the file's size or modification
-// time (a replaced file), context and parallel (the llama context is sized
+// time (a replaced file, or one that appeared; one that went away or went
+// bad is an update: the running runner serves on), context and parallel (the llama context is sized
 // from them at creation), gpu_layers and flash_attention (fixed when the model
 // and context load), cache (whether the runner loads a staged copy) and
 // adapters (applied when the context is created).
@@ -128,6 +129,9 @@ var modelFields = []field[*Model]{
 	// "file" is reported only when the path is unchanged (the same path now
 	// holds a different file); it must stay right after "path".
 	{"file", true, func(m *Model) string {
+		if m.FileError != "" {
+			return "unavailable"
+		}
 		return m.FileSize.String() + " " + m.FileModTime.UTC().Format(time.RFC3339Nano)
 	}},
 	{"context", true, func(m *Model) string { return strconv.Itoa(m.Context) }},
@@ -231,6 +235,11 @@ func Diff(old, new *Config) Plan {
 		fs := compare(modelFields, o, m)
 		if len(fs) > 1 && fs[0].Field == "path" && fs[1].Field == "file" {
 			fs = append(fs[:1], fs[2:]...) // another file: "file" says nothing more
+		} else if len(fs) > 0 && fs[0].Field == "file" && m.FileError != "" {
+			// The file went away (or went bad): a new runner could not load
+			// it, while a running one has it open and serves on. The pool
+			// finds the problem at the model's next load.
+			fs[0].Restart = false
 		}
 		if len(fs) == 0 {
 			p.Unchanged = append(p.Unchanged, m.Name)

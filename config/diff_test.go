@@ -225,6 +225,36 @@ func TestDiffFileReplaced(t *testing.T) {
 	}
 }
 
+// TestDiffFileGoneOrBack: a model file that went away is an update (a
+// running runner has it open and serves on; the pool finds the problem at
+// the next load); one that appeared restarts the model (it takes the file).
+func TestDiffFileGoneOrBack(t *testing.T) {
+	dir := t.TempDir()
+	p := writeModel(t, dir, "a.gguf", 64)
+	writeModel(t, dir, "b.gguf", 64)
+	present := parseIn(t, dir, diffBase)
+	os.Remove(p)
+	gone := parseIn(t, dir, diffBase)
+	if len(gone.Warnings) != 1 || !strings.Contains(gone.Warnings[0].Message, "does not exist") {
+		t.Fatalf("warnings %v", gone.Warnings)
+	}
+	plan := Diff(present, gone)
+	if got := changeNames(plan.Updated); len(plan.Restarted) != 0 || !reflect.DeepEqual(got, []string{"a:file"}) {
+		t.Errorf("file gone: restarted %q updated %q", changeNames(plan.Restarted), got)
+	}
+	if f := plan.Updated[0].Fields[0]; f.New != "unavailable" || f.Restart {
+		t.Errorf("file gone: change %+v", f)
+	}
+	if p2 := Diff(gone, parseIn(t, dir, diffBase)); !p2.Empty() {
+		t.Errorf("still gone: %s", p2)
+	}
+	writeModel(t, dir, "a.gguf", 64)
+	plan = Diff(gone, parseIn(t, dir, diffBase))
+	if got := changeNames(plan.Restarted); !reflect.DeepEqual(got, []string{"a:file"}) {
+		t.Errorf("file back: restarted %q updated %q", got, changeNames(plan.Updated))
+	}
+}
+
 func TestDiffFirstStartAndJSON(t *testing.T) {
 	dir := t.TempDir()
 	writeModel(t, dir, "a.gguf", 64)

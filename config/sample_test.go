@@ -55,6 +55,28 @@ func TestPackagedSampleDummyModel(t *testing.T) {
 	loadSample(t, model)
 }
 
+// TestPackagedSampleNoModelYet: the sample as installed, before a model
+// is copied to its path, is usable: one warning, the model unavailable.
+// (A fresh .deb install starts jetaid with it; packaging/test checks that.)
+func TestPackagedSampleNoModelYet(t *testing.T) {
+	src, err := os.ReadFile(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "model.gguf")
+	src = []byte(strings.Replace(string(src), sampleModelPlaceh, missing, 1))
+	c, err := Parse(src, samplePath)
+	if err != nil {
+		t.Fatalf("the sample without its model file is not usable:\n%v", err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Message, missing+` of model "assistant" does not exist`) {
+		t.Errorf("warnings: %v", c.Warnings)
+	}
+	if m := c.Models[0]; m.FileError == "" || m.FileSize != 0 {
+		t.Errorf("model %+v", m)
+	}
+}
+
 // TestSampleKeysCovered: the sample mentions every key of the schema.
 func TestSampleKeysCovered(t *testing.T) {
 	src, err := os.ReadFile(samplePath)
