@@ -164,6 +164,9 @@ func runLoad(ctx context.Context, e *Env, args []string) error {
 	case m.State == pool.StateFailed:
 		fmt.Fprintf(e.Stdout, "%s: load failed: %s\n", m.Name, m.LastError)
 		return failed()
+	case m.State == pool.StateUnavailable:
+		fmt.Fprintf(e.Stdout, "%s: %s\n", m.Name, m.LastError)
+		return failed()
 	default:
 		fmt.Fprintf(e.Stdout, "%s: %s; follow it with: jetai-ctl models\n", m.Name, m.State)
 	}

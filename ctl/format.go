@@ -45,12 +45,15 @@ func printModels(w io.Writer, ms []admin.Model) {
 		if m.ChargedBytes == 0 {
 			mem = "~" + bytesize.IEC(m.EstimatedBytes)
 		}
+		if m.State == "unavailable" {
+			mem = "-" // no file to estimate from
+		}
 		t.row(m.Name, state, mem, fmt.Sprint(m.Active), fmt.Sprint(m.Queued), fmt.Sprintf("%.1f", m.TokensPerSecond),
 			fmt.Sprint(m.Requests), prio, m.KeepAlive, pid)
 	}
 	t.flush()
 	for _, m := range ms {
-		if m.State == "failed" && m.LastError != "" {
+		if (m.State == "failed" || m.State == "unavailable") && m.LastError != "" {
 			fmt.Fprintf(w, "%s: %s\n", m.Name, m.LastError)
 		}
 	}

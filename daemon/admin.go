@@ -167,9 +167,10 @@ func (b adminBackend) Load(ctx context.Context, name string, wait bool) (admin.L
 		// The load outlives this request: it runs until ready, failed or
 		// the pool closes.
 		go d.pool.Load(context.Background(), canon)
-		// Answer once the load has begun, so the state shown is "loading".
+		// Answer once the load has begun, so the state shown is "loading"
+		// (an unavailable model whose file is still bad stays so).
 		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if m, _ := d.pool.Model(canon); m.State != pool.StateUnloaded {
+			if m, _ := d.pool.Model(canon); m.State != pool.StateUnloaded && m.State != pool.StateUnavailable {
 				break
 			}
 		}
@@ -276,6 +277,7 @@ func adminError(err error) error {
 		qf *pool.QueueFullError
 		nr *pool.NoRoomError
 		lf *pool.LoadFailedError
+		ue *pool.UnavailableError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -290,6 +292,8 @@ func adminError(err error) error {
 		return admin.Errorf(http.StatusInsufficientStorage, "no_room", "%v", err)
 	case errors.As(err, &lf):
 		return admin.Errorf(http.StatusBadGateway, "load_failed", "%v", err)
+	case errors.As(err, &ue):
+		return admin.Errorf(http.StatusServiceUnavailable, "model_unavailable", "%v", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return admin.Errorf(http.StatusGatewayTimeout, "timeout", "%v", err)
 	}
@@ -299,12 +303,14 @@ func adminError(err error) error {
 // summary is the one-line STATUS=: state, models, memory, speed and, with
 // platform readings, temperature and throttling.
 func summary(s admin.Status) string {
-	var loaded []string
+	var loaded, unavailable []string
 	loading := ""
 	for _, m := range s.Models {
 		switch m.State {
 		case pool.StateReady:
 			loaded = append(loaded, m.Name)
+		case pool.StateUnavailable:
+			unavailable = append(unavailable, m.Name)
 		case pool.StateLoading:
 			loading = fmt.Sprintf("; loading %s %d%%", m.Name, int(m.LoadProgress*100))
 		}
@@ -314,6 +320,9 @@ func summary(s admin.Status) string {
 		line += " (" + strings.Join(loaded, ", ") + ")"
 	}
 	line += loading
+	if len(unavailable) > 0 {
+		line += "; unavailable: " + strings.Join(unavailable, ", ")
+	}
 	line += fmt.Sprintf(", memory %s of %s, %.1f tok/s", bytesize.IEC(s.Pool.Used), bytesize.IEC(s.Pool.Budget), s.Performance.WindowTokensPerSecond)
 	if p := s.Platform; p != nil {
 		hot := 0.0

@@ -106,6 +106,7 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 		qf  *pool.QueueFullError
 		nr  *pool.NoRoomError
 		lf  *pool.LoadFailedError
+		ue  *pool.UnavailableError
 		th  *pool.ThrottledError
 		re  *runner.RequestError
 		mbe *http.MaxBytesError
@@ -133,6 +134,9 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 		return &Error{Status: http.StatusInsufficientStorage, Code: "no_room", Message: err.Error()}
 	case errors.As(err, &lf):
 		return &Error{Status: http.StatusBadGateway, Code: "load_failed", Message: err.Error()}
+	case errors.As(err, &ue):
+		// No Retry-After: the file needs a person, not time.
+		return &Error{Status: http.StatusServiceUnavailable, Code: "model_unavailable", Param: "model", Message: err.Error()}
 	case errors.As(err, &re):
 		e := &Error{Status: re.Status, Code: re.Code, Message: re.Msg}
 		if e.Status < 400 || e.Status > 599 {

@@ -173,6 +173,7 @@ func TestPoolErrorsMapToStatuses(t *testing.T) {
 		{&pool.QueueFullError{Model: "m", Total: true, RetryAfter: 1500 * time.Millisecond}, 503, "queue_full", "2"},
 		{&pool.NoRoomError{Model: "m"}, 507, "no_room", ""},
 		{&pool.LoadFailedError{Model: "m", Err: errors.New("bad file")}, 502, "load_failed", ""},
+		{&pool.UnavailableError{Model: "m", File: &config.FileError{Path: "/x.gguf", Problem: config.FileMissing}}, 503, "model_unavailable", ""},
 		{pool.ErrUnknownModel, 404, "model_not_found", ""},
 		{pool.ErrClosed, 503, "stopping", "5"},
 		{&runner.RequestError{Status: 400, Code: runner.CodeContextOverflow, Msg: "too long"}, 400, "context_overflow", ""},

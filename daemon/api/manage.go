@@ -71,6 +71,9 @@ type modelsSummary struct {
 	Configured int            `json:"configured"`
 	ByState    map[string]int `json:"by_state"`
 	Loaded     []string       `json:"loaded"`
+	// Unavailable maps each model whose file is missing or bad to why
+	// (which file, what to do); absent when there is none.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -82,8 +85,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	sum := modelsSummary{Configured: len(ms), ByState: map[string]int{}, Loaded: []string{}}
 	for _, m := range ms {
 		sum.ByState[m.State]++
-		if m.State == "ready" {
+		if m.State == pool.StateReady {
 			sum.Loaded = append(sum.Loaded, m.Name)
+		}
+		if m.State == pool.StateUnavailable {
+			if sum.Unavailable == nil {
+				sum.Unavailable = map[string]string{}
+			}
+			sum.Unavailable[m.Name] = m.LastError
 		}
 	}
 	events := s.pool.Events()

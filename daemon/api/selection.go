@@ -290,10 +290,11 @@ func canFallBack(err error) bool {
 		qf *pool.QueueFullError
 		nr *pool.NoRoomError
 		lf *pool.LoadFailedError
+		ue *pool.UnavailableError
 		re *runner.RequestError
 	)
 	switch {
-	case errors.Is(err, pool.ErrUnknownModel), errors.As(err, &qf), errors.As(err, &nr), errors.As(err, &lf), errors.Is(err, runner.ErrExited):
+	case errors.Is(err, pool.ErrUnknownModel), errors.As(err, &qf), errors.As(err, &nr), errors.As(err, &lf), errors.As(err, &ue), errors.Is(err, runner.ErrExited):
 		return true
 	case errors.As(err, &re):
 		return re.Code == runner.CodeContextOverflow || re.Code == runner.CodeNoChatTemplate || re.Code == runner.CodeBusy

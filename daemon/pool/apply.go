@@ -222,7 +222,12 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 			continue
 		}
 		m := &model{cfg: mc, state: StateUnloaded, params: headers[name].params, estErr: headers[name].err}
-		if m.estErr != nil {
+		if mc.FileError != "" {
+			if _, err := checkFile(mc); err != nil {
+				p.setUnavailableLocked(m, err.(*UnavailableError), true)
+			}
+		}
+		if m.estErr != nil && m.state != StateUnavailable {
 			p.log.Warn("model header unreadable; estimating from the file size", "model", name, "err", m.estErr)
 		}
 		p.models[name] = m
@@ -246,7 +251,14 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 			n := mc
 			m.rl.next = &n
 		}
-		if mc.Preload && !wasPreload && (m.state == StateUnloaded || m.state == StateFailed) {
+		if mc.FileError != "" && m.noRunner() {
+			// Its file went away: unavailable now, not at the next
+			// request (a running runner has the file open and serves on).
+			if _, err := checkFile(mc); err != nil {
+				p.setUnavailableLocked(m, err.(*UnavailableError), true)
+			}
+		}
+		if mc.Preload && !wasPreload && m.noRunner() {
 			p.loadLaterLocked(c.Name, "preload")
 		}
 		if mb := uint64(max(mc.MemoryBudget, 0)); mb > 0 && m.charge > mb {
@@ -330,7 +342,7 @@ func (p *Pool) restartLocked(m *model, want config.Model, params gguf.Params, pe
 	n := want
 	m.rl.next, m.rl.nextParams, m.rl.nextErr, m.rl.gen = &n, params, perr, gen
 	m.cfg = liveOnto(m.cfg, want)
-	if m.state == StateUnloaded || m.state == StateFailed {
+	if m.noRunner() {
 		p.applyNextLocked(m)
 		return
 	}
@@ -348,11 +360,18 @@ func (p *Pool) applyNextLocked(m *model) {
 	}
 	m.cfg, m.params, m.estErr = *m.rl.next, m.rl.nextParams, m.rl.nextErr
 	m.rl.next, m.rl.nextErr, m.rl.phase = nil, nil, ""
-	if m.state == StateFailed {
-		// The failure was with the old settings.
-		m.state, m.lastError = StateUnloaded, ""
+	if m.state == StateFailed || m.state == StateUnavailable {
+		// The failure was with the old settings (or the old file); the
+		// next load checks the file again.
+		m.state, m.lastError, m.unavailable = StateUnloaded, "", ""
 	}
-	if m.estErr != nil {
+	if m.cfg.FileError != "" && m.state == StateUnloaded {
+		// The config warned about the new file already.
+		if _, err := checkFile(m.cfg); err != nil {
+			p.setUnavailableLocked(m, err.(*UnavailableError), true)
+		}
+	}
+	if m.estErr != nil && m.state != StateUnavailable {
 		p.log.Warn("model header unreadable; estimating from the file size", "model", m.cfg.Name, "err", m.estErr)
 	}
 }
@@ -371,7 +390,7 @@ func (p *Pool) swap(m *model, gen uint64) {
 	beside := true // false once a new runner failed beside the old one
 	for p.current(m, gen) {
 		switch m.state {
-		case StateUnloaded, StateFailed:
+		case StateUnloaded, StateFailed, StateUnavailable:
 			p.applyNextLocked(m)
 			p.broadcastLocked()
 			return
@@ -493,7 +512,7 @@ func (p *Pool) swapInPlaceLocked(m *model, gen uint64) {
 	}
 	m.undrain()
 	if !p.current(m, gen) || m.state != StateReady || m.proc != proc {
-		if p.current(m, gen) && (m.state == StateUnloaded || m.state == StateFailed) {
+		if p.current(m, gen) && m.noRunner() {
 			p.applyNextLocked(m)
 		}
 		p.broadcastLocked()

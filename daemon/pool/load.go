@@ -24,7 +24,7 @@ func isDone(op *loadOp) bool {
 	}
 }
 
-// startLoadLocked begins loading m, which is unloaded or failed.
+// startLoadLocked begins loading m, which has no runner (noRunner).
 func (p *Pool) startLoadLocked(m *model) *loadOp {
 	p.applyNextLocked(m)
 	op := &loadOp{done: make(chan struct{})}
@@ -38,6 +38,17 @@ func (p *Pool) startLoadLocked(m *model) *loadOp {
 
 func (p *Pool) doLoad(m *model, op *loadOp) {
 	defer p.wg.Done()
+	// The file first: one that is missing or bad fails the load before
+	// anything is evicted for it.
+	if err := p.refreshFile(m); err != nil {
+		p.mu.Lock()
+		p.setUnavailableLocked(m, err.(*UnavailableError), false)
+		op.err = err
+		close(op.done)
+		p.broadcastLocked()
+		p.mu.Unlock()
+		return
+	}
 	err := p.makeRoom(m)
 	start := time.Now() // load time is the runner's, not the wait for room
 	var proc *runner.Process
@@ -54,7 +65,16 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	}
 	if err != nil {
 		var nr *NoRoomError
+		var ue *UnavailableError
 		switch {
+		case errors.As(err, &ue):
+			// The file went away while the load waited for room.
+			p.setUnavailableLocked(m, ue, false)
+			op.err = err
+			close(op.done)
+			p.broadcastLocked()
+			p.mu.Unlock()
+			return
 		case errors.As(err, &nr), errors.Is(err, ErrClosed), errors.Is(err, errAbandoned):
 			// Not the model's fault: it stays unloaded.
 			m.state = StateUnloaded
@@ -82,7 +102,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	m.loads++
 	m.loadSeconds = secs
 	m.win.addLoad(loadSample{at: now, seconds: secs})
-	m.lastError = ""
+	m.lastError, m.unavailable = "", ""
 	m.measured, m.peak, m.measuring = 0, 0, true
 	p.eventLocked(Event{At: now, Kind: EventLoad, Model: m.cfg.Name, Seconds: secs})
 	close(op.done)
@@ -108,6 +128,9 @@ func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) 
 // in force) and waits for its model to load; started, when set, learns the
 // process as soon as it runs.
 func (p *Pool) spawn(mc config.Model, started func(*runner.Process)) (*runner.Process, runner.ModelInfo, error) {
+	if _, err := checkFile(mc); err != nil {
+		return nil, runner.ModelInfo{}, err
+	}
 	p.mu.Lock()
 	queue := p.cfg.Server.QueuePerModel
 	p.mu.Unlock()
@@ -483,19 +506,20 @@ func (p *Pool) reaper() {
 // failedLoad returns the error of the load op a waiter followed when that
 // load has failed and the model is still not loaded.
 func failedLoad(m *model, seen *loadOp) error {
-	if (m.state == StateUnloaded || m.state == StateFailed) && seen != nil && isDone(seen) {
+	if m.noRunner() && seen != nil && isDone(seen) {
 		return seen.err
 	}
 	return nil
 }
 
-// followLoadLocked starts m's load when it is not loaded (or failed) and
-// returns the load op a waiter follows.
+// followLoadLocked starts m's load when it has no runner (unloaded, failed
+// or unavailable: the file is checked again) and returns the load op a
+// waiter follows.
 func (p *Pool) followLoadLocked(m *model, seen *loadOp) *loadOp {
-	switch m.state {
-	case StateUnloaded, StateFailed:
+	switch {
+	case m.noRunner():
 		return p.startLoadLocked(m)
-	case StateLoading:
+	case m.state == StateLoading:
 		return m.load
 	}
 	return seen
@@ -575,7 +599,7 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 	}
 	for {
 		switch m.state {
-		case StateUnloaded, StateFailed:
+		case StateUnloaded, StateFailed, StateUnavailable:
 			return nil
 		case StateReady:
 			proc := m.proc

@@ -57,6 +57,7 @@ func OutcomeOf(err error) string {
 		th *ThrottledError
 		nr *NoRoomError
 		lf *LoadFailedError
+		ue *UnavailableError
 		re *runner.RequestError
 	)
 	switch {
@@ -68,7 +69,7 @@ func OutcomeOf(err error) string {
 		return OutcomeThrottled
 	case errors.As(err, &nr):
 		return OutcomeNoRoom
-	case errors.As(err, &lf):
+	case errors.As(err, &lf), errors.As(err, &ue):
 		return OutcomeLoadFailed
 	case errors.As(err, &re):
 		return OutcomeInvalid

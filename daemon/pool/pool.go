@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,9 @@ const (
 	StateReady     = "ready"
 	StateUnloading = "unloading"
 	StateFailed    = "failed"
+	// StateUnavailable: the model's file is missing, unreadable or not
+	// GGUF (modelfile.go); LastError says which file and what to do.
+	StateUnavailable = "unavailable"
 )
 
 // Timing defaults.
@@ -67,7 +71,7 @@ type Options struct {
 type ModelStatus struct {
 	Name           string   `json:"name"`
 	Aliases        []string `json:"aliases"`
-	State          string   `json:"state"` // unloaded, loading, ready, unloading, failed
+	State          string   `json:"state"` // unloaded, loading, ready, unloading, failed, unavailable
 	Priority       int      `json:"priority"`
 	Pinned         bool     `json:"pinned"`
 	Preload        bool     `json:"preload"`
@@ -151,7 +155,10 @@ type model struct {
 	lastUsed  time.Time
 	loadedAt  time.Time
 	lastError string
-	info      *runner.ModelInfo
+	// unavailable is the last UnavailableError logged (modelfile.go);
+	// empty once the model has loaded.
+	unavailable string
+	info        *runner.ModelInfo
 
 	requests, failures, rejected, tokens, loads, evictions uint64
 	loadSeconds                                            float64
@@ -220,9 +227,19 @@ func New(opts Options) (*Pool, error) {
 			return nil, fmt.Errorf("pool: model %q is configured twice", mc.Name)
 		}
 		m := &model{cfg: mc, state: StateUnloaded}
-		m.params, m.estErr = estimateFile(mc)
-		if m.estErr != nil {
-			p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", m.estErr)
+		if mc.FileError != "" {
+			// The config check warned about the file already (and the
+			// daemon logged it): unavailable, quietly, unless the file
+			// has turned up since.
+			if _, err := checkFile(mc); err != nil {
+				p.setUnavailableLocked(m, err.(*UnavailableError), true)
+			}
+		}
+		if m.state != StateUnavailable {
+			m.params, m.estErr = estimateFile(mc)
+			if m.estErr != nil {
+				p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", m.estErr)
+			}
 		}
 		p.models[mc.Name] = m
 		p.order = append(p.order, m)
@@ -269,6 +286,13 @@ func (p *Pool) Start(ctx context.Context) {
 				return
 			}
 			if err := p.Load(p.ctx, name); err != nil && p.ctx.Err() == nil {
+				var ue *UnavailableError
+				if errors.As(err, &ue) {
+					// Logged as a config warning, or by the load when
+					// new; the other preloads go on.
+					p.log.Warn("preload skipped: model unavailable", "model", name)
+					continue
+				}
 				p.log.Error("preload failed", "model", name, "err", err)
 			}
 		}

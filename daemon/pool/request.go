@@ -13,6 +13,7 @@ import (
 // Complete runs a completion on model (a name or alias), loading it first
 // if needed. onText, when not nil, receives the text as it is generated.
 // Errors: ErrUnknownModel, QueueFullError, NoRoomError, LoadFailedError,
+// UnavailableError (the model's file is missing or bad),
 // ErrClosed, ctx's error, runner.RequestError (a request the runner
 // refused) and errors wrapping runner.ErrExited (the runner died).
 func (p *Pool) Complete(ctx context.Context, model string, req runner.Request, onText func(string)) (runner.Result, error) {
@@ -154,7 +155,7 @@ func (p *Pool) acquire(ctx context.Context, m *model) (*runner.Process, time.Dur
 // queue's depth per slot; at least a second, at most a minute.
 func (p *Pool) retryAfterLocked(m *model) time.Duration {
 	d := time.Second
-	if m.state == StateLoading || m.state == StateUnloaded || m.state == StateFailed {
+	if m.state == StateLoading || m.noRunner() {
 		d = time.Duration(m.loadSeconds * float64(time.Second))
 	} else if n := len(m.win.reqs); n > 0 {
 		var sum float64

@@ -1,0 +1,96 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jetai/jetai/config"
+)
+
+// A model whose file is missing, unreadable or not GGUF is unavailable
+// (StateUnavailable): the config check only warns about such a file (a disk
+// mounted after jetaid, a model still to be copied), so the daemon and the
+// other models serve on. The file is checked again at every load: a request
+// or Load for the model starts one, which fails at once with an
+// UnavailableError while the file is bad (no runner starts, nothing is
+// evicted for it) and loads the model once a good file is there.
+
+// UnavailableError is a model whose file cannot be loaded. The API answers
+// it with 503 and the message, which names the file and what to do.
+type UnavailableError struct {
+	Model string            `json:"model"`
+	File  *config.FileError `json:"-"`
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("model %q is unavailable: %v; %s", e.Model, e.File, e.File.Hint())
+}
+
+func (e *UnavailableError) Unwrap() error { return e.File }
+
+// checkFile checks mc's file as the config check does; the error is an
+// *UnavailableError.
+func checkFile(mc config.Model) (fs.FileInfo, error) {
+	fi, err := config.CheckModelFile(mc.Path)
+	if err != nil {
+		var fe *config.FileError
+		if !errors.As(err, &fe) {
+			fe = &config.FileError{Path: mc.Path, Problem: config.FileUnreadable, Err: err}
+		}
+		return nil, &UnavailableError{Model: mc.Name, File: fe}
+	}
+	return fi, nil
+}
+
+// noRunner says whether m has no runner and none is starting: unloaded,
+// failed or unavailable. A request or Load starts a load from these states.
+func (m *model) noRunner() bool {
+	return m.state == StateUnloaded || m.state == StateFailed || m.state == StateUnavailable
+}
+
+// setUnavailableLocked records that m's file cannot be loaded. It logs and
+// books an event only when the reason is new, so that requests for a model
+// whose file is still missing do not fill the log.
+func (p *Pool) setUnavailableLocked(m *model, err *UnavailableError, quiet bool) {
+	m.state, m.lastError = StateUnavailable, err.Error()
+	m.charge, m.proc, m.info = 0, nil, nil
+	if m.unavailable == m.lastError {
+		return
+	}
+	m.unavailable = m.lastError
+	if !quiet {
+		p.eventLocked(Event{Kind: EventLoadFailed, Model: m.cfg.Name, Detail: m.lastError})
+		p.log.Warn("model unavailable", "model", m.cfg.Name, "err", err)
+	}
+}
+
+// refreshFile checks m's file before a load, outside p.mu: an unusable
+// file fails the load with an UnavailableError. A file other than the one
+// the config read (it appeared or was replaced since) has its GGUF header
+// read again, so the estimate is the real model's; until a reload records
+// the file in the config that happens at every load, which is cheap beside
+// the load.
+func (p *Pool) refreshFile(m *model) error {
+	p.mu.Lock()
+	mc, estErr := m.cfg, m.estErr
+	p.mu.Unlock()
+	fi, err := checkFile(mc)
+	if err != nil {
+		return err
+	}
+	if estErr == nil && config.Size(fi.Size()) == mc.FileSize && fi.ModTime().Equal(mc.FileModTime) {
+		return nil
+	}
+	mc.FileSize = config.Size(fi.Size())
+	params, perr := estimateFile(mc)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m.cfg.Path == mc.Path {
+		m.params, m.estErr = params, perr
+	}
+	if perr != nil {
+		p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", perr)
+	}
+	return nil
+}
