@@ -17,8 +17,10 @@
 # server.admin_group and cache.dir take effect only when jetaid restarts;
 # every other setting applies at once. A file with errors is rejected as a
 # whole (each error names file:line:col) and the running config stays; so
-# does a deleted or empty file. GET /status shows the generation in force
-# and the last reload's error.
+# does a deleted or empty file. A model file that is missing, unreadable or
+# not GGUF is only a warning: that model is "unavailable" (HTTP 503) and the
+# rest serves. GET /status shows the generation in force and the last
+# reload's error.
 # Check a file by hand with: jetaid --check-config /etc/jetai/jetai.hcl
 
 server {
@@ -145,7 +147,10 @@ router {
 
 # One block per model. The label is the name requests use ("model": "...").
 model "assistant" {
-  # The GGUF file. Required.
+  # The GGUF file. Required. The package ships no model: until a GGUF file
+  # is here jetaid runs anyway, lists this model as "unavailable" and
+  # answers requests for it with 503 (model_unavailable). The file is looked
+  # for again at every load, so copying it here is enough (no reload).
   path = "/var/lib/jetai/models/model.gguf"
 
   # Other names for this model in requests. Names and aliases are unique;

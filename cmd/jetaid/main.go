@@ -4,7 +4,7 @@
 //
 //	jetaid [--config FILE]       run in the foreground (default /etc/jetai/jetai.hcl)
 //	       [--platform-root DIR] read /sys, /proc and /etc under DIR (a fake machine tree)
-//	jetaid --check-config FILE   validate a config file; exit 0 when usable, 1 when not
+//	jetaid --check-config FILE   validate a config file; exit 0 when usable (warnings allowed), 1 when not
 //	jetaid --version             print the version
 //
 // Under systemd (Type=notify) it takes its sockets from socket activation
@@ -54,7 +54,7 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("jetaid", flag.ContinueOnError)
 	configPath := fs.String("config", daemon.DefaultConfigPath, "config `FILE`")
-	check := fs.String("check-config", "", "validate config `FILE`, print its diagnostics and exit (0: usable, 1: not)")
+	check := fs.String("check-config", "", "validate config `FILE`, print its errors and warnings and exit (0: usable, warnings allowed; 1: not)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	platformRoot := fs.String("platform-root", "/", "read /sys, /proc and /etc (thermal zones, memory, power) under `DIR`; for trying the thermal policy on a fake machine tree such as testdata/platform/orin-nano")
 	fs.Usage = func() {
@@ -67,7 +67,10 @@ server.admin_socket, or on the sockets systemd passes (file descriptors named
 flight (up to 30s), stop the runners, exit 0. The config file is watched
 and a change is applied as a diff without dropping requests (SIGHUP and
 jetai-ctl reload do the same); a file with errors is rejected with
-file:line:col diagnostics and the running config stays.
+file:line:col diagnostics and the running config stays. A model file that
+is missing, unreadable or not GGUF is a warning, not an error: jetaid
+serves the other models and answers 503 (model_unavailable) for that one
+until a GGUF file is there (checked again at every load).
 Drive a running jetaid with jetai-ctl (jetai-ctl --help).
 `)
 	}

@@ -287,7 +287,10 @@ model "chat" {
 model "broken" {
   path = %q
 }
-`, story, chat, bad)), 0o644)
+model "absent" {
+  path = %q
+}
+`, story, chat, bad, filepath.Join(dir, "absent.gguf"))), 0o644)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -345,6 +348,8 @@ model "broken" {
 		{method: "POST", path: "/inference", body: `{"prompt": `, status: 400},
 		{method: "POST", path: "/inference", body: big, status: 413},
 		{method: "POST", path: "/inference", body: `{"prompt": "Once", "model": "broken"}`, status: 502},
+		{method: "POST", path: "/inference", body: `{"prompt": "Once", "model": "absent"}`, status: 503},
+		{method: "POST", path: "/v1/chat/completions", body: `{"model": "absent", "messages": [{"role": "user", "content": "Hello"}]}`, status: 503},
 		{method: "POST", path: "/batch_inference", body: `{"requests": [{"prompt": "Once upon a time", "max_tokens": 6}, {"prompt": "A cat", "model": "nope"}]}`, status: 200},
 		{method: "POST", path: "/batch_inference", body: `{"requests": []}`, status: 400},
 		{method: "POST", path: "/load_model", body: `{"model_name": "chat"}`, status: 200},

@@ -271,6 +271,52 @@ grep -E '^✗|Overall' "$work/security.txt" | sed 's/^/  /'
 check "systemd-analyze security: exposure $exposure (at most 2.5)" awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }'
 
 
+# infer [MODEL] [MAX]: one /inference request (X-Request-Id $RID when set);
+# prints the HTTP status; the body is in $work/infer.out.
+infer() {
+	curl -sS --max-time 120 -o "$work/infer.out" -w '%{http_code}' "$api/inference" \
+		-H "X-Request-Id: ${RID:-deb-test}" \
+		-d "{\"prompt\": \"Once upon a time\", \"model\": \"${1:-assistant}\", \"max_tokens\": ${2:-16}, \"seed\": 7}" || true
+}
+# serves [MODEL] [MAX]: an /inference request is answered with generated text.
+serves() {
+	[ "$(infer "${1:-assistant}" "${2:-16}")" = 200 ] && grep -q '"response": *"[^"]' "$work/infer.out"
+}
+
+# --- a fresh install: the sample config untouched, no model file yet ----------------
+# The sample names /var/lib/jetai/models/model.gguf, which is not there yet:
+# a warning, not an error. jetaid starts through the socket, serves /health
+# and reports the model unavailable; a request for it gets 503 with a JSON
+# error naming the file; the file copied into place answers the next request
+# without a reload.
+fresh_check() {
+	in_ct jetaid --check-config /etc/jetai/jetai.hcl >"$work/fresh-check.out" &&
+		grep -E 'jetai\.hcl:[0-9]+:[0-9]+: warning: model file /var/lib/jetai/models/model\.gguf of model "assistant" does not exist' "$work/fresh-check.out" >/dev/null
+}
+check "jetaid --check-config accepts the untouched sample (exit 0) with a file:line:col warning" fresh_check
+sed -n 1p "$work/fresh-check.out" | cut -c1-200 | sed 's/^/  /'
+# The first request starts jetaid (it may answer 503 "starting" while the
+# pool starts); /health then answers 200.
+t=$SECONDS
+code=$(curl -sS --max-time 120 -o "$work/health.out" -w '%{http_code}' "$api/health" || true)
+healthy() { [ "$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$api/health" || true)" = 200 ]; }
+wait_for 30 "/health answers 200 with the model file missing" healthy
+ok "untouched sample: the first request on the socket starts jetaid (HTTP $code), /health 200 after $((SECONDS - t)) s"
+check "jetaid.service active with the model file missing" active jetaid.service
+curl -sS --max-time 30 "$api/status" >"$work/fresh-status.json" || true
+check "/status reports the model unavailable, naming the file: $(grep -o '"unavailable":{[^}]*' "$work/fresh-status.json" | cut -c1-160)" \
+	q grep -F '"unavailable":{"assistant":"model \"assistant\" is unavailable: model file /var/lib/jetai/models/model.gguf does not exist' "$work/fresh-status.json"
+code=$(infer assistant 4)
+check "a request for it gets 503 model_unavailable: $(head -c 160 "$work/infer.out")" \
+	[ "$code" = 503 -a -n "$(grep -F '"code":"model_unavailable"' "$work/infer.out")" ]
+fresh_status() { in_ct systemctl status --no-pager jetaid | grep -E '^ *Status: "serving: 0/1 models loaded; unavailable: assistant'; }
+wait_for 10 "systemctl status jetaid names the unavailable model" q fresh_status
+ok "systemctl status jetaid names the unavailable model:$(fresh_status | sed 's/^ *Status://')"
+in_ct install -m 0644 /root/stories260K.gguf /var/lib/jetai/models/model.gguf
+check "once the file is copied to the sample's path, the next request loads the model and is answered (no reload)" serves assistant 4
+in_ct systemctl stop jetaid 2>/dev/null # (it warns that the sockets can start it again)
+in_ct rm /var/lib/jetai/models/model.gguf
+
 # --- the sample config, with a model path filled in -------------------------------
 in_ct cp /root/stories260K.gguf /var/lib/jetai/models/stories260K.gguf
 in_ct sed -i 's|/var/lib/jetai/models/model.gguf|/var/lib/jetai/models/stories260K.gguf|' /etc/jetai/jetai.hcl
@@ -282,18 +328,6 @@ check "the sample /etc/jetai/jetai.hcl is usable once a model path is filled in"
 # 2,000 tok/s with threads = 1), which would turn the drain below into a
 # timeout.
 in_ct sed -i 's|^  threads = 0$|  threads = 1|' /etc/jetai/jetai.hcl
-
-# infer [MODEL] [MAX]: one /inference request (X-Request-Id $RID when set);
-# prints the HTTP status; the body is in $work/infer.out.
-infer() {
-	curl -sS --max-time 120 -o "$work/infer.out" -w '%{http_code}' "$api/inference" \
-		-H "X-Request-Id: ${RID:-deb-test}" \
-		-d "{\"prompt\": \"Once upon a time\", \"model\": \"${1:-assistant}\", \"max_tokens\": ${2:-16}, \"seed\": 7}" || true
-}
-# serves [MODEL]: an /inference request is answered with generated text.
-serves() {
-	[ "$(infer "${1:-assistant}")" = 200 ] && grep -q '"response": *"[^"]' "$work/infer.out"
-}
 
 # --- socket activation -------------------------------------------------------------
 check "jetaid.service still inactive before the first request" active jetaid.service inactive
