@@ -243,6 +243,16 @@ func TestCommands(t *testing.T) {
 		r.want(t, 1, nil, []string{"jetai-ctl load:", "broken"})
 		t.Logf("failed load: %s", r.stderr)
 		e.run("models").want(t, 0, []string{"failed"}, nil)
+		// A file that is gone: the model is unavailable; load exits 1
+		// with the file and what to do, with or without --wait.
+		bad, _ := os.ReadFile(e.broken)
+		os.Remove(e.broken)
+		unavailable := []string{`model "broken" is unavailable: model file ` + e.broken + " does not exist", "jetai-ctl import"}
+		r = e.run("load", "broken", "--wait")
+		r.want(t, 1, nil, append([]string{"jetai-ctl load:"}, unavailable...))
+		e.run("load", "broken").want(t, 1, append([]string{"broken: "}, unavailable...), nil)
+		e.run("models").want(t, 0, append([]string{"unavailable"}, unavailable...), nil)
+		os.WriteFile(e.broken, bad, 0o644)
 		e.run("load", "nope").want(t, 1, nil, []string{`no model "nope"`, "stories"})
 		e.run("unload", "nope").want(t, 1, nil, []string{`no model "nope"`})
 		e.run("load").want(t, 2, nil, []string{"wrong number of arguments", "usage: jetai-ctl load"})
@@ -283,6 +293,13 @@ func TestCommands(t *testing.T) {
 		if vr.OK || len(vr.Diagnostics) < 2 || !strings.HasPrefix(vr.Diagnostics[0], bad+":2:") {
 			t.Fatalf("validate --json of a bad file: %+v", vr)
 		}
+		// A model file that is not there is a warning: usable, exit 0,
+		// the warning with its position on stdout.
+		warned := filepath.Join(e.dir, "warned.hcl")
+		os.WriteFile(warned, []byte(configText(t, e.sock, `model "later" {
+  path = "later.gguf"
+}`)), 0o644)
+		e.run("validate", warned).want(t, 0, []string{warned + ":", `: warning: model file ` + filepath.Join(e.dir, "later.gguf") + ` of model "later" does not exist`, warned + ": ok (3 models"}, nil)
 		e.run("validate", filepath.Join(e.dir, "missing.hcl")).want(t, 1, nil, []string{"no such file"})
 	})
 	t.Run("reload", func(t *testing.T) {

@@ -568,6 +568,12 @@ func (p *Pool) Load(ctx context.Context, name string) error {
 		if err := failedLoad(m, seen); err != nil {
 			return err
 		}
+		if seen != nil && isDone(seen) && seen.err == nil {
+			// The load this call followed made the model ready; an
+			// unload or eviction since is not this call's to undo (a
+			// background load would otherwise fight eviction).
+			return nil
+		}
 		seen = p.followLoadLocked(m, seen)
 		p.waitLocked(ctx)
 		if ctx.Err() != nil {
