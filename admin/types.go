@@ -37,6 +37,21 @@ type Status struct {
 	Summary string `json:"summary"`
 	// Platform holds hardware readings; nil where none are available.
 	Platform *Platform `json:"platform,omitempty"`
+	// Cache is the model cache in brief (GET /v1/cache has the files);
+	// nil when cache.dir is unusable.
+	Cache *CacheUsage `json:"cache,omitempty"`
+}
+
+// CacheUsage is the model cache's size and what fills it.
+type CacheUsage struct {
+	Dir       string `json:"dir"`
+	MaxBytes  int64  `json:"max_bytes"` // cache.max_size; 0: no bound
+	UsedBytes int64  `json:"used_bytes"`
+	// ModelFiles are staged, imported and quantized files; ParkedModels
+	// the models whose conversations are parked, in ParkedBytes.
+	ModelFiles   int   `json:"model_files"`
+	ParkedModels int   `json:"parked_models"`
+	ParkedBytes  int64 `json:"parked_bytes"`
 }
 
 // ConfigStatus is the config in force and the reloads so far.

@@ -21,7 +21,7 @@ var commands []*Command
 
 func init() {
 	commands = []*Command{
-		{Name: "status", Summary: "show the daemon's state, config, memory and throughput", MaxArgs: 0, Run: runStatus},
+		{Name: "status", Summary: "show the daemon's state, config, memory, model cache and throughput", MaxArgs: 0, Run: runStatus},
 		{Name: "models", Aliases: []string{"ps"}, Summary: "list the configured models and their state", MaxArgs: 0, Run: runModels},
 		{Name: "load", Args: "NAME", Summary: "load a model (--wait: until it is ready)", MinArgs: 1, MaxArgs: 1,
 			Help:     "Without --wait the load runs on in the daemon and the command returns at once.\nWith --wait it returns when the model is ready, and exits 1 if the load fails.",
@@ -106,6 +106,9 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 		mem += fmt.Sprintf(", %s available", bytesize.IEC(s.Pool.MemAvailable))
 	}
 	t.kv("memory", mem)
+	if c := s.Cache; c != nil {
+		t.kv("cache", cacheUsage(c))
+	}
 	p := s.Performance
 	t.kv("throughput", fmt.Sprintf("%.1f tok/s now; %d requests, %d tokens since start (%d failed, %d rejected)", p.WindowTokensPerSecond, p.Requests, p.Tokens, p.Failures, p.Rejected))
 	if p.TimeToFirstTokenMS.Count > 0 {

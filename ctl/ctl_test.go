@@ -195,6 +195,19 @@ func TestCommands(t *testing.T) {
 		if s.State != "serving" || s.APIVersion != admin.APIVersion || len(s.Models) != 3 || s.Config.Path != e.conf || s.Pid != os.Getpid() {
 			t.Fatalf("status --json: %+v", s)
 		}
+		// The model cache in brief: its directory beside the config, and
+		// the same figures as `jetai-ctl cache --json`.
+		var cs admin.CacheStatus
+		r = e.run("cache", "--json")
+		r.want(t, 0, nil, nil)
+		r.json(t, &cs)
+		if c := s.Cache; c == nil || c.Dir != filepath.Join(filepath.Dir(e.conf), "cache") || c.UsedBytes != cs.Used || c.ModelFiles != len(cs.Files) || c.ParkedBytes != cs.ParkedBytes {
+			t.Fatalf("status --json cache %+v; cache --json %+v", s.Cache, cs)
+		}
+		e.run("status").want(t, 0, []string{"cache:", "used of max_size 20.0 GiB in " + s.Cache.Dir + ": 0 model files, parked conversations of 0 models (0 B)"}, nil)
+		if !strings.Contains(s.Summary, ", cache ") {
+			t.Fatalf("summary without the cache: %q", s.Summary)
+		}
 	})
 	t.Run("models", func(t *testing.T) {
 		for _, name := range []string{"models", "ps"} {
@@ -359,7 +372,7 @@ func TestCommands(t *testing.T) {
 	t.Run("top", func(t *testing.T) {
 		start := time.Now()
 		r := e.run("top", "--count", "3", "--interval", "200ms")
-		r.want(t, 0, []string{"jetaid dev  serving", "memory ", "tok/s", "NAME"}, nil)
+		r.want(t, 0, []string{"jetaid dev  serving", "memory ", "   cache ", "tok/s", "NAME"}, nil)
 		if n := strings.Count(r.stdout, "NAME  "); n != 3 {
 			t.Fatalf("top --count 3 printed %d frames:\n%s", n, r.stdout)
 		}

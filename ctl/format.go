@@ -76,3 +76,22 @@ func roundDur(secs float64) string {
 	}
 	return d.Round(100 * time.Millisecond).String()
 }
+
+// cacheUsed is the model cache's fill: "1.2 GiB / 8.0 GiB" (no bound: the
+// bytes alone).
+func cacheUsed(c *admin.CacheUsage) string {
+	if c.MaxBytes > 0 {
+		return fmt.Sprintf("%s / %s", bytesize.IEC(uint64(c.UsedBytes)), bytesize.IEC(uint64(c.MaxBytes)))
+	}
+	return bytesize.IEC(uint64(c.UsedBytes))
+}
+
+// cacheUsage is status's cache line: fill, what fills it, and where.
+func cacheUsage(c *admin.CacheUsage) string {
+	bound := "no max_size"
+	if c.MaxBytes > 0 {
+		bound = "max_size " + bytesize.IEC(uint64(c.MaxBytes))
+	}
+	return fmt.Sprintf("%s used of %s in %s: %d model files, parked conversations of %d models (%s)",
+		bytesize.IEC(uint64(c.UsedBytes)), bound, c.Dir, c.ModelFiles, c.ParkedModels, bytesize.IEC(uint64(c.ParkedBytes)))
+}

@@ -59,6 +59,9 @@ func renderTop(w io.Writer, s admin.Status, every time.Duration) {
 	if s.Pool.MemAvailable > 0 {
 		mem += fmt.Sprintf(", %s available", bytesize.IEC(s.Pool.MemAvailable))
 	}
+	if c := s.Cache; c != nil {
+		mem += "   cache " + cacheUsed(c)
+	}
 	fmt.Fprintf(w, "%s   %.1f tok/s   queued %d/%d   requests %d (failed %d, rejected %d)\n", mem,
 		s.Performance.WindowTokensPerSecond, s.Pool.Queued, s.Pool.QueueTotal, s.Performance.Requests, s.Performance.Failures, s.Performance.Rejected)
 	if p := s.Platform; p != nil {

@@ -117,6 +117,11 @@ func (b adminBackend) Status(ctx context.Context) admin.Status {
 	if platform != nil {
 		s.Platform = platform()
 	}
+	if d.cache != nil {
+		st := d.cache.Stats()
+		s.Cache = &admin.CacheUsage{Dir: d.cache.Dir(), MaxBytes: st.MaxBytes, UsedBytes: st.ModelBytes + st.ParkedBytes,
+			ModelFiles: st.ModelFiles, ParkedModels: st.ParkedModels, ParkedBytes: st.ParkedBytes}
+	}
 	if s.Summary == "" {
 		s.Summary = summary(s)
 	}
@@ -300,8 +305,8 @@ func adminError(err error) error {
 	return admin.Errorf(http.StatusInternalServerError, admin.CodeInternal, "%v", err)
 }
 
-// summary is the one-line STATUS=: state, models, memory, speed and, with
-// platform readings, temperature and throttling.
+// summary is the one-line STATUS=: state, models, memory, speed, the model
+// cache's use and, with platform readings, temperature and throttling.
 func summary(s admin.Status) string {
 	var loaded, unavailable []string
 	loading := ""
@@ -324,6 +329,9 @@ func summary(s admin.Status) string {
 		line += "; unavailable: " + strings.Join(unavailable, ", ")
 	}
 	line += fmt.Sprintf(", memory %s of %s, %.1f tok/s", bytesize.IEC(s.Pool.Used), bytesize.IEC(s.Pool.Budget), s.Performance.WindowTokensPerSecond)
+	if c := s.Cache; c != nil {
+		line += ", cache " + cacheUse(c)
+	}
 	if p := s.Platform; p != nil {
 		hot := 0.0
 		for _, t := range p.Temperatures {
@@ -337,4 +345,13 @@ func summary(s admin.Status) string {
 		}
 	}
 	return line
+}
+
+// cacheUse is the cache's fill in brief: "1.2 GiB of 8.0 GiB" ("of" the
+// bound when there is one).
+func cacheUse(c *admin.CacheUsage) string {
+	if c.MaxBytes > 0 {
+		return fmt.Sprintf("%s of %s", bytesize.IEC(uint64(c.UsedBytes)), bytesize.IEC(uint64(c.MaxBytes)))
+	}
+	return bytesize.IEC(uint64(c.UsedBytes))
 }

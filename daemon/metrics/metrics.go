@@ -84,7 +84,7 @@ var families = map[string]family{
 	"jetai_cache_stages_total":                  {"counter", "Loads that went through the model cache: the copy was there (hit), was made now (miss), or staging failed and the model loaded from its own path (failed)."},
 	"jetai_cache_staged_bytes_total":            {"counter", "Bytes copied into the model cache by staging."},
 	"jetai_cache_evictions_total":               {"counter", "Model files and parked conversations removed to stay within cache.max_size."},
-	"jetai_cache_parks_total":                   {"counter", "Parks of a model's conversations at its unload: saved and kept (ok), or not (failed)."},
+	"jetai_cache_parks_total":                   {"counter", "Parks of a model's conversations at its unload or at a graceful stop: saved and kept (ok), or not (failed)."},
 	"jetai_cache_restores_total":                {"counter", "Restores of parked conversations into a new runner: ok, failed, or dropped (saved under other settings)."},
 }
 
