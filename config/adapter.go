@@ -1,9 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -43,24 +43,30 @@ func (d *decoder) adapters(m *Model, bs []adapterBlock) {
 			d.errf(valueRange(b.Body, "scale", b.DefRange), "adapter scale of model %q is %g; it must be from -10 to 10 (1 applies the adapter as trained)", m.Name, a.Scale)
 		}
 		r := valueRange(b.Body, "path", b.DefRange)
-		fi, err := os.Stat(a.Path)
-		switch {
-		case strings.TrimSpace(b.Path) == "":
+		if strings.TrimSpace(b.Path) == "" {
 			d.errf(r, "adapter of model %q has an empty path", m.Name)
-		case err != nil:
-			d.errf(r, "adapter file %s of model %q cannot be read: %v", a.Path, m.Name, unwrapPath(err))
-		case fi.IsDir():
+			m.Adapters = append(m.Adapters, a)
+			continue
+		}
+		// As for the model's own file (modelFile): a directory is an
+		// error; a missing, unreadable or non-GGUF file is a warning and
+		// makes the model unavailable until it is fixed.
+		fi, err := CheckModelFile(a.Path)
+		var fe *FileError
+		switch {
+		case errors.As(err, &fe) && fe.Problem == FileIsDir:
 			d.errf(r, "adapter path %s of model %q is a directory, not a GGUF file", a.Path, m.Name)
+		case errors.As(err, &fe):
+			fe.Adapter = true
+			what := strings.Replace(fe.Error(), "adapter file "+a.Path, fmt.Sprintf("adapter file %s of model %q", a.Path, m.Name), 1)
+			d.warnf(r, "%s; the model is unavailable until it is fixed (%s)", what, fe.Hint())
+			if m.FileError == "" {
+				m.FileError = fe.Error()
+			}
+		case err != nil:
+			d.errf(r, "adapter file %s of model %q: %v", a.Path, m.Name, err)
 		default:
 			a.FileSize, a.FileModTime = Size(fi.Size()), fi.ModTime()
-			if f, err := os.Open(a.Path); err == nil {
-				magic := make([]byte, len(ggufMagic))
-				n, _ := f.Read(magic)
-				f.Close()
-				if n != len(magic) || string(magic) != ggufMagic {
-					d.errf(r, "adapter file %s of model %q is not a GGUF file (it does not start with \"GGUF\")", a.Path, m.Name)
-				}
-			}
 		}
 		m.Adapters = append(m.Adapters, a)
 	}

@@ -23,16 +23,37 @@ func TestAdapterBlocks(t *testing.T) {
 		t.Fatalf("adapters %+v", as)
 	}
 
+	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
 	for name, tc := range map[string]struct{ src, want string }{
-		"missing file": {model("  adapter {\n    path = \"nope.gguf\"\n  }\n"), "jetai.hcl:4:12: adapter file"},
-		"not gguf":     {model("  adapter {\n    path = \"text.gguf\"\n  }\n"), "is not a GGUF file"},
-		"scale":        {model("  adapter {\n    path = \"lora.gguf\"\n    scale = 20\n  }\n"), "jetai.hcl:5:13: adapter scale"},
-		"no path":      {model("  adapter {\n    scale = 1\n  }\n"), "path"},
+		"scale":     {model("  adapter {\n    path = \"lora.gguf\"\n    scale = 20\n  }\n"), "jetai.hcl:5:13: adapter scale"},
+		"no path":   {model("  adapter {\n    scale = 1\n  }\n"), "path"},
+		"empty":     {model("  adapter {\n    path = \"\"\n  }\n"), "jetai.hcl:4:12: adapter of model \"m\" has an empty path"},
+		"directory": {model("  adapter {\n    path = \"adir\"\n  }\n"), "jetai.hcl:4:12: adapter path " + filepath.Join(dir, "adir") + " of model \"m\" is a directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.src), filepath.Join(dir, "jetai.hcl"))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+
+	// A missing or non-GGUF adapter file is a warning, like the model's
+	// own file: the model is recorded as unavailable (FileError).
+	for name, tc := range map[string]struct{ src, want string }{
+		"missing file": {model("  adapter {\n    path = \"nope.gguf\"\n  }\n"), "jetai.hcl:4:12: warning: adapter file " + filepath.Join(dir, "nope.gguf") + " of model \"m\" does not exist; the model is unavailable until it is fixed (copy the adapter's GGUF file there)"},
+		"not gguf":     {model("  adapter {\n    path = \"text.gguf\"\n  }\n"), "jetai.hcl:4:12: warning: adapter file " + filepath.Join(dir, "text.gguf") + " of model \"m\" is not a GGUF file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.src), filepath.Join(dir, "jetai.hcl"))
+			if err != nil {
+				t.Fatalf("error, want a warning: %v", err)
+			}
+			if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].String(), tc.want) {
+				t.Fatalf("warnings %v, want %q", c.Warnings, tc.want)
+			}
+			if m := c.Models[0]; !strings.HasPrefix(m.FileError, "adapter file ") || m.FileSize == 0 {
+				t.Errorf("model: file error %q size %d", m.FileError, m.FileSize)
 			}
 		})
 	}

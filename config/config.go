@@ -134,8 +134,9 @@ type Model struct {
 	// A change of either restarts the model on reload.
 	FileSize    Size      `json:"file_size"`
 	FileModTime time.Time `json:"file_mod_time"`
-	// FileError says why the model file could not be used at validation
-	// (missing, unreadable, not GGUF; see CheckModelFile), with FileSize 0.
+	// FileError says why the model file (or an adapter's) could not be
+	// used at validation (missing, unreadable, not GGUF; see
+	// CheckModelFile); the model's FileSize is 0 when it is its own file.
 	// It is a warning: the config stays valid and the model is unavailable
 	// until a good file is there.
 	FileError string `json:"file_error,omitempty"`

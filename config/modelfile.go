@@ -21,23 +21,29 @@ const (
 	FileNotGGUF                           // it does not start with "GGUF"
 )
 
-// FileError is a model file that cannot be loaded as it is.
+// FileError is a model (or LoRA adapter) file that cannot be loaded as it
+// is.
 type FileError struct {
 	Path    string
 	Problem FileProblem
 	Err     error // the system's error for FileUnreadable
+	Adapter bool  // an adapter's file, not the model's
 }
 
 // Error says what is wrong: "model file PATH does not exist".
 func (e *FileError) Error() string {
-	what := "model file " + e.Path
+	kind := "model"
+	if e.Adapter {
+		kind = "adapter"
+	}
+	what := kind + " file " + e.Path
 	switch e.Problem {
 	case FileMissing:
 		return what + " does not exist"
 	case FileUnreadable:
 		return fmt.Sprintf("%s cannot be read: %v", what, e.Err)
 	case FileIsDir:
-		return "model path " + e.Path + " is a directory, not a GGUF file"
+		return kind + " path " + e.Path + " is a directory, not a GGUF file"
 	default:
 		return what + " is not a GGUF file (it does not start with \"GGUF\")"
 	}
@@ -53,6 +59,9 @@ func (e *FileError) Hint() string {
 	case FileNotGGUF, FileIsDir:
 		return "put a GGUF model file there"
 	default:
+		if e.Adapter {
+			return "copy the adapter's GGUF file there"
+		}
 		return "copy a GGUF model file there, or import one with `jetai-ctl import FILE` and set the model's path to the file it prints"
 	}
 }

@@ -198,7 +198,8 @@ model "assistant" {
   # LoRA adapters (GGUF, made for this model's base by llama.cpp's
   # convert_lora_to_gguf.py), applied in order. A model block with adapters is
   # served as its own model: give the base model its own block (same path,
-  # no adapter) to serve both. Changing adapters restarts the model.
+  # no adapter) to serve both. Changing adapters restarts the model. A
+  # missing adapter file makes the model unavailable, as a missing path does.
   # adapter {
   #   path  = "/var/lib/jetai/models/assistant-lora.gguf"
   #   scale = 1.0 # -10..10; 1 applies the adapter as trained

@@ -29,16 +29,26 @@ func (e *UnavailableError) Error() string {
 
 func (e *UnavailableError) Unwrap() error { return e.File }
 
-// checkFile checks mc's file as the config check does; the error is an
+// checkFile checks mc's file, and its adapters' files, as the config
+// check does, and returns the model file's information; the error is an
 // *UnavailableError.
 func checkFile(mc config.Model) (fs.FileInfo, error) {
-	fi, err := config.CheckModelFile(mc.Path)
-	if err != nil {
+	unavailable := func(path string, adapter bool, err error) error {
 		var fe *config.FileError
 		if !errors.As(err, &fe) {
-			fe = &config.FileError{Path: mc.Path, Problem: config.FileUnreadable, Err: err}
+			fe = &config.FileError{Path: path, Problem: config.FileUnreadable, Err: err}
 		}
-		return nil, &UnavailableError{Model: mc.Name, File: fe}
+		fe.Adapter = adapter
+		return &UnavailableError{Model: mc.Name, File: fe}
+	}
+	fi, err := config.CheckModelFile(mc.Path)
+	if err != nil {
+		return nil, unavailable(mc.Path, false, err)
+	}
+	for _, a := range mc.Adapters {
+		if _, err := config.CheckModelFile(a.Path); err != nil {
+			return nil, unavailable(a.Path, true, err)
+		}
 	}
 	return fi, nil
 }

@@ -3,12 +3,15 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jetai/jetai/modelgen"
 )
 
 // TestUnavailableModel: a model whose file is missing (the config only
@@ -92,5 +95,31 @@ func TestUnavailableModel(t *testing.T) {
 	}
 	if _, err := p.Complete(ctx, "gone", short, nil); err != nil {
 		t.Errorf("request once loaded: %v", err)
+	}
+}
+
+// TestUnavailableAdapter: a model whose adapter file is missing is
+// unavailable the same way (the error names the adapter file), and loads
+// once the adapter is there.
+func TestUnavailableAdapter(t *testing.T) {
+	dir := t.TempDir()
+	spec := modelgen.Tiny()
+	base := genModel(t, spec)
+	lora := filepath.Join(dir, "tiny-lora.gguf")
+	p := newPool(t, modelBlock("tuned", base, fmt.Sprintf("adapter {\n  path = %q\n}", lora)), nil)
+	ctx := context.Background()
+	s := state(t, p, "tuned")
+	if s.State != StateUnavailable || !strings.Contains(s.LastError, `model "tuned" is unavailable: adapter file `+lora+" does not exist; copy the adapter's GGUF file there") {
+		t.Fatalf("tuned: %+v", s)
+	}
+	var ue *UnavailableError
+	if _, err := p.Complete(ctx, "tuned", short, nil); !errors.As(err, &ue) || !strings.Contains(err.Error(), lora) {
+		t.Fatalf("request: want UnavailableError naming the adapter, got %v", err)
+	}
+	if err := modelgen.GenerateLoRA(lora, modelgen.LoRA{Base: spec, Rank: 8, StdDev: 0.5, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Complete(ctx, "tuned", short, nil); err != nil {
+		t.Fatalf("request once the adapter is there: %v", err)
 	}
 }
