@@ -104,7 +104,25 @@ func TestMissingModelFile(t *testing.T) {
 	if code := e.infer("late"); code != 200 {
 		t.Fatalf("request once the file is there: %d", code)
 	}
-	if m := e.model("late"); m.State != pool.StateReady || m.LastError != "" {
-		t.Errorf("late once loaded: %+v", m)
+	lateNow := e.model("late")
+	if lateNow.State != pool.StateReady || lateNow.LastError != "" {
+		t.Errorf("late once loaded: %+v", lateNow)
+	}
+
+	// The next reload records the file that appeared ("file" is a restart
+	// change in the plan), but the runner already runs that very file: it
+	// is not restarted.
+	e.write(model("ok", "preload = true\npriority = 70") + lateBlock("") +
+		"model \"later\" {\n  path = \"later.gguf\"\n}\n")
+	res = e.d.Reload(context.Background(), "test")
+	if !res.Applied || len(res.Plan.Restarted) != 1 || res.Plan.Restarted[0].Name != "late" ||
+		!strings.Contains(strings.Join(res.Notes, "\n"), `model "late" already runs the file now recorded`) {
+		t.Fatalf("reload after the file appeared: %+v", res)
+	}
+	if m := e.model("late"); m.Pid != lateNow.Pid || m.State != pool.StateReady || m.Reload != "" {
+		t.Errorf("late was restarted: pid %d (was %d), %s, reload %q", m.Pid, lateNow.Pid, m.State, m.Reload)
+	}
+	if code := e.infer("late"); code != 200 {
+		t.Errorf("late after the reload: %d", code)
 	}
 }

@@ -21,6 +21,11 @@ import (
 //     change is sent to the runner (the thermal throttle caps it from the
 //     new value on). A model that becomes preload is loaded.
 //   - Added models are configured (and loaded when preload says so).
+//   - A model whose file is missing or bad (config.Model.FileError) is
+//     unavailable (modelfile.go). A restart whose only change is the file
+//     a loaded model's runner already runs (it appeared after the config
+//     was read and a request loaded it) is no restart: the config is
+//     recorded and the runner serves on.
 //   - Removed models take no new requests; those running and queued finish
 //     (up to the drain timeout), then the runner stops and the model is
 //     gone. Meanwhile /models lists it with reload "removing".
@@ -276,6 +281,14 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 		if m == nil {
 			continue
 		}
+		if runsAlready(m, mc) {
+			// Loaded from a file that appeared (or changed) after its
+			// config was read: this config records that very file.
+			m.cfg, m.params, m.estErr = mc, headers[c.Name].params, headers[c.Name].err
+			rep.Updated = append(rep.Updated, c.Name)
+			rep.Notes = append(rep.Notes, fmt.Sprintf("model %q already runs the file now recorded (%s, loaded after the previous config was read): no restart", c.Name, mc.Path))
+			continue
+		}
 		p.restartLocked(m, mc, headers[c.Name].params, headers[c.Name].err, gen)
 		rep.Restarting = append(rep.Restarting, c.Name)
 	}
@@ -478,6 +491,7 @@ func (p *Pool) swapBesideLocked(m *model, gen uint64, next config.Model, need ui
 	m.rl.old = append(m.rl.old, r)
 	m.active = 0
 	m.cfg, m.params, m.estErr = next, m.rl.nextParams, m.rl.nextErr
+	m.loadedSize, m.loadedMod = next.FileSize, next.FileModTime
 	m.rl.next, m.rl.nextErr, m.rl.phase = nil, nil, ReloadRetiring
 	now := time.Now()
 	secs := now.Sub(start).Seconds()

@@ -40,7 +40,8 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	defer p.wg.Done()
 	// The file first: one that is missing or bad fails the load before
 	// anything is evicted for it.
-	if err := p.refreshFile(m); err != nil {
+	fi, err := p.refreshFile(m)
+	if err != nil {
 		p.mu.Lock()
 		p.setUnavailableLocked(m, err.(*UnavailableError), false)
 		op.err = err
@@ -49,7 +50,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 		p.mu.Unlock()
 		return
 	}
-	err := p.makeRoom(m)
+	err = p.makeRoom(m)
 	start := time.Now() // load time is the runner's, not the wait for room
 	var proc *runner.Process
 	var info runner.ModelInfo
@@ -103,6 +104,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	m.loadSeconds = secs
 	m.win.addLoad(loadSample{at: now, seconds: secs})
 	m.lastError, m.unavailable = "", ""
+	m.loadedSize, m.loadedMod = config.Size(fi.Size()), fi.ModTime()
 	m.measured, m.peak, m.measuring = 0, 0, true
 	p.eventLocked(Event{At: now, Kind: EventLoad, Model: m.cfg.Name, Seconds: secs})
 	close(op.done)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 
 	"github.com/jetai/jetai/config"
 )
@@ -81,16 +82,16 @@ func (p *Pool) setUnavailableLocked(m *model, err *UnavailableError, quiet bool)
 // read again, so the estimate is the real model's; until a reload records
 // the file in the config that happens at every load, which is cheap beside
 // the load.
-func (p *Pool) refreshFile(m *model) error {
+func (p *Pool) refreshFile(m *model) (fs.FileInfo, error) {
 	p.mu.Lock()
 	mc, estErr := m.cfg, m.estErr
 	p.mu.Unlock()
 	fi, err := checkFile(mc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if estErr == nil && config.Size(fi.Size()) == mc.FileSize && fi.ModTime().Equal(mc.FileModTime) {
-		return nil
+		return fi, nil
 	}
 	mc.FileSize = config.Size(fi.Size())
 	params, perr := estimateFile(mc)
@@ -102,5 +103,21 @@ func (p *Pool) refreshFile(m *model) error {
 	if perr != nil {
 		p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", perr)
 	}
-	return nil
+	return fi, nil
+}
+
+// runsAlready says whether m's running runner already runs want, a
+// restart's config: m is ready and no restart is pending, the file it
+// loaded is the one want records, and every other setting is equal. That
+// is a model loaded from a file that appeared (or changed) after its
+// config was read, whose next reload records the file: no reason to
+// restart it. (With other changes besides, the restart goes ahead.)
+func runsAlready(m *model, want config.Model) bool {
+	if m.state != StateReady || m.rl.next != nil || len(m.rl.old) > 0 || want.FileError != "" ||
+		m.loadedSize != want.FileSize || !m.loadedMod.Equal(want.FileModTime) {
+		return false
+	}
+	cur := m.cfg
+	cur.FileSize, cur.FileModTime, cur.FileError = want.FileSize, want.FileModTime, want.FileError
+	return reflect.DeepEqual(cur, want)
 }

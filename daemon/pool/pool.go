@@ -158,7 +158,11 @@ type model struct {
 	// unavailable is the last UnavailableError logged (modelfile.go);
 	// empty once the model has loaded.
 	unavailable string
-	info        *runner.ModelInfo
+	// loadedSize and loadedMod are the model file's as the running
+	// runner's load found it (modelfile.go: runsAlready).
+	loadedSize config.Size
+	loadedMod  time.Time
+	info       *runner.ModelInfo
 
 	requests, failures, rejected, tokens, loads, evictions uint64
 	loadSeconds                                            float64
