@@ -217,8 +217,7 @@ func TestReloadPriorityOnly(t *testing.T) {
 // TestReloadThreads: a threads change in the file is applied to the
 // running runner: same pid, the new count in /models.
 func TestReloadThreads(t *testing.T) {
-	two := strings.Replace(model("m", ""), "threads = 1", "threads = 2", 1)
-	e := startReload(t, func() string { return two }, true)
+	e := startReload(t, func() string { return strings.Replace(model("m", ""), "threads = 1", "threads = 2", 1) }, true)
 	pid := e.ready("m").Pid
 	e.waitFor("two threads", func() bool { return e.model("m").Threads == 2 })
 	e.write(model("m", ""))

@@ -178,6 +178,7 @@ func (p *Pool) syncThreads(ctx context.Context) {
 	defer p.thr.sync.Unlock()
 	type job struct {
 		m    *model
+		name string
 		proc *runner.Process
 		n    int
 	}
@@ -205,7 +206,7 @@ func (p *Pool) syncThreads(ctx context.Context) {
 		} else if cpuThreads(m.proc.StartThreads()) == want {
 			continue
 		}
-		jobs = append(jobs, job{m, m.proc, want})
+		jobs = append(jobs, job{m, m.cfg.Name, m.proc, want})
 	}
 	p.mu.Unlock()
 	for _, j := range jobs {
@@ -217,12 +218,12 @@ func (p *Pool) syncThreads(ctx context.Context) {
 		}
 		cancel()
 		if err != nil {
-			p.log.Warn("setting runner threads", "model", j.m.cfg.Name, "threads", j.n, "err", err)
+			p.log.Warn("setting runner threads", "model", j.name, "threads", j.n, "err", err)
 			continue
 		}
 		p.mu.Lock()
 		if h.Threads != j.n {
-			p.log.Warn("runner took a different thread count", "model", j.m.cfg.Name, "asked", j.n, "got", h.Threads)
+			p.log.Warn("runner took a different thread count", "model", j.name, "asked", j.n, "got", h.Threads)
 		}
 		if j.m.proc == j.proc {
 			p.thr.threads[j.m] = appliedThreads{proc: j.proc, asked: j.n, n: h.Threads}
