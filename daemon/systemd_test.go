@@ -446,6 +446,28 @@ func TestPreloadHoldsReady(t *testing.T) {
 	c.stop(t, 30*time.Second)
 }
 
+// TestPreloadMissingFileReady: a preloaded model whose file is missing
+// does not hold READY=1 back or stop jetaid: the other preload loads, READY
+// is sent, and STATUS names the unavailable model.
+func TestPreloadMissingFileReady(t *testing.T) {
+	dir := t.TempDir()
+	conf := sdConfig(t, dir, freeAddr(t), filepath.Join(dir, "admin.sock"), 256)
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "model \"absent\" {\n  path    = \"absent.gguf\"\n  preload = true\n}\n")
+	f.Close()
+	n := testsd.ListenNotify(t)
+	c := startChild(t, testsd.ActivatedCommand(os.Args[0], nil, nil, nil,
+		[]string{daemonEnv + "=" + conf, "NOTIFY_SOCKET=" + n.Path}))
+	_, ready := n.Wait(t, 0, "READY=1", 30*time.Second)
+	if v, _ := ready.Value("STATUS"); !strings.HasPrefix(v, "serving: 1/2 models loaded (stories); unavailable: absent, memory ") {
+		t.Fatalf("STATUS at READY: %v", ready.Lines)
+	}
+	c.stop(t, 30*time.Second)
+}
+
 // TestSIGTERMDuringPreload: stopped while a preload runs, jetaid never
 // says READY=1, says STOPPING=1 and exits 0.
 func TestSIGTERMDuringPreload(t *testing.T) {
