@@ -27,6 +27,7 @@ func (fakePool) Models() []pool.ModelStatus {
 	return []pool.ModelStatus{
 		{Name: "big", State: pool.StateReady, Tokens: 120, Loads: 2, Evictions: 1, MeasuredBytes: 900 << 20, ChargedBytes: 1 << 30, Active: 1, Queued: 3},
 		{Name: `odd"name\`, State: pool.StateUnloaded},
+		{Name: "gone", State: pool.StateUnavailable},
 	}
 }
 
@@ -96,6 +97,8 @@ func TestExposition(t *testing.T) {
 		`jetai_model_unload_duration_seconds_count{model="big"} 1`,
 		`jetai_model_loads_total{model="big"} 2`,
 		`jetai_model_evictions_total{model="big"} 1`,
+		`jetai_model_unavailable{model="gone"} 1`,
+		`jetai_model_unavailable{model="big"} 0`,
 		`jetai_model_memory_bytes{model="big"} 943718400`,
 		`jetai_queue_depth{model="big"} 3`,
 		`jetai_runner_threads{model="big"} 3`,
