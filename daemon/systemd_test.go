@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,13 +93,13 @@ func freeAddr(t *testing.T) string {
 type child struct {
 	cmd  *exec.Cmd
 	done chan error
-	log  *strings.Builder
+	log  *lockedWriter
 }
 
 func startChild(t *testing.T, cmd *exec.Cmd) *child {
 	t.Helper()
-	c := &child{cmd: cmd, done: make(chan error, 1), log: &strings.Builder{}}
-	cmd.Stderr = &lockedWriter{b: c.log}
+	c := &child{cmd: cmd, done: make(chan error, 1), log: &lockedWriter{}}
+	cmd.Stderr = c.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -131,20 +132,23 @@ func (c *child) wait(t *testing.T, limit time.Duration) {
 	}
 }
 
+// lockedWriter collects a child's stderr, which os/exec copies from another
+// goroutine while the test reads it.
 type lockedWriter struct {
-	mu chanMutex
-	b  *strings.Builder
+	mu sync.Mutex
+	b  strings.Builder
 }
 
-type chanMutex struct{ c chan struct{} }
-
 func (w *lockedWriter) Write(p []byte) (int, error) {
-	if w.mu.c == nil {
-		w.mu.c = make(chan struct{}, 1)
-	}
-	w.mu.c <- struct{}{}
-	defer func() { <-w.mu.c }()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 func health(t *testing.T, addr string) int {
