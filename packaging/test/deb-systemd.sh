@@ -451,6 +451,12 @@ check "jetaid stopped cleanly (Result=$(prop jetaid.service Result), inactive)" 
 	[ "$(prop jetaid.service Result):$(prop jetaid.service ActiveState)" = success:inactive ]
 drained() { in_ct journalctl -u jetaid --no-pager -n 100 -o cat | grep -A1000 'jetaid stopping' | grep 'jetaid stopped' >/dev/null; }
 check "the journal shows the drain (\"jetaid stopping\" then \"jetaid stopped\")" drained
+# The finished stream's conversation (about 1,900 tokens) is parked in the
+# model cache on the way out, so a restart (an upgrade) can restore it.
+stop_log() { in_ct journalctl -u jetaid --no-pager -n 100 -o cat | grep -A1000 'jetaid stopping' | grep -B1000 'jetaid stopped'; }
+parked_at_stop() { stop_log | grep 'parked conversations' >/dev/null; }
+check "the stop parked the stream's conversation: $(stop_log | grep 'parked conversations' | tail -1 | cut -c1-120)" parked_at_stop
+check "its state is under /var/cache/jetai/parked" [ -n "$(ls -A "$root/var/cache/jetai/parked")" ]
 
 # --- ProtectSystem=strict, and a cache on another disk --------------------------------
 # The file system is read-only to jetaid but for its own directories; a
