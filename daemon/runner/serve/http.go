@@ -13,11 +13,11 @@ import (
 
 const maxRequestBody = 16 << 20
 
-// minFrameInterval is the shortest time between two frames of one stream;
-// with many active streams it grows by perStreamFrameBudget each, which
-// holds the runner to about 1,000 frames/s in all. Each frame wakes this
-// process and the daemon; on a small box whose cores all run llama.cpp's
-// threads, those wake-ups stall its spinning barriers.
+// minFrameInterval is the shortest time between two bursts of frames (the
+// scheduler's flush); with many active streams it grows by
+// perStreamFrameBudget each. Each frame wakes this process and the daemon;
+// on a small box whose cores all run llama.cpp's threads, those wake-ups
+// stall its spinning barriers.
 const (
 	minFrameInterval     = 5 * time.Millisecond
 	perStreamFrameBudget = time.Millisecond
@@ -157,7 +157,6 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
-	var lastFlush time.Time
 	for {
 		select {
 		case <-j.out.notify:
@@ -165,14 +164,8 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 			// The scheduler sees the same context and frees the slot.
 			return
 		}
-		// At high token rates, gather the tokens of a short interval into
-		// one frame: each frame costs two process wake-ups and a syscall on
-		// each side. At the rates of real models (tens of tokens/s) every
-		// token still gets its own frame at once.
-		interval := max(minFrameInterval, time.Duration(h.sched.active.Load())*perStreamFrameBudget)
-		if wait := interval - time.Since(lastFlush); wait > 0 && !j.out.isDone() {
-			time.Sleep(wait)
-		}
+		// The decode loop paces the wakes (scheduler.flush): whatever has
+		// gathered since the last one leaves as one frame.
 		text, done, final := j.out.take()
 		if text != "" {
 			if enc.Encode(runner.Frame{Text: text}) != nil {
@@ -185,7 +178,6 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		if flusher != nil {
 			flusher.Flush()
 		}
-		lastFlush = time.Now()
 		if done {
 			return
 		}

@@ -43,6 +43,8 @@ type job struct {
 // outbox hands a job's output from the decode loop to its HTTP handler
 // without ever blocking the loop: text accumulates until the handler takes
 // it, so a slow reader coalesces tokens instead of stalling the batch.
+// The loop decides when the handler wakes (see scheduler.flush): a wake is
+// a frame, and frames are what cost.
 type outbox struct {
 	mu        sync.Mutex
 	text      strings.Builder
@@ -54,6 +56,7 @@ type outbox struct {
 
 func newOutbox() *outbox { return &outbox{notify: make(chan struct{}, 1)} }
 
+// push adds text without waking the handler.
 func (o *outbox) push(s string) {
 	if s == "" {
 		return
@@ -61,7 +64,6 @@ func (o *outbox) push(s string) {
 	o.mu.Lock()
 	o.text.WriteString(s)
 	o.mu.Unlock()
-	o.wake()
 }
 
 func (o *outbox) finish(f runner.Frame) {
@@ -77,12 +79,6 @@ func (o *outbox) wake() {
 	case o.notify <- struct{}{}:
 	default:
 	}
-}
-
-func (o *outbox) isDone() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.done
 }
 
 // take returns the text gathered since the last call and, once the job is
@@ -108,6 +104,8 @@ type slot struct {
 	generated int
 	stream    engine.TextStream
 	held      string // text that may be the start of a stop string
+	unsent    bool   // text pushed since the handler was last woken
+	framed    bool   // the job's first frame has been sent
 	started   time.Time
 	firstTok  time.Time
 	timings   runner.Timings
@@ -122,6 +120,8 @@ type scheduler struct {
 	slots   []*slot
 	batch   *engine.Batch
 	rotate  int
+
+	lastFlush time.Time // when the loop last woke handlers with text
 
 	jobs     chan *job
 	control  chan func()
@@ -260,6 +260,7 @@ func (s *scheduler) loop() {
 		s.reapCancelled()
 		s.assign()
 		s.step()
+		s.flush(time.Now())
 		s.publishCounts()
 	}
 }
@@ -396,6 +397,7 @@ func (s *scheduler) start(sl *slot, j *job, reuse int) {
 	sl.next, sl.iBatch, sl.generated = -1, -1, 0
 	sl.stream.Reset()
 	sl.held = ""
+	sl.unsent, sl.framed = false, false
 	sl.started = now
 	sl.firstTok = time.Time{}
 	sl.timings = runner.Timings{
@@ -525,13 +527,52 @@ func (s *scheduler) sample(sl *slot) {
 	sl.next = tok
 }
 
+// flush wakes the handlers of slots with new text, all at once and at most
+// once per frame interval, so that the frames of every stream leave
+// together between two decode steps. Each wake costs a goroutine hand-off
+// in this process, a write, and a wake-up of the reader's process; on a
+// small box whose cores all run llama.cpp's threads, every one of them
+// stalls a spinning barrier, so at high token rates they are gathered: one
+// burst per interval instead of one per token per stream. A job's first
+// text leaves at once (time to first token), and a finished job's handler
+// is woken by finish. At the rates of real models (steps longer than the
+// interval) every step's tokens still leave at the end of that step.
+func (s *scheduler) flush(now time.Time) {
+	active := 0
+	for _, sl := range s.slots {
+		if sl.job != nil {
+			active++
+		}
+	}
+	due := now.Sub(s.lastFlush) >= frameInterval(active)
+	woke := false
+	for _, sl := range s.slots {
+		if sl.job == nil || !sl.unsent || (!due && sl.framed) {
+			continue
+		}
+		sl.job.out.wake()
+		sl.unsent, sl.framed = false, true
+		woke = true
+	}
+	if due && woke {
+		s.lastFlush = now
+	}
+}
+
+// frameInterval is the shortest time between two bursts of frames with
+// active streams: it grows by perStreamFrameBudget per stream, which holds
+// the runner to about 1,000 frames/s in all.
+func frameInterval(active int) time.Duration {
+	return max(minFrameInterval, time.Duration(active)*perStreamFrameBudget)
+}
+
 // emit sends text to the job, holding back anything that may be the start
 // of a stop string. It reports whether a stop string was found; the text
 // before it is sent and the stop string itself is not.
 func (s *scheduler) emit(sl *slot, text string) bool {
 	stops := sl.job.stops
 	if len(stops) == 0 {
-		sl.job.out.push(text)
+		s.send(sl, text)
 		return false
 	}
 	sl.held += text
@@ -542,7 +583,7 @@ func (s *scheduler) emit(sl *slot, text string) bool {
 		}
 	}
 	if cut >= 0 {
-		sl.job.out.push(sl.held[:cut])
+		s.send(sl, sl.held[:cut])
 		sl.held = ""
 		return true
 	}
@@ -555,9 +596,17 @@ func (s *scheduler) emit(sl *slot, text string) bool {
 			}
 		}
 	}
-	sl.job.out.push(sl.held[:len(sl.held)-keep])
+	s.send(sl, sl.held[:len(sl.held)-keep])
 	sl.held = sl.held[len(sl.held)-keep:]
 	return false
+}
+
+// send hands text to the job's outbox; flush wakes its handler later.
+func (s *scheduler) send(sl *slot, text string) {
+	if text != "" {
+		sl.job.out.push(text)
+		sl.unsent = true
+	}
 }
 
 // finish ends the slot's job and frees the slot; its cache stays for
