@@ -31,6 +31,7 @@ type Config struct {
 	Threads int      // CPU threads for both the raw engine and the runner
 	Streams []int    // concurrency levels, e.g. 1 2 4 8
 	Runner  []string // runner command, e.g. ["bin/jetaid", "runner"]
+	Repeats int      // measurements of each figure (0 = 3); the best counts
 	Out     io.Writer
 	Log     io.Writer // progress lines; nil = discard
 
@@ -58,9 +59,13 @@ type Row struct {
 	Raw    float64 `json:"raw"`    // tokens/s
 	Runner float64 `json:"runner"` // tokens/s
 	Target float64 `json:"target"` // minimum Runner/Raw ratio, 0 = none
+	// PairMin and PairMax bound the runner/raw ratios of the single
+	// repeats, each measured back to back: how much the machine moved.
+	PairMin float64 `json:"pair_min"`
+	PairMax float64 `json:"pair_max"`
 }
 
-// Ratio is Runner/Raw.
+// Ratio is Runner/Raw, the best of each side.
 func (r Row) Ratio() float64 {
 	if r.Raw == 0 {
 		return 0
@@ -161,7 +166,7 @@ func PrintNote(w io.Writer, rows []Row, threads int, note string) {
 		note = "jetaid runner over its Unix socket"
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "model\tmetric\traw tok/s\trunner tok/s\trunner/raw\ttarget\t\n")
+	fmt.Fprintf(tw, "model\tmetric\traw tok/s\trunner tok/s\trunner/raw\tpairs\ttarget\t\n")
 	for _, r := range rows {
 		target := ""
 		if r.Target > 0 {
@@ -171,10 +176,11 @@ func PrintNote(w io.Writer, rows []Row, threads int, note string) {
 			}
 			target = fmt.Sprintf("≥%.2f %s", r.Target, mark)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.3f\t%s\t\n", r.Model, r.Metric, r.Raw, r.Runner, r.Ratio(), target)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.3f\t%.2f–%.2f\t%s\t\n", r.Model, r.Metric, r.Raw, r.Runner, r.Ratio(), r.PairMin, r.PairMax, target)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "threads=%d; raw = minimal in-process loop over the engine, same flags; runner = %s\n", threads, note)
+	fmt.Fprintf(w, "tok/s: best of the repeats; runner/raw: best over best; pairs: lowest and highest runner/raw of one repeat, raw and runner back to back\n")
 }
 
 func promptText(n int) string {
@@ -197,13 +203,23 @@ func runCase(ctx context.Context, cfg Config, c Case) ([]Row, error) {
 	if cfg.SlotContext > 0 {
 		slotCtx, maxStreams = cfg.SlotContext, max(cfg.Slots, 1)
 	}
+	// Like the runner's decode loop: one OS thread drives the raw context.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	logf(cfg.Log, "%s: raw engine", c.Name)
-	raw, err := measureRaw(ctx, cfg, c, slotCtx, maxStreams)
+	raw, err := newRawEngine(ctx, cfg, c, slotCtx, maxStreams)
 	if err != nil {
 		return nil, err
 	}
+	defer raw.close()
 	logf(cfg.Log, "%s: runner", c.Name)
-	run, err := measureRunner(ctx, cfg, c, raw.promptText, slotCtx, maxStreams)
+	p, stop, err := startTarget(ctx, cfg, c, slotCtx, maxStreams)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	logf(cfg.Log, "%s: raw engine and runner, alternating", c.Name)
+	pr, err := measure(ctx, cfg, c, raw, p)
 	if err != nil {
 		return nil, err
 	}
@@ -212,86 +228,175 @@ func runCase(ctx context.Context, cfg Config, c Case) ([]Row, error) {
 		single = TargetSingleTiny
 	}
 	rows := []Row{
-		{Model: c.Name, Metric: fmt.Sprintf("prompt (%d tok)", raw.promptTokens), Raw: raw.prompt, Runner: run.prompt},
-		{Model: c.Name, Metric: "decode, 1 stream", Raw: raw.decode, Runner: run.decode, Target: single},
+		pr.row(c.Name, fmt.Sprintf("prompt (%d tok)", raw.promptTokens), "prompt", 0),
+		pr.row(c.Name, "decode, 1 stream", "decode", single),
 	}
 	for _, k := range cfg.Streams {
 		t := 0.0
 		if k == 8 {
 			t = TargetAggregate8
 		}
-		rows = append(rows, Row{Model: c.Name, Metric: fmt.Sprintf("aggregate, %d streams", k), Raw: raw.batched[k], Runner: run.batched[k], Target: t})
+		rows = append(rows, pr.row(c.Name, fmt.Sprintf("aggregate, %d streams", k), fmt.Sprint(k), t))
 	}
 	return rows, nil
 }
 
-type figures struct {
-	promptText   string // the prompt the raw run used, for the runner
-	promptTokens int
-	prompt       float64
-	decode       float64
-	batched      map[int]float64
+// pairs holds, per figure, the raw and runner tok/s of each repeat; the
+// two of a repeat were measured one right after the other.
+type pairs map[string][][2]float64
+
+func (p pairs) add(figure string, raw, run float64) {
+	p[figure] = append(p[figure], [2]float64{raw, run})
 }
 
-// measureRaw is the minimal loop over the engine: what the runner would
-// do with zero overhead.
-func measureRaw(ctx context.Context, cfg Config, c Case, slotCtx, slots int) (figures, error) {
-	f := figures{batched: map[int]float64{}}
-	// Like the runner's decode loop: one OS thread drives the context.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+// row makes a table row: the best of each side, and the range of the
+// ratios of the pairs.
+func (p pairs) row(model, metric, figure string, target float64) Row {
+	r := Row{Model: model, Metric: metric, Target: target}
+	for i, x := range p[figure] {
+		r.Raw, r.Runner = max(r.Raw, x[0]), max(r.Runner, x[1])
+		q := 0.0
+		if x[0] > 0 {
+			q = x[1] / x[0]
+		}
+		if i == 0 || q < r.PairMin {
+			r.PairMin = q
+		}
+		r.PairMax = max(r.PairMax, q)
+	}
+	return r
+}
+
+// measure takes every figure repeats times, the raw engine and the runner
+// one right after the other (which goes first alternates), so that both
+// sides of a ratio see the same load of a shared machine.
+func measure(ctx context.Context, cfg Config, c Case, raw *rawEngine, p Completer) (pairs, error) {
+	pr := pairs{}
+	// Warm up: the first decodes allocate the compute graph and buffers.
+	if err := raw.warmUp(); err != nil {
+		return nil, err
+	}
+	if _, _, err := runnerSingle(ctx, p, c, raw.promptText, 0); err != nil {
+		return nil, err
+	}
+	reps := cfg.repeats()
+	both := func(rep int, rawFn, runFn func() error) error {
+		first, second := rawFn, runFn
+		if rep%2 == 1 {
+			first, second = runFn, rawFn
+		}
+		if err := first(); err != nil {
+			return err
+		}
+		return second()
+	}
+	for rep := range reps {
+		var rp, rd, pp, pd float64
+		err := both(rep, func() (err error) {
+			rp, rd, err = raw.single(c.GenTokens)
+			return err
+		}, func() (err error) {
+			// Each repeat varies the prompt's first word so that no
+			// prefix is reused.
+			pp, pd, err = runnerSingle(ctx, p, c, raw.promptText, rep+1)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		pr.add("prompt", rp, pp)
+		pr.add("decode", rd, pd)
+	}
+	for _, k := range cfg.Streams {
+		for rep := range reps {
+			var r, q float64
+			err := both(rep, func() (err error) {
+				r, err = raw.batched(k, c.GenTokens)
+				return err
+			}, func() (err error) {
+				q, err = runnerBatched(ctx, p, k, c.GenTokens, rep)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			pr.add(fmt.Sprint(k), r, q)
+		}
+	}
+	return pr, nil
+}
+
+// rawEngine is the minimal loop over the engine: what the runner would do
+// with zero overhead. Its methods must run on the goroutine that made it,
+// locked to its OS thread.
+type rawEngine struct {
+	m            *engine.Model
+	lctx         *engine.Context
+	b            *engine.Batch
+	eog          []int
+	toks         []int  // the single-stream prompt
+	promptText   string // the same as text, for the runner
+	promptTokens int
+}
+
+func newRawEngine(ctx context.Context, cfg Config, c Case, slotCtx, slots int) (*rawEngine, error) {
 	m, err := engine.Load(ctx, c.Path, engine.LoadOptions{})
 	if err != nil {
-		return f, err
+		return nil, err
 	}
-	defer m.Close()
-	lctx, err := m.NewContext(engine.ContextOptions{SlotContext: slotCtx, Slots: slots, Threads: cfg.Threads})
-	if err != nil {
-		return f, err
+	r := &rawEngine{m: m, eog: m.EOGTokens()}
+	if r.lctx, err = m.NewContext(engine.ContextOptions{SlotContext: slotCtx, Slots: slots, Threads: cfg.Threads}); err != nil {
+		r.close()
+		return nil, err
 	}
-	defer lctx.Close()
-	eog := m.EOGTokens()
-	b, err := engine.NewBatch(512)
-	if err != nil {
-		return f, err
+	if r.b, err = engine.NewBatch(512); err != nil {
+		r.close()
+		return nil, err
 	}
-	defer b.Free()
-
-	// Prompt, then single-stream decode on sequence 0.
 	toks, err := m.Tokenize(promptText(c.PromptTokens), true)
 	if err != nil {
-		return f, err
+		r.close()
+		return nil, err
 	}
-	toks = toks[:min(len(toks), c.PromptTokens)]
-	f.promptTokens = len(toks)
-	f.promptText = strings.TrimSpace(m.Detokenize(toks[1:]))
-	// Warm up: the first decodes allocate the compute graph and buffers.
-	b.Clear()
-	for j := range min(len(toks), 32) {
-		b.Add(toks[j], j, 0, false)
-	}
-	if err := lctx.Decode(b); err != nil {
-		return f, err
-	}
-	lctx.RemoveFrom(0, 0)
-	for rep := range repeats {
-		prompt, decode, err := rawSingle(lctx, m, b, toks, c.GenTokens, eog)
-		if err != nil {
-			return f, err
-		}
-		if rep == 0 || prompt > f.prompt {
-			f.prompt = prompt
-		}
-		f.decode = max(f.decode, decode)
-	}
-	return rawBatched(cfg, c, f, lctx, m, b, eog)
+	r.toks = toks[:min(len(toks), c.PromptTokens)]
+	r.promptTokens = len(r.toks)
+	r.promptText = strings.TrimSpace(m.Detokenize(r.toks[1:]))
+	return r, nil
 }
 
-// repeats is how often each figure is measured; the best run counts, which
-// filters out the other work of a shared machine.
+func (r *rawEngine) close() {
+	if r.b != nil {
+		r.b.Free()
+	}
+	if r.lctx != nil {
+		r.lctx.Close()
+	}
+	r.m.Close()
+}
+
+func (r *rawEngine) warmUp() error {
+	r.b.Clear()
+	for j := range min(len(r.toks), 32) {
+		r.b.Add(r.toks[j], j, 0, false)
+	}
+	defer r.lctx.RemoveFrom(0, 0)
+	return r.lctx.Decode(r.b)
+}
+
+// repeats is how often each figure is measured by default; the best run
+// counts, which filters out the other work of a shared machine.
 const repeats = 3
 
-func rawSingle(lctx *engine.Context, m *engine.Model, b *engine.Batch, toks []int, gen int, eog []int) (prompt, decode float64, err error) {
+func (cfg Config) repeats() int {
+	if cfg.Repeats > 0 {
+		return cfg.Repeats
+	}
+	return repeats
+}
+
+// single decodes the prompt on sequence 0, then gen tokens.
+func (r *rawEngine) single(gen int) (prompt, decode float64, err error) {
+	lctx, m, b, toks, eog := r.lctx, r.m, r.b, r.toks, r.eog
 	defer lctx.RemoveFrom(0, 0)
 	s, err := m.NewSampler(engine.SamplingParams{Temperature: 0})
 	if err != nil {
@@ -332,59 +437,65 @@ func rawSingle(lctx *engine.Context, m *engine.Model, b *engine.Batch, toks []in
 	return prompt, decode, nil
 }
 
-func rawBatched(cfg Config, c Case, f figures, lctx *engine.Context, m *engine.Model, b *engine.Batch, eog []int) (figures, error) {
+// batched decodes k sequences, each a short prompt then gen tokens, and
+// returns the aggregate tok/s.
+func (r *rawEngine) batched(k, gen int) (float64, error) {
+	lctx, m, b, eog := r.lctx, r.m, r.b, r.eog
 	greedy := engine.SamplingParams{Temperature: 0}
-	// Batched decode: k sequences, each a short prompt then GenTokens.
-	for _, k := range cfg.Streams {
-		for range repeats {
-			samplers := make([]*engine.Sampler, k)
-			next := make([]int, k)
-			posK := make([]int, k)
-			idx := make([]int, k)
-			start := time.Now()
-			b.Clear()
-			for i := range k {
-				samplers[i], _ = m.NewSampler(greedy)
-				pt, _ := m.Tokenize(shortPrompt(k, i), true)
-				for j, t := range pt {
-					idx[i] = b.Add(t, j, i, j == len(pt)-1)
-				}
-				posK[i] = len(pt)
-			}
-			if err := lctx.Decode(b); err != nil {
-				return f, err
-			}
-			var err error
-			for i := 0; i < k && err == nil; i++ {
-				next[i], err = sampleMasked(lctx, samplers[i], idx[i], eog)
-			}
-			for n := 0; n < c.GenTokens-1 && err == nil; n++ {
-				b.Clear()
-				for i := range k {
-					idx[i] = b.Add(next[i], posK[i], i, true)
-					posK[i]++
-				}
-				if err := lctx.Decode(b); err != nil {
-					return f, err
-				}
-				for i := 0; i < k && err == nil; i++ {
-					if next[i], err = sampleMasked(lctx, samplers[i], idx[i], eog); err == nil {
-						m.Piece(next[i])
-					}
-				}
-			}
-			el := time.Since(start)
-			for i := range k {
+	samplers := make([]*engine.Sampler, k)
+	next := make([]int, k)
+	posK := make([]int, k)
+	idx := make([]int, k)
+	defer func() {
+		for i := range k {
+			if samplers[i] != nil {
 				samplers[i].Close()
-				lctx.RemoveFrom(i, 0)
 			}
-			if err != nil {
-				return f, err
+			lctx.RemoveFrom(i, 0)
+		}
+	}()
+	start := time.Now()
+	b.Clear()
+	for i := range k {
+		var err error
+		if samplers[i], err = m.NewSampler(greedy); err != nil {
+			return 0, err
+		}
+		pt, err := m.Tokenize(shortPrompt(k, i), true)
+		if err != nil {
+			return 0, err
+		}
+		for j, t := range pt {
+			idx[i] = b.Add(t, j, i, j == len(pt)-1)
+		}
+		posK[i] = len(pt)
+	}
+	if err := lctx.Decode(b); err != nil {
+		return 0, err
+	}
+	var err error
+	for i := 0; i < k && err == nil; i++ {
+		next[i], err = sampleMasked(lctx, samplers[i], idx[i], eog)
+	}
+	for n := 0; n < gen-1 && err == nil; n++ {
+		b.Clear()
+		for i := range k {
+			idx[i] = b.Add(next[i], posK[i], i, true)
+			posK[i]++
+		}
+		if err := lctx.Decode(b); err != nil {
+			return 0, err
+		}
+		for i := 0; i < k && err == nil; i++ {
+			if next[i], err = sampleMasked(lctx, samplers[i], idx[i], eog); err == nil {
+				m.Piece(next[i])
 			}
-			f.batched[k] = max(f.batched[k], float64(k*c.GenTokens)/el.Seconds())
 		}
 	}
-	return f, nil
+	if err != nil {
+		return 0, err
+	}
+	return float64(k*gen) / time.Since(start).Seconds(), nil
 }
 
 // sampleMasked samples past end-of-generation tokens, as ignore_eos does.
@@ -393,78 +504,74 @@ func sampleMasked(c *engine.Context, s *engine.Sampler, i int, eog []int) (int, 
 	return s.Sample(c, i)
 }
 
-func measureRunner(ctx context.Context, cfg Config, c Case, prompt string, slotCtx, slots int) (figures, error) {
-	f := figures{batched: map[int]float64{}}
-	var p Completer = cfg.Target
-	if p == nil {
-		proc, err := runner.Start(runner.Options{
-			Name: c.Name, Model: c.Path, SlotContext: slotCtx, Slots: slots, Threads: cfg.Threads,
-			Queue: slots, Command: cfg.Runner,
+// startTarget starts the runner measured for the case, or returns
+// cfg.Target.
+func startTarget(ctx context.Context, cfg Config, c Case, slotCtx, slots int) (Completer, func(), error) {
+	if cfg.Target != nil {
+		return cfg.Target, func() {}, nil
+	}
+	proc, err := runner.Start(runner.Options{
+		Name: c.Name, Model: c.Path, SlotContext: slotCtx, Slots: slots, Threads: cfg.Threads,
+		Queue: slots, Command: cfg.Runner,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		proc.Stop(sctx)
+	}
+	if _, err := proc.WaitReady(ctx); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return proc, stop, nil
+}
+
+var greedySampling = runner.Sampling{Temperature: 0}
+
+// runnerSingle is one request: prompt tok/s up to the first token, decode
+// tok/s after it. rep varies the prompt's first word.
+func runnerSingle(ctx context.Context, p Completer, c Case, prompt string, rep int) (promptTPS, decode float64, err error) {
+	var first time.Time
+	start := time.Now()
+	res, err := p.Complete(ctx, runner.Request{Prompt: fmt.Sprintf("%d %s", rep, prompt), Sampling: greedySampling, MaxTokens: c.GenTokens, IgnoreEOS: true},
+		func(string) {
+			if first.IsZero() {
+				first = time.Now()
+			}
 		})
-		if err != nil {
-			return f, err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			proc.Stop(sctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	end := time.Now()
+	return float64(res.Timings.PromptTokens) / first.Sub(start).Seconds(), float64(res.Timings.GeneratedTokens-1) / end.Sub(first).Seconds(), nil
+}
+
+// runnerBatched runs k requests at once and returns the aggregate tok/s.
+func runnerBatched(ctx context.Context, p Completer, k, gen, rep int) (float64, error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var total int
+	var firstErr error
+	start := time.Now()
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := p.Complete(ctx, runner.Request{Prompt: shortPrompt(k, i) + strings.Repeat(" ", rep), Sampling: greedySampling, MaxTokens: gen, IgnoreEOS: true}, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			total += r.Timings.GeneratedTokens
 		}()
-		if _, err := proc.WaitReady(ctx); err != nil {
-			return f, err
-		}
-		p = proc
 	}
-	greedy := runner.Sampling{Temperature: 0}
-
-	// Single stream: prompt tok/s up to the first token, decode tok/s after.
-	// Each repeat varies the prompt's first word so that no prefix is reused.
-	for rep := range repeats + 1 {
-		var first time.Time
-		start := time.Now()
-		res, err := p.Complete(ctx, runner.Request{Prompt: fmt.Sprintf("%d %s", rep, prompt), Sampling: greedy, MaxTokens: c.GenTokens, IgnoreEOS: true},
-			func(string) {
-				if first.IsZero() {
-					first = time.Now()
-				}
-			})
-		if err != nil {
-			return f, err
-		}
-		if rep == 0 {
-			continue // warm-up, as for the raw loop
-		}
-		end := time.Now()
-		f.promptTokens = res.Timings.PromptTokens
-		f.prompt = max(f.prompt, float64(res.Timings.PromptTokens)/first.Sub(start).Seconds())
-		f.decode = max(f.decode, float64(res.Timings.GeneratedTokens-1)/end.Sub(first).Seconds())
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
 	}
-
-	for _, k := range cfg.Streams {
-		for rep := range repeats {
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			var total int
-			var firstErr error
-			start := time.Now()
-			for i := range k {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					r, err := p.Complete(ctx, runner.Request{Prompt: shortPrompt(k, i) + strings.Repeat(" ", rep), Sampling: greedy, MaxTokens: c.GenTokens, IgnoreEOS: true}, nil)
-					mu.Lock()
-					defer mu.Unlock()
-					if err != nil && firstErr == nil {
-						firstErr = err
-					}
-					total += r.Timings.GeneratedTokens
-				}()
-			}
-			wg.Wait()
-			if firstErr != nil {
-				return f, firstErr
-			}
-			f.batched[k] = max(f.batched[k], float64(total)/time.Since(start).Seconds())
-		}
-	}
-	return f, nil
+	return float64(total) / time.Since(start).Seconds(), nil
 }

@@ -22,6 +22,7 @@ func main() {
 	cache := flag.String("cache", ".cache/models", "directory for generated models")
 	threads := flag.Int("threads", 0, "CPU threads for the raw engine and the runner (0 = all)")
 	streams := flag.String("streams", "1,2,4,8", "concurrency levels")
+	repeats := flag.Int("repeats", 3, "measurements of each raw/runner figure, the two back to back; the best of each side counts")
 	runnerCmd := flag.String("runner", "bin/jetaid", "the jetaid `BINARY` whose runner (jetaid runner) is measured")
 	httpBench := flag.Bool("http", true, "also measure jetaid over HTTP against the runner, endpoint latency and a model swap")
 	rate := flag.Int("rate", 500, "requests/s for the /health and /models latency figure")
@@ -78,7 +79,7 @@ Flags:
 		cases, err = bench.PrepareCases(*tiny, *cache, *large, os.Stderr)
 	}
 	if err == nil && *engineBench {
-		_, err = bench.Run(ctx, bench.Config{Cases: cases, Threads: *threads, Streams: levels,
+		_, err = bench.Run(ctx, bench.Config{Cases: cases, Threads: *threads, Streams: levels, Repeats: *repeats,
 			Runner: []string{exe, "runner"}, Out: os.Stdout, Log: os.Stderr})
 	}
 	if err == nil && *httpBench {
