@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -63,6 +64,13 @@ type Row struct {
 	// repeats, each measured back to back: how much the machine moved.
 	PairMin float64 `json:"pair_min"`
 	PairMax float64 `json:"pair_max"`
+	// RawWakeups and RunnerWakeups are the median voluntary context
+	// switches per generated token: of this process for the raw loop, of
+	// the runner and this process (its client) for the runner; -1 where
+	// they are not counted (the prompt row, a target that is not a runner
+	// process, no /proc).
+	RawWakeups    float64 `json:"raw_wakeups_per_token"`
+	RunnerWakeups float64 `json:"runner_wakeups_per_token"`
 }
 
 // Ratio is Runner/Raw, the best of each side.
@@ -166,7 +174,7 @@ func PrintNote(w io.Writer, rows []Row, threads int, note string) {
 		note = "jetaid runner over its Unix socket"
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "model\tmetric\traw tok/s\trunner tok/s\trunner/raw\tpairs\ttarget\t\n")
+	fmt.Fprintf(tw, "model\tmetric\traw tok/s\trunner tok/s\trunner/raw\tpairs\twake-ups/tok\ttarget\t\n")
 	for _, r := range rows {
 		target := ""
 		if r.Target > 0 {
@@ -176,11 +184,16 @@ func PrintNote(w io.Writer, rows []Row, threads int, note string) {
 			}
 			target = fmt.Sprintf("≥%.2f %s", r.Target, mark)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.3f\t%.2f–%.2f\t%s\t\n", r.Model, r.Metric, r.Raw, r.Runner, r.Ratio(), r.PairMin, r.PairMax, target)
+		wake := ""
+		if r.RawWakeups >= 0 && r.RunnerWakeups >= 0 {
+			wake = fmt.Sprintf("%.2f / %.2f", r.RawWakeups, r.RunnerWakeups)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.3f\t%.2f–%.2f\t%s\t%s\t\n", r.Model, r.Metric, r.Raw, r.Runner, r.Ratio(), r.PairMin, r.PairMax, wake, target)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "threads=%d; raw = minimal in-process loop over the engine, same flags; runner = %s\n", threads, note)
 	fmt.Fprintf(w, "tok/s: best of the repeats; runner/raw: best over best; pairs: lowest and highest runner/raw of one repeat, raw and runner back to back\n")
+	fmt.Fprintf(w, "wake-ups/tok: voluntary context switches per generated token (median), raw loop / runner and its client\n")
 }
 
 func promptText(n int) string {
@@ -241,35 +254,103 @@ func runCase(ctx context.Context, cfg Config, c Case) ([]Row, error) {
 	return rows, nil
 }
 
-// pairs holds, per figure, the raw and runner tok/s of each repeat; the
-// two of a repeat were measured one right after the other.
-type pairs map[string][][2]float64
-
-func (p pairs) add(figure string, raw, run float64) {
-	p[figure] = append(p[figure], [2]float64{raw, run})
+// pair is one repeat of a figure: raw and runner tok/s measured one right
+// after the other, and the wake-ups per generated token of each side.
+type pair struct {
+	raw, run         float64
+	rawWake, runWake float64 // -1: not counted
 }
 
-// row makes a table row: the best of each side, and the range of the
-// ratios of the pairs.
+// pairs holds, per figure, the pairs of each repeat.
+type pairs map[string][]pair
+
+// row makes a table row: the best of each side, the range of the ratios
+// of the pairs, and the median wake-ups per token.
 func (p pairs) row(model, metric, figure string, target float64) Row {
-	r := Row{Model: model, Metric: metric, Target: target}
+	r := Row{Model: model, Metric: metric, Target: target, RawWakeups: -1, RunnerWakeups: -1}
+	var rw, pw []float64
 	for i, x := range p[figure] {
-		r.Raw, r.Runner = max(r.Raw, x[0]), max(r.Runner, x[1])
+		r.Raw, r.Runner = max(r.Raw, x.raw), max(r.Runner, x.run)
 		q := 0.0
-		if x[0] > 0 {
-			q = x[1] / x[0]
+		if x.raw > 0 {
+			q = x.run / x.raw
 		}
 		if i == 0 || q < r.PairMin {
 			r.PairMin = q
 		}
 		r.PairMax = max(r.PairMax, q)
+		if x.rawWake >= 0 {
+			rw = append(rw, x.rawWake)
+		}
+		if x.runWake >= 0 {
+			pw = append(pw, x.runWake)
+		}
+	}
+	if len(rw) > 0 {
+		r.RawWakeups = median(rw)
+	}
+	if len(pw) > 0 {
+		r.RunnerWakeups = median(pw)
 	}
 	return r
 }
 
+// wakeups counts the voluntary context switches of every thread of
+// process pid so far: each is a thread that blocked and was woken again.
+// On a box whose cores all run llama.cpp's threads, every wake-up of
+// another thread stalls one of them. ok is false where /proc cannot tell.
+func wakeups(pid int) (n int, ok bool) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread is gone
+		}
+		_, rest, found := strings.Cut(string(b), "\nvoluntary_ctxt_switches:")
+		if !found {
+			return 0, false
+		}
+		line, _, _ := strings.Cut(rest, "\n")
+		v, err := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil {
+			return 0, false
+		}
+		n += v
+	}
+	return n, true
+}
+
+// wakeCounter measures the wake-ups per token of the processes in pids
+// over fn (-1 when they cannot be counted).
+func wakeCounter(tokens int, fn func() error, pids ...int) (float64, error) {
+	before, ok := 0, true
+	for _, pid := range pids {
+		n, k := wakeups(pid)
+		before, ok = before+n, ok && k
+	}
+	if err := fn(); err != nil {
+		return 0, err
+	}
+	after := 0
+	for _, pid := range pids {
+		n, k := wakeups(pid)
+		after, ok = after+n, ok && k
+	}
+	if !ok || tokens <= 0 {
+		return -1, nil
+	}
+	return float64(after-before) / float64(tokens), nil
+}
+
 // measure takes every figure repeats times, the raw engine and the runner
 // one right after the other (which goes first alternates), so that both
-// sides of a ratio see the same load of a shared machine.
+// sides of a ratio see the same load of a shared machine. Wake-ups count
+// this process for the raw loop, and this process (the client) plus the
+// runner for the runner; for a target other than a runner process they
+// are not counted.
 func measure(ctx context.Context, cfg Config, c Case, raw *rawEngine, p Completer) (pairs, error) {
 	pr := pairs{}
 	// Warm up: the first decodes allocate the compute graph and buffers.
@@ -279,20 +360,28 @@ func measure(ctx context.Context, cfg Config, c Case, raw *rawEngine, p Complete
 	if _, _, err := runnerSingle(ctx, p, c, raw.promptText, 0); err != nil {
 		return nil, err
 	}
+	self := os.Getpid()
+	runPids := []int{-1}
+	if proc, ok := p.(*runner.Process); ok {
+		runPids = []int{self, proc.Pid()}
+	}
 	reps := cfg.repeats()
-	both := func(rep int, rawFn, runFn func() error) error {
-		first, second := rawFn, runFn
+	// both runs the two sides of one pair, taking turns at going first.
+	both := func(rep, tokens int, rawFn, runFn func() error) (x pair, err error) {
+		rawSide := func() (err error) { x.rawWake, err = wakeCounter(tokens, rawFn, self); return err }
+		runSide := func() (err error) { x.runWake, err = wakeCounter(tokens, runFn, runPids...); return err }
+		first, second := rawSide, runSide
 		if rep%2 == 1 {
-			first, second = runFn, rawFn
+			first, second = runSide, rawSide
 		}
 		if err := first(); err != nil {
-			return err
+			return x, err
 		}
-		return second()
+		return x, second()
 	}
 	for rep := range reps {
 		var rp, rd, pp, pd float64
-		err := both(rep, func() (err error) {
+		x, err := both(rep, c.GenTokens, func() (err error) {
 			rp, rd, err = raw.single(c.GenTokens)
 			return err
 		}, func() (err error) {
@@ -304,13 +393,14 @@ func measure(ctx context.Context, cfg Config, c Case, raw *rawEngine, p Complete
 		if err != nil {
 			return nil, err
 		}
-		pr.add("prompt", rp, pp)
-		pr.add("decode", rd, pd)
+		x.raw, x.run = rd, pd
+		pr["prompt"] = append(pr["prompt"], pair{raw: rp, run: pp, rawWake: -1, runWake: -1})
+		pr["decode"] = append(pr["decode"], x)
 	}
 	for _, k := range cfg.Streams {
 		for rep := range reps {
 			var r, q float64
-			err := both(rep, func() (err error) {
+			x, err := both(rep, k*c.GenTokens, func() (err error) {
 				r, err = raw.batched(k, c.GenTokens)
 				return err
 			}, func() (err error) {
@@ -320,7 +410,8 @@ func measure(ctx context.Context, cfg Config, c Case, raw *rawEngine, p Complete
 			if err != nil {
 				return nil, err
 			}
-			pr.add(fmt.Sprint(k), r, q)
+			x.raw, x.run = r, q
+			pr[fmt.Sprint(k)] = append(pr[fmt.Sprint(k)], x)
 		}
 	}
 	return pr, nil
