@@ -45,7 +45,8 @@ type Server struct {
 	RequestTimeout time.Duration `json:"request_timeout"` // 0: no limit
 	QueuePerModel  int           `json:"queue_per_model"`
 	QueueTotal     int           `json:"queue_total"`
-	LogLevel       string        `json:"log_level"` // debug, info, warn, error
+	MaxConnections int           `json:"max_connections"` // REST connections open at once
+	LogLevel       string        `json:"log_level"`       // debug, info, warn, error
 }
 
 // Memory is the memory block: the budget shared by all loaded models.

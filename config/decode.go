@@ -260,6 +260,7 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 	s.RequestTimeout = d.duration(body, def, "request_timeout", b.RequestTimeout, DefaultRequestTimeout)
 	s.QueuePerModel = num(b.QueuePerModel, DefaultQueuePerModel)
 	s.QueueTotal = num(b.QueueTotal, DefaultQueueTotal)
+	s.MaxConnections = num(b.MaxConnections, DefaultMaxConnections)
 	s.LogLevel = str(b.LogLevel, DefaultLogLevel)
 
 	loopback := true
@@ -304,6 +305,9 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 		d.errf(valueRange(body, "queue_total", def), "queue_total is %d; it must be 0 or more", s.QueueTotal)
 	} else if s.QueuePerModel > s.QueueTotal {
 		d.errf(valueRange(body, "queue_per_model", def), "queue_per_model (%d) is larger than queue_total (%d); one model's queue cannot be longer than all queues together", s.QueuePerModel, s.QueueTotal)
+	}
+	if s.MaxConnections < 1 {
+		d.errf(valueRange(body, "max_connections", def), "max_connections is %d; it must be 1 or more", s.MaxConnections)
 	}
 	ok := false
 	for _, l := range logLevels {

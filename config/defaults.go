@@ -29,6 +29,10 @@ const (
 	// DefaultQueueTotal is how many requests may wait over all models before
 	// new ones get 503.
 	DefaultQueueTotal = 64
+	// DefaultMaxConnections caps the REST connections open at once; at the
+	// cap the longest-idle one is closed for a new one (daemon/connlimit).
+	// About 16 KiB of memory and one file descriptor each.
+	DefaultMaxConnections = 512
 	// DefaultLogLevel is one of debug, info, warn, error.
 	DefaultLogLevel = "info"
 )

@@ -179,6 +179,7 @@ var globalFields = []field[*Config]{
 	{"server.request_timeout", false, func(c *Config) string { return formatDuration(c.Server.RequestTimeout) }},
 	{"server.queue_per_model", false, func(c *Config) string { return strconv.Itoa(c.Server.QueuePerModel) }},
 	{"server.queue_total", false, func(c *Config) string { return strconv.Itoa(c.Server.QueueTotal) }},
+	{"server.max_connections", false, func(c *Config) string { return strconv.Itoa(c.Server.MaxConnections) }},
 	{"server.log_level", false, func(c *Config) string { return c.Server.LogLevel }},
 	{"memory.budget", false, func(c *Config) string { return c.Memory.Budget.String() }},
 	{"memory.reserve", false, func(c *Config) string { return c.Memory.Reserve.String() }},

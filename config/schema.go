@@ -29,6 +29,7 @@ type serverBlock struct {
 	RequestTimeout hcl.Expression `hcl:"request_timeout,optional"`
 	QueuePerModel  *int           `hcl:"queue_per_model,optional"`
 	QueueTotal     *int           `hcl:"queue_total,optional"`
+	MaxConnections *int           `hcl:"max_connections,optional"`
 	LogLevel       *string        `hcl:"log_level,optional"`
 	Body           hcl.Body       `hcl:",body"`
 	DefRange       hcl.Range      `hcl:",def_range"`

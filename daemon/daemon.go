@@ -11,11 +11,13 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/daemon/connlimit"
 	"github.com/jetai/jetai/daemon/ingest"
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/pool"
@@ -94,6 +96,17 @@ type Daemon struct {
 	adminAddr    net.Addr // the admin socket; nil without one
 
 	platformState // platform.go: monitor and metrics
+
+	conns atomic.Pointer[connlimit.Listener] // the REST listener, once Run made it
+}
+
+// Connections returns the REST port's connection counters (zero before
+// Run has started listening).
+func (d *Daemon) Connections() connlimit.Stats {
+	if l := d.conns.Load(); l != nil {
+		return l.Stats()
+	}
+	return connlimit.Stats{}
 }
 
 // New loads the config and builds the pool and the API. It starts nothing:
@@ -198,7 +211,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.sys.activated = activated
 	}
 	d.sys.listen = ln.Addr().String()
+	lim := connlimit.New(ln, func() int { return d.Config().Server.MaxConnections })
+	d.conns.Store(lim)
+	ln = lim
 	hs := &http.Server{
+		ConnState:         lim.ConnState,
 		Handler:           d.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -63,6 +63,11 @@ server {
   queue_per_model = 16
   queue_total     = 64
 
+  # REST connections open at once (one file descriptor and about 16 KiB
+  # each). At the cap a new connection closes the one idle longest (no
+  # request in progress); when none is idle, it is answered 503.
+  max_connections = 512
+
   # debug, info, warn or error. `jetai-ctl log-level debug` changes it until
   # jetaid restarts or this setting changes. Under systemd the log goes to
   # the journal with fields of its own: journalctl -u jetaid MODEL=assistant

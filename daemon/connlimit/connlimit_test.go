@@ -1,0 +1,125 @@
+package connlimit_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jetai/jetai/daemon/connlimit"
+)
+
+// serve runs an http.Server behind a Listener with cap max; handler
+// blocks while hold is open.
+func serve(t *testing.T, max int, hold chan struct{}) (*connlimit.Listener, string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := connlimit.New(ln, func() int { return max })
+	var held atomic.Int32
+	hs := &http.Server{ConnState: lim.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			held.Add(1)
+			<-hold
+		}
+		io.WriteString(w, "ok")
+	})}
+	go hs.Serve(lim)
+	t.Cleanup(func() { hs.Close() })
+	return lim, ln.Addr().String(), &held
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// closedByServer reports whether the server has closed c (a read sees EOF
+// or a reset rather than its deadline).
+func closedByServer(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	_, err := c.Read(make([]byte, 1))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return false
+	}
+	return err != nil
+}
+
+func TestEvictsLongestIdleFirst(t *testing.T) {
+	lim, addr, _ := serve(t, 4, nil)
+	var conns []net.Conn
+	for i := range 4 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+		waitFor(t, "accept", func() bool { return lim.Stats().Open == i+1 })
+	}
+	// The newest one made a request and is idle between keep-alive
+	// requests now: still more recently idle than the first three.
+	io.WriteString(conns[3], "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(conns[3]), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		waitFor(t, "eviction", func() bool { return lim.Stats().Evicted == int64(i+1) })
+		waitFor(t, "the oldest idle connection closed", func() bool { return closedByServer(conns[i]) })
+	}
+	if closedByServer(conns[3]) {
+		t.Fatal("the most recently used connection was closed before older idle ones")
+	}
+	if st := lim.Stats(); st.Open != 4 || st.Refused != 0 {
+		t.Fatalf("stats %+v, want 4 open, 3 evicted, none refused", st)
+	}
+}
+
+func TestRefusesWhenAllBusy(t *testing.T) {
+	hold := make(chan struct{})
+	lim, addr, held := serve(t, 3, hold)
+	done := make(chan error, 3)
+	for range 3 {
+		go func() {
+			resp, err := http.Get("http://" + addr + "/hold")
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	waitFor(t, "three requests in their handler", func() bool { return held.Load() == 3 })
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(b), `"code":"too_many_connections"`) {
+		t.Fatalf("answer %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	close(hold)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatalf("a request in progress failed: %v", err)
+		}
+	}
+	if lim.Stats().Refused == 0 {
+		t.Fatal("refusal not counted")
+	}
+}
