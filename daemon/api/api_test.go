@@ -59,6 +59,7 @@ type env struct {
 	url  string
 	pool *pool.Pool
 	api  *api.Server
+	cfg  *config.Config
 }
 
 // start builds a real pool with real runners and the API over it.
@@ -90,7 +91,7 @@ func start(t *testing.T, hcl string) *env {
 		p.Close(ctx)
 		os.RemoveAll(dir)
 	})
-	return &env{url: hs.URL, pool: p, api: srv}
+	return &env{url: hs.URL, pool: p, api: srv, cfg: cfg}
 }
 
 var (

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -51,7 +55,22 @@ type Options struct {
 	Metrics http.Handler
 	// ReloadStatus, when set, gives /status the config reload figures.
 	ReloadStatus func() ReloadStatus
+	// BodyTimeout bounds reading a request's body (a client that trickles
+	// it byte by byte gets 408); default DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// WriteTimeout bounds each write of an answer: a client that stops
+	// reading (a stream it never consumes) has its request canceled, which
+	// frees the model's slot; default DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
+
+// Defaults of Options.BodyTimeout and WriteTimeout. There is no
+// http.Server ReadTimeout or WriteTimeout: those would cut streams that
+// run longer; these apply to the body's read and to each write.
+const (
+	DefaultBodyTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+)
 
 // Server state, as /health reports it.
 const (
@@ -81,6 +100,8 @@ type Server struct {
 	open    map[string]bool // patterns that need no API key
 	mux     *http.ServeMux
 	openapi []byte // the OpenAPI document, with this daemon's version
+
+	bodyTimeout, writeTimeout time.Duration
 }
 
 // New builds the API over opts.Pool. The server starts in the "starting"
@@ -96,6 +117,13 @@ func New(opts Options) *Server {
 	}
 	if s.version == "" {
 		s.version = "dev"
+	}
+	s.bodyTimeout, s.writeTimeout = opts.BodyTimeout, opts.WriteTimeout
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyTimeout
+	}
+	if s.writeTimeout <= 0 {
+		s.writeTimeout = DefaultWriteTimeout
 	}
 	mux := http.NewServeMux()
 	s.mux = mux
@@ -284,26 +312,92 @@ func keyOK(keys [][32]byte, key string) bool {
 	return ok == 1
 }
 
-// limits applies the body-size limit and the request timeout.
+// limits applies the body-size limit, the body's read deadline, the
+// per-write deadline and the request timeout.
 func (s *Server) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg := s.cfg()
 		maxBody, timeout := int64(cfg.Server.MaxBody), cfg.Server.RequestTimeout
-		if r.Body != nil && maxBody > 0 {
-			if r.ContentLength > maxBody {
+		rc := http.NewResponseController(w)
+		if r.Body != nil && r.Body != http.NoBody {
+			if maxBody > 0 && r.ContentLength > maxBody {
 				writeError(w, tooLarge(maxBody))
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			// Errors of SetReadDeadline (a writer without deadlines,
+			// as in tests through httptest.ResponseRecorder) leave the
+			// body unbounded, as before.
+			if rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: s.bodyTimeout}
+			}
+			if maxBody > 0 {
+				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			}
 		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
 		if timeout > 0 && r.URL.Path != "/health" {
-			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
-			r = r.WithContext(ctx)
 		}
+		r = r.WithContext(ctx)
+		w = &deadlineWriter{ResponseWriter: w, rc: rc, timeout: s.writeTimeout, cancel: cancel}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// deadlineBody ends the body's read deadline once the body is read (the
+// connection's reads after it are the server's watch for a client that
+// goes away, which must not time out during a long answer), and turns a
+// missed deadline into 408. After a missed deadline it stays in force, so
+// that the server does not wait for the rest of the body before answering.
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	done    bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, &Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
+				Message: fmt.Sprintf("the request body did not arrive within %s", b.timeout)}
+		}
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// deadlineWriter gives each write of the answer its own deadline; a write
+// that fails (the client stopped reading, or went away) cancels the
+// request, so the generation behind it stops and frees its slot.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	cancel  context.CancelFunc
+}
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	n, err := w.ResponseWriter.Write(b)
+	if err != nil {
+		w.cancel()
+	}
+	return n, err
+}
+
+func (w *deadlineWriter) Flush() {
+	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	if err := w.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		w.cancel()
+	}
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // statusWriter remembers the status for logs and whether anything was
 // written; it passes Flush through for streams.
