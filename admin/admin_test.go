@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,9 +42,13 @@ func TestMain(m *testing.M) {
 
 // backend is a minimal Backend for protocol tests; the daemon's real one
 // is tested in package daemon and ctl.
-type backend struct{ level string }
+type backend struct {
+	level    string
+	statuses atomic.Int64 // Status calls
+}
 
 func (b *backend) Status(context.Context) admin.Status {
+	b.statuses.Add(1)
 	return admin.Status{APIVersion: admin.APIVersion, State: "serving"}
 }
 func (b *backend) Models(context.Context) []admin.Model { return nil }
@@ -260,4 +265,48 @@ func TestPeerCredentials(t *testing.T) {
 	if out, code = run(0, 0, nil); code != 0 || !strings.Contains(out, "state: serving") {
 		t.Fatalf("root: exit %d\n%s", code, out)
 	}
+}
+
+// TestTopNeverRead: a top client that stops reading but keeps its
+// connection open used to hold its handler (and the status calls behind
+// it) for the daemon's whole life, blocked in a write. Each line now has
+// a write deadline: the stream ends, and reading what was buffered meets
+// the end of the answer.
+func TestTopNeverRead(t *testing.T) {
+	path := filepath.Join(worldDir(t), "admin.sock")
+	ln, err := admin.Listen(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &backend{level: "info"}
+	s := admin.NewServer(admin.Options{Backend: be, Access: admin.Access{Uid: os.Geteuid(), Gid: -1, GroupName: "jetai"},
+		MinTopInterval: time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.UnixConn).SetReadBuffer(1) // fill up after a few lines
+	io.WriteString(c, "GET /v1/top?interval=1ms HTTP/1.1\r\nHost: x\r\n\r\n")
+	// Nothing is read until the handler has stalled: no status asked for
+	// during well over the write deadline (the buffers are full).
+	last, since := int64(-1), time.Now()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n := be.statuses.Load(); n != last {
+			last, since = n, time.Now()
+		} else if n > 0 && time.Since(since) > time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the top stream never stalled (%d statuses)", last)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v (the stream went on: the stalled writer was never cut off)", n, err)
+	}
+	t.Logf("the stream ended after %d bytes", n)
 }

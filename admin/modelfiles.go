@@ -134,7 +134,7 @@ func (s *Server) routeModelFiles(m *http.ServeMux) {
 			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the file: {"path": "/abs/model.gguf"}`))
 			return
 		}
-		streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Import(r.Context(), req, progress) })
+		s.streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Import(r.Context(), req, progress) })
 	})
 	m.HandleFunc("POST /v1/quantize", func(w http.ResponseWriter, r *http.Request) {
 		var req QuantizeRequest
@@ -146,14 +146,14 @@ func (s *Server) routeModelFiles(m *http.ServeMux) {
 			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the model and type: {"model": "NAME", "type": "q4_k_m"}`))
 			return
 		}
-		streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Quantize(r.Context(), req, progress) })
+		s.streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Quantize(r.Context(), req, progress) })
 	})
 }
 
 // streamFile runs an import or quantize, streaming its progress as NDJSON
 // frames. An error before the first frame is a plain error answer.
-func streamFile(w http.ResponseWriter, r *http.Request, run func(func(Progress)) (ingest.Result, error)) {
-	out := newNDJSON(w)
+func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, run func(func(Progress)) (ingest.Result, error)) {
+	out := s.newNDJSON(w)
 	res, err := run(func(p Progress) {
 		out.send(FileFrame{Progress: &p})
 	})

@@ -44,6 +44,10 @@ type Options struct {
 	Log     *slog.Logger
 	// TopInterval bounds /v1/top's interval from below; default 200ms.
 	MinTopInterval time.Duration
+	// WriteTimeout bounds each line of a stream (top, complete, import):
+	// a client that stops reading but keeps the connection open is cut
+	// off instead of holding its handler forever; default 30s.
+	WriteTimeout time.Duration
 }
 
 // Server serves the admin API on Unix sockets.
@@ -62,6 +66,9 @@ func NewServer(opts Options) *Server {
 	}
 	if s.opts.MinTopInterval <= 0 {
 		s.opts.MinTopInterval = 200 * time.Millisecond
+	}
+	if s.opts.WriteTimeout <= 0 {
+		s.opts.WriteTimeout = 30 * time.Second
 	}
 	m := s.mux
 	m.HandleFunc("GET /v1/status", s.status)
@@ -293,7 +300,7 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		count = n
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	out := newNDJSON(w)
+	out := s.newNDJSON(w)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for n := 1; ; n++ {
@@ -323,7 +330,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the model: {"model": "NAME", "prompt": "…"}`))
 		return
 	}
-	out := newNDJSON(w)
+	out := s.newNDJSON(w)
 	res, err := s.opts.Backend.Complete(r.Context(), req, func(text string) {
 		out.send(runner.Frame{Text: text})
 	})
@@ -343,11 +350,12 @@ type ndjson struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	enc     *json.Encoder
+	timeout time.Duration
 	started bool
 }
 
-func newNDJSON(w http.ResponseWriter) *ndjson {
-	return &ndjson{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
+func (s *Server) newNDJSON(w http.ResponseWriter) *ndjson {
+	return &ndjson{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w), timeout: s.opts.WriteTimeout}
 }
 
 // send writes v as one line and flushes it to the client.
@@ -357,6 +365,7 @@ func (n *ndjson) send(v any) error {
 		n.w.Header().Set("Content-Type", "application/x-ndjson")
 		n.w.WriteHeader(http.StatusOK)
 	}
+	n.rc.SetWriteDeadline(time.Now().Add(n.timeout))
 	if err := n.enc.Encode(v); err != nil {
 		return err
 	}
