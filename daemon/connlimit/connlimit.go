@@ -6,13 +6,16 @@
 // routes.
 //
 // At the cap, a new connection first makes room by closing the connection
-// that has been idle the longest: one that has sent no request yet or sits
-// between keep-alive requests. Such a connection costs its client nothing
-// to reopen, whereas refusing the newcomer would let whoever holds the most
-// idle sockets lock everyone else out (a /health probe included). When
-// every connection is in the middle of a request, the newcomer's request
-// is answered 503 with Retry-After and the connection closed; the accept
-// loop never blocks, so the listen backlog does not fill up behind it.
+// that has been idle the longest, if that is at least MinIdle: one that
+// has sent no request yet or sits between keep-alive requests. Such a
+// connection costs its client little to reopen, whereas refusing the
+// newcomer would let whoever holds the most idle sockets lock everyone
+// else out (a /health probe included). MinIdle keeps a burst of clients
+// that have just connected (and are about to send their requests) from
+// evicting each other. When no connection qualifies, the newcomer waits
+// up to MaxWait for one to close or turn idle (a burst of short requests
+// drains meanwhile, its connections queued in the listen backlog), then
+// its request is answered 503 with Retry-After and the connection closed.
 package connlimit
 
 import (
@@ -45,12 +48,26 @@ type Listener struct {
 
 	evicted, refused atomic.Int64
 	refusing         chan struct{} // a slot per refusal being answered
+
+	freed chan struct{} // a connection closed or turned idle
+
+	// MinIdle is how long a connection must have been idle to be closed
+	// for a newcomer, and MaxWait how long a newcomer waits for room
+	// before it is refused; New sets the defaults. Set them before Accept.
+	MinIdle, MaxWait time.Duration
 }
+
+// Defaults of Listener.MinIdle and MaxWait.
+const (
+	DefaultMinIdle = time.Second
+	DefaultMaxWait = time.Second
+)
 
 // New wraps ln. max is read at every accept, so a config reload can change
 // the cap; a value below 1 means no cap.
 func New(ln net.Listener, max func() int) *Listener {
-	return &Listener{Listener: ln, max: max, conns: map[*conn]struct{}{}, refusing: make(chan struct{}, maxRefusing)}
+	return &Listener{Listener: ln, max: max, conns: map[*conn]struct{}{}, refusing: make(chan struct{}, maxRefusing),
+		freed: make(chan struct{}, 1), MinIdle: DefaultMinIdle, MaxWait: DefaultMaxWait}
 }
 
 type conn struct {
@@ -71,41 +88,77 @@ func (l *Listener) forget(c *conn) func() {
 		l.mu.Lock()
 		delete(l.conns, c)
 		l.mu.Unlock()
+		l.wake()
 	}
 }
 
-// Accept returns the next connection within the cap.
+// wake tells an Accept waiting at the cap that a connection closed or
+// became idle.
+func (l *Listener) wake() {
+	select {
+	case l.freed <- struct{}{}:
+	default:
+	}
+}
+
+// Accept returns the next connection within the cap. At the cap with no
+// connection to evict, it waits up to MaxWait for one to close or turn
+// idle (new connections queue in the kernel's listen backlog meanwhile, as
+// a burst of short requests would want), then refuses the newcomer.
 func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		nc, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		c := &conn{Conn: nc, l: l, idle: true, since: time.Now()}
-		var victim *conn
-		l.mu.Lock()
-		if n := l.max(); n > 0 && len(l.conns) >= n {
-			for o := range l.conns {
-				if o.idle && (victim == nil || o.since.Before(victim.since)) {
-					victim = o
-				}
+		c := &conn{Conn: nc, l: l, idle: true}
+		for deadline := time.Now().Add(l.MaxWait); ; {
+			ok, victim := l.admit(c)
+			if victim != nil {
+				l.evicted.Add(1)
+				victim.Close()
 			}
-			if victim == nil {
-				l.mu.Unlock()
+			if ok {
+				return c, nil
+			}
+			wait := time.Until(deadline)
+			if wait <= 0 {
 				l.refused.Add(1)
 				l.refuse(nc)
-				continue
+				break
 			}
-			delete(l.conns, victim)
+			t := time.NewTimer(min(wait, 50*time.Millisecond)) // idle ones age past MinIdle too
+			select {
+			case <-l.freed:
+			case <-t.C:
+			}
+			t.Stop()
 		}
-		l.conns[c] = struct{}{}
-		l.mu.Unlock()
-		if victim != nil {
-			l.evicted.Add(1)
-			victim.Close()
-		}
-		return c, nil
 	}
+}
+
+// admit adds c within the cap, evicting the longest-idle connection if
+// that makes room; it reports whether c was added, and the victim.
+func (l *Listener) admit(c *conn) (bool, *conn) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var victim *conn
+	if n := l.max(); n > 0 && len(l.conns) >= n {
+		idleSince := now.Add(-l.MinIdle)
+		for o := range l.conns {
+			if o.idle && !o.since.After(idleSince) && (victim == nil || o.since.Before(victim.since)) {
+				victim = o
+			}
+		}
+		if victim == nil {
+			return false, nil
+		}
+		delete(l.conns, victim)
+	}
+	c.since = now
+	l.conns[c] = struct{}{}
+	return true, victim
 }
 
 // refuse answers 503 and closes. It reads the request first (HTTP clients
@@ -140,7 +193,7 @@ func (l *Listener) refuse(nc net.Conn) {
 
 const (
 	refuseTime  = time.Second
-	maxRefusing = 64
+	maxRefusing = 256
 )
 
 // ConnState records whether each connection is in a request; set it as
@@ -159,6 +212,7 @@ func (l *Listener) ConnState(nc net.Conn, st http.ConnState) {
 		l.mu.Lock()
 		c.idle, c.since = true, time.Now()
 		l.mu.Unlock()
+		l.wake()
 	case http.StateHijacked, http.StateClosed:
 		c.closed.Do(l.forget(c))
 	}

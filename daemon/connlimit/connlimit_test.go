@@ -22,6 +22,7 @@ func serve(t *testing.T, max int, hold chan struct{}) (*connlimit.Listener, stri
 		t.Fatal(err)
 	}
 	lim := connlimit.New(ln, func() int { return max })
+	lim.MinIdle, lim.MaxWait = 0, 0
 	var held atomic.Int32
 	hs := &http.Server{ConnState: lim.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
@@ -121,5 +122,36 @@ func TestRefusesWhenAllBusy(t *testing.T) {
 	}
 	if lim.Stats().Refused == 0 {
 		t.Fatal("refusal not counted")
+	}
+}
+
+// TestFreshConnectionsAreNotEvicted: connections younger than MinIdle
+// (a burst of clients about to send their requests) are not closed for a
+// newcomer; the newcomer is refused instead.
+func TestFreshConnectionsAreNotEvicted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := connlimit.New(ln, func() int { return 2 })
+	lim.MinIdle, lim.MaxWait = time.Hour, 0
+	hs := &http.Server{ConnState: lim.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
+	go hs.Serve(lim)
+	defer hs.Close()
+	for i := range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		waitFor(t, "accept", func() bool { return lim.Stats().Open == i+1 })
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st := lim.Stats(); resp.StatusCode != 503 || st.Evicted != 0 || st.Refused != 1 {
+		t.Fatalf("answer %d, stats %+v; want 503, none evicted, 1 refused", resp.StatusCode, st)
 	}
 }
