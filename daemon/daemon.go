@@ -211,7 +211,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.sys.activated = activated
 	}
 	d.sys.listen = ln.Addr().String()
-	lim := connlimit.New(ln, func() int { return d.Config().Server.MaxConnections })
+	lim := connlimit.New(ln, d.connCap()) // connections.go
 	d.conns.Store(lim)
 	ln = lim
 	hs := &http.Server{
