@@ -310,3 +310,49 @@ func TestTopNeverRead(t *testing.T) {
 	}
 	t.Logf("the stream ended after %d bytes", n)
 }
+
+// TestHungDaemon: a daemon that accepts connections but never answers
+// (deadlocked) made every jetai-ctl command wait forever. Now a status or
+// other read gets no more than AnswerTimeout to start answering, and an
+// operation (POST) is preceded by such a status probe: either way an
+// UnreachableError that says the daemon is hung (jetai-ctl exit code 3).
+func TestHungDaemon(t *testing.T) {
+	path := filepath.Join(worldDir(t), "hung.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	c := admin.NewClient(path)
+	c.AnswerTimeout = 300 * time.Millisecond
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"status":    func() error { _, err := c.Status(ctx); return err },
+		"top":       func() error { return c.Top(ctx, time.Second, 1, func(admin.Status) bool { return true }) },
+		"load wait": func() error { _, err := c.Load(ctx, "m", true); return err },
+		"reload":    func() error { _, err := c.Reload(ctx); return err },
+	} {
+		start := time.Now()
+		err := call()
+		var ue *admin.UnreachableError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "did not answer within 300ms") {
+			t.Errorf("%s: %v, want an UnreachableError saying the daemon is hung", name, err)
+		}
+		if el := time.Since(start); el > 10*time.Second {
+			t.Errorf("%s: took %v", name, el)
+		}
+	}
+}

@@ -24,13 +24,24 @@ import (
 // Client talks to a daemon's admin socket.
 type Client struct {
 	Socket string
-	hc     *http.Client
+	// AnswerTimeout is how long the daemon has to start answering a
+	// request that reads or sets something (GET, PUT), and a status probe
+	// sent before each operation (POST: load, reload, import, …), whose
+	// own answer may take long. Past it the daemon counts as hung: an
+	// UnreachableError. NewClient sets DefaultAnswerTimeout; 0: no limit.
+	AnswerTimeout time.Duration
+	hc            *http.Client
 }
+
+// DefaultAnswerTimeout is Client.AnswerTimeout's default: far above a
+// healthy daemon's answer (milliseconds), below systemd's watchdog (20 s
+// in the packaged unit), which restarts a hung daemon.
+const DefaultAnswerTimeout = 15 * time.Second
 
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client {
 	d := net.Dialer{Timeout: 3 * time.Second}
-	return &Client{Socket: path, hc: &http.Client{Transport: &http.Transport{
+	return &Client{Socket: path, AnswerTimeout: DefaultAnswerTimeout, hc: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, "unix", path)
 		},
@@ -60,8 +71,17 @@ func (e *UnreachableError) Error() string {
 	case errors.Is(e.Err, syscall.EACCES), errors.Is(e.Err, syscall.EPERM):
 		return fmt.Sprintf("permission denied on %s: run jetai-ctl as root or as a member of group %s (sudo usermod -aG %s $USER, then log in again)", e.Socket, group, group)
 	}
+	var na *noAnswerError
+	if errors.As(e.Err, &na) {
+		return fmt.Sprintf("jetaid on %s accepted the connection but did not answer within %s: it is hung or overloaded; try: systemctl status jetaid; journalctl -u jetaid (systemd's watchdog restarts a hung jetaid)", e.Socket, na.after)
+	}
 	return fmt.Sprintf("cannot reach jetaid on %s: %v; is jetaid running? try: systemctl status jetaid", e.Socket, e.Err)
 }
+
+// noAnswerError: the daemon took the request but sent no answer in time.
+type noAnswerError struct{ after time.Duration }
+
+func (e *noAnswerError) Error() string { return fmt.Sprintf("no answer within %s", e.after) }
 
 // APIError is an error answer from the daemon: its HTTP status, code and
 // message.
@@ -100,6 +120,16 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, okAls
 }
 
 func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	if method == http.MethodPost && c.AnswerTimeout > 0 {
+		// An operation's answer may rightly take long (a load with
+		// wait, a reload); a status answer may not.
+		resp, err := c.send(ctx, http.MethodGet, "/v1/status", nil)
+		if err != nil {
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -115,10 +145,14 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.roundTrip(req, method != http.MethodPost)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		var na *noAnswerError
+		if errors.As(err, &na) {
+			return nil, &UnreachableError{Socket: c.Socket, Err: na}
 		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
@@ -130,6 +164,44 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		return nil, fmt.Errorf("%s %s on %s: %w", method, path, c.Socket, err)
 	}
 	return resp, nil
+}
+
+// roundTrip sends req; when bounded, the answer's headers must come within
+// AnswerTimeout (the body, a stream maybe, is not bounded).
+func (c *Client) roundTrip(req *http.Request, bounded bool) (*http.Response, error) {
+	if !bounded || c.AnswerTimeout <= 0 {
+		return c.hc.Do(req)
+	}
+	limit := c.AnswerTimeout
+	ctx, cancel := context.WithCancelCause(req.Context())
+	t := time.AfterFunc(limit, func() { cancel(&noAnswerError{after: limit}) })
+	resp, err := c.hc.Do(req.WithContext(ctx))
+	if !t.Stop() && req.Context().Err() == nil {
+		// The timer fired: whatever came back came too late.
+		if resp != nil {
+			resp.Body.Close()
+		}
+		cancel(nil)
+		return nil, context.Cause(ctx)
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, func() { cancel(nil) }}
+	return resp, nil
+}
+
+// cancelOnClose releases a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func readError(resp *http.Response) error {
