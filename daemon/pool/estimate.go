@@ -2,6 +2,8 @@ package pool
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/gguf"
@@ -28,17 +30,39 @@ const estimateBatch = 512
 // EstimateParams estimates the memory of a runner for m with the given
 // hyperparameters and runner overhead. See the package documentation for
 // the formula.
+//
+// The arithmetic saturates at the largest uint64: a GGUF header may claim
+// absurd sizes (2^40 layers, 2^32 heads), and a product that wrapped
+// around would make such a model look small enough to load.
 func EstimateParams(p gguf.Params, m config.Model, overhead uint64) Estimate {
-	ctx := uint64(max(m.Context, 1)) * uint64(max(m.Parallel, 1))
+	ctx := mul(uint64(max(m.Context, 1)), uint64(max(m.Parallel, 1)))
 	batch := min(uint64(estimateBatch), ctx)
+	kvWidth := mul(p.HeadCountKV, add(p.KeyLength, p.ValueLength))
 	e := Estimate{
 		Weights:  p.TensorBytes,
-		KV:       ctx * p.BlockCount * p.KVWidth() * 2,
-		Compute:  4*p.VocabSize*batch + 4*batch*(p.EmbeddingLength+p.FeedForwardLength),
+		KV:       mul(mul(mul(ctx, p.BlockCount), kvWidth), 2),
+		Compute:  add(mul(mul(4, p.VocabSize), batch), mul(mul(4, batch), add(p.EmbeddingLength, p.FeedForwardLength))),
 		Overhead: overhead,
 	}
-	e.Total = e.Weights + e.KV + e.Compute + e.Overhead
+	e.Total = add(add(e.Weights, e.KV), add(e.Compute, e.Overhead))
 	return e
+}
+
+// mul and add saturate at math.MaxUint64.
+func mul(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi != 0 {
+		return math.MaxUint64
+	}
+	return lo
+}
+
+func add(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return math.MaxUint64
+	}
+	return s
 }
 
 // estimateFile reads the GGUF header of m's file. Without a readable

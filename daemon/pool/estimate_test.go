@@ -57,3 +57,23 @@ func TestEstimateAgainstRunners(t *testing.T) {
 		}
 	}
 }
+
+// TestEstimateSaturates: a GGUF header that claims absurd sizes gets an
+// estimate at the largest uint64 (no model fits: 507), not a product that
+// wrapped around to something small enough to load. 1024 tokens × 2^40
+// layers × 2^24 KV width × 2 bytes is 2^75, which wrapped to 0.
+func TestEstimateSaturates(t *testing.T) {
+	const maxU = ^uint64(0)
+	for _, p := range []gguf.Params{
+		{BlockCount: 1 << 40, HeadCountKV: 1 << 16, KeyLength: 1 << 7, ValueLength: 1 << 7, TensorBytes: 1000},
+		{BlockCount: 4, HeadCountKV: 1, KeyLength: maxU, ValueLength: 1, TensorBytes: 1000},
+		{BlockCount: 4, HeadCountKV: 4, KeyLength: 64, ValueLength: 64, VocabSize: 1 << 60, TensorBytes: 1000},
+		{BlockCount: 4, HeadCountKV: 4, KeyLength: 64, ValueLength: 64, EmbeddingLength: maxU, FeedForwardLength: maxU},
+		{BlockCount: 4, HeadCountKV: 4, KeyLength: 64, ValueLength: 64, TensorBytes: maxU - 10},
+	} {
+		e := EstimateParams(p, config.Model{Context: 1024, Parallel: 1}, 7)
+		if e.Total != maxU {
+			t.Errorf("%+v: total %d (%+v), want the largest uint64", p, e.Total, e)
+		}
+	}
+}
