@@ -245,6 +245,16 @@ func (p *Process) exitReason() string {
 	if p.waitErr != nil {
 		msg = "runner exited: " + p.waitErr.Error()
 	}
+	if f := p.tail.fatalLine(); f != "" {
+		// A Go crash dump's last lines are registers and goroutine
+		// frames; its first line says what happened.
+		msg += " (" + f + ")"
+		if strings.HasPrefix(f, "SIGBUS") {
+			msg += "; a bus error in a runner usually means its model file " + p.opts.Model +
+				" was truncated or overwritten in place while loaded: replace a model file by moving a new file over it (mv), not by writing into it"
+		}
+		return msg
+	}
 	if t := p.tail.lastLines(6); t != "" {
 		msg += " (log: " + t + ")"
 	}
@@ -467,21 +477,57 @@ func (p *Process) Kill() {
 	p.stdin.Close()
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// tailBuffer keeps the last max bytes written to it, and the first line
+// of a Go runtime crash ("SIGBUS: bus error", "fatal error: …", "panic: …"),
+// which a long goroutine dump would push out of the tail.
 type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
+	mu    sync.Mutex
+	buf   []byte
+	max   int
+	fatal string
 }
+
+// crashStarts are how the Go runtime begins a crash report at the start
+// of a line.
+var crashStarts = []string{"SIGBUS: ", "SIGSEGV: ", "SIGILL: ", "SIGFPE: ", "SIGABRT: ", "fatal error: ", "panic: "}
 
 func (t *tailBuffer) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.fatal == "" {
+		// A line may be split across writes: look at it with the end of
+		// what is buffered.
+		from := max(len(t.buf)-256, 0)
+		t.fatal = crashLine(string(t.buf[from:])+string(b), from == 0)
+	}
 	t.buf = append(t.buf, b...)
 	if len(t.buf) > t.max {
 		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
 	}
 	return len(b), nil
+}
+
+// crashLine returns the first complete line of s that starts a Go crash
+// report; atStart says s begins at the start of a line.
+func crashLine(s string, atStart bool) string {
+	for _, start := range crashStarts {
+		i := strings.Index(s, "\n"+start) + 1 // 0: not after a newline
+		if i == 0 && !(atStart && strings.HasPrefix(s, start)) {
+			continue
+		}
+		if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+			return strings.TrimSpace(s[i : i+j])
+		}
+	}
+	return ""
+}
+
+// fatalLine returns the first line of a Go crash report seen in the log,
+// or "".
+func (t *tailBuffer) fatalLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fatal
 }
 
 // lastLines returns the last n non-empty lines joined by " | ".
