@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,4 +99,98 @@ model "stories" {
 	if st.Open > limit {
 		t.Fatalf("%d connections open, over max_connections %d", st.Open, limit)
 	}
+}
+
+// TestBurstReturnsToBaseline sends 1000 requests at once to a model with
+// one slot and short queues: each gets 200, or 429/503 with Retry-After
+// and a JSON error, and afterwards the daemon's goroutines return to
+// their baseline (nothing queued or parked for good).
+func TestBurstReturnsToBaseline(t *testing.T) {
+	const burst = 1000
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "jetai.hcl")
+	os.WriteFile(conf, fmt.Appendf(nil, `
+server {
+  admin_socket    = %q
+  queue_per_model = 4
+  queue_total     = 8
+}
+cache {
+  dir = "cache"
+}
+model "stories" {
+  path     = %q
+  context  = 256
+  parallel = 1
+  threads  = 1
+  preload  = true
+}
+`, filepath.Join(dir, "admin.sock"), testmodel.Path(t)), 0o644)
+	base, _ := runDaemon(t, daemon.Options{ConfigPath: conf, SocketDir: dir,
+		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard})
+	tr := &http.Transport{MaxIdleConnsPerHost: burst}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 120 * time.Second}
+	infer := func() (int, string, string, error) {
+		resp, err := client.Post(base+"/inference", "application/json", strings.NewReader(`{"prompt": "Once", "model": "stories", "max_tokens": 8}`))
+		if err != nil {
+			return 0, "", "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), string(b), nil
+	}
+	eventually(t, "the model answers", func() bool { code, _, _, _ := infer(); return code == 200 })
+	tr.CloseIdleConnections()
+	settle := func() int {
+		var n int
+		for i := 0; i < 20; i++ { // the lowest of a few looks: exiting goroutines
+			n = runtime.NumGoroutine()
+			time.Sleep(5 * time.Millisecond)
+			n = min(n, runtime.NumGoroutine())
+		}
+		return n
+	}
+	before := settle()
+
+	type result struct {
+		code       int
+		retryAfter string
+		body       string
+		err        error
+	}
+	results := make(chan result, burst)
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, ra, body, err := infer()
+			results <- result{code, ra, body, err}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	counts := map[int]int{}
+	for r := range results {
+		switch {
+		case r.err != nil:
+			t.Errorf("request failed: %v", r.err)
+		case r.code == 200:
+		case r.code == 429 || r.code == 503:
+			if r.retryAfter == "" || !strings.Contains(r.body, `"error"`) {
+				t.Errorf("%d without Retry-After or JSON error: %q %s", r.code, r.retryAfter, r.body)
+			}
+		default:
+			t.Errorf("answer %d: %s", r.code, r.body)
+		}
+		counts[r.code]++
+	}
+	tr.CloseIdleConnections()
+	var after int
+	eventually(t, "goroutines back to their baseline", func() bool {
+		after = settle()
+		return after <= before+5
+	})
+	t.Logf("%d requests at once: answers %v; goroutines %d before, %d after", burst, counts, before, after)
 }
