@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
-	"os"
 	"time"
 )
 
@@ -158,7 +157,7 @@ type Sampling struct {
 
 // Load reads and parses the config file at path. See Parse.
 func Load(path string) (*Config, error) {
-	src, err := os.ReadFile(path)
+	src, err := readLimited(path) // limits.go
 	if err != nil {
 		msg := "cannot read the config file: " + err.Error()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -176,13 +175,16 @@ func Load(path string) (*Config, error) {
 // resolve. On any error it returns a nil Config and a Diagnostics listing
 // every problem found.
 func Parse(src []byte, filename string) (*Config, error) {
+	if ds := checkText(src, filename); ds != nil { // limits.go
+		return nil, ds
+	}
 	sum := sha256.Sum256(src)
 	c, diags := decode(src, filename)
 	if diags.HasErrors() {
-		return nil, diags.errorsOnly()
+		return nil, capped(diags.errorsOnly(), filename, "errors")
 	}
 	c.Hash = hex.EncodeToString(sum[:])
-	c.Warnings = diags
+	c.Warnings = capped(diags, filename, "warnings")
 	return c, nil
 }
 

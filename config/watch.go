@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -233,7 +232,7 @@ var errEmpty = errors.New("empty file")
 // file). The file is small: hashing it is cheaper than trusting mtimes,
 // which coarse or network file systems do not always move.
 func (w *Watcher) fingerprint() (string, error) {
-	b, err := os.ReadFile(w.path)
+	b, err := readLimited(w.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return deletedMark, nil
 	}
