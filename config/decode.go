@@ -418,9 +418,10 @@ func (d *decoder) models(c *Config, bs []modelBlock) {
 		c.byName[b.Name] = len(c.Models)
 		c.Models = append(c.Models, d.model(b))
 	}
+	blocks := blocksByName(bs)
 	for i := range c.Models {
 		m := &c.Models[i]
-		b := blockOf(bs, m.Name)
+		b := blocks[m.Name]
 		for j, a := range m.Aliases {
 			r := elemRange(b.Body, "aliases", j, b.DefRange)
 			if !d.checkName(r, "alias", a) {
@@ -444,13 +445,16 @@ func (d *decoder) models(c *Config, bs []modelBlock) {
 	}
 }
 
-func blockOf(bs []modelBlock, name string) *modelBlock {
+// blocksByName maps each model name to its first block. (A scan per model
+// made 100,000 model blocks take 43 s to check.)
+func blocksByName(bs []modelBlock) map[string]*modelBlock {
+	m := make(map[string]*modelBlock, len(bs))
 	for i := range bs {
-		if bs[i].Name == name {
-			return &bs[i]
+		if _, dup := m[bs[i].Name]; !dup {
+			m[bs[i].Name] = &bs[i]
 		}
 	}
-	return nil
+	return m
 }
 
 func (d *decoder) model(b *modelBlock) Model {
@@ -700,9 +704,10 @@ func (d *decoder) budgets(c *Config, mb *memoryBlock, models []modelBlock) {
 	budgetRange := valueRange(mb.Body, "budget", mb.DefRange)
 	var smallest *Model
 	var pinned Size
+	blocks := blocksByName(models)
 	for i := range c.Models {
 		m := &c.Models[i]
-		b := blockOf(models, m.Name)
+		b := blocks[m.Name]
 		if m.MemoryBudget > 0 {
 			r := valueRange(b.Body, "memory_budget", b.DefRange)
 			if m.MemoryBudget > c.Memory.Budget {
@@ -726,7 +731,7 @@ func (d *decoder) budgets(c *Config, mb *memoryBlock, models []modelBlock) {
 	}
 	if c.Memory.Budget < smallest.FileSize {
 		if !has(mb.Body, "budget") {
-			b := blockOf(models, smallest.Name)
+			b := blocks[smallest.Name]
 			budgetRange = valueRange(b.Body, "path", b.DefRange)
 		}
 		d.errf(budgetRange, "memory budget (%s) cannot hold even one model: the smallest, %q, is %s on disk alone", humanSize(c.Memory.Budget), smallest.Name, humanSize(smallest.FileSize))
