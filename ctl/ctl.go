@@ -252,7 +252,8 @@ Global flags (before or after the command):
   --timeout DURATION  give up after this long (default: no limit)
 
 Exit codes: 0 ok, 1 failed (the daemon refused or the operation failed),
-2 bad usage, 3 cannot reach the daemon (not running, no socket, no permission).
+2 bad usage, 3 cannot reach the daemon (not running, no socket, no permission,
+or hung: no answer to a status within 15 s).
 
 Run 'jetai-ctl help COMMAND' for a command's details.
 `, SocketEnv, config.DefaultAdminSocket)
