@@ -31,8 +31,9 @@ const (
 	DefaultQueueTotal = 64
 	// DefaultMaxConnections caps the REST connections open at once; at the
 	// cap the longest-idle one is closed for a new one (daemon/connlimit).
-	// About 16 KiB of memory and one file descriptor each.
-	DefaultMaxConnections = 512
+	// One file descriptor and about 16 KiB of memory each (6,000 idle
+	// connections against this cap: jetaid's RSS 21 -> 112 MB).
+	DefaultMaxConnections = 4096
 	// DefaultLogLevel is one of debug, info, warn, error.
 	DefaultLogLevel = "info"
 )

@@ -63,10 +63,11 @@ server {
   queue_per_model = 16
   queue_total     = 64
 
-  # REST connections open at once (one file descriptor and about 16 KiB
-  # each). At the cap a new connection closes the one idle longest (no
-  # request in progress); when none is idle, it is answered 503.
-  max_connections = 512
+  # REST connections open at once (one file descriptor each; at most half
+  # of jetaid's open-file limit). At the cap a new connection closes the one
+  # idle longest (no request in progress or arriving, idle for 1 s or
+  # more); when none is, it waits up to 1 s, then is answered 503.
+  max_connections = 4096
 
   # debug, info, warn or error. `jetai-ctl log-level debug` changes it until
   # jetaid restarts or this setting changes. Under systemd the log goes to

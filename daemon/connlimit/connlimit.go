@@ -7,7 +7,8 @@
 //
 // At the cap, a new connection first makes room by closing the connection
 // that has been idle the longest, if that is at least MinIdle: one that
-// has sent no request yet or sits between keep-alive requests. Such a
+// has sent no request yet or sits between keep-alive requests, and has no
+// bytes waiting unread (those are a request on its way). Such a
 // connection costs its client little to reopen, whereas refusing the
 // newcomer would let whoever holds the most idle sockets lock everyone
 // else out (a /health probe included). MinIdle keeps a burst of clients
@@ -24,9 +25,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // refusal is the whole answer to a connection over the cap: a complete
@@ -146,9 +151,20 @@ func (l *Listener) admit(c *conn) (bool, *conn) {
 	var victim *conn
 	if n := l.max(); n > 0 && len(l.conns) >= n {
 		idleSince := now.Add(-l.MinIdle)
+		var idle []*conn
 		for o := range l.conns {
-			if o.idle && !o.since.After(idleSince) && (victim == nil || o.since.Before(victim.since)) {
+			if o.idle && !o.since.After(idleSince) {
+				idle = append(idle, o)
+			}
+		}
+		slices.SortFunc(idle, func(a, b *conn) int { return a.since.Compare(b.since) })
+		// A connection with bytes waiting unread is a request on its way
+		// (its server goroutine has not run yet, as in a burst on a busy
+		// machine): it is not idle, whatever its state says.
+		for _, o := range idle {
+			if !pending(o.Conn) {
 				victim = o
+				break
 			}
 		}
 		if victim == nil {
@@ -159,6 +175,24 @@ func (l *Listener) admit(c *conn) (bool, *conn) {
 	c.since = now
 	l.conns[c] = struct{}{}
 	return true, victim
+}
+
+// pending reports whether nc has received bytes not read yet (FIONREAD);
+// false when that cannot be told.
+func pending(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	rc.Control(func(fd uintptr) {
+		n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+	})
+	return err == nil && n > 0
 }
 
 // refuse answers 503 and closes. It reads the request first (HTTP clients

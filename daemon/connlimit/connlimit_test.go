@@ -155,3 +155,46 @@ func TestFreshConnectionsAreNotEvicted(t *testing.T) {
 		t.Fatalf("answer %d, stats %+v; want 503, none evicted, 1 refused", resp.StatusCode, st)
 	}
 }
+
+// TestPendingBytesAreNotIdle: a connection whose request bytes wait unread
+// (its server goroutine has not run yet, as in a burst on a busy machine)
+// is not evicted, even when it is the oldest; a silent one is.
+func TestPendingBytesAreNotIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := connlimit.New(ln, func() int { return 2 })
+	lim.MinIdle, lim.MaxWait = 0, 0
+	defer lim.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := lim.Accept() // and never read: no server here
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(send string) net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if send != "" {
+			io.WriteString(c, send)
+		}
+		<-accepted
+		return c
+	}
+	busy := dial("GET / HTTP/1.1\r\nHost: x\r\n\r\n") // oldest, with bytes waiting
+	silent := dial("")
+	dial("") // over the cap: one of the two must go
+	waitFor(t, "an eviction", func() bool { return lim.Stats().Evicted == 1 })
+	waitFor(t, "the silent connection closed", func() bool { return closedByServer(silent) })
+	if closedByServer(busy) {
+		t.Fatal("the connection with a request waiting was evicted")
+	}
+}
