@@ -49,6 +49,9 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 		ds.sort()
 		return nil, ds
 	}
+	if ds := checkBlockCount(f.Body.(*hclsyntax.Body), filename); ds != nil { // limits.go
+		return nil, ds
+	}
 	if hd := checkNumbers(f.Body.(*hclsyntax.Body)); hd.HasErrors() {
 		ds := fromHCL(filename, hd)
 		ds.sort()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"unicode/utf8"
 
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/jetai/jetai/internal/bytesize"
 )
 
@@ -46,6 +47,27 @@ func checkText(src []byte, filename string) Diagnostics {
 		return nil
 	}
 	return Diagnostics{{Severity: Error, Filename: filename, Line: 1, Column: 1, Message: msg}}
+}
+
+// MaxModels is how many model blocks a config may hold. Decoding costs
+// about 8 KiB of transient allocations per block in HCL's decoder
+// (75,000 empty blocks in a 1 MiB file peaked at 290 MB of RSS).
+const MaxModels = 10000
+
+// checkBlockCount refuses a file with more than MaxModels model blocks,
+// at the first one past the limit, before the blocks are decoded.
+func checkBlockCount(body *hclsyntax.Body, filename string) Diagnostics {
+	n := 0
+	for _, b := range body.Blocks {
+		if b.Type != "model" {
+			continue
+		}
+		if n++; n > MaxModels {
+			r := b.DefRange()
+			return Diagnostics{newDiag(Error, filename, &r, fmt.Sprintf("more than %d model blocks; a config holds at most %d models", MaxModels, MaxModels))}
+		}
+	}
+	return nil
 }
 
 // capped keeps the first maxShown diagnostics and counts the rest in a
