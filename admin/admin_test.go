@@ -291,12 +291,14 @@ func TestTopNeverRead(t *testing.T) {
 	c.(*net.UnixConn).SetReadBuffer(1) // fill up after a few lines
 	io.WriteString(c, "GET /v1/top?interval=1ms HTTP/1.1\r\nHost: x\r\n\r\n")
 	// Nothing is read until the handler has stalled: no status asked for
-	// during well over the write deadline (the buffers are full).
+	// during 3 s, far over the write deadline (the buffers are full; a
+	// goroutine that writes a line a millisecond is not descheduled that
+	// long).
 	last, since := int64(-1), time.Now()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if n := be.statuses.Load(); n != last {
 			last, since = n, time.Now()
-		} else if n > 0 && time.Since(since) > time.Second {
+		} else if n > 0 && time.Since(since) > 3*time.Second {
 			break
 		}
 		if time.Now().After(deadline) {
