@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,6 +31,8 @@ func main() {
 	fakeRoot := flag.String("platform-root", "testdata/platform/orin-nano", "fake machine tree for the monitoring cost")
 	reload := flag.Int("reload", 10, "rounds of the config reload latency figures (0 = skip)")
 	engineBench := flag.Bool("engine", true, "measure the raw engine and the runner side by side")
+	flood := flag.String("flood", "", "`COUNTS` of idle connections (e.g. 3000,6000) to hold while timing /health, then a burst of -burst requests, on stories260K (empty = skip)")
+	burst := flag.Int("burst", 2000, "requests sent at once after the -flood counts")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -97,6 +100,18 @@ Flags:
 		if err == nil {
 			_, err = bench.RunReload(ctx, rc)
 		}
+	}
+	if err == nil && *flood != "" && *tiny != "" {
+		var counts []int
+		for _, s := range strings.Split(*flood, ",") {
+			n, cerr := strconv.Atoi(strings.TrimSpace(s))
+			if cerr != nil || n < 0 {
+				fmt.Fprintf(os.Stderr, "jetai-bench: bad -flood %q\n", *flood)
+				os.Exit(2)
+			}
+			counts = append(counts, n)
+		}
+		_, err = bench.RunFlood(ctx, bench.FloodConfig{Jetaid: exe, Model: *tiny, Idle: counts, Burst: *burst, Out: os.Stdout, Log: io.Discard})
 	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
