@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/internal/promtool"
 	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/internal/testrunner"
 )
@@ -98,6 +99,34 @@ model "stories" {
 	t.Logf("after %d idle connections with max_connections %d: %+v", flood, limit, st)
 	if st.Open > limit {
 		t.Fatalf("%d connections open, over max_connections %d", st.Open, limit)
+	}
+	// /metrics reports the cap and what the flood cost (the scrape's own
+	// connection may evict one more, so the counters are at least these).
+	_, text, err := get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promtool.Check(t, []byte(text))
+	if !strings.Contains(text, fmt.Sprintf("jetai_http_connections_max %d\n", limit)) {
+		t.Errorf("/metrics lacks jetai_http_connections_max %d", limit)
+	}
+	for _, name := range []string{"jetai_http_connections_evicted_total", "jetai_http_connections_refused_total"} {
+		var n int64
+		for _, line := range strings.Split(text, "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				fmt.Sscan(v, &n)
+			}
+		}
+		want := st.Evicted
+		if name == "jetai_http_connections_refused_total" {
+			want = st.Refused
+		}
+		if n < want {
+			t.Errorf("%s %d, want at least %d (Connections: %+v)", name, n, want, st)
+		}
+	}
+	if st.Evicted+st.Refused == 0 {
+		t.Errorf("a flood of %d over a cap of %d evicted and refused nothing: %+v", flood, limit, st)
 	}
 }
 

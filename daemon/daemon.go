@@ -213,6 +213,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.sys.listen = ln.Addr().String()
 	lim := connlimit.New(ln, d.connCap()) // connections.go
 	d.conns.Store(lim)
+	d.metrics.AttachConnections(lim.Stats)
 	ln = lim
 	hs := &http.Server{
 		ConnState:         lim.ConnState,

@@ -255,6 +255,7 @@ func (l *Listener) ConnState(nc net.Conn, st http.ConnState) {
 // Stats are the listener's counters.
 type Stats struct {
 	Open    int   `json:"open"`    // connections open now
+	Max     int   `json:"max"`     // the cap in force
 	Evicted int64 `json:"evicted"` // idle connections closed to make room
 	Refused int64 `json:"refused"` // new connections answered 503 at the cap
 }
@@ -264,5 +265,5 @@ func (l *Listener) Stats() Stats {
 	l.mu.Lock()
 	n := len(l.conns)
 	l.mu.Unlock()
-	return Stats{Open: n, Evicted: l.evicted.Load(), Refused: l.refused.Load()}
+	return Stats{Open: n, Max: l.max(), Evicted: l.evicted.Load(), Refused: l.refused.Load()}
 }

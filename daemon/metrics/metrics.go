@@ -27,6 +27,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/daemon/connlimit"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
 )
@@ -79,6 +80,10 @@ var families = map[string]family{
 	"jetai_gpu_frequency_hertz":                 {"gauge", "GPU clock from devfreq."},
 	"jetai_platform_polls_total":                {"counter", "Readings of the machine taken by the platform monitor."},
 	"jetai_platform_poll_seconds_total":         {"counter", "Time the platform monitor spent reading the machine."},
+	"jetai_http_connections":                    {"gauge", "REST connections open now."},
+	"jetai_http_connections_max":                {"gauge", "server.max_connections in force (at most half the open-file limit)."},
+	"jetai_http_connections_evicted_total":      {"counter", "Idle REST connections closed to make room for new ones at server.max_connections."},
+	"jetai_http_connections_refused_total":      {"counter", "New REST connections answered 503 too_many_connections because every open one was busy."},
 	"jetai_cache_max_bytes":                     {"gauge", "cache.max_size: what the model cache may hold; 0 is no bound."},
 	"jetai_cache_used_bytes":                    {"gauge", "Bytes in the model cache: model files (staged, imported, quantized) and parked conversations."},
 	"jetai_cache_files":                         {"gauge", "Model files in the cache, and models with parked conversations."},
@@ -117,6 +122,7 @@ type Registry struct {
 	pool     PoolSource
 	platform func() platform.Status
 	cache    func() cache.Stats
+	conns    func() connlimit.Stats
 }
 
 var _ pool.Observer = (*Registry)(nil)
@@ -137,6 +143,14 @@ func (r *Registry) AttachCache(stats func() cache.Stats) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cache = stats
+}
+
+// AttachConnections sets the REST listener's scrape-time source (jetaid
+// makes the listener in Run, after the registry exists).
+func (r *Registry) AttachConnections(stats func() connlimit.Stats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conns = stats
 }
 
 // Request records one finished or refused request's durations (the pool
@@ -207,7 +221,7 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	out.copyWithMetadata(ev.Bytes())
 
 	r.mu.Lock()
-	ps, plat, cs := r.pool, r.platform, r.cache
+	ps, plat, cs, conns := r.pool, r.platform, r.cache, r.conns
 	r.mu.Unlock()
 	if ps != nil {
 		writePool(out, ps)
@@ -217,6 +231,9 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	}
 	if cs != nil {
 		writeCache(out, cs())
+	}
+	if conns != nil {
+		writeConnections(out, conns())
 	}
 	out.w.Flush()
 }
@@ -393,6 +410,14 @@ func writePlatform(o *writer, s platform.Status) {
 	}
 	o.sample("jetai_platform_polls_total", float64(s.Polls))
 	o.sample("jetai_platform_poll_seconds_total", s.PollSeconds)
+}
+
+// writeConnections writes the REST port's connection figures.
+func writeConnections(o *writer, s connlimit.Stats) {
+	o.sample("jetai_http_connections", float64(s.Open))
+	o.sample("jetai_http_connections_max", float64(s.Max))
+	o.sample("jetai_http_connections_evicted_total", float64(s.Evicted))
+	o.sample("jetai_http_connections_refused_total", float64(s.Refused))
 }
 
 // writeCache writes the model cache's figures. Every label value is

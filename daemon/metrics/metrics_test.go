@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/daemon/connlimit"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/internal/promtool"
@@ -60,6 +61,9 @@ func orinMonitor(t *testing.T) *platform.Monitor {
 func TestExposition(t *testing.T) {
 	r := New()
 	r.Attach(fakePool{}, orinMonitor(t).Status)
+	r.AttachConnections(func() connlimit.Stats {
+		return connlimit.Stats{Open: 7, Max: 4096, Evicted: 12, Refused: 3}
+	})
 	r.AttachCache(func() cache.Stats {
 		return cache.Stats{MaxBytes: 8 << 30, ModelBytes: 3 << 30, ParkedBytes: 40 << 20, ModelFiles: 2, ParkedModels: 1,
 			StageHits: 5, StageMisses: 2, StageFailures: 1, StagedBytes: 3 << 30, EvictedModels: 1, EvictedParked: 4,
@@ -116,6 +120,11 @@ func TestExposition(t *testing.T) {
 		`jetai_gpu_frequency_hertz{gpu="17000000.ga10b"} 624750000`,
 		`jetai_memory_pressure_ratio{kind="some"} 0`,
 		`jetai_platform_polls_total 1`,
+		`jetai_http_connections 7`,
+		`jetai_http_connections_max 4096`,
+		`jetai_http_connections_evicted_total 12`,
+		`jetai_http_connections_refused_total 3`,
+		"# TYPE jetai_http_connections_evicted_total counter",
 		`jetai_cache_max_bytes 8589934592`,
 		`jetai_cache_used_bytes{kind="models"} 3221225472`,
 		`jetai_cache_used_bytes{kind="parked"} 41943040`,
