@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,12 +92,12 @@ func freeAddr(t *testing.T) string {
 type child struct {
 	cmd  *exec.Cmd
 	done chan error
-	log  *lockedWriter
+	log  *logBuffer // os/exec writes it from another goroutine
 }
 
 func startChild(t *testing.T, cmd *exec.Cmd) *child {
 	t.Helper()
-	c := &child{cmd: cmd, done: make(chan error, 1), log: &lockedWriter{}}
+	c := &child{cmd: cmd, done: make(chan error, 1), log: &logBuffer{}}
 	cmd.Stderr = c.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -130,25 +129,6 @@ func (c *child) wait(t *testing.T, limit time.Duration) {
 	case <-time.After(limit):
 		t.Fatalf("jetaid did not exit within %s of SIGTERM; log:\n%s", limit, c.log)
 	}
-}
-
-// lockedWriter collects a child's stderr, which os/exec copies from another
-// goroutine while the test reads it.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 func health(t *testing.T, addr string) int {
