@@ -122,7 +122,7 @@ thermal {
 
   # How often the zones, memory, GPU and power rails are read. One poll took
   # 49 µs (x86 box) to 368 µs (fake Orin Nano tree), under 0.02% of one core
-  # at 2s (see the README's Benchmark).
+  # at 2s (docs/benchmarks.md in the source, "Platform monitoring").
   poll_interval = "2s"
 }
 

@@ -12,7 +12,7 @@ import (
 // It is written by hand, next to the handlers it describes; the package's
 // tests check that it lists exactly the registered routes and that real
 // answers validate against its schemas. Add a route here when you add one
-// to New (see the README section "API documentation and dashboard").
+// to New (see docs/development.md, "Keeping the OpenAPI document true").
 //
 //go:embed openapi.json
 var openapiJSONDoc []byte
