@@ -54,6 +54,13 @@ const struct llama_vocab * llama_model_get_vocab(const struct llama_model * mode
 int32_t  llama_vocab_n_tokens(const struct llama_vocab * vocab);
 int32_t  llama_vocab_bos(const struct llama_vocab * vocab);
 int32_t  llama_vocab_eos(const struct llama_vocab * vocab);
+int32_t  llama_vocab_sep(const struct llama_vocab * vocab);
+int      llama_vocab_type(const struct llama_vocab * vocab);
+bool     llama_vocab_get_add_bos(const struct llama_vocab * vocab);
+bool     llama_vocab_get_add_eos(const struct llama_vocab * vocab);
+const char * llama_vocab_get_text(const struct llama_vocab * vocab, int32_t token);
+uint32_t llama_vocab_get_attr(const struct llama_vocab * vocab, int32_t token);
+int32_t  llama_tokenize(const struct llama_vocab * vocab, const char * text, int32_t text_len, int32_t * tokens, int32_t n_tokens_max, bool add_special, bool parse_special);
 
 uint32_t llama_n_ctx(const struct llama_context * ctx);
 int      llama_pooling_type(const struct llama_context * ctx);
