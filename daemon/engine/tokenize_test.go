@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -327,5 +328,46 @@ func TestChatTokensLimit(t *testing.T) {
 	}
 	if used := cpuTime(t) - start; used > 5*time.Second {
 		t.Fatalf("refusing two chats of 20,000 messages took %v of CPU", used)
+	}
+}
+
+// TestDecodeInterruptible: an interrupt stops the decode and leaves the KV
+// cache as it was (decoding the same batch again gives the same logits as
+// a fresh context), is consumed by that decode, and plain Decode and the
+// decodes after it are not affected.
+func TestDecodeInterruptible(t *testing.T) {
+	m := loadTiny(t)
+	toks, _ := m.Tokenize(testmodel.GoldenPrompt, true)
+	next := func(c *Context, b *Batch) int {
+		s, _ := m.NewSampler(SamplingParams{Temperature: 0})
+		defer s.Close()
+		tok, err := s.Sample(c, b.Len()-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	fresh := newContext(t, m, ContextOptions{SlotContext: 64, Slots: 1, Threads: 1})
+	b := promptBatch(t, toks, 64)
+	if err := fresh.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	want := next(fresh, b)
+
+	c := newContext(t, m, ContextOptions{SlotContext: 64, Slots: 1, Threads: 1})
+	c.Interrupt()
+	if err := c.DecodeInterruptible(b); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted decode: %v", err)
+	}
+	if err := c.DecodeInterruptible(b); err != nil {
+		t.Fatalf("the decode after the interrupted one: %v", err)
+	}
+	if got := next(c, b); got != want {
+		t.Fatalf("after an interrupted decode the prompt gives token %d, a fresh context %d", got, want)
+	}
+	c.RemoveFrom(0, 0)
+	c.Interrupt()
+	if err := c.Decode(b); err != nil {
+		t.Fatalf("plain Decode with an interrupt asked for: %v", err)
 	}
 }
