@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/modelgen"
 )
 
 // runnerCPU is the runner process's user+system CPU time so far.
@@ -132,5 +133,47 @@ func TestCancelStopsRunnerWork(t *testing.T) {
 				t.Fatalf("next request: %+v, %v", r, err)
 			}
 		})
+	}
+}
+
+// TestCancelInterruptsStep cancels a request at the start of a decode step
+// that takes about half a second of CPU (a 512-token batch of a
+// 27M-parameter model on one thread): the runner stops computing at once,
+// not at the end of the step.
+func TestCancelInterruptsStep(t *testing.T) {
+	path, err := modelgen.Cached(t.TempDir(), modelgen.Small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, path, 1, 2048)
+	ready(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Complete(ctx, runner.Request{Prompt: strings.Repeat("the cat sat on the mat. ", 150), MaxTokens: 4, Sampling: greedy}, nil)
+		done <- err
+	}()
+	waitActive(t, p, 1)
+	time.Sleep(50 * time.Millisecond)
+	start := runnerCPU(t, p)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled request: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	before := runnerCPU(t, p)
+	time.Sleep(time.Second)
+	used := runnerCPU(t, p) - before
+	t.Logf("runner CPU: %v from the cancel to 50 ms after it, %v in the second after that", before-start, used)
+	if used > 100*time.Millisecond {
+		t.Fatalf("the runner used %v of CPU in the second from 50 ms after the cancel (%v between the cancel and then)", used, before-start)
+	}
+	h, err := p.Health(context.Background())
+	if err != nil || h.Active != 0 {
+		t.Fatalf("after the cancel: %+v, %v", h, err)
+	}
+	r, err := p.Complete(context.Background(), runner.Request{Prompt: "the cat", MaxTokens: 2, Sampling: greedy}, nil)
+	if err != nil || r.Timings.GeneratedTokens == 0 {
+		t.Fatalf("next request: %+v, %v", r, err)
 	}
 }
