@@ -371,3 +371,46 @@ func TestDecodeInterruptible(t *testing.T) {
 		t.Fatalf("plain Decode with an interrupt asked for: %v", err)
 	}
 }
+
+// FuzzTokenize checks the Go split against llama.cpp on any text: the
+// hand-made vocabulary against the reference algorithm, the real model
+// against llama.cpp's own tokenization.
+func FuzzTokenize(f *testing.F) {
+	for _, s := range []string{"", "</s>x</s>x", "<s></s><unk>", "<|im_start|>user\nhi<|im_end|>\n", "  <mask> [R]  x  ", "ababa", "é</s", "\x00<s>\xff"} {
+		f.Add(s)
+	}
+	tk := handTokenizer()
+	m, err := Load(context.Background(), testmodel.Path(f), LoadOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(m.Close)
+	f.Fuzz(func(t *testing.T, text string) {
+		if len(text) > 4096 {
+			return // llama.cpp's own split is quadratic
+		}
+		for _, parse := range []bool{true, false} {
+			got, err := tk.partition(context.Background(), text, parse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := refPartition(tk, text, parse); !slices.Equal(got, want) {
+				t.Fatalf("partition(%q, parse=%v):\n got %v\nwant %v", text, parse, got, want)
+			}
+			toks, err := m.tokenize(context.Background(), text, true, parse, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := m.m.Tokenize(text, true, parse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text == "" {
+				want = []int{m.info.BOS}
+			}
+			if !slices.Equal(toks, want) {
+				t.Fatalf("tokenize(%q, parse=%v):\n got %v\nwant %v (llama.cpp)", text, parse, toks, want)
+			}
+		}
+	})
+}
