@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 )
@@ -158,10 +159,27 @@ func (tk *tokenizer) resolveTies(m *Model) {
 		if len(group) < 2 {
 			continue
 		}
+		// Index the proper prefixes: a pair conflicts when one text's
+		// proper suffix is the other's prefix, or the texts are the same.
+		// Hashing keeps this linear in the group for large vocabularies.
+		texts := make(map[string]int, len(group))
+		prefixes := map[string]int{} // prefix -> how many texts start with it
 		conflict := false
-		for i := range group {
-			for j := i + 1; j < len(group) && !conflict; j++ {
-				conflict = conflicts(group[i].text, group[j].text)
+		for _, s := range group {
+			texts[s.text]++
+			conflict = conflict || texts[s.text] > 1
+			for k := 1; k < len(s.text); k++ {
+				prefixes[s.text[:k]]++
+			}
+		}
+		for _, s := range group {
+			for k := 1; k < len(s.text) && !conflict; k++ {
+				suffix := s.text[k:]
+				n := prefixes[suffix]
+				if n > 0 && strings.HasPrefix(s.text, suffix) {
+					n-- // its own prefix: no pair
+				}
+				conflict = n > 0
 			}
 		}
 		if !conflict {

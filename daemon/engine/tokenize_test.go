@@ -414,3 +414,19 @@ func FuzzTokenize(f *testing.F) {
 		}
 	})
 }
+
+// TestResolveTiesCheap loads no model: a group of many special tokens of
+// the same length that cannot overlap (as "<unused0>".."<unused9999>" in
+// some vocabularies) is left in id order without probing llama.cpp.
+func TestResolveTiesCheap(t *testing.T) {
+	tk := &tokenizer{}
+	for i := range 10000 {
+		tk.specials = append(tk.specials, special{id: i, text: fmt.Sprintf("<unused%04d>", i), attr: attrControl})
+	}
+	tk.resolveTies(nil) // a probe would need the model and panic
+	for i, s := range tk.specials {
+		if s.id != i {
+			t.Fatalf("order changed at %d: %+v", i, s)
+		}
+	}
+}
