@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestPairsRow(t *testing.T) {
@@ -77,5 +78,23 @@ func TestWakeups(t *testing.T) {
 	}
 	if _, ok := wakeups(-1); ok {
 		t.Fatal("a process that does not exist has a wake-up count")
+	}
+}
+
+func TestPrintSpecialMarksTarget(t *testing.T) {
+	var b strings.Builder
+	printSpecial(&b, SpecialConfig{Model: "m", Repeats: 3}, []SpecialRow{
+		{Bytes: 50_041, Status: 400, ErrorType: "context_overflow", RunnerCPU: 10 * time.Millisecond},
+		{Bytes: 400_041, Status: 400, ErrorType: "context_overflow", RunnerCPU: 20 * time.Millisecond},
+		{Bytes: 400_041, Status: 400, ErrorType: "context_overflow", RunnerCPU: 20 * time.Second},
+		{Bytes: 400_041, Status: 413, ErrorType: "body_too_large"},
+	})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 5 || strings.HasSuffix(lines[1], "ok") || !strings.HasSuffix(lines[2], "  ok") ||
+		!strings.HasSuffix(lines[3], "MISSED") || !strings.HasSuffix(lines[4], "MISSED") {
+		t.Fatalf("marks:\n%s", b.String())
+	}
+	if !strings.Contains(lines[2], "400041 bytes: 400 context_overflow, runner CPU 20 ms") {
+		t.Fatalf("row: %q", lines[2])
 	}
 }

@@ -23,7 +23,7 @@ func main() {
 	cache := flag.String("cache", ".cache/models", "directory for generated models")
 	threads := flag.Int("threads", 0, "CPU threads for the raw engine and the runner (0 = all)")
 	streams := flag.String("streams", "1,2,4,8", "concurrency levels")
-	repeats := flag.Int("repeats", 3, "measurements of each raw/runner figure, the two back to back; the best of each side counts")
+	repeats := flag.Int("repeats", 3, "measurements of each raw/runner figure, the two back to back; the best of each side counts (requests per size for -special: the median counts)")
 	runnerCmd := flag.String("runner", "bin/jetaid", "the jetaid `BINARY` whose runner (jetaid runner) is measured")
 	httpBench := flag.Bool("http", true, "also measure jetaid over HTTP against the runner, endpoint latency and a model swap")
 	rate := flag.Int("rate", 500, "requests/s for the /health and /models latency figure")
@@ -33,6 +33,7 @@ func main() {
 	engineBench := flag.Bool("engine", true, "measure the raw engine and the runner side by side")
 	flood := flag.String("flood", "", "`COUNTS` of idle connections (e.g. 3000,6000) to hold while timing /health, then a burst of -burst requests, on stories260K (empty = skip)")
 	burst := flag.Int("burst", 2000, "requests sent at once after the -flood counts")
+	special := flag.String("special", "50,100,200,400", "`SIZES` in KB of /inference bodies of special-token text (\"</s>x\" repeated) whose runner CPU is measured, on stories260K (empty = skip)")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -40,8 +41,9 @@ func main() {
 jetai-bench measures jetai side by side with the raw engine in one run and
 prints tables: the runner against a minimal in-process engine loop (for
 stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
-latency, a model swap, config reload latency, the model cache and the CPU
-cost of platform monitoring. Not a test: the figures are for a quiet machine.
+latency, a model swap, config reload latency, the model cache, the CPU
+cost of platform monitoring and the runner CPU that refusing special-token
+text costs. Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -112,6 +114,18 @@ Flags:
 			counts = append(counts, n)
 		}
 		_, err = bench.RunFlood(ctx, bench.FloodConfig{Jetaid: exe, Model: *tiny, Idle: counts, Burst: *burst, Out: os.Stdout, Log: io.Discard})
+	}
+	if err == nil && *special != "" && *tiny != "" {
+		var sizes []int
+		for _, s := range strings.Split(*special, ",") {
+			n, cerr := strconv.Atoi(strings.TrimSpace(s))
+			if cerr != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "jetai-bench: bad -special %q\n", *special)
+				os.Exit(2)
+			}
+			sizes = append(sizes, n)
+		}
+		_, err = bench.RunSpecial(ctx, bench.SpecialConfig{Jetaid: exe, Model: *tiny, SizesKB: sizes, Repeats: *repeats, Out: os.Stdout, Log: io.Discard})
 	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)

@@ -6,9 +6,10 @@ package engine
 import "C"
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"unsafe"
 )
@@ -76,14 +77,15 @@ func applyTemplate(tmpl string, msgs []Message, addAssistant bool) (string, erro
 // marker and speak as the system. Prompts without special-token text
 // tokenize exactly as the whole formatted string does; the others are
 // tokenized piecewise (template text with special tokens, content without).
-func (m *Model) ChatTokens(msgs []Message) ([]int, error) {
+// limit and ctx work as in TokenizeLimit.
+func (m *Model) ChatTokens(ctx context.Context, msgs []Message, limit int) ([]int, error) {
 	text, err := m.ApplyChatTemplate(msgs, true)
 	if err != nil {
 		return nil, err
 	}
 	injected := false
 	for _, msg := range msgs {
-		if injected, err = m.hasSpecialText(msg.Content); err != nil || injected {
+		if injected, err = m.hasSpecialText(ctx, msg.Content); err != nil || injected {
 			break
 		}
 	}
@@ -91,32 +93,34 @@ func (m *Model) ChatTokens(msgs []Message) ([]int, error) {
 		return nil, err
 	}
 	if !injected {
-		return m.Tokenize(text, true)
+		return m.TokenizeLimit(ctx, text, true, limit)
 	}
-	return m.chatTokensPiecewise(msgs)
+	return m.chatTokensPiecewise(ctx, msgs, limit)
 }
 
-// hasSpecialText reports whether s contains the text of a special token:
-// then parsing specials changes its tokens.
-func (m *Model) hasSpecialText(s string) (bool, error) {
+// hasSpecialText reports whether s contains the text of a special token
+// that parsing specials splits out (a control or unknown token): then
+// parsing specials changes its tokens.
+func (m *Model) hasSpecialText(ctx context.Context, s string) (bool, error) {
 	if s == "" {
 		return false, nil
 	}
-	special, err := m.m.Tokenize(s, false, true)
+	parts, err := m.tok.partition(ctx, s, true)
 	if err != nil {
 		return false, err
 	}
-	plain, err := m.m.Tokenize(s, false, false)
-	if err != nil {
-		return false, err
+	for _, p := range parts {
+		if p.token >= 0 && m.tok.isParsedOnly(p.token) {
+			return true, nil
+		}
 	}
-	return !slices.Equal(special, plain), nil
+	return false, nil
 }
 
 // chatTokensPiecewise formats msgs with a random placeholder for each
 // content, then tokenizes the template's text with special tokens parsed
 // and each content, in its place, as plain text.
-func (m *Model) chatTokensPiecewise(msgs []Message) ([]int, error) {
+func (m *Model) chatTokensPiecewise(ctx context.Context, msgs []Message, limit int) ([]int, error) {
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
@@ -135,7 +139,18 @@ func (m *Model) chatTokensPiecewise(msgs []Message) ([]int, error) {
 		if s == "" {
 			return nil
 		}
-		t, err := m.m.Tokenize(s, len(toks) == 0 && m.info.AddBOS, special)
+		left := 0
+		if limit > 0 {
+			left = limit - len(toks)
+			if left <= 0 {
+				return &TooLongError{Tokens: len(toks) + 1, Limit: limit}
+			}
+		}
+		t, err := m.tokenize(ctx, s, len(toks) == 0 && m.info.AddBOS, special, left)
+		var tl *TooLongError
+		if errors.As(err, &tl) {
+			return &TooLongError{Tokens: len(toks) + tl.Tokens, Limit: limit}
+		}
 		toks = append(toks, t...)
 		return err
 	}

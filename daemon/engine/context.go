@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/ollama/ollama/llama"
@@ -41,6 +42,9 @@ type Context struct {
 	threads int
 	embd    *Batch // lazily made for Embed
 	pool    *C.struct_ggml_threadpool
+	// abort is C memory read by the abort callback (engine.h): armed,
+	// requested, fired.
+	abort *C.int32_t
 }
 
 // ErrKVFull is returned by Decode when the KV cache has no room for the batch.
@@ -85,6 +89,8 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		return nil, fmt.Errorf("context: could not create a thread pool of %d threads", opts.MaxThreads)
 	}
 	C.llama_attach_threadpool(ctx.raw(), ctx.pool, ctx.pool)
+	ctx.abort = (*C.int32_t)(C.calloc(3, C.size_t(unsafe.Sizeof(C.int32_t(0)))))
+	C.jetai_set_abort(ctx.raw(), ctx.abort)
 	C.llama_set_n_threads(ctx.raw(), C.int32_t(opts.Threads), C.int32_t(opts.Threads))
 	// The wrapper turns embeddings on for every context; generation does not
 	// need them, Embed turns them on for its own decodes.
@@ -108,6 +114,10 @@ func (c *Context) Close() {
 	if c.pool != nil {
 		C.ggml_threadpool_free(c.pool)
 		c.pool = nil
+	}
+	if c.abort != nil {
+		C.free(unsafe.Pointer(c.abort))
+		c.abort = nil
 	}
 }
 
@@ -184,6 +194,41 @@ func (c *Context) Decode(b *Batch) error {
 		return err
 	}
 	return nil
+}
+
+// ErrInterrupted is returned by DecodeInterruptible when Interrupt stopped
+// it. llama.cpp puts the KV cache back as it was: the batch had no effect.
+var ErrInterrupted = errors.New("decode interrupted")
+
+func (c *Context) abortFlags() []int32 {
+	return unsafe.Slice((*int32)(unsafe.Pointer(c.abort)), 3)
+}
+
+// Interrupt stops the DecodeInterruptible running now, at its next graph
+// node, or the next one to start when none runs. Safe from any goroutine.
+func (c *Context) Interrupt() {
+	atomic.StoreInt32(&c.abortFlags()[1], 1)
+}
+
+// DecodeInterruptible is Decode that Interrupt can stop (on the CPU
+// backend, between two graph nodes). Each call consumes the interrupt
+// asked for before it or during it.
+func (c *Context) DecodeInterruptible(b *Batch) error {
+	f := c.abortFlags()
+	atomic.StoreInt32(&f[2], 0)
+	atomic.StoreInt32(&f[0], 1)
+	interruptibleDecodes.Add(1)
+	err := c.Decode(b)
+	interruptibleDecodes.Add(-1)
+	atomic.StoreInt32(&f[0], 0)
+	atomic.StoreInt32(&f[1], 0)
+	if atomic.LoadInt32(&f[2]) != 0 {
+		atomic.StoreInt32(&f[2], 0)
+		if err != nil {
+			return ErrInterrupted
+		}
+	}
+	return err
 }
 
 // RemoveFrom drops sequence seq's KV cache from position pos on (pos < 0

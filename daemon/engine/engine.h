@@ -54,6 +54,13 @@ const struct llama_vocab * llama_model_get_vocab(const struct llama_model * mode
 int32_t  llama_vocab_n_tokens(const struct llama_vocab * vocab);
 int32_t  llama_vocab_bos(const struct llama_vocab * vocab);
 int32_t  llama_vocab_eos(const struct llama_vocab * vocab);
+int32_t  llama_vocab_sep(const struct llama_vocab * vocab);
+int      llama_vocab_type(const struct llama_vocab * vocab);
+bool     llama_vocab_get_add_bos(const struct llama_vocab * vocab);
+bool     llama_vocab_get_add_eos(const struct llama_vocab * vocab);
+const char * llama_vocab_get_text(const struct llama_vocab * vocab, int32_t token);
+uint32_t llama_vocab_get_attr(const struct llama_vocab * vocab, int32_t token);
+int32_t  llama_tokenize(const struct llama_vocab * vocab, const char * text, int32_t text_len, int32_t * tokens, int32_t n_tokens_max, bool add_special, bool parse_special);
 
 uint32_t llama_n_ctx(const struct llama_context * ctx);
 int      llama_pooling_type(const struct llama_context * ctx);
@@ -97,6 +104,21 @@ int32_t common_sampler_csample(struct common_sampler * s, struct llama_context *
 
 typedef void (*jetai_log_cb)(int level, const char * text, void * user_data);
 void llama_log_set(jetai_log_cb cb, void * user_data);
+
+// Interrupting a decode: ggml's CPU backend asks the abort callback before
+// each graph node. flags[0] is set while an interruptible decode runs,
+// flags[1] when an interrupt is asked for, flags[2] by the callback when it
+// stops the graph.
+void llama_set_abort_callback(struct llama_context * ctx, bool (*cb)(void * data), void * data);
+static inline bool jetai_abort_check(void * data) {
+	int32_t * f = (int32_t *) data;
+	if (__atomic_load_n(&f[0], __ATOMIC_RELAXED) && __atomic_load_n(&f[1], __ATOMIC_RELAXED)) {
+		__atomic_store_n(&f[2], 1, __ATOMIC_RELAXED);
+		return true;
+	}
+	return false;
+}
+static inline void jetai_set_abort(struct llama_context * ctx, int32_t * flags) { llama_set_abort_callback(ctx, jetai_abort_check, flags); }
 
 void llama_model_free(struct llama_model * model);
 void llama_free(struct llama_context * ctx);

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ggml log levels (ggml.h).
@@ -55,6 +56,15 @@ func SetLogErrorsOnly(w io.Writer) {
 	engineLog.minLevel = logError
 }
 
+// interruptibleDecodes counts the DecodeInterruptible calls running: the
+// errors llama.cpp logs for a graph that Interrupt stopped are not errors.
+var interruptibleDecodes atomic.Int32
+
+func interruptedLine(text string) bool {
+	return interruptibleDecodes.Load() > 0 &&
+		(strings.Contains(text, "graph_compute_async failed with error 1") || strings.Contains(text, "failed to decode, ret = 2"))
+}
+
 func (s *logSink) write(level int, text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -62,6 +72,9 @@ func (s *logSink) write(level int, text string) {
 		level = s.last
 	}
 	s.last = level
+	if level == logError && interruptedLine(text) {
+		return
+	}
 	if level >= logWarn {
 		if line := strings.TrimSpace(text); line != "" {
 			s.recent = append(s.recent, line)

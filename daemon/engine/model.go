@@ -47,6 +47,7 @@ type Model struct {
 	m    *llama.Model
 	info Info
 	eog  []int
+	tok  *tokenizer
 }
 
 // Info holds the facts of a loaded model.
@@ -135,6 +136,7 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 	}
 	m := &Model{m: wrapModel(p)}
 	m.info = m.readInfo(path, st.Size())
+	m.tok = newTokenizer(m)
 	for t := range m.info.VocabSize {
 		if m.IsEOG(t) {
 			m.eog = append(m.eog, t)
@@ -242,15 +244,28 @@ func fileTypeName(v string) string {
 
 // Tokenize turns text into tokens. addBOS adds the model's BOS token when the
 // model wants one; special tokens written in the text (such as <|im_start|>)
-// are parsed, as llama.cpp's server does.
+// are parsed, as llama.cpp's server does. It is TokenizeLimit without a
+// limit.
 func (m *Model) Tokenize(text string, addBOS bool) ([]int, error) {
+	return m.TokenizeLimit(context.Background(), text, addBOS, 0)
+}
+
+// TokenizeLimit turns text into tokens, token for token as llama.cpp does,
+// in time linear in the text. A text of more than limit tokens (limit > 0)
+// is refused with a *TooLongError as soon as that is certain, often before
+// any of it is tokenized. Cancelling ctx stops it between steps.
+func (m *Model) TokenizeLimit(ctx context.Context, text string, addBOS bool, limit int) ([]int, error) {
+	return m.tokenize(ctx, text, addBOS, true, limit)
+}
+
+func (m *Model) tokenize(ctx context.Context, text string, addBOS, parseSpecial bool, limit int) ([]int, error) {
 	if text == "" {
 		if addBOS && m.info.AddBOS {
 			return []int{m.info.BOS}, nil
 		}
 		return nil, nil
 	}
-	return m.m.Tokenize(text, addBOS, true)
+	return m.tok.tokenize(ctx, text, addBOS, parseSpecial, limit)
 }
 
 // Piece returns the bytes of one token (possibly part of a UTF-8 character).

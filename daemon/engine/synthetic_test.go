@@ -113,7 +113,7 @@ func TestChatTokensNoRoleInjection(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			toks, err := m.ChatTokens(c.msgs)
+			toks, err := m.ChatTokens(context.Background(), c.msgs, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

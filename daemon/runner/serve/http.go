@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +58,11 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 // prompt turns a request into tokens, or answers the client's mistake.
-func (h *handler) prompt(w http.ResponseWriter, req *runner.Request) ([]int, bool) {
+// A prompt that cannot fit the slot's context is refused as soon as that is
+// certain, without tokenizing all of it; a client that goes away stops the
+// tokenization.
+func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner.Request) ([]int, bool) {
+	limit := h.sched.slotCtx - 1 // one position is left for the first generated token
 	var toks []int
 	var err error
 	switch {
@@ -70,7 +75,7 @@ func (h *handler) prompt(w http.ResponseWriter, req *runner.Request) ([]int, boo
 			msgs[i] = engine.Message{Role: m.Role, Content: m.Content}
 		}
 		// Special-token text in a message stays text (no role injection).
-		toks, err = h.model.ChatTokens(msgs)
+		toks, err = h.model.ChatTokens(ctx, msgs, limit)
 		if errors.Is(err, engine.ErrNoChatTemplate) {
 			writeError(w, http.StatusBadRequest, runner.CodeNoChatTemplate,
 				fmt.Sprintf("this model cannot take chat messages (%v); send a plain prompt instead", err))
@@ -82,18 +87,29 @@ func (h *handler) prompt(w http.ResponseWriter, req *runner.Request) ([]int, boo
 	default:
 		// A raw prompt is the caller's own formatting: special tokens
 		// written in it are parsed, as llama.cpp's server does.
-		toks, err = h.model.Tokenize(req.Prompt, true)
+		toks, err = h.model.TokenizeLimit(ctx, req.Prompt, true, limit)
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tokenize: "+err.Error())
-		return nil, false
-	}
-	if limit := h.sched.slotCtx; len(toks) >= limit {
-		writeError(w, http.StatusBadRequest, runner.CodeContextOverflow,
-			fmt.Sprintf("prompt is %d tokens but this model takes at most %d per request (its context per slot); shorten the prompt or raise the model's context", len(toks), limit-1))
+	if !tokenized(ctx, w, "prompt", err, limit, " (its context per slot); shorten the prompt or raise the model's context") {
 		return nil, false
 	}
 	return toks, true
+}
+
+// tokenized answers a tokenization's failure and reports whether there was
+// none. A client that went away gets no answer.
+func tokenized(ctx context.Context, w http.ResponseWriter, what string, err error, limit int, hint string) bool {
+	var tl *engine.TooLongError
+	switch {
+	case err == nil:
+		return true
+	case ctx.Err() != nil:
+	case errors.As(err, &tl):
+		writeError(w, http.StatusBadRequest, runner.CodeContextOverflow,
+			fmt.Sprintf("%s is at least %d tokens but this model takes at most %d per request%s", what, tl.Tokens, limit, hint))
+	default:
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tokenize: "+err.Error())
+	}
+	return false
 }
 
 func samplingParams(s runner.Sampling) engine.SamplingParams {
@@ -128,7 +144,7 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "max_tokens must not be negative")
 		return
 	}
-	toks, ok := h.prompt(w, &req)
+	toks, ok := h.prompt(r.Context(), w, &req)
 	if !ok {
 		return
 	}
@@ -193,14 +209,8 @@ func (h *handler) embed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "input is empty")
 		return
 	}
-	toks, err := h.model.Tokenize(req.Input, true)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tokenize: "+err.Error())
-		return
-	}
-	if len(toks) > h.sched.slotCtx {
-		writeError(w, http.StatusBadRequest, runner.CodeContextOverflow,
-			fmt.Sprintf("input is %d tokens but this model takes at most %d per request", len(toks), h.sched.slotCtx))
+	toks, err := h.model.TokenizeLimit(r.Context(), req.Input, true, h.sched.slotCtx)
+	if !tokenized(r.Context(), w, "input", err, h.sched.slotCtx, "") {
 		return
 	}
 	j := &job{ctx: r.Context(), tokens: toks, embed: true, out: newOutbox(), arrived: time.Now()}

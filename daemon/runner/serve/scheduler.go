@@ -109,6 +109,17 @@ type slot struct {
 	started   time.Time
 	firstTok  time.Time
 	timings   runner.Timings
+	// unwatch stops the watch that interrupts a running decode when the
+	// job's context ends.
+	unwatch func() bool
+
+	// before is the slot's state before the current step's batch, to
+	// put back when the decode is interrupted.
+	before struct {
+		cached  int
+		pending []int
+		next    int
+	}
 }
 
 // scheduler runs the decode loop: one goroutine owns the context and every
@@ -413,6 +424,10 @@ func (s *scheduler) start(sl *slot, j *job, reuse int) {
 	for _, t := range hist {
 		j.sampler.Accept(t)
 	}
+	// A client that goes away stops the decode in progress instead of
+	// waiting for the end of the step: a long prompt's batch can take
+	// seconds on a big model.
+	sl.unwatch = context.AfterFunc(j.ctx, s.lctx.Interrupt)
 }
 
 func (s *scheduler) runEmbed(sl *slot, j *job) {
@@ -435,6 +450,9 @@ func (s *scheduler) step() {
 	b := s.batch
 	b.Clear()
 	generating := false
+	for _, sl := range s.slots {
+		sl.before.cached, sl.before.pending, sl.before.next = len(sl.cache), sl.pending, sl.next
+	}
 	for _, sl := range s.slots {
 		if sl.job != nil && sl.next >= 0 {
 			sl.iBatch = b.Add(sl.next, len(sl.cache), sl.seq, true)
@@ -470,7 +488,21 @@ func (s *scheduler) step() {
 	if b.Len() == 0 {
 		return
 	}
-	if err := s.lctx.Decode(b); err != nil {
+	err := s.lctx.DecodeInterruptible(b)
+	if errors.Is(err, engine.ErrInterrupted) {
+		// A job was cancelled: llama.cpp has put the KV cache back, the
+		// slots go back to where they were, the next loop reaps the
+		// cancelled job and the others decode again.
+		for _, sl := range s.slots {
+			if sl.job != nil {
+				s.lctx.RemoveFrom(sl.seq, sl.before.cached)
+				sl.cache = sl.cache[:sl.before.cached]
+				sl.pending, sl.next, sl.iBatch = sl.before.pending, sl.before.next, -1
+			}
+		}
+		return
+	}
+	if err != nil {
 		// The cache state of the slots in this batch is unknown now: drop it.
 		for _, sl := range s.slots {
 			if sl.job != nil {
@@ -635,6 +667,10 @@ func (s *scheduler) finish(sl *slot, reason, msg string) {
 		t.PromptMS = runner.Ms(now.Sub(sl.started))
 	}
 	j.sampler.Close()
+	if sl.unwatch != nil {
+		sl.unwatch()
+		sl.unwatch = nil
+	}
 	j.out.finish(runner.Frame{Done: true, FinishReason: reason, Error: msg, Code: j.code, Timings: &t})
 	sl.job = nil
 	sl.lastUsed = now
