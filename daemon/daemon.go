@@ -35,8 +35,8 @@ const DefaultShutdownTimeout = 30 * time.Second
 // Options configure Run. Only ConfigPath is required.
 type Options struct {
 	ConfigPath string
-	// Listener, when set, serves the REST API instead of listening on
-	// server.listen (tests, and later systemd socket activation).
+	// Listener, when set, serves the REST API instead of systemd's "api"
+	// socket or server.listen (tests hand in a loopback listener).
 	Listener net.Listener
 	// RunnerCommand starts a runner; default: this executable, "runner".
 	RunnerCommand []string
@@ -174,9 +174,6 @@ func (d *Daemon) Config() *config.Config {
 
 // Pool is the daemon's model pool.
 func (d *Daemon) Pool() *pool.Pool { return d.pool }
-
-// Log is the daemon's logger.
-func (d *Daemon) Log() *slog.Logger { return d.log }
 
 // Run runs the daemon until ctx ends, then shuts it down gracefully. It
 // returns nil after a clean shutdown.

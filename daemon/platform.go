@@ -77,11 +77,6 @@ func (d *Daemon) PlatformStatus() PlatformStatus {
 	return PlatformStatus{Status: d.mon.Status(), Throttle: d.pool.ThrottleStatus()}
 }
 
-// PlatformSummary is the platform state in one line, for the sd_notify
-// STATUS= line and jetai-ctl status/top, for example
-// "thermal throttle, tj-thermal 83.1 °C (since 21:30:02); MemAvailable 3.2 GiB; VDD_IN 9.8 W".
-func (d *Daemon) PlatformSummary() string { return d.mon.Summary() }
-
 // poolActuator carries the monitor's decisions to the pool.
 type poolActuator struct{ d *Daemon }
 

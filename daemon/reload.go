@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/api"
-	"golang.org/x/sys/unix"
+	"github.com/jetai/jetai/daemon/systemd"
 )
 
 // ReloadResult is what one Reload did. It is JSON for the admin socket's
@@ -168,7 +167,7 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	res.Plan = plan
 	d.log.Info("config reload plan", "trigger", trigger, "from", res.Generation, "plan", plan.String())
 	d.logPlan(plan)
-	d.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10))
+	d.notify(systemd.Reloading()...)
 	rep, err := d.pool.Apply(cfg, plan)
 	if err != nil {
 		d.notify("READY=1")
@@ -287,16 +286,6 @@ func firstLine(s string) string {
 		return s[:i] + fmt.Sprintf(" (and %d more)", strings.Count(s, "\n"))
 	}
 	return s
-}
-
-// monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd wants it
-// with RELOADING=1.
-func monotonicUsec() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return ts.Nano() / 1000
 }
 
 // startReloaders starts the reload triggers that run for the daemon's

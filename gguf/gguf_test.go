@@ -596,3 +596,25 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestQuantTypes: every accepted quantisation name maps to the file type
+// of the same name, whatever its case, and nothing else is accepted.
+func TestQuantTypes(t *testing.T) {
+	names := QuantTypes()
+	if len(names) != 15 {
+		t.Fatalf("QuantTypes = %v", names)
+	}
+	for _, n := range names {
+		for _, in := range []string{n, strings.ToUpper(n)} {
+			ft, ok := QuantFileType(in)
+			if !ok || strings.ToLower(FileTypeName(ft)) != n {
+				t.Errorf("QuantFileType(%q) = %d (%s), %v", in, ft, FileTypeName(ft), ok)
+			}
+		}
+	}
+	for _, bad := range []string{"", "f32", "iq2_xs", "q4"} {
+		if _, ok := QuantFileType(bad); ok {
+			t.Errorf("QuantFileType(%q) accepted", bad)
+		}
+	}
+}
