@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -297,7 +298,7 @@ func TestParseSnippets(t *testing.T) {
 		err       string // "" = valid; else "line:col: fragment"
 		warn      string
 	}{
-		{"empty file is valid", ``, "", ""},
+		{"comments only", "# models come later\n", "", ""},
 		{"no models", `server { listen = ":9000" }`, "", "beyond loopback"},
 		{"ipv6 loopback", `server { listen = "[::1]:8000" }`, "", ""},
 		{"bad port", `server { listen = "127.0.0.1:99999" }`, `1:19: listen address "127.0.0.1:99999" has port "99999"`, ""},
@@ -412,6 +413,9 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(p)
 	if err == nil || err.Error() != p+": the config file does not exist" {
 		t.Errorf("err = %v", err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(%v, fs.ErrNotExist) = false", err)
 	}
 }
 

@@ -314,6 +314,10 @@ func TestCommands(t *testing.T) {
 }`)), 0o644)
 		e.run("validate", warned).want(t, 0, []string{warned + ":", `: warning: model file ` + filepath.Join(e.dir, "later.gguf") + ` of model "later" does not exist`, warned + ": ok (3 models"}, nil)
 		e.run("validate", filepath.Join(e.dir, "missing.hcl")).want(t, 1, nil, []string{"no such file"})
+		// What a reload refuses, validate refuses with the same words.
+		empty := filepath.Join(e.dir, "empty.hcl")
+		os.WriteFile(empty, []byte("\n  \n"), 0o644)
+		e.run("validate", empty).want(t, 1, nil, []string{empty + ": the config file is empty", empty + ": not usable"})
 	})
 	t.Run("reload", func(t *testing.T) {
 		e.run("reload").want(t, 0, []string{"config unchanged (generation 1"}, nil)

@@ -220,9 +220,15 @@ func (b adminBackend) Reload(ctx context.Context) (admin.ReloadResult, error) {
 
 // Validate implements admin.Backend: the file is checked as jetaid
 // --check-config and a reload check it, and the plan says what a reload to
-// it would change.
+// it would change. Without content the daemon reads the path itself, as a
+// reload of that file would.
 func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) admin.ValidateResult {
-	rep := config.CheckSource([]byte(req.Content), req.Path)
+	var rep config.Report
+	if req.Content == "" {
+		rep = config.Check(req.Path)
+	} else {
+		rep = config.CheckSource([]byte(req.Content), req.Path)
+	}
 	res := admin.ValidateResult{OK: rep.OK, Path: req.Path, Hash: rep.Hash, Diagnostics: rep.Diagnostics}
 	if !rep.OK {
 		res.Summary = fmt.Sprintf("%s: not usable", req.Path)

@@ -122,7 +122,7 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	if err := ctx.Err(); err != nil {
 		return reject("reload: " + err.Error())
 	}
-	src, err := os.ReadFile(old.Path)
+	cfg, err := config.Load(old.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		res.Diagnostics = append(res.Diagnostics, old.Path+": the config file does not exist")
@@ -132,16 +132,6 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 		d.recordReload(res, start)
 		return res
 	case err != nil:
-		res.Diagnostics = append(res.Diagnostics, old.Path+": cannot read the config file: "+err.Error())
-		return reject(res.Diagnostics[0])
-	case len(strings.TrimSpace(string(src))) == 0:
-		// An empty file is almost always a save in progress or a mistake;
-		// applying it would unload every model.
-		res.Diagnostics = append(res.Diagnostics, old.Path+": the config file is empty")
-		return reject(res.Diagnostics[0])
-	}
-	cfg, err := config.Parse(src, old.Path)
-	if err != nil {
 		var ds config.Diagnostics
 		if errors.As(err, &ds) {
 			res.Diagnostics = ds.Strings()

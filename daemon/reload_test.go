@@ -1,11 +1,13 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/daemon/pool"
@@ -432,5 +435,73 @@ func TestReloadNeedsProcessRestart(t *testing.T) {
 	}
 	if nr, _ := e.status()["needs_restart"].([]any); len(nr) != 0 {
 		t.Fatalf("/status needs_restart: %v", nr)
+	}
+}
+
+// TestValidateAgreesWithReload: what a reload refuses (an empty file, a
+// missing one, one the daemon cannot read), the admin socket's validate
+// command refuses with the same diagnostic, whether the client sends the
+// file's content or only its path.
+func TestValidateAgreesWithReload(t *testing.T) {
+	var sock string
+	e := startReload(t, func() string {
+		sock = filepath.Join(t.TempDir(), "admin.sock")
+		return fmt.Sprintf("server {\n  admin_socket = %q\n}\n", sock) + model("m", "")
+	}, false)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	validate := func(req map[string]string) (int, admin.ValidateResult) {
+		t.Helper()
+		body, _ := json.Marshal(req)
+		resp, err := hc.Post("http://jetaid/v1/validate", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r admin.ValidateResult
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, r
+	}
+	good, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reload's verdict on an empty file.
+	if err := os.WriteFile(e.conf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.d.Reload(context.Background(), "test")
+	want := e.conf + ": the config file is empty"
+	if res.Applied || len(res.Diagnostics) != 1 || res.Diagnostics[0] != want {
+		t.Fatalf("reload of an empty file: %+v", res)
+	}
+	missing := filepath.Join(e.dir, "nope.hcl")
+	tests := []struct {
+		name string
+		req  map[string]string
+		want string
+	}{
+		{"empty file by path", map[string]string{"path": e.conf}, want},
+		{"white space as content", map[string]string{"path": e.conf, "content": " \n\t\n"}, want},
+		{"missing file by path", map[string]string{"path": missing}, missing + ": the config file does not exist"},
+		{"a directory by path", map[string]string{"path": e.dir}, e.dir + ": cannot read the config file: read " + e.dir + ": is a directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, r := validate(tc.req)
+			if code != http.StatusUnprocessableEntity || r.OK || len(r.Diagnostics) != 1 || r.Diagnostics[0] != tc.want {
+				t.Fatalf("validate %v: %d %+v, want the diagnostic %q", tc.req, code, r, tc.want)
+			}
+		})
+	}
+	// A good file by path only: usable, and no change from the running one.
+	if err := os.WriteFile(e.conf, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, r := validate(map[string]string{"path": e.conf}); code != 200 || !r.OK || r.Plan == nil || len(r.Plan.Added)+len(r.Plan.Removed) != 0 {
+		t.Fatalf("validate of the good file by path: %d %+v", code, r)
 	}
 }
