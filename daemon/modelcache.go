@@ -48,9 +48,9 @@ func (d *Daemon) initModelCache(cfg *config.Config) {
 	d.ingest = openIngest(d.cache, d.opts, d.log)
 }
 
-// applyCacheConfig applies a reloaded cache block (Reload calls it):
-// max_size is live, evicting what no longer fits; a new dir needs a
-// restart (config.Diff says so).
+// applyCacheConfig applies a reloaded cache block (the reload's "model
+// cache" part): max_size is live, evicting what no longer fits; a new dir
+// needs a restart (config.Diff says so).
 func (d *Daemon) applyCacheConfig(cfg *config.Config) {
 	if d.cache != nil && d.cache.MaxSize() != int64(cfg.Cache.MaxSize) {
 		d.cache.SetMaxSize(int64(cfg.Cache.MaxSize))

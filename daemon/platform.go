@@ -52,10 +52,6 @@ func (d *Daemon) initPlatform(cfg *config.Config) {
 		Act: poolActuator{d}, Log: d.log.With("component", "platform"),
 	})
 	d.metrics.Attach(d.pool, d.mon.Status)
-	d.SetPlatform(d.adminPlatform)
-	d.OnReload(func(_, cfg *config.Config, _ config.Plan) {
-		d.mon.Configure(cfg.Thermal, uint64(cfg.Memory.Reserve))
-	})
 	b := d.mon.Board()
 	d.log.Info("platform", "board", b.Model, "l4t", b.L4T, "root", d.platformRoot())
 }
