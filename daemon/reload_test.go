@@ -23,8 +23,8 @@ import (
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/internal/testburst"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 )
 
 // reloadEnv is a running daemon over a config file the test rewrites.
@@ -71,17 +71,15 @@ func start(t *testing.T, hcl func() string, watch bool, wo config.WatchOptions) 
 	e := &reloadEnv{t: t, dir: t.TempDir(), log: &logBuffer{}}
 	e.conf = filepath.Join(e.dir, "jetai.hcl")
 	e.write(hcl())
-	// Registered first, so it runs after runDaemon's cleanup has stopped
+	// Registered first, so it runs after testdaemon's cleanup has stopped
 	// the daemon: the log then ends with the shutdown.
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", e.log.String())
 		}
 	})
-	e.base, e.d = runDaemon(t, daemon.Options{ConfigPath: e.conf, SocketDir: e.dir,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
-		Log:   slogTo(e.log),
-		Watch: wo, NoWatch: !watch})
+	td := testdaemon.Start(t, daemon.Options{ConfigPath: e.conf, Log: slogTo(e.log), Watch: wo, NoWatch: !watch})
+	e.base, e.d = td.URL, td.Daemon
 	e.waitFor("the daemon to serve", func() bool {
 		resp, err := http.Get(e.base + "/health")
 		if err != nil {

@@ -1,6 +1,7 @@
-// Package testmodel finds the real tiny model the tests run on
-// (stories260K.gguf from ../shared/models) and fails, rather than skips,
-// when it is missing under CI.
+// Package testmodel gives tests their models: the real tiny model
+// (stories260K.gguf from ../shared/models), failing rather than skipping
+// when it is missing under CI, and generated models of any shape, cached
+// under the repository's .cache/models.
 package testmodel
 
 import (
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/jetai/jetai/modelgen"
 )
 
 // Env names the variable that points at the model.
@@ -43,3 +46,21 @@ var Golden = map[string]string{
 
 // GoldenPrompt is the prompt Golden continues.
 const GoldenPrompt = "Once upon a time"
+
+// Gen returns the path of a model generated from spec, made once and
+// cached under the repository's .cache/models (see modelgen.Cached).
+func Gen(t testing.TB, spec modelgen.Spec) string {
+	t.Helper()
+	p, err := modelgen.Cached(CacheDir(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// CacheDir is where generated models are kept: .cache/models in the
+// repository.
+func CacheDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", ".cache", "models")
+}
