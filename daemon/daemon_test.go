@@ -51,21 +51,7 @@ model "stories" {
 `, filepath.Join(dir, "admin.sock"), testmodel.Path(t)))
 	d := testdaemon.Start(t, daemon.Options{ConfigPath: conf})
 	base := d.URL
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not healthy: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	d.WaitHealthy(t)
 	resp, err := http.Post(base+"/inference", "application/json",
 		strings.NewReader(`{"prompt": "Once upon a time", "model": "gpt2", "max_length": 20, "temperature": 0}`))
 	if err != nil {

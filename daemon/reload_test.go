@@ -80,14 +80,7 @@ func start(t *testing.T, hcl func() string, watch bool, wo config.WatchOptions) 
 	})
 	td := testdaemon.Start(t, daemon.Options{ConfigPath: e.conf, Log: slogTo(e.log), Watch: wo, NoWatch: !watch})
 	e.base, e.d = td.URL, td.Daemon
-	e.waitFor("the daemon to serve", func() bool {
-		resp, err := http.Get(e.base + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	td.WaitHealthy(t)
 	return e
 }
 

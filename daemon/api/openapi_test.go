@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
@@ -286,21 +285,9 @@ model "absent" {
   path = %q
 }
 `, story, chat, bad, filepath.Join(dir, "absent.gguf")))
-	base := testdaemon.Start(t, daemon.Options{ConfigPath: conf, Log: slog.New(slog.DiscardHandler)}).URL
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not healthy: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	td := testdaemon.Start(t, daemon.Options{ConfigPath: conf, Log: slog.New(slog.DiscardHandler)})
+	td.WaitHealthy(t)
+	base := td.URL
 	d := loadDoc(t, do(t, "GET", base+"/openapi.json", "").Body)
 
 	big := `{"prompt": "` + strings.Repeat("x", 40<<10) + `"}`

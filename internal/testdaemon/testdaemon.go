@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -129,4 +130,25 @@ func (d *Daemon) Stop() error {
 	}
 	d.ended = true
 	return d.err
+}
+
+// WaitHealthy waits until GET /health answers 200 (the preloads are
+// ready) and fails the test after a minute without.
+func (d *Daemon) WaitHealthy(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		resp, err := http.Get(d.URL + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not healthy after %v: %v", startTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
