@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jetai/jetai/internal/testmodel"
 )
 
 const fixtures = "../testdata/config"
@@ -504,7 +506,7 @@ func TestModelFileWarnings(t *testing.T) {
 
 // TestRealModel validates a config that names the real tiny model.
 func TestRealModel(t *testing.T) {
-	p := realModel(t)
+	p := testmodel.Path(t)
 	c, err := Parse([]byte(`model "stories" { path = "`+p+`" }`), "jetai.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -513,19 +515,6 @@ func TestRealModel(t *testing.T) {
 	if c.Models[0].FileSize != Size(fi.Size()) {
 		t.Errorf("file size %d, want %d", c.Models[0].FileSize, fi.Size())
 	}
-}
-
-func realModel(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("JETAI_TEST_MODEL")
-	if p == "" {
-		p = "../../shared/models/stories260K.gguf" // relative to config/
-	}
-	p, _ = filepath.Abs(p)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("SKIP: real tiny model not found at %s (set JETAI_TEST_MODEL): %v", p, err)
-	}
-	return p
 }
 
 func TestRouterSelect(t *testing.T) {
