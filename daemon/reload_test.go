@@ -496,3 +496,55 @@ func TestValidateAgreesWithReload(t *testing.T) {
 		t.Fatalf("validate of the good file by path: %d %+v", code, r)
 	}
 }
+
+// TestReloadEveryPart: one reload puts a change of every reloadable part in
+// force: the pool (a model's priority), the REST API (api keys), the model
+// cache (max_size), the log level, the daemon's config and generation, and
+// the platform monitor (memory reserve).
+func TestReloadEveryPart(t *testing.T) {
+	var sock string
+	hcl := func(level, maxSize, keys, reserve string, priority int) string {
+		return fmt.Sprintf("server {\n  admin_socket = %q\n  log_level = %q\n%s}\nmemory {\n  reserve = %q\n}\ncache {\n  dir = \"cache\"\n  max_size = %q\n}\n",
+			sock, level, keys, reserve, maxSize) + model("m", fmt.Sprintf("priority = %d", priority))
+	}
+	e := startReload(t, func() string {
+		sock = filepath.Join(t.TempDir(), "admin.sock")
+		return hcl("info", "1GiB", "", "256MiB", 1)
+	}, false)
+	client := admin.NewClient(sock)
+	defer client.Close()
+	ctx := context.Background()
+
+	e.write(hcl("debug", "2GiB", "  api_keys = [\"sk-every\"]\n", "300MiB", 7))
+	res := e.d.Reload(ctx, "test")
+	if !res.Applied || !res.Changed || res.Generation != 2 {
+		t.Fatalf("reload: %+v", res)
+	}
+	if e.d.Config().Hash != res.Hash || e.d.ReloadStatus().Generation != 2 {
+		t.Errorf("the daemon's config: hash %.12s, generation %d", e.d.Config().Hash, e.d.ReloadStatus().Generation)
+	}
+	if p := e.model("m").Priority; p != 7 {
+		t.Errorf("pool: priority %d, want 7", p)
+	}
+	resp, err := http.Get(e.base + "/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("api: /models without the new key: %d, want 401", resp.StatusCode)
+	}
+	st, err := client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LogLevel != "debug" {
+		t.Errorf("log level %q, want debug", st.LogLevel)
+	}
+	if st.Cache == nil || st.Cache.MaxBytes != 2<<30 {
+		t.Errorf("model cache: %+v, want max 2 GiB", st.Cache)
+	}
+	if r := e.d.Platform().Status().Reserve; r != 300<<20 {
+		t.Errorf("platform: reserve %d, want 300 MiB", r)
+	}
+}
