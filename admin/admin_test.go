@@ -268,9 +268,9 @@ func TestPeerCredentials(t *testing.T) {
 }
 
 // TestTopNeverRead: a top client that stops reading but keeps its
-// connection open used to hold its handler (and the status calls behind
-// it) for the daemon's whole life, blocked in a write. Each line now has
-// a write deadline: the stream ends, and reading what was buffered meets
+// connection open must not hold its handler (and the status calls behind
+// it) blocked in a write for the daemon's whole life. Each line has a
+// write deadline: the stream ends, and reading what was buffered meets
 // the end of the answer.
 func TestTopNeverRead(t *testing.T) {
 	path := filepath.Join(worldDir(t), "admin.sock")

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,5 +37,49 @@ func TestCheck(t *testing.T) {
 	src := "server {\n  listen = 8000\n}\n"
 	if r := CheckSource([]byte(src), "x.hcl"); r.OK || !strings.HasPrefix(r.Diagnostics[0], "x.hcl:2:") {
 		t.Fatalf("CheckSource: %+v", r)
+	}
+}
+
+// TestRefusedAlike: a file that a reload refuses (empty, white space only,
+// unreadable, missing) is refused by Load, Check and CheckSource with the
+// same diagnostic, so jetaid's start, --check-config, the admin validate
+// command and a reload agree.
+func TestRefusedAlike(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name, path string
+		want       string // the one diagnostic, after "PATH: "
+	}{
+		{"empty", write("empty.hcl", "", 0o644), "the config file is empty"},
+		{"white space", write("blank.hcl", " \n\t\n\n", 0o644), "the config file is empty"},
+		{"missing", filepath.Join(dir, "nope.hcl"), "the config file does not exist"},
+		{"a directory", dir, "cannot read the config file: read " + dir + ": is a directory"},
+	}
+	if os.Geteuid() != 0 { // root reads a mode 000 file
+		tests = append(tests, struct{ name, path, want string }{"unreadable", write("secret.hcl", "server {}\n", 0), "the config file cannot be read: permission denied"})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.path + ": " + tc.want
+			if _, err := Load(tc.path); err == nil || err.Error() != want {
+				t.Errorf("Load: %v, want %q", err, want)
+			}
+			r := Check(tc.path)
+			if r.OK || len(r.Diagnostics) != 1 || r.Diagnostics[0] != want {
+				t.Errorf("Check: ok %v, diagnostics %q, want [%q]", r.OK, r.Diagnostics, want)
+			}
+			if src, err := os.ReadFile(tc.path); err == nil {
+				if r := CheckSource(src, tc.path); r.OK || len(r.Diagnostics) != 1 || r.Diagnostics[0] != want {
+					t.Errorf("CheckSource: ok %v, diagnostics %q, want [%q]", r.OK, r.Diagnostics, want)
+				}
+			}
+		})
 	}
 }

@@ -155,7 +155,12 @@ type Sampling struct {
 	Stop          []string `json:"stop"`
 }
 
-// Load reads and parses the config file at path. See Parse.
+// Load reads and parses the config file at path. jetaid's start, a
+// reload, jetaid --check-config and the admin socket's validate command
+// all read a file through it, so what one refuses the others refuse with
+// the same diagnostic. A file that cannot be read is one diagnostic that
+// wraps the cause (errors.Is(err, fs.ErrNotExist) for a missing file).
+// See Parse.
 func Load(path string) (*Config, error) {
 	src, err := readLimited(path) // limits.go
 	if err != nil {
@@ -165,12 +170,13 @@ func Load(path string) (*Config, error) {
 		} else if errors.Is(err, fs.ErrPermission) {
 			msg = "the config file cannot be read: permission denied"
 		}
-		return nil, Diagnostics{{Severity: Error, Filename: path, Message: msg}}
+		return nil, Diagnostics{{Severity: Error, Filename: path, Message: msg, Err: err}}
 	}
 	return Parse(src, path)
 }
 
-// Parse decodes, defaults and validates a config file's contents. filename
+// Parse decodes, defaults and validates a config file's contents (an empty
+// file is refused: it would mean no models at all). filename
 // names the file in diagnostics, and its directory is where relative paths
 // resolve. On any error it returns a nil Config and a Diagnostics listing
 // every problem found.

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jetai/jetai/internal/testmodel"
 )
 
 const fixtures = "../testdata/config"
@@ -297,7 +300,7 @@ func TestParseSnippets(t *testing.T) {
 		err       string // "" = valid; else "line:col: fragment"
 		warn      string
 	}{
-		{"empty file is valid", ``, "", ""},
+		{"comments only", "# models come later\n", "", ""},
 		{"no models", `server { listen = ":9000" }`, "", "beyond loopback"},
 		{"ipv6 loopback", `server { listen = "[::1]:8000" }`, "", ""},
 		{"bad port", `server { listen = "127.0.0.1:99999" }`, `1:19: listen address "127.0.0.1:99999" has port "99999"`, ""},
@@ -413,6 +416,9 @@ func TestLoadMissingFile(t *testing.T) {
 	if err == nil || err.Error() != p+": the config file does not exist" {
 		t.Errorf("err = %v", err)
 	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(%v, fs.ErrNotExist) = false", err)
+	}
 }
 
 func TestRelativePathsFollowConfigDir(t *testing.T) {
@@ -500,7 +506,7 @@ func TestModelFileWarnings(t *testing.T) {
 
 // TestRealModel validates a config that names the real tiny model.
 func TestRealModel(t *testing.T) {
-	p := realModel(t)
+	p := testmodel.Path(t)
 	c, err := Parse([]byte(`model "stories" { path = "`+p+`" }`), "jetai.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -509,19 +515,6 @@ func TestRealModel(t *testing.T) {
 	if c.Models[0].FileSize != Size(fi.Size()) {
 		t.Errorf("file size %d, want %d", c.Models[0].FileSize, fi.Size())
 	}
-}
-
-func realModel(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("JETAI_TEST_MODEL")
-	if p == "" {
-		p = "../../shared/models/stories260K.gguf" // relative to config/
-	}
-	p, _ = filepath.Abs(p)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("SKIP: real tiny model not found at %s (set JETAI_TEST_MODEL): %v", p, err)
-	}
-	return p
 }
 
 func TestRouterSelect(t *testing.T) {

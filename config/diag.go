@@ -50,6 +50,9 @@ type Diagnostic struct {
 	Column   int      `json:"column,omitempty"`
 	// Message is one line a person can act on.
 	Message string `json:"message"`
+	// Err is the underlying cause when there is one (the file could not
+	// be read): errors.Is(diags, fs.ErrNotExist) finds it.
+	Err error `json:"-"`
 }
 
 // String renders "file:line:col: message" (or "file: message" without a
@@ -79,6 +82,17 @@ func (ds Diagnostics) Error() string {
 		lines[i] = d.String()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the underlying causes, for errors.Is and errors.As.
+func (ds Diagnostics) Unwrap() []error {
+	var out []error
+	for _, d := range ds {
+		if d.Err != nil {
+			out = append(out, d.Err)
+		}
+	}
+	return out
 }
 
 // HasErrors reports whether any diagnostic is an error.

@@ -31,12 +31,17 @@ func readLimited(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 }
 
-// checkText refuses what cannot be a config before HCL parses it: HCL
+// checkText refuses what cannot be a config before HCL parses it: an
+// empty file, and what is not a config file at all (HCL
 // reports every bad byte of a binary file (39,000 diagnostics, 170 MB of
-// memory, for a 1.2 MB GGUF).
+// memory, for a 1.2 MB GGUF)).
 func checkText(src []byte, filename string) Diagnostics {
 	msg := ""
 	switch {
+	case len(bytes.TrimSpace(src)) == 0:
+		// Almost always a save in progress or a mistake; put in force, it
+		// would unload every model.
+		return Diagnostics{{Severity: Error, Filename: filename, Message: "the config file is empty"}}
 	case bytes.HasPrefix(src, []byte("GGUF")):
 		msg = "this is a GGUF model file, not a config; a model's file goes in the path of a model block"
 	case len(src) > MaxFileSize:

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jetai/jetai/internal/testmodel"
 )
 
 const (
@@ -37,7 +39,7 @@ func loadSample(t *testing.T, model string) *Config {
 // and every value it shows is the default of defaults.go (a config with
 // only the model's path has exactly the same meaning).
 func TestPackagedSample(t *testing.T) {
-	model := realModel(t)
+	model := testmodel.Path(t)
 	sample := loadSample(t, model)
 	minimal, err := Parse([]byte(`model "assistant" { path = "`+model+`" }`), filepath.Join(filepath.Dir(samplePath), "minimal.hcl"))
 	if err != nil {

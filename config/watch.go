@@ -28,7 +28,7 @@ const (
 	DefaultPoll = 5 * time.Second
 )
 
-// WatchOptions tune Watch. The zero value takes the defaults.
+// WatchOptions tune a Watcher. The zero value takes the defaults.
 type WatchOptions struct {
 	Debounce time.Duration // 0: DefaultDebounce
 	MaxDelay time.Duration // 0: DefaultMaxDelay
@@ -38,8 +38,8 @@ type WatchOptions struct {
 	// NoNotify turns fsnotify off (polling only).
 	NoNotify bool
 	// Initial is the hash (Config.Hash) of the content already in force;
-	// Watch reports only content that differs from it. Empty: the file's
-	// content when Watch starts.
+	// the Watcher reports only content that differs from it. Empty: the
+	// file's content when the Watcher is set up.
 	Initial string
 	// OnError learns of problems that do not stop the watch (a directory
 	// that cannot be watched, a file that cannot be read); nil ignores them.
@@ -58,18 +58,6 @@ type Change struct {
 	// First is when the first event of the burst arrived (for polling:
 	// when the poll ran), for latency figures.
 	First time.Time
-}
-
-// Watch watches the config file at path until ctx ends and calls onChange
-// (from Watch's goroutine, one call at a time) each time the file's content
-// differs from the content last seen. It is NewWatcher, then Run.
-func Watch(ctx context.Context, path string, opts WatchOptions, onChange func(Change)) error {
-	w, err := NewWatcher(path, opts)
-	if err != nil {
-		return err
-	}
-	w.Run(ctx, onChange)
-	return nil
 }
 
 // Watcher watches one config file. It watches the directory, not the file,

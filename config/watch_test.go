@@ -18,7 +18,7 @@ func hashOf(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// watchEnv runs Watch on a file and collects the changes it reports.
+// watchEnv runs a Watcher on a file and collects the changes it reports.
 type watchEnv struct {
 	t       *testing.T
 	dir     string

@@ -2,11 +2,8 @@ package ctl_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"github.com/jetai/jetai/ctl"
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/internal/testrunner"
 )
@@ -47,36 +45,12 @@ func startDaemon(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	os.WriteFile(e.broken, b, 0o644)
-	os.WriteFile(e.conf, []byte(configText(t, e.sock, fmt.Sprintf(`model "broken" {
+	testdaemon.WriteConfig(t, dir, configText(t, e.sock, fmt.Sprintf(`model "broken" {
   path    = %q
   context = 256
   cache   = false
-}`, e.broken))), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{ConfigPath: e.conf, Listener: ln, SocketDir: dir,
-			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard, NoWatch: true,
-			Ready: func(net.Addr) { close(ready) }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
+}`, e.broken)))
+	testdaemon.Start(t, daemon.Options{ConfigPath: e.conf, NoWatch: true})
 	return e
 }
 
@@ -314,6 +288,10 @@ func TestCommands(t *testing.T) {
 }`)), 0o644)
 		e.run("validate", warned).want(t, 0, []string{warned + ":", `: warning: model file ` + filepath.Join(e.dir, "later.gguf") + ` of model "later" does not exist`, warned + ": ok (3 models"}, nil)
 		e.run("validate", filepath.Join(e.dir, "missing.hcl")).want(t, 1, nil, []string{"no such file"})
+		// What a reload refuses, validate refuses with the same words.
+		empty := filepath.Join(e.dir, "empty.hcl")
+		os.WriteFile(empty, []byte("\n  \n"), 0o644)
+		e.run("validate", empty).want(t, 1, nil, []string{empty + ": the config file is empty", empty + ": not usable"})
 	})
 	t.Run("reload", func(t *testing.T) {
 		e.run("reload").want(t, 0, []string{"config unchanged (generation 1"}, nil)

@@ -13,7 +13,7 @@ import (
 	"github.com/jetai/jetai/internal/bytesize"
 )
 
-// Model-file commands (issue 9): import, quantize, cache.
+// Model-file commands: import, quantize, cache.
 
 // fileFlags are the flags of import and quantize.
 var fileFlags struct {

@@ -23,7 +23,7 @@ import (
 )
 
 // sysState is what the systemd and admin side of the daemon keeps: where
-// it listens, the live throughput figures and the platform hook.
+// it listens and the live throughput figures.
 type sysState struct {
 	mu          sync.Mutex
 	listen      string
@@ -39,24 +39,12 @@ type sysState struct {
 	modelRates map[string]float64
 	lastTokens map[string]uint64
 	lastTick   time.Time
-
-	// platform returns hardware readings for status, top and STATUS=; nil
-	// until the platform integration (issue 7) sets it.
-	platform func() *admin.Platform
 }
 
 // adminBackend implements admin.Backend over the daemon.
 type adminBackend struct{ d *Daemon }
 
 var _ admin.Backend = adminBackend{}
-
-// SetPlatform sets the source of hardware readings shown by status, top
-// and the STATUS= line.
-func (d *Daemon) SetPlatform(f func() *admin.Platform) {
-	d.sys.mu.Lock()
-	d.sys.platform = f
-	d.sys.mu.Unlock()
-}
 
 func (d *Daemon) setState(s string) {
 	d.sys.mu.Lock()
@@ -112,11 +100,8 @@ func (b adminBackend) Status(ctx context.Context) admin.Status {
 	s.WatchdogSeconds = d.sys.watchdog.Seconds()
 	s.Summary = d.sys.summary
 	s.Performance.WindowTokensPerSecond = d.sys.rate
-	platform := d.sys.platform
 	d.sys.mu.Unlock()
-	if platform != nil {
-		s.Platform = platform()
-	}
+	s.Platform = d.adminPlatform() // platform.go
 	if d.cache != nil {
 		st := d.cache.Stats()
 		s.Cache = &admin.CacheUsage{Dir: d.cache.Dir(), MaxBytes: st.MaxBytes, UsedBytes: st.ModelBytes + st.ParkedBytes,
@@ -220,9 +205,15 @@ func (b adminBackend) Reload(ctx context.Context) (admin.ReloadResult, error) {
 
 // Validate implements admin.Backend: the file is checked as jetaid
 // --check-config and a reload check it, and the plan says what a reload to
-// it would change.
+// it would change. Without content the daemon reads the path itself, as a
+// reload of that file would.
 func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) admin.ValidateResult {
-	rep := config.CheckSource([]byte(req.Content), req.Path)
+	var rep config.Report
+	if req.Content == "" {
+		rep = config.Check(req.Path)
+	} else {
+		rep = config.CheckSource([]byte(req.Content), req.Path)
+	}
 	res := admin.ValidateResult{OK: rep.OK, Path: req.Path, Hash: rep.Hash, Diagnostics: rep.Diagnostics}
 	if !rep.OK {
 		res.Summary = fmt.Sprintf("%s: not usable", req.Path)

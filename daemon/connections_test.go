@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/internal/promtool"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 )
 
 // TestConnectionFlood opens five times server.max_connections idle TCP
@@ -29,8 +28,7 @@ import (
 func TestConnectionFlood(t *testing.T) {
 	const limit, flood = 16, 80
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "jetai.hcl")
-	os.WriteFile(conf, fmt.Appendf(nil, `
+	conf := testdaemon.WriteConfig(t, dir, fmt.Sprintf(`
 server {
   admin_socket    = %q
   max_connections = %d
@@ -44,9 +42,9 @@ model "stories" {
   threads = 1
   preload = true
 }
-`, filepath.Join(dir, "admin.sock"), limit, testmodel.Path(t)), 0o644)
-	base, d := runDaemon(t, daemon.Options{ConfigPath: conf, SocketDir: dir,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard})
+`, filepath.Join(dir, "admin.sock"), limit, testmodel.Path(t)))
+	d := testdaemon.Start(t, daemon.Options{ConfigPath: conf})
+	base := d.URL
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
 	get := func(path string) (int, string, error) {
 		resp, err := client.Get(base + path)
@@ -137,8 +135,7 @@ model "stories" {
 func TestBurstReturnsToBaseline(t *testing.T) {
 	const burst = 1000
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "jetai.hcl")
-	os.WriteFile(conf, fmt.Appendf(nil, `
+	conf := testdaemon.WriteConfig(t, dir, fmt.Sprintf(`
 server {
   admin_socket    = %q
   queue_per_model = 4
@@ -154,9 +151,8 @@ model "stories" {
   threads  = 1
   preload  = true
 }
-`, filepath.Join(dir, "admin.sock"), testmodel.Path(t)), 0o644)
-	base, _ := runDaemon(t, daemon.Options{ConfigPath: conf, SocketDir: dir,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard})
+`, filepath.Join(dir, "admin.sock"), testmodel.Path(t)))
+	base := testdaemon.Start(t, daemon.Options{ConfigPath: conf}).URL
 	tr := &http.Transport{MaxIdleConnsPerHost: burst}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 120 * time.Second}

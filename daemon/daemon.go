@@ -35,8 +35,8 @@ const DefaultShutdownTimeout = 30 * time.Second
 // Options configure Run. Only ConfigPath is required.
 type Options struct {
 	ConfigPath string
-	// Listener, when set, serves the REST API instead of listening on
-	// server.listen (tests, and later systemd socket activation).
+	// Listener, when set, serves the REST API instead of systemd's "api"
+	// socket or server.listen (tests hand in a loopback listener).
 	Listener net.Listener
 	// RunnerCommand starts a runner; default: this executable, "runner".
 	RunnerCommand []string
@@ -162,6 +162,7 @@ func New(opts Options) (*Daemon, error) {
 	d.initPlatform(cfg)
 	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
 		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus})
+	d.reload.parts = d.reloadParts() // reload.go
 	return d, nil
 }
 
@@ -174,9 +175,6 @@ func (d *Daemon) Config() *config.Config {
 
 // Pool is the daemon's model pool.
 func (d *Daemon) Pool() *pool.Pool { return d.pool }
-
-// Log is the daemon's logger.
-func (d *Daemon) Log() *slog.Logger { return d.log }
 
 // Run runs the daemon until ctx ends, then shuts it down gracefully. It
 // returns nil after a clean shutdown.

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/internal/testrunner"
 )
@@ -33,8 +32,7 @@ func TestMain(m *testing.M) {
 // leaving no runner behind.
 func TestRunServesAndStops(t *testing.T) {
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "jetai.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
+	conf := testdaemon.WriteConfig(t, dir, fmt.Sprintf(`
 server {
   admin_socket = %q
 }
@@ -50,33 +48,10 @@ model "stories" {
   preload    = true
   keep_alive = "forever"
 }
-`, filepath.Join(dir, "admin.sock"), testmodel.Path(t))), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
-			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard})
-	}()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not healthy: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+`, filepath.Join(dir, "admin.sock"), testmodel.Path(t)))
+	d := testdaemon.Start(t, daemon.Options{ConfigPath: conf})
+	base := d.URL
+	d.WaitHealthy(t)
 	resp, err := http.Post(base+"/inference", "application/json",
 		strings.NewReader(`{"prompt": "Once upon a time", "model": "gpt2", "max_length": 20, "temperature": 0}`))
 	if err != nil {
@@ -112,14 +87,8 @@ model "stories" {
 		t.Fatalf("want one runner pid, got %v", pids)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after its context ended")
+	if err := d.Stop(); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, 0); err == nil {
@@ -147,8 +116,7 @@ func TestRunBadConfig(t *testing.T) {
 // conversation).
 func TestShutdownParks(t *testing.T) {
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "jetai.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
+	conf := testdaemon.WriteConfig(t, dir, fmt.Sprintf(`
 cache {
   dir = "cache"
 }
@@ -160,7 +128,7 @@ model "stories" {
   preload    = true
   keep_alive = "forever"
 }
-`, testmodel.Path(t))), 0o644)
+`, testmodel.Path(t)))
 	prompt := strings.Repeat("Once upon a time there was a little dog. ", 6)
 	body := fmt.Sprintf(`{"prompt": %q, "model": "stories", "max_length": 8, "temperature": 0}`, prompt)
 	// run starts a daemon, sends the prompt, stops the daemon gracefully
@@ -171,19 +139,8 @@ model "stories" {
 	}
 	run := func() usage {
 		t.Helper()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := "http://" + ln.Addr().String()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := make(chan error, 1)
-		go func() {
-			done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
-				RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
-				Log: slog.New(slog.DiscardHandler)})
-		}()
+		d := testdaemon.Start(t, daemon.Options{ConfigPath: conf, Log: slog.New(slog.DiscardHandler)})
+		base := d.URL
 		var out struct {
 			Usage usage `json:"usage"`
 		}
@@ -203,14 +160,8 @@ model "stories" {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("Run did not return after its context ended")
+		if err := d.Stop(); err != nil {
+			t.Fatalf("Run: %v", err)
 		}
 		return out.Usage
 	}

@@ -42,18 +42,15 @@ func openIngest(c *cache.Cache, opts Options, log *slog.Logger) *ingest.Ingester
 	return g
 }
 
-// Cache is the daemon's model cache; nil when cache.dir is unusable.
-func (d *Daemon) Cache() *cache.Cache { return d.cache }
-
 // initModelCache opens cache.dir and the import/quantize service.
 func (d *Daemon) initModelCache(cfg *config.Config) {
 	d.cache = openCache(cfg, d.log)
 	d.ingest = openIngest(d.cache, d.opts, d.log)
 }
 
-// applyCacheConfig applies a reloaded cache block (Reload calls it):
-// max_size is live, evicting what no longer fits; a new dir needs a
-// restart (config.Diff says so).
+// applyCacheConfig applies a reloaded cache block (the reload's "model
+// cache" part): max_size is live, evicting what no longer fits; a new dir
+// needs a restart (config.Diff says so).
 func (d *Daemon) applyCacheConfig(cfg *config.Config) {
 	if d.cache != nil && d.cache.MaxSize() != int64(cfg.Cache.MaxSize) {
 		d.cache.SetMaxSize(int64(cfg.Cache.MaxSize))
@@ -189,10 +186,6 @@ func (d *Daemon) QuantizeModel(ctx context.Context, model, name, typ string, pro
 		}
 	}
 }
-
-// Ingester runs import and quantize jobs; nil without a usable cache. The
-// thermal policy may pause and resume quantizing with PauseAll/ResumeAll.
-func (d *Daemon) Ingester() *ingest.Ingester { return d.ingest }
 
 // The admin socket's model-file endpoints (admin.ModelFiles).
 var _ admin.ModelFiles = adminBackend{}

@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +15,8 @@ import (
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/ctl"
 	"github.com/jetai/jetai/daemon"
-	"github.com/jetai/jetai/internal/testrunner"
+	"github.com/jetai/jetai/internal/testdaemon"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -49,16 +47,11 @@ func blockOf(t *testing.T, out string) config.Model {
 // bad input is refused with a clear message.
 func TestImportQuantizeOverAdminSocket(t *testing.T) {
 	dir := t.TempDir()
-	_, file, _, _ := runtime.Caller(0)
 	spec := modelgen.Tiny()
 	spec.ChatTemplate = modelgen.ChatML
-	src, err := modelgen.Cached(filepath.Join(filepath.Dir(file), "..", ".cache", "models"), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := testmodel.Gen(t, spec)
 	sock := filepath.Join(dir, "admin.sock")
-	conf := filepath.Join(dir, "jetai.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
+	conf := testdaemon.WriteConfig(t, dir, fmt.Sprintf(`
 server {
   admin_socket = %q
 }
@@ -70,22 +63,8 @@ model "tiny" {
   context = 256
   threads = 1
 }
-`, sock, src)), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
-			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
-			ToolCommand: testrunner.Command(), ToolEnv: testrunner.ToolEnv()})
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+`, sock, src))
+	testdaemon.Start(t, daemon.Options{ConfigPath: conf})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if code, _, _ := ctlRun(sock, "cache"); code == 0 {
@@ -218,14 +197,9 @@ model "tiny" {
 // policy throttles the box and resumes (and finishes) once it is cool.
 func TestQuantizePausedWhileHot(t *testing.T) {
 	root := fakeRoot(t, "orin-nano")
-	_, file, _, _ := runtime.Caller(0)
-	src, err := modelgen.Cached(filepath.Join(filepath.Dir(file), "..", ".cache", "models"), modelgen.Small())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := testmodel.Gen(t, modelgen.Small())
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "jetai.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
+	conf := testdaemon.WriteConfig(t, dir, fmt.Sprintf(`
 thermal {
   soft_limit    = 80
   hard_limit    = 90
@@ -241,24 +215,9 @@ cache {
 model "small" {
   path = %q
 }
-`, filepath.Join(dir, "admin.sock"), src)), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.New(daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir, PlatformRoot: root,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
-		ToolCommand: testrunner.Command(), ToolEnv: testrunner.ToolEnv()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+`, filepath.Join(dir, "admin.sock"), src))
+	d := testdaemon.Start(t, daemon.Options{ConfigPath: conf, PlatformRoot: root})
+	ctx := t.Context()
 
 	setTemp(t, root, 85000) // throttle
 	eventually(t, "throttle", func() bool { return d.Platform().Level().String() == "throttle" })

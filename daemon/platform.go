@@ -52,10 +52,6 @@ func (d *Daemon) initPlatform(cfg *config.Config) {
 		Act: poolActuator{d}, Log: d.log.With("component", "platform"),
 	})
 	d.metrics.Attach(d.pool, d.mon.Status)
-	d.SetPlatform(d.adminPlatform)
-	d.OnReload(func(_, cfg *config.Config, _ config.Plan) {
-		d.mon.Configure(cfg.Thermal, uint64(cfg.Memory.Reserve))
-	})
 	b := d.mon.Board()
 	d.log.Info("platform", "board", b.Model, "l4t", b.L4T, "root", d.platformRoot())
 }
@@ -76,11 +72,6 @@ func (d *Daemon) Platform() *platform.Monitor { return d.mon }
 func (d *Daemon) PlatformStatus() PlatformStatus {
 	return PlatformStatus{Status: d.mon.Status(), Throttle: d.pool.ThrottleStatus()}
 }
-
-// PlatformSummary is the platform state in one line, for the sd_notify
-// STATUS= line and jetai-ctl status/top, for example
-// "thermal throttle, tj-thermal 83.1 °C (since 21:30:02); MemAvailable 3.2 GiB; VDD_IN 9.8 W".
-func (d *Daemon) PlatformSummary() string { return d.mon.Summary() }
 
 // poolActuator carries the monitor's decisions to the pool.
 type poolActuator struct{ d *Daemon }

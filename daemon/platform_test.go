@@ -16,8 +16,8 @@ import (
 
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/internal/promtool"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 )
 
 // fakeRoot copies a fake machine tree from testdata/platform.
@@ -35,14 +35,10 @@ func fakeRoot(t *testing.T, name string) string {
 // (model paths as %[1]q) and returns its base URL and the Daemon.
 func platformDaemon(t *testing.T, root, hcl string, log io.Writer) (string, *daemon.Daemon) {
 	t.Helper()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "jetai.hcl")
-	if err := os.WriteFile(conf, []byte(ownCache(fmt.Sprintf(hcl, testmodel.Path(t)))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return runDaemon(t, daemon.Options{ConfigPath: conf, SocketDir: dir, PlatformRoot: root,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
+	conf := testdaemon.WriteConfig(t, t.TempDir(), ownCache(fmt.Sprintf(hcl, testmodel.Path(t))))
+	d := testdaemon.Start(t, daemon.Options{ConfigPath: conf, PlatformRoot: root,
 		Log: slog.New(slog.NewTextHandler(log, nil))})
+	return d.URL, d.Daemon
 }
 
 func getJSON(t *testing.T, url string, v any) {

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/api"
-	"golang.org/x/sys/unix"
+	"github.com/jetai/jetai/daemon/systemd"
 )
 
 // ReloadResult is what one Reload did. It is JSON for the admin socket's
@@ -64,17 +63,87 @@ type reloadState struct {
 	// first is the config jetaid started with: settings that need a
 	// process restart are in force as it has them.
 	first *config.Config
-	hooks []func(old, new *config.Config, plan config.Plan)
+	// parts take a new config, in this order (reloadParts).
+	parts []reloadPart
 }
 
-// OnReload registers f to run after each applied reload that changed the
-// config, with the old and new configs and the plan (for settings owned
-// outside the pool and the API: thermal, cache, logging sinks). Register
-// before Run. f runs in the reload's goroutine and must not block long.
-func (d *Daemon) OnReload(f func(old, new *config.Config, plan config.Plan)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.reload.hooks = append(d.reload.hooks, f)
+// reloadPart is one part of the daemon that takes a new config. A reload
+// has parsed, validated and planned the new config before any part sees
+// it; then it swaps the parts one after the other, in the order of the
+// list. A part lets go of what the old config held as it swaps (the pool
+// drains removed models in the background).
+type reloadPart struct {
+	name string
+	// swap puts r.next in force for the part. An error rejects the
+	// reload, so only the first part's swap may fail, and only before it
+	// has changed anything: the parts swapped before a later one could
+	// not be put back.
+	swap func(r *reloadRun) error
+}
+
+// reloadRun is one applied reload as the parts see it.
+type reloadRun struct {
+	old, next *config.Config
+	plan      config.Plan
+	res       *ReloadResult
+	start     time.Time
+	// What the pool reports: models evicted to fit a new budget, notes
+	// for the operator.
+	evicted, notes []string
+}
+
+// reloadParts is the ordered list of the parts a reload swaps. The pool
+// goes first: its Apply is the one swap that may refuse (a closing pool, a
+// plan from a config it does not run), and it does so before it changes
+// anything. The daemon's own config goes before the platform monitor,
+// whose actions read it.
+func (d *Daemon) reloadParts() []reloadPart {
+	return []reloadPart{
+		{name: "pool", swap: func(r *reloadRun) error {
+			rep, err := d.pool.Apply(r.next, r.plan)
+			if err != nil {
+				return err
+			}
+			r.evicted, r.notes = rep.Evicted, rep.Notes
+			return nil
+		}},
+		{name: "api", swap: func(r *reloadRun) error {
+			d.api.SetConfig(r.next)
+			return nil
+		}},
+		{name: "model cache", swap: func(r *reloadRun) error {
+			d.applyCacheConfig(r.next) // modelcache.go
+			return nil
+		}},
+		{name: "log level", swap: func(r *reloadRun) error {
+			// Only a changed log_level: jetai-ctl log-level may have set
+			// another level since the last reload.
+			for _, f := range r.plan.Live {
+				if f.Field == "server.log_level" {
+					d.level.Set(level(r.next.Server.LogLevel))
+				}
+			}
+			return nil
+		}},
+		{name: "config", swap: func(r *reloadRun) error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.cfg = r.next
+			d.reload.generation++
+			d.reload.loadedAt = time.Now()
+			r.res.Generation = d.reload.generation
+			r.res.Applied, r.res.Changed = true, true
+			// The new generation and its reload record become visible
+			// together: a /status read between them would show generation
+			// N with the previous reload's time and count.
+			d.recordLocked(*r.res, r.start)
+			return nil
+		}},
+		{name: "platform", swap: func(r *reloadRun) error {
+			d.mon.Configure(r.next.Thermal, uint64(r.next.Memory.Reserve))
+			return nil
+		}},
+	}
 }
 
 // ReloadStatus is the config generation in force and the last reload, for
@@ -123,7 +192,7 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	if err := ctx.Err(); err != nil {
 		return reject("reload: " + err.Error())
 	}
-	src, err := os.ReadFile(old.Path)
+	cfg, err := config.Load(old.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		res.Diagnostics = append(res.Diagnostics, old.Path+": the config file does not exist")
@@ -133,16 +202,6 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 		d.recordReload(res, start)
 		return res
 	case err != nil:
-		res.Diagnostics = append(res.Diagnostics, old.Path+": cannot read the config file: "+err.Error())
-		return reject(res.Diagnostics[0])
-	case len(strings.TrimSpace(string(src))) == 0:
-		// An empty file is almost always a save in progress or a mistake;
-		// applying it would unload every model.
-		res.Diagnostics = append(res.Diagnostics, old.Path+": the config file is empty")
-		return reject(res.Diagnostics[0])
-	}
-	cfg, err := config.Parse(src, old.Path)
-	if err != nil {
 		var ds config.Diagnostics
 		if errors.As(err, &ds) {
 			res.Diagnostics = ds.Strings()
@@ -168,48 +227,29 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	res.Plan = plan
 	d.log.Info("config reload plan", "trigger", trigger, "from", res.Generation, "plan", plan.String())
 	d.logPlan(plan)
-	d.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10))
-	rep, err := d.pool.Apply(cfg, plan)
-	if err != nil {
-		d.notify("READY=1")
-		return reject("apply: " + err.Error())
-	}
-	d.api.SetConfig(cfg)
-	d.applyCacheConfig(cfg)
-	for _, f := range plan.Live {
-		// Only a changed log_level: jetai-ctl log-level may have set
-		// another level since the last reload.
-		if f.Field == "server.log_level" && d.level != nil {
-			d.level.Set(level(cfg.Server.LogLevel))
+	d.notify(systemd.Reloading()...)
+	run := &reloadRun{old: old, next: cfg, plan: plan, res: &res, start: start}
+	for i, p := range d.reload.parts {
+		if err := p.swap(run); err != nil {
+			d.notify("READY=1")
+			if i > 0 {
+				d.log.Error("config reload: a part refused the new config after the parts before it took it", "part", p.name, "err", err)
+			}
+			return reject("apply: " + p.name + ": " + err.Error())
 		}
-	}
-	d.mu.Lock()
-	d.cfg = cfg
-	d.reload.generation++
-	d.reload.loadedAt = time.Now()
-	res.Generation = d.reload.generation
-	res.Applied, res.Changed = true, true
-	// The new generation and its reload record become visible together:
-	// a /status read between them would show generation N with the
-	// previous reload's time and count.
-	d.recordLocked(res, start)
-	hooks := append([]func(old, new *config.Config, plan config.Plan){}, d.reload.hooks...)
-	d.mu.Unlock()
-	for _, h := range hooks {
-		h(old, cfg, plan)
 	}
 	d.notify("READY=1")
 
 	for _, f := range plan.NeedsProcessRestart {
 		res.Notes = append(res.Notes, fmt.Sprintf("%s changed (%s → %s): it takes effect when jetaid restarts; until then %s stays in force", f.Field, f.Old, f.New, f.Old))
 	}
-	res.Notes = append(res.Notes, rep.Notes...)
+	res.Notes = append(res.Notes, run.notes...)
 	res.Duration = time.Since(start)
 	d.noteReload(res)
 	d.log.Info("config reloaded", "trigger", trigger, "generation", res.Generation, "sha256", res.Hash[:12],
 		"added", len(plan.Added), "removed", len(plan.Removed), "restarted", len(plan.Restarted),
 		"updated", len(plan.Updated), "unchanged", len(plan.Unchanged), "live", len(plan.Live),
-		"evicted", strings.Join(rep.Evicted, ","), "ms", float64(res.Duration.Microseconds())/1000)
+		"evicted", strings.Join(run.evicted, ","), "ms", float64(res.Duration.Microseconds())/1000)
 	for _, n := range res.Notes {
 		d.log.Warn("config reload", "note", n)
 	}
@@ -287,16 +327,6 @@ func firstLine(s string) string {
 		return s[:i] + fmt.Sprintf(" (and %d more)", strings.Count(s, "\n"))
 	}
 	return s
-}
-
-// monotonicUsec is CLOCK_MONOTONIC in microseconds, as systemd wants it
-// with RELOADING=1.
-func monotonicUsec() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return ts.Nano() / 1000
 }
 
 // startReloaders starts the reload triggers that run for the daemon's

@@ -1,11 +1,13 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,13 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/internal/testburst"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 )
 
 // reloadEnv is a running daemon over a config file the test rewrites.
@@ -68,25 +71,16 @@ func start(t *testing.T, hcl func() string, watch bool, wo config.WatchOptions) 
 	e := &reloadEnv{t: t, dir: t.TempDir(), log: &logBuffer{}}
 	e.conf = filepath.Join(e.dir, "jetai.hcl")
 	e.write(hcl())
-	// Registered first, so it runs after runDaemon's cleanup has stopped
+	// Registered first, so it runs after testdaemon's cleanup has stopped
 	// the daemon: the log then ends with the shutdown.
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", e.log.String())
 		}
 	})
-	e.base, e.d = runDaemon(t, daemon.Options{ConfigPath: e.conf, SocketDir: e.dir,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
-		Log:   slogTo(e.log),
-		Watch: wo, NoWatch: !watch})
-	e.waitFor("the daemon to serve", func() bool {
-		resp, err := http.Get(e.base + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	td := testdaemon.Start(t, daemon.Options{ConfigPath: e.conf, Log: slogTo(e.log), Watch: wo, NoWatch: !watch})
+	e.base, e.d = td.URL, td.Daemon
+	td.WaitHealthy(t)
 	return e
 }
 
@@ -432,5 +426,125 @@ func TestReloadNeedsProcessRestart(t *testing.T) {
 	}
 	if nr, _ := e.status()["needs_restart"].([]any); len(nr) != 0 {
 		t.Fatalf("/status needs_restart: %v", nr)
+	}
+}
+
+// TestValidateAgreesWithReload: what a reload refuses (an empty file, a
+// missing one, one the daemon cannot read), the admin socket's validate
+// command refuses with the same diagnostic, whether the client sends the
+// file's content or only its path.
+func TestValidateAgreesWithReload(t *testing.T) {
+	var sock string
+	e := startReload(t, func() string {
+		sock = filepath.Join(t.TempDir(), "admin.sock")
+		return fmt.Sprintf("server {\n  admin_socket = %q\n}\n", sock) + model("m", "")
+	}, false)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	validate := func(req map[string]string) (int, admin.ValidateResult) {
+		t.Helper()
+		body, _ := json.Marshal(req)
+		resp, err := hc.Post("http://jetaid/v1/validate", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r admin.ValidateResult
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, r
+	}
+	good, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reload's verdict on an empty file.
+	if err := os.WriteFile(e.conf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.d.Reload(context.Background(), "test")
+	want := e.conf + ": the config file is empty"
+	if res.Applied || len(res.Diagnostics) != 1 || res.Diagnostics[0] != want {
+		t.Fatalf("reload of an empty file: %+v", res)
+	}
+	missing := filepath.Join(e.dir, "nope.hcl")
+	tests := []struct {
+		name string
+		req  map[string]string
+		want string
+	}{
+		{"empty file by path", map[string]string{"path": e.conf}, want},
+		{"white space as content", map[string]string{"path": e.conf, "content": " \n\t\n"}, want},
+		{"missing file by path", map[string]string{"path": missing}, missing + ": the config file does not exist"},
+		{"a directory by path", map[string]string{"path": e.dir}, e.dir + ": cannot read the config file: read " + e.dir + ": is a directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, r := validate(tc.req)
+			if code != http.StatusUnprocessableEntity || r.OK || len(r.Diagnostics) != 1 || r.Diagnostics[0] != tc.want {
+				t.Fatalf("validate %v: %d %+v, want the diagnostic %q", tc.req, code, r, tc.want)
+			}
+		})
+	}
+	// A good file by path only: usable, and no change from the running one.
+	if err := os.WriteFile(e.conf, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, r := validate(map[string]string{"path": e.conf}); code != 200 || !r.OK || r.Plan == nil || len(r.Plan.Added)+len(r.Plan.Removed) != 0 {
+		t.Fatalf("validate of the good file by path: %d %+v", code, r)
+	}
+}
+
+// TestReloadEveryPart: one reload puts a change of every reloadable part in
+// force: the pool (a model's priority), the REST API (api keys), the model
+// cache (max_size), the log level, the daemon's config and generation, and
+// the platform monitor (memory reserve).
+func TestReloadEveryPart(t *testing.T) {
+	var sock string
+	hcl := func(level, maxSize, keys, reserve string, priority int) string {
+		return fmt.Sprintf("server {\n  admin_socket = %q\n  log_level = %q\n%s}\nmemory {\n  reserve = %q\n}\ncache {\n  dir = \"cache\"\n  max_size = %q\n}\n",
+			sock, level, keys, reserve, maxSize) + model("m", fmt.Sprintf("priority = %d", priority))
+	}
+	e := startReload(t, func() string {
+		sock = filepath.Join(t.TempDir(), "admin.sock")
+		return hcl("info", "1GiB", "", "256MiB", 1)
+	}, false)
+	client := admin.NewClient(sock)
+	defer client.Close()
+	ctx := context.Background()
+
+	e.write(hcl("debug", "2GiB", "  api_keys = [\"sk-every\"]\n", "300MiB", 7))
+	res := e.d.Reload(ctx, "test")
+	if !res.Applied || !res.Changed || res.Generation != 2 {
+		t.Fatalf("reload: %+v", res)
+	}
+	if e.d.Config().Hash != res.Hash || e.d.ReloadStatus().Generation != 2 {
+		t.Errorf("the daemon's config: hash %.12s, generation %d", e.d.Config().Hash, e.d.ReloadStatus().Generation)
+	}
+	if p := e.model("m").Priority; p != 7 {
+		t.Errorf("pool: priority %d, want 7", p)
+	}
+	resp, err := http.Get(e.base + "/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("api: /models without the new key: %d, want 401", resp.StatusCode)
+	}
+	st, err := client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LogLevel != "debug" {
+		t.Errorf("log level %q, want debug", st.LogLevel)
+	}
+	if st.Cache == nil || st.Cache.MaxBytes != 2<<30 {
+		t.Errorf("model cache: %+v, want max 2 GiB", st.Cache)
+	}
+	if r := e.d.Platform().Status().Reserve; r != 300<<20 {
+		t.Errorf("platform: reserve %d, want 300 MiB", r)
 	}
 }

@@ -511,59 +511,6 @@ func TestOpenFile(t *testing.T) {
 	}
 }
 
-// testModel returns the path of the real stories260K model.
-func testModel(t *testing.T) string {
-	path := os.Getenv("JETAI_TEST_MODEL")
-	if path == "" {
-		path = filepath.Join("..", "..", "shared", "models", "stories260K.gguf")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("real test model not found at %s (set JETAI_TEST_MODEL to stories260K.gguf): %v", path, err)
-	}
-	return path
-}
-
-func TestRealModel(t *testing.T) {
-	f, err := Open(testModel(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := f.Params()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Architecture != "llama" || p.VocabSize != 512 || p.ContextLength != 2048 || p.BlockCount == 0 {
-		t.Errorf("params = %+v", p)
-	}
-	blocks := 0
-	for _, ti := range f.Tensors {
-		if strings.HasSuffix(ti.Name, ".attn_norm.weight") {
-			blocks++
-		}
-		if f.DataOffset+ti.Offset+ti.Size > uint64(f.FileSize) {
-			t.Errorf("tensor %s outside the file", ti.Name)
-		}
-	}
-	if uint64(blocks) != p.BlockCount {
-		t.Errorf("%d attn_norm tensors, block_count %d", blocks, p.BlockCount)
-	}
-	if bos, _ := f.Uint("tokenizer.ggml.bos_token_id"); bos != 1 {
-		t.Errorf("bos = %d", bos)
-	}
-	if _, ok := f.ChatTemplate(); ok {
-		t.Error("stories260K has no chat template")
-	}
-	emb, ok := f.Tensor("token_embd.weight")
-	if !ok || len(emb.Shape) != 2 || emb.Shape[0] != p.EmbeddingLength || emb.Shape[1] != 512 {
-		t.Errorf("token_embd.weight = %+v", emb)
-	}
-	ft, _ := f.FileType()
-	t.Logf("%+v; %d tensors, data at %d, file type %d (%s)", p, len(f.Tensors), f.DataOffset, ft, FileTypeName(ft))
-}
-
 func FuzzOpen(f *testing.F) {
 	f.Add(writeSample(f))
 	f.Add([]byte("GGUF"))
@@ -595,4 +542,26 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestQuantTypes: every accepted quantisation name maps to the file type
+// of the same name, whatever its case, and nothing else is accepted.
+func TestQuantTypes(t *testing.T) {
+	names := QuantTypes()
+	if len(names) != 15 {
+		t.Fatalf("QuantTypes = %v", names)
+	}
+	for _, n := range names {
+		for _, in := range []string{n, strings.ToUpper(n)} {
+			ft, ok := QuantFileType(in)
+			if !ok || strings.ToLower(FileTypeName(ft)) != n {
+				t.Errorf("QuantFileType(%q) = %d (%s), %v", in, ft, FileTypeName(ft), ok)
+			}
+		}
+	}
+	for _, bad := range []string{"", "f32", "iq2_xs", "q4"} {
+		if _, ok := QuantFileType(bad); ok {
+			t.Errorf("QuantFileType(%q) accepted", bad)
+		}
+	}
 }

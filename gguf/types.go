@@ -1,6 +1,9 @@
 package gguf
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // ValueType is the type tag of a metadata value in a GGUF file.
 type ValueType uint32
@@ -228,4 +231,37 @@ func FileTypeName(ft uint64) string {
 		28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
 	}
 	return names[ft]
+}
+
+// quantTypes maps the quantisation names jetai accepts (`jetai-ctl
+// quantize --type`) to their general.file_type (llama.cpp's LLAMA_FTYPE_*),
+// in the order they are listed to users.
+var quantTypes = []struct {
+	name string
+	ft   uint64
+}{
+	{"f16", 1}, {"q4_0", 2}, {"q4_1", 3}, {"q5_0", 8}, {"q5_1", 9}, {"q8_0", 7},
+	{"q2_k", 10}, {"q3_k_s", 11}, {"q3_k_m", 12}, {"q3_k_l", 13}, {"q4_k_s", 14}, {"q4_k_m", 15},
+	{"q5_k_s", 16}, {"q5_k_m", 17}, {"q6_k", 18},
+}
+
+// QuantTypes lists the quantisation names jetai accepts, lower case.
+func QuantTypes() []string {
+	out := make([]string, len(quantTypes))
+	for i, q := range quantTypes {
+		out[i] = q.name
+	}
+	return out
+}
+
+// QuantFileType is the general.file_type a quantisation name (any case)
+// produces; ok is false for a name jetai does not accept.
+func QuantFileType(name string) (ft uint64, ok bool) {
+	name = strings.ToLower(name)
+	for _, q := range quantTypes {
+		if q.name == name {
+			return q.ft, true
+		}
+	}
+	return 0, false
 }

@@ -41,18 +41,9 @@ var cleanups []func()
 // model, cached across runs.
 func genModels(t *testing.T) (chat, slow string) {
 	t.Helper()
-	dir := filepath.Join(os.TempDir(), "jetai-modelgen-cache")
 	spec := modelgen.Tiny()
 	spec.ChatTemplate = modelgen.ChatML
-	chat, err := modelgen.Cached(dir, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow, err = modelgen.Cached(dir, modelgen.Small())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return chat, slow
+	return testmodel.Gen(t, spec), testmodel.Gen(t, modelgen.Small())
 }
 
 type env struct {

@@ -59,10 +59,10 @@ func dialSmall(t *testing.T, addr string) net.Conn {
 }
 
 // TestStalledReaderFreesSlot: a client that asks for a long stream and
-// then never reads it (but keeps the connection open) used to hold the
+// then never reads it (but keeps the connection open) must not hold the
 // model's slot until server.request_timeout (5 minutes by default), the
-// handler blocked in a write forever. Each write now has a deadline, and
-// a write that misses it cancels the request.
+// handler blocked in a write. Each write has a deadline, and a write that
+// misses it cancels the request.
 func TestStalledReaderFreesSlot(t *testing.T) {
 	e := mainServer(t)
 	a := post(t, e.url+"/inference", `{"prompt": "x", "model": "slow", "max_tokens": 32}`)
@@ -100,9 +100,9 @@ func TestStalledReaderFreesSlot(t *testing.T) {
 }
 
 // TestSlowBodyGets408: a client that sends its headers and then trickles
-// the body a byte at a time used to hold its connection and handler for as
-// long as it liked (there was only a header timeout). The body now has a
-// read deadline and the answer is 408 body_timeout.
+// the body a byte at a time must not hold its connection and handler for
+// as long as it likes: the body has a read deadline, not only the
+// headers, and the answer is 408 body_timeout.
 func TestSlowBodyGets408(t *testing.T) {
 	e := mainServer(t)
 	addr := deadlineServer(t, e)

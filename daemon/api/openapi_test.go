@@ -3,12 +3,9 @@ package api_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,15 +15,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/daemon/api"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // openapiDoc is the parsed document and a compiler over it.
@@ -256,8 +251,7 @@ func TestOpenAPIRealAnswers(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("GGUF\x03\x00\x00\x00 this is not a model"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "jetai.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
+	conf := testdaemon.WriteConfig(t, dir, fmt.Sprintf(`
 server {
   api_keys = ["sk-test"]
   max_body = "32KiB"
@@ -290,48 +284,10 @@ model "broken" {
 model "absent" {
   path = %q
 }
-`, story, chat, bad, filepath.Join(dir, "absent.gguf"))), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir,
-			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard,
-			Log: slog.New(slog.DiscardHandler)})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("daemon did not stop")
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("daemon stopped: %v", runErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not healthy: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+`, story, chat, bad, filepath.Join(dir, "absent.gguf")))
+	td := testdaemon.Start(t, daemon.Options{ConfigPath: conf, Log: slog.New(slog.DiscardHandler)})
+	td.WaitHealthy(t)
+	base := td.URL
 	d := loadDoc(t, do(t, "GET", base+"/openapi.json", "").Body)
 
 	big := `{"prompt": "` + strings.Repeat("x", 40<<10) + `"}`

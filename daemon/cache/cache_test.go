@@ -12,12 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -286,11 +286,7 @@ func TestCorruptCopyIsNotServed(t *testing.T) {
 func TestCrashDuringCopy(t *testing.T) {
 	dir := t.TempDir()
 	// A model of several copy steps, so the kill lands between two.
-	_, file, _, _ := runtime.Caller(0)
-	src, err := modelgen.Cached(filepath.Join(filepath.Dir(file), "..", "..", ".cache", "models"), modelgen.Small())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := testmodel.Gen(t, modelgen.Small())
 	st, _ := os.Stat(src)
 	if st.Size() < 3*kernelStep {
 		t.Fatalf("source of %d bytes is too small to interrupt", st.Size())

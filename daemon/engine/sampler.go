@@ -32,11 +32,6 @@ type SamplingParams struct {
 	JSONSchema       string  `json:"json_schema,omitempty"`
 }
 
-// DefaultSampling is llama.cpp's default sampling setup.
-func DefaultSampling() SamplingParams {
-	return SamplingParams{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, TypicalP: 1, RepeatPenalty: 1, RepeatLastN: 64}
-}
-
 // ErrInvalidGrammar marks a grammar or JSON schema that cannot be used.
 var ErrInvalidGrammar = errors.New("invalid grammar")
 

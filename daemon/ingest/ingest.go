@@ -236,18 +236,8 @@ func humanCount(n uint64) string {
 	return strconv.FormatUint(n, 10)
 }
 
-// QuantTypes are the accepted --type names (engine.QuantTypes, which this
-// pure-Go package cannot import).
-var QuantTypes = []string{"f16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"}
-
-func validType(t string) bool {
-	for _, q := range QuantTypes {
-		if q == t {
-			return true
-		}
-	}
-	return false
-}
+// QuantTypes are the accepted --type names.
+var QuantTypes = gguf.QuantTypes()
 
 // Job is a quantize child process.
 type Job struct {
@@ -330,7 +320,7 @@ var progressLine = regexp.MustCompile(`^\[\s*(\d+)/\s*(\d+)\]`)
 // runs until done, cancelled, or ctx ends (which cancels it).
 func (g *Ingester) Quantize(ctx context.Context, src, name, typ string) (*Job, error) {
 	typ = strings.ToLower(typ)
-	if !validType(typ) {
+	if _, ok := gguf.QuantFileType(typ); !ok {
 		return nil, fmt.Errorf("quantize: unknown type %q; one of %s", typ, strings.Join(QuantTypes, ", "))
 	}
 	abs, err := filepath.Abs(src)

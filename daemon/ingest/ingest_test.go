@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/cache"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/internal/testrunner"
 	"github.com/jetai/jetai/modelgen"
 )
@@ -22,16 +22,6 @@ import (
 func TestMain(m *testing.M) {
 	testrunner.ServeIfRunner()
 	os.Exit(m.Run())
-}
-
-func genModel(t *testing.T, spec modelgen.Spec) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p, err := modelgen.Cached(filepath.Join(filepath.Dir(file), "..", "..", ".cache", "models"), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func newIngester(t *testing.T) (*Ingester, *cache.Cache) {
@@ -62,7 +52,7 @@ func TestImport(t *testing.T) {
 	g, c := newIngester(t)
 	spec := modelgen.Tiny()
 	spec.ChatTemplate = modelgen.ChatML
-	src := genModel(t, spec)
+	src := testmodel.Gen(t, spec)
 	var last int64
 	res, err := g.Import(context.Background(), src, "tiny", func(d, _ int64) { last = d })
 	if err != nil {
@@ -109,7 +99,7 @@ func TestImport(t *testing.T) {
 
 func TestQuantize(t *testing.T) {
 	g, c := newIngester(t)
-	src := genModel(t, modelgen.Tiny())
+	src := testmodel.Gen(t, modelgen.Tiny())
 	j, err := g.Quantize(context.Background(), src, "", "q8_0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +133,7 @@ func TestQuantize(t *testing.T) {
 // llama.cpp fails on it with "unknown model architecture".
 func badArch(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(genModel(t, modelgen.Tiny()))
+	b, err := os.ReadFile(testmodel.Gen(t, modelgen.Tiny()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +195,7 @@ func procState(pid int) string {
 
 func TestQuantizePauseResumeCancel(t *testing.T) {
 	g, c := newIngester(t)
-	src := genModel(t, modelgen.Small())
+	src := testmodel.Gen(t, modelgen.Small())
 	j, err := g.Quantize(context.Background(), src, "small", "q4_k_m")
 	if err != nil {
 		t.Fatal(err)

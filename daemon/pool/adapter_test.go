@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestAdapterServedAsOwnModel(t *testing.T) {
 	dir := t.TempDir()
 	spec := modelgen.Tiny()
-	base := genModel(t, spec)
+	base := testmodel.Gen(t, spec)
 	lora := filepath.Join(dir, "tiny-lora.gguf")
 	if err := modelgen.GenerateLoRA(lora, modelgen.LoRA{Base: spec, Rank: 8, StdDev: 0.5, Seed: 7}); err != nil {
 		t.Fatal(err)

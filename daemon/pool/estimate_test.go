@@ -7,6 +7,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/gguf"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -30,7 +31,7 @@ func TestEstimateFormula(t *testing.T) {
 // TestEstimateAgainstRunners loads generated and real models with the
 // default overhead and compares estimates with the runners' RSS.
 func TestEstimateAgainstRunners(t *testing.T) {
-	files := map[string]string{"real": realModel(t), "tiny": genModel(t, modelgen.Tiny()), "small": genModel(t, modelgen.Small())}
+	files := map[string]string{"real": realModel(t), "tiny": testmodel.Gen(t, modelgen.Tiny()), "small": testmodel.Gen(t, modelgen.Small())}
 	hcl := memBlock("2GiB", "1MiB")
 	for _, n := range []string{"real", "tiny", "small"} {
 		hcl += modelBlock(n, files[n], "")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,25 +11,12 @@ import (
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/internal/testrunner"
-	"github.com/jetai/jetai/modelgen"
 )
 
 // The test binary doubles as the runner executable.
 func TestMain(m *testing.M) {
 	testrunner.ServeIfRunner()
 	os.Exit(m.Run())
-}
-
-// genModel returns a generated model, cached under the repository's .cache.
-func genModel(t *testing.T, spec modelgen.Spec) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", ".cache", "models")
-	p, err := modelgen.Cached(dir, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // copyModel copies src into dir as name (distinct files for distinct models).

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -104,7 +105,7 @@ func TestUnavailableModel(t *testing.T) {
 func TestUnavailableAdapter(t *testing.T) {
 	dir := t.TempDir()
 	spec := modelgen.Tiny()
-	base := genModel(t, spec)
+	base := testmodel.Gen(t, spec)
 	lora := filepath.Join(dir, "tiny-lora.gguf")
 	p := newPool(t, modelBlock("tuned", base, fmt.Sprintf("adapter {\n  path = %q\n}", lora)), nil)
 	ctx := context.Background()

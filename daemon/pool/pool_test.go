@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -47,7 +48,7 @@ func loaded(p *Pool) []string {
 // then least recent use; the pinned one stays; charges stay in the budget.
 func TestEvictionOrder(t *testing.T) {
 	dir := t.TempDir()
-	tiny := genModel(t, modelgen.Tiny())
+	tiny := testmodel.Gen(t, modelgen.Tiny())
 	paths := map[string]string{}
 	for _, n := range []string{"pin", "low", "a", "b"} {
 		paths[n] = copyModel(t, tiny, dir, n+".gguf")
@@ -152,7 +153,7 @@ func TestEvictionOrder(t *testing.T) {
 // NoRoomError naming what is in the way.
 func TestNoRoom(t *testing.T) {
 	dir := t.TempDir()
-	tiny := genModel(t, modelgen.Tiny())
+	tiny := testmodel.Gen(t, modelgen.Tiny())
 	cases := []struct {
 		name     string
 		hcl      string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -56,7 +57,7 @@ func TestOutcomeOf(t *testing.T) {
 // "throttled" outcome.
 func TestThrottleGate(t *testing.T) {
 	dir := t.TempDir()
-	tiny := genModel(t, modelgen.Tiny())
+	tiny := testmodel.Gen(t, modelgen.Tiny())
 	hcl := modelBlock("high", copyModel(t, tiny, dir, "high.gguf"), "priority = 90\npreload = true") +
 		modelBlock("low", copyModel(t, tiny, dir, "low.gguf"), "priority = 10\npreload = true") +
 		modelBlock("cold", copyModel(t, tiny, dir, "cold.gguf"), "priority = 90")

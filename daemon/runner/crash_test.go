@@ -16,9 +16,9 @@ import (
 // TestModelFileTruncatedWhileLoaded: a model file written over in place
 // (truncated) under a loaded runner makes its mapped weights vanish; the
 // runner dies of SIGBUS at its next step. That fails the request and
-// leaves the daemon serving, but the error used to end with the last
-// lines of the Go crash dump (CPU registers). It now names the signal,
-// the file and what to do.
+// leaves the daemon serving, and the error names the signal, the file
+// and what to do (not the last lines of the Go crash dump, CPU
+// registers).
 func TestModelFileTruncatedWhileLoaded(t *testing.T) {
 	src, err := os.Open(testmodel.Path(t))
 	if err != nil {

@@ -337,10 +337,10 @@ func TestKilledMidStream(t *testing.T) {
 	}
 }
 
-// TestGrammarDeadEnds: grammars that no token can continue used to abort
-// the runner (llama.cpp asserts), failing every request on the model. Now
-// they are the request's own 400, and a whole grammar under ignore_eos
-// simply stops.
+// TestGrammarDeadEnds: a grammar that no token can continue (on which
+// llama.cpp asserts, which would abort the runner and fail every request
+// on the model) is the request's own 400, and a whole grammar under
+// ignore_eos simply stops.
 func TestGrammarDeadEnds(t *testing.T) {
 	p := start(t, testmodel.Path(t), 2, 256)
 	ready(t, p)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deb-systemd.sh — tests the jetai .debs for real (issue 6); run by
+# deb-systemd.sh — tests the jetai .debs for real; run by
 # `make test-deb` after `make deb` for both architectures, and by CI.
 #
 # amd64: a Debian root file system (debootstrap, cached as a tarball in
