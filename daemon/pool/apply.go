@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
-	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/gguf"
 )
 
@@ -100,7 +99,7 @@ type reloadState struct {
 
 // retiring is an old runner that still runs requests.
 type retiring struct {
-	proc   *runner.Process
+	proc   Runner
 	active int
 	charge uint64
 }
@@ -117,7 +116,7 @@ func (m *model) extraChargeLocked() uint64 {
 
 // releaseOldLocked books the end of a request that ran in proc when proc is
 // a retiring runner of m, and reports whether it was.
-func (m *model) releaseOldLocked(proc *runner.Process) bool {
+func (m *model) releaseOldLocked(proc Runner) bool {
 	for _, r := range m.rl.old {
 		if r.proc == proc {
 			r.active--
@@ -623,7 +622,7 @@ func (p *Pool) remove(m *model) {
 }
 
 // stopLater stops an unwanted runner in the background.
-func (p *Pool) stopLater(proc *runner.Process) {
+func (p *Pool) stopLater(proc Runner) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

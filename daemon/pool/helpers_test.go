@@ -72,7 +72,7 @@ func newPool(t *testing.T, hcl string, setup func(p *Pool)) *Pool {
 	if setup != nil {
 		setup(p)
 	}
-	p.Start(context.Background())
+	p.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -52,7 +52,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	}
 	err = p.makeRoom(m)
 	start := time.Now() // load time is the runner's, not the wait for room
-	var proc *runner.Process
+	var proc Runner
 	var info runner.ModelInfo
 	if err == nil {
 		proc, info, err = p.startRunner(m)
@@ -118,8 +118,8 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 }
 
 // startRunner starts m's runner and waits for its model to load.
-func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) {
-	return p.spawn(m.cfg, func(proc *runner.Process) {
+func (p *Pool) startRunner(m *model) (Runner, runner.ModelInfo, error) {
+	return p.spawn(m.cfg, func(proc Runner) {
 		p.mu.Lock()
 		m.proc = proc // for LoadProgress and Pid
 		p.mu.Unlock()
@@ -129,7 +129,7 @@ func (p *Pool) startRunner(m *model) (*runner.Process, runner.ModelInfo, error) 
 // spawn starts a runner for mc (a model's config, or the one a restart puts
 // in force) and waits for its model to load; started, when set, learns the
 // process as soon as it runs.
-func (p *Pool) spawn(mc config.Model, started func(*runner.Process)) (*runner.Process, runner.ModelInfo, error) {
+func (p *Pool) spawn(mc config.Model, started func(Runner)) (Runner, runner.ModelInfo, error) {
 	if _, err := checkFile(mc); err != nil {
 		return nil, runner.ModelInfo{}, err
 	}
@@ -146,7 +146,7 @@ func (p *Pool) spawn(mc config.Model, started func(*runner.Process)) (*runner.Pr
 	for _, a := range mc.Adapters {
 		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
 	}
-	proc, err := runner.Start(opts)
+	proc, err := p.newRunner(opts)
 	if err != nil {
 		release()
 		return nil, runner.ModelInfo{}, err
@@ -169,7 +169,7 @@ func (p *Pool) spawn(mc config.Model, started func(*runner.Process)) (*runner.Pr
 }
 
 // monitor notices a runner that exits on its own.
-func (p *Pool) monitor(m *model, proc *runner.Process) {
+func (p *Pool) monitor(m *model, proc Runner) {
 	defer p.wg.Done()
 	<-proc.Done()
 	p.mu.Lock()
@@ -190,7 +190,7 @@ func (p *Pool) monitor(m *model, proc *runner.Process) {
 
 // measure reads proc's RSS and updates m's charge; it may evict idle
 // models when the measurement pushes the total over the budget.
-func (p *Pool) measure(m *model, proc *runner.Process) {
+func (p *Pool) measure(m *model, proc Runner) {
 	rss, err := proc.RSS()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -470,7 +470,7 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	}()
 }
 
-func (p *Pool) finishUnloadLocked(v *model, proc *runner.Process) {
+func (p *Pool) finishUnloadLocked(v *model, proc Runner) {
 	if v.proc == proc {
 		v.state, v.proc, v.info = StateUnloaded, nil, nil
 		v.charge, v.measured, v.peak = 0, 0, 0
@@ -699,7 +699,7 @@ func (p *Pool) Optimize(ctx context.Context) OptimizeReport {
 
 // stopRunner stops proc, killing it if it has not exited within the pool's
 // stop grace. Call it without p.mu held.
-func (p *Pool) stopRunner(proc *runner.Process) {
+func (p *Pool) stopRunner(proc Runner) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.stopGrace)
 	defer cancel()
 	proc.Stop(ctx)

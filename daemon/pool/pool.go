@@ -65,6 +65,8 @@ type Options struct {
 	// MemAvailable reads the system's available memory; nil reads
 	// /proc/meminfo (the platform monitor passes its own reader).
 	MemAvailable func() (uint64, bool)
+	// StartRunner starts a model's runner; nil starts a runner.Process.
+	StartRunner StartRunner
 }
 
 // ModelStatus is one configured model as /models shows it.
@@ -139,7 +141,7 @@ type model struct {
 	estErr error
 
 	state     string
-	proc      *runner.Process
+	proc      Runner
 	load      *loadOp
 	active    int // requests running in the runner
 	queued    int // requests waiting for a load or a slot
@@ -186,6 +188,7 @@ type Pool struct {
 	// memAvailable reads MemAvailable; ok false when unknown. A test hook,
 	// like the intervals below.
 	memAvailable                       func() (uint64, bool)
+	newRunner                          StartRunner
 	measureEvery, reapEvery, stopGrace time.Duration
 	drainTimeout                       time.Duration // 0: drainTimeoutLocked decides
 
@@ -221,6 +224,10 @@ func New(opts Options) (*Pool, error) {
 	}
 	if opts.MemAvailable != nil {
 		p.memAvailable = opts.MemAvailable
+	}
+	p.newRunner = opts.StartRunner
+	if p.newRunner == nil {
+		p.newRunner = startProcess
 	}
 	if opts.RunnerLog != nil {
 		p.runLog = &lockedWriter{w: opts.RunnerLog}
@@ -263,8 +270,8 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 }
 
 // Start preloads the models that say so (in the background) and starts
-// the keep-alive reaper.
-func (p *Pool) Start(ctx context.Context) {
+// the keep-alive reaper. They run until Close.
+func (p *Pool) Start() {
 	p.mu.Lock()
 	if p.started || p.closing {
 		p.mu.Unlock()
@@ -301,7 +308,6 @@ func (p *Pool) Start(ctx context.Context) {
 			}
 		}
 	}()
-	_ = ctx // the pool's lifetime is Start to Close, not ctx's
 }
 
 // Ready reports whether the pool has started and is not closing.
@@ -323,7 +329,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.closing = true
 	p.cancel()
-	var procs []*runner.Process
+	var procs []Runner
 	var ready []parking
 	for _, m := range p.order {
 		if m.proc != nil && m.state != StateLoading {

@@ -70,7 +70,7 @@ func (p *Pool) Embed(ctx context.Context, model, input string) (runner.EmbedResu
 
 // runnerErr makes an error from a runner that has died wrap
 // runner.ErrExited.
-func (p *Pool) runnerErr(m *model, proc *runner.Process, err error) error {
+func (p *Pool) runnerErr(m *model, proc Runner, err error) error {
 	if err == nil || errors.Is(err, runner.ErrExited) {
 		return err
 	}
@@ -86,7 +86,7 @@ func (p *Pool) runnerErr(m *model, proc *runner.Process, err error) error {
 
 // acquire waits until m is ready with a free slot, starting its load when
 // it is not loaded, and takes the slot. It returns how long it waited.
-func (p *Pool) acquire(ctx context.Context, m *model) (*runner.Process, time.Duration, error) {
+func (p *Pool) acquire(ctx context.Context, m *model) (Runner, time.Duration, error) {
 	start := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -170,7 +170,7 @@ func (p *Pool) retryAfterLocked(m *model) time.Duration {
 }
 
 // release gives back the slot that acquire took and books the request.
-func (p *Pool) release(ctx context.Context, m *model, proc *runner.Process, err error, s sample) {
+func (p *Pool) release(ctx context.Context, m *model, proc Runner, err error, s sample) {
 	now := time.Now()
 	p.mu.Lock()
 	if !m.releaseOldLocked(proc) {

@@ -77,7 +77,7 @@ type throttleState struct {
 
 // appliedThreads is a thread count set on a runner.
 type appliedThreads struct {
-	proc  *runner.Process
+	proc  Runner
 	asked int // what the pool asked for
 	n     int // as the runner reported it (it caps at its thread pool's size)
 }
@@ -179,7 +179,7 @@ func (p *Pool) syncThreads(ctx context.Context) {
 	type job struct {
 		m    *model
 		name string
-		proc *runner.Process
+		proc Runner
 		n    int
 	}
 	var jobs []job
@@ -321,10 +321,10 @@ func (p *Pool) RelieveMemory(reason string) string {
 
 // admit passes the throttle's gate and acquires a slot of m; a refusal is
 // reported to the observer.
-func (p *Pool) admit(ctx context.Context, m *model, kind string) (*runner.Process, time.Duration, error) {
+func (p *Pool) admit(ctx context.Context, m *model, kind string) (Runner, time.Duration, error) {
 	err := p.throttleGate(ctx, m)
 	if err == nil {
-		var proc *runner.Process
+		var proc Runner
 		var waited time.Duration
 		if proc, waited, err = p.acquire(ctx, m); err == nil {
 			return proc, waited, nil
