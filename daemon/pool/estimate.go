@@ -71,7 +71,7 @@ func add(a, b uint64) uint64 {
 func estimateFile(m config.Model) (gguf.Params, error) {
 	f, err := gguf.Open(m.Path)
 	if err != nil {
-		return gguf.Params{TensorBytes: uint64(max(m.FileSize, 0))}, err
+		return gguf.Params{TensorBytes: uint64(max(m.FileSize, 0))}, &headerError{path: m.Path, err: err}
 	}
 	p, err := f.Params()
 	if err != nil {

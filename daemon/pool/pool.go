@@ -19,18 +19,6 @@ import (
 	"github.com/jetai/jetai/gguf"
 )
 
-// Model states.
-const (
-	StateUnloaded  = "unloaded"
-	StateLoading   = "loading"
-	StateReady     = "ready"
-	StateUnloading = "unloading"
-	StateFailed    = "failed"
-	// StateUnavailable: the model's file is missing, unreadable or not
-	// GGUF (modelfile.go); LastError says which file and what to do.
-	StateUnavailable = "unavailable"
-)
-
 // Timing defaults.
 const (
 	// MeasureEvery is the least time between two RSS readings of a runner
@@ -67,6 +55,11 @@ type Options struct {
 	MemAvailable func() (uint64, bool)
 	// StartRunner starts a model's runner; nil starts a runner.Process.
 	StartRunner StartRunner
+	// CrashBurst crashes of a model's runner within CrashInterval make it
+	// failed (crash.go); 0 means DefaultCrashBurst and
+	// DefaultCrashInterval, a negative CrashBurst no limit.
+	CrashBurst    int
+	CrashInterval time.Duration
 }
 
 // ModelStatus is one configured model as /models shows it.
@@ -140,7 +133,7 @@ type model struct {
 	params gguf.Params
 	estErr error
 
-	state     string
+	state     modelState
 	proc      Runner
 	load      *loadOp
 	active    int // requests running in the runner
@@ -165,6 +158,7 @@ type model struct {
 	loadedSize config.Size
 	loadedMod  time.Time
 	info       *runner.ModelInfo
+	crashes    crashLog // see crash.go
 
 	requests, failures, rejected, tokens, loads, evictions uint64
 	loadSeconds                                            float64
@@ -189,6 +183,8 @@ type Pool struct {
 	// like the intervals below.
 	memAvailable                       func() (uint64, bool)
 	newRunner                          StartRunner
+	crashBurst                         int
+	crashInterval                      time.Duration
 	measureEvery, reapEvery, stopGrace time.Duration
 	drainTimeout                       time.Duration // 0: drainTimeoutLocked decides
 
@@ -203,6 +199,9 @@ type Pool struct {
 	thr      throttleState // see throttle.go
 	events   []Event       // recent, oldest first; see Events
 	applyGen uint64        // counts Apply calls
+	// badTransitions counts state changes the life cycle does not allow
+	// (state.go); tests require none.
+	badTransitions int
 }
 
 // New builds a pool for opts.Config. It starts nothing; see Start.
@@ -225,6 +224,13 @@ func New(opts Options) (*Pool, error) {
 	if opts.MemAvailable != nil {
 		p.memAvailable = opts.MemAvailable
 	}
+	p.crashBurst, p.crashInterval = opts.CrashBurst, opts.CrashInterval
+	if p.crashBurst == 0 {
+		p.crashBurst = DefaultCrashBurst
+	}
+	if p.crashInterval <= 0 {
+		p.crashInterval = DefaultCrashInterval
+	}
 	p.newRunner = opts.StartRunner
 	if p.newRunner == nil {
 		p.newRunner = startProcess
@@ -237,7 +243,7 @@ func New(opts Options) (*Pool, error) {
 		if _, dup := p.models[mc.Name]; dup {
 			return nil, fmt.Errorf("pool: model %q is configured twice", mc.Name)
 		}
-		m := &model{cfg: mc, state: StateUnloaded}
+		m := &model{cfg: mc, state: stUnloaded}
 		if mc.FileError != "" {
 			// The config check warned about the file already (and the
 			// daemon logged it): unavailable, quietly, unless the file
@@ -246,7 +252,7 @@ func New(opts Options) (*Pool, error) {
 				p.setUnavailableLocked(m, err.(*UnavailableError), true)
 			}
 		}
-		if m.state != StateUnavailable {
+		if m.state != stUnavailable {
 			m.params, m.estErr = estimateFile(mc)
 			if m.estErr != nil {
 				p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", m.estErr)
@@ -332,10 +338,10 @@ func (p *Pool) Close(ctx context.Context) error {
 	var procs []Runner
 	var ready []parking
 	for _, m := range p.order {
-		if m.proc != nil && m.state != StateLoading {
+		if m.proc != nil && m.state != stLoading {
 			procs = append(procs, m.proc)
 		}
-		if m.proc != nil && m.state == StateReady {
+		if m.proc != nil && m.state == stReady {
 			ready = append(ready, parking{m.cfg, m.proc})
 		}
 	}
@@ -450,7 +456,7 @@ func tp(t time.Time) *time.Time {
 func (p *Pool) statusLocked(m *model) ModelStatus {
 	est := p.estimateLocked(m)
 	s := ModelStatus{
-		Name: m.cfg.Name, Aliases: append([]string{}, m.cfg.Aliases...), State: m.state,
+		Name: m.cfg.Name, Aliases: append([]string{}, m.cfg.Aliases...), State: m.state.String(),
 		Priority: m.cfg.Priority, Pinned: m.cfg.Pinned, Preload: m.cfg.Preload, Tier: m.cfg.Tier,
 		EstimatedBytes: est.Total, Estimate: est, MeasuredBytes: m.measured, ChargedBytes: m.charge,
 		BudgetBytes: uint64(max(m.cfg.MemoryBudget, 0)),
@@ -463,12 +469,12 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		s.KeepAlive = m.cfg.KeepAlive.String()
 	}
 	switch m.state {
-	case StateReady, StateUnloading:
+	case stReady, stUnloading:
 		s.LoadedAt = tp(m.loadedAt)
 		s.LoadProgress = 1
 		s.Info = m.info
 		s.Threads = p.runnerThreadsLocked(m)
-	case StateLoading:
+	case stLoading:
 		if m.proc != nil {
 			s.LoadProgress = m.proc.Progress()
 		}
@@ -477,7 +483,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 	if m.proc != nil {
 		s.Pid = m.proc.Pid()
 	}
-	if m.state == StateReady && m.active == 0 && m.queued == 0 && m.cfg.KeepAlive >= 0 && !m.cfg.Pinned {
+	if m.idle() && m.cfg.KeepAlive >= 0 && !m.cfg.Pinned {
 		s.KeepAliveUntil = tp(m.lastUsed.Add(m.cfg.KeepAlive))
 	}
 	return s
@@ -497,9 +503,9 @@ func (p *Pool) Status() Status {
 	}
 	for _, m := range p.order {
 		switch m.state {
-		case StateReady:
+		case stReady:
 			s.Loaded++
-		case StateLoading:
+		case stLoading:
 			s.Loading++
 		}
 	}
