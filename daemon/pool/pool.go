@@ -109,6 +109,7 @@ type Status struct {
 	MemAvailable uint64 `json:"mem_available,omitempty"`
 	Loaded       int    `json:"loaded"` // ready models
 	Loading      int    `json:"loading"`
+	Failed       int    `json:"failed"` // models whose last load failed or that crashed too often
 	Queued       int    `json:"queued"`
 	QueueTotal   int    `json:"queue_total"`
 	Models       int    `json:"models"`
@@ -507,6 +508,8 @@ func (p *Pool) Status() Status {
 			s.Loaded++
 		case stLoading:
 			s.Loading++
+		case stFailed:
+			s.Failed++
 		}
 	}
 	return s
