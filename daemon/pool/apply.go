@@ -232,7 +232,7 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 			}
 		}
 		if m.estErr != nil && m.state != stUnavailable {
-			p.log.Warn("model header unreadable; estimating from the file size", "model", name, "err", m.estErr)
+			p.warnHeader(name, m.estErr)
 		}
 		p.models[name] = m
 		p.order = append(p.order, m)
@@ -391,7 +391,7 @@ func (p *Pool) applyNextLocked(m *model) {
 		}
 	}
 	if m.estErr != nil && m.state != stUnavailable {
-		p.log.Warn("model header unreadable; estimating from the file size", "model", m.cfg.Name, "err", m.estErr)
+		p.warnHeader(m.cfg.Name, m.estErr)
 	}
 }
 

@@ -36,7 +36,7 @@ type ModelFailedError struct {
 }
 
 func (e *ModelFailedError) Error() string {
-	return fmt.Sprintf("model %q failed: its runner crashed %d times within %s, last: %s; it is not loaded again until its file or config changes, or `jetai-ctl load %s` retries it",
+	return fmt.Sprintf("model %q failed: its runner crashed %d times within %s (last cause: %s); it is not loaded again until its file or config changes, or `jetai-ctl load %s` retries it",
 		e.Model, e.Crashes, e.Interval, e.Cause, e.Model)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jetai/jetai/config"
@@ -184,7 +185,7 @@ func (p *Pool) monitor(m *model, proc Runner) {
 		return
 	}
 	_, why := proc.Exited()
-	m.lastError = fmt.Sprintf("runner exited unexpectedly: %v", why)
+	m.lastError = "runner exited unexpectedly: " + strings.TrimPrefix(why.Error(), runner.ErrExited.Error()+": ")
 	p.eventLocked(Event{Kind: EventExit, Model: m.cfg.Name, Detail: m.lastError})
 	p.log.Error("runner exited", "model", m.cfg.Name, "err", why)
 	cause := proc.Cause()

@@ -95,7 +95,7 @@ func (p *Pool) refreshFile(m *model) (fs.FileInfo, error) {
 		m.params, m.estErr = params, perr
 	}
 	if perr != nil {
-		p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", perr)
+		p.warnHeader(mc.Name, perr)
 	}
 	return fi, nil
 }

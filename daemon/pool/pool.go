@@ -256,7 +256,7 @@ func New(opts Options) (*Pool, error) {
 		if m.state != stUnavailable {
 			m.params, m.estErr = estimateFile(mc)
 			if m.estErr != nil {
-				p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", m.estErr)
+				p.warnHeader(mc.Name, m.estErr)
 			}
 		}
 		p.models[mc.Name] = m

@@ -179,19 +179,20 @@ func (p *Process) readStatus(r io.ReadCloser) {
 	if !readyClosed {
 		// The child died (or closed fd 4) before reporting.
 		<-p.done
-		p.loadErr = &LoadError{Name: p.opts.Name, Msg: p.exitReason()}
+		p.loadErr = &LoadError{Name: p.opts.Name, Msg: "runner exited: " + p.exitReason()}
 		close(p.ready)
 	}
 }
 
-// exitReason describes how the process ended and why: the llama.cpp
-// assertion that aborted it, or the first line of a Go crash report. The
-// rest of the runner's log (CPU features, tokenizer warnings) is in the
-// daemon's log, not in errors that reach clients.
+// exitReason describes how the process ended ("exit status 2", "signal:
+// killed") and why: the llama.cpp assertion that aborted it, or the first
+// line of a Go crash report. The rest of the runner's log (CPU features,
+// tokenizer warnings) is in the daemon's log, not in errors that reach
+// clients. Callers say "runner exited" before it.
 func (p *Process) exitReason() string {
-	msg := "runner exited"
+	msg := "exit status 0"
 	if p.waitErr != nil {
-		msg = "runner exited: " + p.waitErr.Error()
+		msg = p.waitErr.Error()
 	}
 	if c := p.tail.causeLine(); c != "" {
 		return msg + " (" + c + ")"
