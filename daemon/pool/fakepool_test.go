@@ -162,7 +162,9 @@ func TestFakeDrain(t *testing.T) {
 	if r := f.byPid(aPid); !r.stopped.Load() || r.served.Load() != 1 {
 		t.Fatalf("a's first runner: stopped %v, served %d; want stopped after 1", r.stopped.Load(), r.served.Load())
 	}
-	if s := state(t, p, "a"); s.Evictions != 1 || s.Failures != 0 || s.Requests != 2 {
+	// a is evicted for b at least once; when a's reload for the queued
+	// request wins the race for the room b waited for, b drains a again.
+	if s := state(t, p, "a"); s.Evictions < 1 || s.Failures != 0 || s.Requests != 2 {
 		t.Fatalf("a: %+v", s)
 	}
 }
