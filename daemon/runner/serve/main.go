@@ -17,19 +17,10 @@ import (
 	"github.com/jetai/jetai/daemon/runner"
 )
 
-// Options are the runner's settings, read from its command line; the
-// daemon writes them with runner.Options.Args.
-type Options = runner.Options
-
-// ParseFlags reads the runner's flags (after the "runner" word).
-func ParseFlags(args []string) (Options, error) {
-	return runner.ParseArgs(args, os.Stderr)
-}
-
 // Main runs the runner process until its parent goes away or asks it to
 // stop. The listener is fd 3 and the status pipe fd 4.
 func Main(args []string) error {
-	opts, err := ParseFlags(args)
+	opts, err := runner.ParseArgs(args, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -64,7 +55,7 @@ func Main(args []string) error {
 
 // Run loads the model, reports on status and serves on ln until ctx ends
 // or a shutdown request arrives.
-func Run(ctx context.Context, opts Options, ln net.Listener, status io.Writer) error {
+func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Writer) error {
 	engine.SetLogOutput(os.Stderr, opts.Verbose)
 	enc := json.NewEncoder(status)
 	lastSent := time.Time{}
