@@ -224,7 +224,7 @@ model "other" {
 	if err != nil {
 		return r, err
 	}
-	p.Start(ctx)
+	p.Start()
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		p.Close(cctx)

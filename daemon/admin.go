@@ -158,9 +158,10 @@ func (b adminBackend) Load(ctx context.Context, name string, wait bool) (admin.L
 		// the pool closes.
 		go d.pool.Load(context.Background(), canon)
 		// Answer once the load has begun, so the state shown is "loading"
-		// (an unavailable model whose file is still bad stays so).
+		// (an unavailable model whose file is still bad stays so; a failed
+		// one shows its last failure only if the retry fails as fast).
 		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if m, _ := d.pool.Model(canon); m.State != pool.StateUnloaded && m.State != pool.StateUnavailable {
+			if m, _ := d.pool.Model(canon); m.State != pool.StateUnloaded && m.State != pool.StateUnavailable && m.State != pool.StateFailed {
 				break
 			}
 		}

@@ -234,7 +234,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.startPlatform(svcCtx, &services)
 	d.startReloaders(svcCtx, &services)
 
-	d.pool.Start(ctx)
+	d.pool.Start()
 	d.api.SetState(api.StateServing)
 	log.Info("jetaid serving", "version", version.Version, "listen", ln.Addr().String(), "config", cfg.Path,
 		"models", strings.Join(cfg.ModelNames(), ","), "socket_activated", d.sys.activated)

@@ -47,6 +47,10 @@ type Spec struct {
 	Context      int    // training context length (n_ctx_train)
 	Seed         uint64 // weights are a pure function of Seed and the shape
 	ChatTemplate string // tokenizer.chat_template; "" for none (see ChatML)
+	// NaN makes every F16 weight NaN: a file with a valid header and
+	// tensors that llama.cpp loads and then aborts on at the first
+	// decode. For fault tests.
+	NaN bool `json:",omitempty"`
 }
 
 // Tiny is a ~1.6M-parameter model (about 3 MB) for fast tests. Its row
@@ -245,6 +249,8 @@ func Write(w io.Writer, spec Spec) error {
 		var fill func(io.Writer) error
 		if t.Type == gguf.GGMLTypeF32 {
 			fill = func(dst io.Writer) error { return writeOnes(dst, n) }
+		} else if spec.NaN {
+			fill = func(dst io.Writer) error { return writeNaNF16(dst, n) }
 		} else {
 			seed := spec.Seed
 			fill = func(dst io.Writer) error { return writeNormalF16(dst, seed, t.Name, n, workers) }
@@ -265,6 +271,22 @@ func writeOnes(dst io.Writer, n uint64) error {
 	for n > 0 {
 		k := min(n, uint64(len(buf)/4))
 		if _, err := dst.Write(buf[:4*k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// writeNaNF16 writes n F16 quiet NaNs.
+func writeNaNF16(dst io.Writer, n uint64) error {
+	buf := make([]byte, 2*min(n, chunkElems))
+	for i := 0; i < len(buf); i += 2 {
+		binary.LittleEndian.PutUint16(buf[i:], 0x7e00)
+	}
+	for n > 0 {
+		k := min(n, uint64(len(buf)/2))
+		if _, err := dst.Write(buf[:2*k]); err != nil {
 			return err
 		}
 		n -= k

@@ -71,7 +71,7 @@ func start(t *testing.T, hcl string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Start(context.Background())
+	p.Start()
 	srv := api.New(api.Options{Pool: p, Config: cfg, Version: "test"})
 	srv.SetState(api.StateServing)
 	hs := httptest.NewServer(srv.Handler())

@@ -110,6 +110,13 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 		th  *pool.ThrottledError
 		re  *runner.RequestError
 		mbe *http.MaxBytesError
+		// coded is the project's convention for errors that carry their
+		// own code and status.
+		coded interface {
+			error
+			Code() string
+			HTTPStatus() int
+		}
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -165,6 +172,9 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 		return &Error{Status: 499, Code: "cancelled", Message: "the client closed the request"}
 	case errors.Is(err, runner.ErrExited):
 		return &Error{Status: http.StatusBadGateway, Code: "runner_exited", Message: err.Error()}
+	case errors.As(err, &coded):
+		// An error that knows how it reaches a client (pool.ModelFailedError).
+		return &Error{Status: coded.HTTPStatus(), Code: coded.Code(), Message: err.Error()}
 	default:
 		return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
 	}

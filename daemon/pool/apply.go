@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
-	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/gguf"
 )
 
@@ -100,7 +99,7 @@ type reloadState struct {
 
 // retiring is an old runner that still runs requests.
 type retiring struct {
-	proc   *runner.Process
+	proc   Runner
 	active int
 	charge uint64
 }
@@ -117,7 +116,7 @@ func (m *model) extraChargeLocked() uint64 {
 
 // releaseOldLocked books the end of a request that ran in proc when proc is
 // a retiring runner of m, and reports whether it was.
-func (m *model) releaseOldLocked(proc *runner.Process) bool {
+func (m *model) releaseOldLocked(proc Runner) bool {
 	for _, r := range m.rl.old {
 		if r.proc == proc {
 			r.active--
@@ -226,14 +225,14 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 			rep.Restarting = append(rep.Restarting, name)
 			continue
 		}
-		m := &model{cfg: mc, state: StateUnloaded, params: headers[name].params, estErr: headers[name].err}
+		m := &model{cfg: mc, state: stUnloaded, params: headers[name].params, estErr: headers[name].err}
 		if mc.FileError != "" {
 			if _, err := checkFile(mc); err != nil {
 				p.setUnavailableLocked(m, err.(*UnavailableError), true)
 			}
 		}
-		if m.estErr != nil && m.state != StateUnavailable {
-			p.log.Warn("model header unreadable; estimating from the file size", "model", name, "err", m.estErr)
+		if m.estErr != nil && m.state != stUnavailable {
+			p.warnHeader(name, m.estErr)
 		}
 		p.models[name] = m
 		p.order = append(p.order, m)
@@ -252,6 +251,11 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 		wasPreload := m.cfg.Preload
 		threads = threads || (m.cfg.Threads != mc.Threads && m.proc != nil)
 		m.cfg = liveOnto(m.cfg, mc)
+		if m.crashes.limited && m.state == stFailed {
+			// A changed config is a new try.
+			m.crashes.reset()
+			p.setStateLocked(m, stUnloaded)
+		}
 		if m.rl.next != nil {
 			n := mc
 			m.rl.next = &n
@@ -267,7 +271,7 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 			p.loadLaterLocked(c.Name, "preload")
 		}
 		if mb := uint64(max(mc.MemoryBudget, 0)); mb > 0 && m.charge > mb {
-			if m.state == StateReady && !m.busy() && m.waiters == 0 && m.draining == 0 {
+			if m.idle() {
 				m.evictions++
 				p.beginUnloadLocked(m, fmt.Sprintf("its charge %s is over its new memory_budget %s", human(m.charge), human(mb)))
 				rep.Evicted = append(rep.Evicted, c.Name)
@@ -316,13 +320,13 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 	p.order = order
 
 	if cfg.Memory.Budget < oldBudget {
-		before := map[*model]string{}
+		before := map[*model]modelState{}
 		for _, m := range p.order {
 			before[m] = m.state
 		}
 		p.enforceLocked(nil)
 		for _, m := range p.order {
-			if before[m] == StateReady && m.state == StateUnloading {
+			if before[m] == stReady && m.state == stUnloading {
 				rep.Evicted = append(rep.Evicted, m.cfg.Name)
 			}
 		}
@@ -373,19 +377,21 @@ func (p *Pool) applyNextLocked(m *model) {
 	}
 	m.cfg, m.params, m.estErr = *m.rl.next, m.rl.nextParams, m.rl.nextErr
 	m.rl.next, m.rl.nextErr, m.rl.phase = nil, nil, ""
-	if m.state == StateFailed || m.state == StateUnavailable {
+	if m.state == stFailed || m.state == stUnavailable {
 		// The failure was with the old settings (or the old file); the
 		// next load checks the file again.
-		m.state, m.lastError, m.unavailable = StateUnloaded, "", ""
+		p.setStateLocked(m, stUnloaded)
+		m.lastError, m.unavailable = "", ""
+		m.crashes.reset()
 	}
-	if m.cfg.FileError != "" && m.state == StateUnloaded {
+	if m.cfg.FileError != "" && m.state == stUnloaded {
 		// The config warned about the new file already.
 		if _, err := checkFile(m.cfg); err != nil {
 			p.setUnavailableLocked(m, err.(*UnavailableError), true)
 		}
 	}
-	if m.estErr != nil && m.state != StateUnavailable {
-		p.log.Warn("model header unreadable; estimating from the file size", "model", m.cfg.Name, "err", m.estErr)
+	if m.estErr != nil && m.state != stUnavailable {
+		p.warnHeader(m.cfg.Name, m.estErr)
 	}
 }
 
@@ -403,11 +409,11 @@ func (p *Pool) swap(m *model, gen uint64) {
 	beside := true // false once a new runner failed beside the old one
 	for p.current(m, gen) {
 		switch m.state {
-		case StateUnloaded, StateFailed, StateUnavailable:
+		case stUnloaded, stFailed, stUnavailable:
 			p.applyNextLocked(m)
 			p.broadcastLocked()
 			return
-		case StateReady:
+		case stReady:
 		default: // loading or unloading: wait for it to end
 			m.rl.phase = ReloadPending
 			p.waitLocked(p.ctx)
@@ -442,7 +448,7 @@ func (p *Pool) fitsBesideLocked(next config.Model, need uint64) bool {
 	}
 	var loading uint64
 	for _, o := range p.order {
-		if o.state == StateLoading {
+		if o.state == stLoading {
 			loading += o.charge
 		}
 		loading += o.rl.extra
@@ -468,7 +474,7 @@ func (p *Pool) swapBesideLocked(m *model, gen uint64, next config.Model, need ui
 		if p.closing || errors.Is(err, ErrClosed) {
 			return true
 		}
-		if p.current(m, gen) && m.state == StateReady && m.proc == oldProc {
+		if p.current(m, gen) && m.state == stReady && m.proc == oldProc {
 			// A broken new model file must not take a working model down:
 			// the old runner serves on; next stays pending for the next
 			// load (or a newer reload).
@@ -481,7 +487,7 @@ func (p *Pool) swapBesideLocked(m *model, gen uint64, next config.Model, need ui
 		}
 		return false
 	}
-	if !p.current(m, gen) || m.state != StateReady || m.proc != oldProc {
+	if !p.current(m, gen) || m.state != stReady || m.proc != oldProc {
 		// Things moved on while it loaded (a newer reload, an unload):
 		// this runner is not wanted; the loop looks again.
 		p.stopLater(proc)
@@ -491,19 +497,11 @@ func (p *Pool) swapBesideLocked(m *model, gen uint64, next config.Model, need ui
 	m.rl.old = append(m.rl.old, r)
 	m.active = 0
 	m.cfg, m.params, m.estErr = next, m.rl.nextParams, m.rl.nextErr
-	m.loadedSize, m.loadedMod = next.FileSize, next.FileModTime
 	m.rl.next, m.rl.nextErr, m.rl.phase = nil, nil, ReloadRetiring
-	now := time.Now()
-	secs := now.Sub(start).Seconds()
-	m.proc, m.info = proc, &info
-	m.charge, m.measured, m.peak, m.measuring = need, 0, 0, true
-	m.loadedAt, m.lastUsed, m.lastError = now, now, ""
-	m.loads++
-	m.loadSeconds = secs
-	m.win.addLoad(loadSample{at: now, seconds: secs})
+	secs := p.markReadyLocked(m, proc, info, start, next.FileSize, next.FileModTime)
+	m.charge = need
 	p.log.Info("model restarted beside the old runner", "model", next.Name, "seconds", secs, "pid", proc.Pid(), "old_pid", oldProc.Pid(), "old_requests", r.active)
-	p.wg.Add(2)
-	go p.monitor(m, proc)
+	p.wg.Add(1)
 	go p.retire(m, r)
 	p.broadcastLocked()
 	p.mu.Unlock()
@@ -521,11 +519,11 @@ func (p *Pool) swapInPlaceLocked(m *model, gen uint64) {
 	p.broadcastLocked()
 	ctx, cancel := context.WithTimeout(p.ctx, p.drainTimeoutLocked())
 	defer cancel()
-	for m.state == StateReady && m.proc == proc && m.busy() && ctx.Err() == nil && p.current(m, gen) {
+	for m.state == stReady && m.proc == proc && m.busy() && ctx.Err() == nil && p.current(m, gen) {
 		p.waitLocked(ctx)
 	}
 	m.undrain()
-	if !p.current(m, gen) || m.state != StateReady || m.proc != proc {
+	if !p.current(m, gen) || m.state != stReady || m.proc != proc {
 		if p.current(m, gen) && m.noRunner() {
 			p.applyNextLocked(m)
 		}
@@ -535,14 +533,13 @@ func (p *Pool) swapInPlaceLocked(m *model, gen uint64) {
 	if m.active > 0 {
 		p.log.Warn("restart drain timed out; stopping the old runner with requests running", "model", m.cfg.Name, "requests", m.active)
 	}
-	m.state = StateUnloading
-	p.broadcastLocked()
+	p.setStateLocked(m, stUnloading)
 	p.mu.Unlock()
 	p.stopRunner(proc)
 	p.mu.Lock()
 	p.finishUnloadLocked(m, proc)
 	p.applyNextLocked(m)
-	if !p.closing && m.state == StateUnloaded {
+	if !p.closing && m.state == stUnloaded {
 		// It was loaded, so it is loaded again, whether or not requests
 		// wait for it.
 		p.log.Info("model restarting in place", "model", m.cfg.Name, "queued", m.queued)
@@ -591,23 +588,22 @@ func (p *Pool) remove(m *model) {
 	for !p.closing {
 		// A load or unload under way ends on its own (a load is bounded by
 		// the pool's life); a busy runner gets the drain timeout.
-		if m.state == StateLoading || m.state == StateUnloading {
+		if m.state == stLoading || m.state == stUnloading {
 			p.waitLocked(p.ctx)
 			continue
 		}
-		if m.state == StateReady && (m.active > 0 || m.queued > 0 || m.waiters > 0) && ctx.Err() == nil {
+		if m.state == stReady && (m.active > 0 || m.queued > 0 || m.waiters > 0) && ctx.Err() == nil {
 			p.waitLocked(ctx)
 			continue
 		}
 		break
 	}
-	if m.state == StateReady && !p.closing {
+	if m.state == stReady && !p.closing {
 		if m.active > 0 {
 			p.log.Warn("removed model's drain timed out; stopping its runner with requests running", "model", m.cfg.Name, "requests", m.active)
 		}
 		proc := m.proc
-		m.state = StateUnloading
-		p.broadcastLocked()
+		p.setStateLocked(m, stUnloading)
 		p.mu.Unlock()
 		p.stopRunner(proc)
 		p.mu.Lock()
@@ -623,7 +619,7 @@ func (p *Pool) remove(m *model) {
 }
 
 // stopLater stops an unwanted runner in the background.
-func (p *Pool) stopLater(proc *runner.Process) {
+func (p *Pool) stopLater(proc Runner) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

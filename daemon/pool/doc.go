@@ -1,7 +1,38 @@
 // Package pool owns which models are loaded: memory estimates, the global
-// and per-model budgets, priorities, eviction, keep-alive, load queues and
-// the runner processes themselves (one runner.Process per loaded model). It
-// knows nothing of HTTP; the API maps its errors onto status codes.
+// and per-model budgets, priorities, eviction, keep-alive, load queues, the
+// crash limit and the runner processes themselves (one per loaded model,
+// started through Options.StartRunner and driven through the Runner
+// interface; runner.Process is the real one). It knows nothing of HTTP; the
+// API maps its errors onto status codes.
+//
+// # Files
+//
+//	pool.go       the Pool, its options, status and lifetime (Start, Close)
+//	state.go      model states and the one function that changes them
+//	admit.go      where every request enters: throttle gate, queue, slot
+//	request.go    Complete and Embed, and booking a finished request
+//	load.go       loading a model, watching its runner, Load
+//	evict.go      eviction planning and draining
+//	unload.go     unloading, keep-alive, Unload and Optimize
+//	crash.go      the crash limit (ModelFailedError)
+//	apply.go      putting a reloaded config in force
+//	modelfile.go  model files that are missing or bad (unavailable)
+//	runner.go     the Runner seam
+//
+// # States
+//
+// A model is unloaded, loading, ready, unloading, failed or unavailable
+// (the State constants; /models shows them). Every change goes through
+// one function that checks it against the allowed transitions (state.go).
+//
+// # Failures
+//
+// A model file whose GGUF header cannot be read fails its load (a
+// LoadFailedError) before a runner starts. A runner that crashes, or fails
+// its load, DefaultCrashBurst times within DefaultCrashInterval makes its
+// model failed with the cause (crash.go): requests get a ModelFailedError
+// at once and no runner starts, until the file or the model's config
+// changes, or Load (jetai-ctl load) retries it.
 //
 // # Memory
 //

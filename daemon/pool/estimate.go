@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -71,11 +72,23 @@ func add(a, b uint64) uint64 {
 func estimateFile(m config.Model) (gguf.Params, error) {
 	f, err := gguf.Open(m.Path)
 	if err != nil {
-		return gguf.Params{TensorBytes: uint64(max(m.FileSize, 0))}, err
+		return gguf.Params{TensorBytes: uint64(max(m.FileSize, 0))}, &headerError{path: m.Path, err: err}
 	}
 	p, err := f.Params()
 	if err != nil {
 		return gguf.Params{TensorBytes: max(f.TensorBytes(), uint64(max(m.FileSize, 0)))}, fmt.Errorf("gguf %s: %w", m.Path, err)
 	}
 	return p, nil
+}
+
+// warnHeader logs what a model file's unusable header means: an unreadable
+// one (headerError) fails the model's loads; metadata the estimate does not
+// find leaves the estimate to the file size.
+func (p *Pool) warnHeader(name string, err error) {
+	var he *headerError
+	if errors.As(err, &he) {
+		p.log.Warn("model GGUF header unreadable; its loads fail until the file is fixed", "model", name, "err", err)
+		return
+	}
+	p.log.Warn("model GGUF metadata incomplete; estimating its memory from the file size", "model", name, "err", err)
 }

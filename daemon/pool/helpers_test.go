@@ -58,12 +58,17 @@ func newPool(t *testing.T, hcl string, setup func(p *Pool)) *Pool {
 	if setup != nil {
 		setup(p)
 	}
-	p.Start(context.Background())
+	p.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := p.Close(ctx); err != nil {
 			t.Errorf("close: %v", err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.badTransitions > 0 {
+			t.Errorf("%d state changes the life cycle does not allow (see the log)", p.badTransitions)
 		}
 	})
 	return p

@@ -10,7 +10,7 @@ import (
 )
 
 // A model whose file is missing, unreadable or not GGUF is unavailable
-// (StateUnavailable): the config check only warns about such a file (a disk
+// (stUnavailable): the config check only warns about such a file (a disk
 // mounted after jetaid, a model still to be copied), so the daemon and the
 // other models serve on. The file is checked again at every load: a request
 // or Load for the model starts one, which fails at once with an
@@ -54,18 +54,12 @@ func checkFile(mc config.Model) (fs.FileInfo, error) {
 	return fi, nil
 }
 
-// noRunner says whether m has no runner and none is starting: unloaded,
-// failed or unavailable. A request or Load starts a load from these states.
-func (m *model) noRunner() bool {
-	return m.state == StateUnloaded || m.state == StateFailed || m.state == StateUnavailable
-}
-
 // setUnavailableLocked records that m's file cannot be loaded. It logs and
 // books an event only when the reason is new, so that requests for a model
 // whose file is still missing do not fill the log.
 func (p *Pool) setUnavailableLocked(m *model, err *UnavailableError, quiet bool) {
-	m.state, m.lastError = StateUnavailable, err.Error()
-	m.charge, m.proc, m.info = 0, nil, nil
+	p.setStateLocked(m, stUnavailable)
+	m.lastError = err.Error()
 	if m.unavailable == m.lastError {
 		return
 	}
@@ -101,7 +95,7 @@ func (p *Pool) refreshFile(m *model) (fs.FileInfo, error) {
 		m.params, m.estErr = params, perr
 	}
 	if perr != nil {
-		p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", perr)
+		p.warnHeader(mc.Name, perr)
 	}
 	return fi, nil
 }
@@ -113,7 +107,7 @@ func (p *Pool) refreshFile(m *model) (fs.FileInfo, error) {
 // config was read, whose next reload records the file: no reason to
 // restart it. (With other changes besides, the restart goes ahead.)
 func runsAlready(m *model, want config.Model) bool {
-	if m.state != StateReady || m.rl.next != nil || len(m.rl.old) > 0 || want.FileError != "" ||
+	if m.state != stReady || m.rl.next != nil || len(m.rl.old) > 0 || want.FileError != "" ||
 		m.loadedSize != want.FileSize || !m.loadedMod.Equal(want.FileModTime) {
 		return false
 	}

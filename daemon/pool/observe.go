@@ -58,6 +58,7 @@ func OutcomeOf(err error) string {
 		nr *NoRoomError
 		lf *LoadFailedError
 		ue *UnavailableError
+		mf *ModelFailedError
 		re *runner.RequestError
 	)
 	switch {
@@ -69,7 +70,7 @@ func OutcomeOf(err error) string {
 		return OutcomeThrottled
 	case errors.As(err, &nr):
 		return OutcomeNoRoom
-	case errors.As(err, &lf), errors.As(err, &ue):
+	case errors.As(err, &lf), errors.As(err, &ue), errors.As(err, &mf):
 		return OutcomeLoadFailed
 	case errors.As(err, &re):
 		return OutcomeInvalid

@@ -49,7 +49,7 @@ func fingerprint(m config.Model) string {
 
 // park saves proc's slots into the cache as cfg's parked state, within
 // parkTimeout and ctx.
-func (p *Pool) park(ctx context.Context, cfg config.Model, proc *runner.Process) {
+func (p *Pool) park(ctx context.Context, cfg config.Model, proc Runner) {
 	c := p.opts.Cache
 	if c == nil || !cfg.Cache {
 		return
@@ -91,7 +91,7 @@ func (p *Pool) park(ctx context.Context, cfg config.Model, proc *runner.Process)
 // parking is a runner whose slots Close parks, with its model's config.
 type parking struct {
 	cfg  config.Model
-	proc *runner.Process
+	proc Runner
 }
 
 // parkAll parks the runners' conversations all at once (Close), within
@@ -112,7 +112,7 @@ func (p *Pool) parkAll(ctx context.Context, runners []parking) {
 
 // restore loads cfg's parked state, if any was saved under the same
 // fingerprint, into proc's free slots, then drops it from the cache.
-func (p *Pool) restore(cfg config.Model, proc *runner.Process) {
+func (p *Pool) restore(cfg config.Model, proc Runner) {
 	c := p.opts.Cache
 	if c == nil || !cfg.Cache {
 		return

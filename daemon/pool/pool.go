@@ -19,18 +19,6 @@ import (
 	"github.com/jetai/jetai/gguf"
 )
 
-// Model states.
-const (
-	StateUnloaded  = "unloaded"
-	StateLoading   = "loading"
-	StateReady     = "ready"
-	StateUnloading = "unloading"
-	StateFailed    = "failed"
-	// StateUnavailable: the model's file is missing, unreadable or not
-	// GGUF (modelfile.go); LastError says which file and what to do.
-	StateUnavailable = "unavailable"
-)
-
 // Timing defaults.
 const (
 	// MeasureEvery is the least time between two RSS readings of a runner
@@ -65,6 +53,13 @@ type Options struct {
 	// MemAvailable reads the system's available memory; nil reads
 	// /proc/meminfo (the platform monitor passes its own reader).
 	MemAvailable func() (uint64, bool)
+	// StartRunner starts a model's runner; nil starts a runner.Process.
+	StartRunner StartRunner
+	// CrashBurst crashes of a model's runner within CrashInterval make it
+	// failed (crash.go); 0 means DefaultCrashBurst and
+	// DefaultCrashInterval, a negative CrashBurst no limit.
+	CrashBurst    int
+	CrashInterval time.Duration
 }
 
 // ModelStatus is one configured model as /models shows it.
@@ -114,6 +109,7 @@ type Status struct {
 	MemAvailable uint64 `json:"mem_available,omitempty"`
 	Loaded       int    `json:"loaded"` // ready models
 	Loading      int    `json:"loading"`
+	Failed       int    `json:"failed"` // models whose last load failed or that crashed too often
 	Queued       int    `json:"queued"`
 	QueueTotal   int    `json:"queue_total"`
 	Models       int    `json:"models"`
@@ -138,8 +134,8 @@ type model struct {
 	params gguf.Params
 	estErr error
 
-	state     string
-	proc      *runner.Process
+	state     modelState
+	proc      Runner
 	load      *loadOp
 	active    int // requests running in the runner
 	queued    int // requests waiting for a load or a slot
@@ -163,6 +159,7 @@ type model struct {
 	loadedSize config.Size
 	loadedMod  time.Time
 	info       *runner.ModelInfo
+	crashes    crashLog // see crash.go
 
 	requests, failures, rejected, tokens, loads, evictions uint64
 	loadSeconds                                            float64
@@ -186,6 +183,9 @@ type Pool struct {
 	// memAvailable reads MemAvailable; ok false when unknown. A test hook,
 	// like the intervals below.
 	memAvailable                       func() (uint64, bool)
+	newRunner                          StartRunner
+	crashBurst                         int
+	crashInterval                      time.Duration
 	measureEvery, reapEvery, stopGrace time.Duration
 	drainTimeout                       time.Duration // 0: drainTimeoutLocked decides
 
@@ -200,6 +200,9 @@ type Pool struct {
 	thr      throttleState // see throttle.go
 	events   []Event       // recent, oldest first; see Events
 	applyGen uint64        // counts Apply calls
+	// badTransitions counts state changes the life cycle does not allow
+	// (state.go); tests require none.
+	badTransitions int
 }
 
 // New builds a pool for opts.Config. It starts nothing; see Start.
@@ -222,6 +225,17 @@ func New(opts Options) (*Pool, error) {
 	if opts.MemAvailable != nil {
 		p.memAvailable = opts.MemAvailable
 	}
+	p.crashBurst, p.crashInterval = opts.CrashBurst, opts.CrashInterval
+	if p.crashBurst == 0 {
+		p.crashBurst = DefaultCrashBurst
+	}
+	if p.crashInterval <= 0 {
+		p.crashInterval = DefaultCrashInterval
+	}
+	p.newRunner = opts.StartRunner
+	if p.newRunner == nil {
+		p.newRunner = startProcess
+	}
 	if opts.RunnerLog != nil {
 		p.runLog = &lockedWriter{w: opts.RunnerLog}
 	}
@@ -230,7 +244,7 @@ func New(opts Options) (*Pool, error) {
 		if _, dup := p.models[mc.Name]; dup {
 			return nil, fmt.Errorf("pool: model %q is configured twice", mc.Name)
 		}
-		m := &model{cfg: mc, state: StateUnloaded}
+		m := &model{cfg: mc, state: stUnloaded}
 		if mc.FileError != "" {
 			// The config check warned about the file already (and the
 			// daemon logged it): unavailable, quietly, unless the file
@@ -239,10 +253,10 @@ func New(opts Options) (*Pool, error) {
 				p.setUnavailableLocked(m, err.(*UnavailableError), true)
 			}
 		}
-		if m.state != StateUnavailable {
+		if m.state != stUnavailable {
 			m.params, m.estErr = estimateFile(mc)
 			if m.estErr != nil {
-				p.log.Warn("model header unreadable; estimating from the file size", "model", mc.Name, "err", m.estErr)
+				p.warnHeader(mc.Name, m.estErr)
 			}
 		}
 		p.models[mc.Name] = m
@@ -263,8 +277,8 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 }
 
 // Start preloads the models that say so (in the background) and starts
-// the keep-alive reaper.
-func (p *Pool) Start(ctx context.Context) {
+// the keep-alive reaper. They run until Close.
+func (p *Pool) Start() {
 	p.mu.Lock()
 	if p.started || p.closing {
 		p.mu.Unlock()
@@ -301,7 +315,6 @@ func (p *Pool) Start(ctx context.Context) {
 			}
 		}
 	}()
-	_ = ctx // the pool's lifetime is Start to Close, not ctx's
 }
 
 // Ready reports whether the pool has started and is not closing.
@@ -323,13 +336,13 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	p.closing = true
 	p.cancel()
-	var procs []*runner.Process
+	var procs []Runner
 	var ready []parking
 	for _, m := range p.order {
-		if m.proc != nil && m.state != StateLoading {
+		if m.proc != nil && m.state != stLoading {
 			procs = append(procs, m.proc)
 		}
-		if m.proc != nil && m.state == StateReady {
+		if m.proc != nil && m.state == stReady {
 			ready = append(ready, parking{m.cfg, m.proc})
 		}
 	}
@@ -444,7 +457,7 @@ func tp(t time.Time) *time.Time {
 func (p *Pool) statusLocked(m *model) ModelStatus {
 	est := p.estimateLocked(m)
 	s := ModelStatus{
-		Name: m.cfg.Name, Aliases: append([]string{}, m.cfg.Aliases...), State: m.state,
+		Name: m.cfg.Name, Aliases: append([]string{}, m.cfg.Aliases...), State: m.state.String(),
 		Priority: m.cfg.Priority, Pinned: m.cfg.Pinned, Preload: m.cfg.Preload, Tier: m.cfg.Tier,
 		EstimatedBytes: est.Total, Estimate: est, MeasuredBytes: m.measured, ChargedBytes: m.charge,
 		BudgetBytes: uint64(max(m.cfg.MemoryBudget, 0)),
@@ -457,12 +470,12 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		s.KeepAlive = m.cfg.KeepAlive.String()
 	}
 	switch m.state {
-	case StateReady, StateUnloading:
+	case stReady, stUnloading:
 		s.LoadedAt = tp(m.loadedAt)
 		s.LoadProgress = 1
 		s.Info = m.info
 		s.Threads = p.runnerThreadsLocked(m)
-	case StateLoading:
+	case stLoading:
 		if m.proc != nil {
 			s.LoadProgress = m.proc.Progress()
 		}
@@ -471,7 +484,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 	if m.proc != nil {
 		s.Pid = m.proc.Pid()
 	}
-	if m.state == StateReady && m.active == 0 && m.queued == 0 && m.cfg.KeepAlive >= 0 && !m.cfg.Pinned {
+	if m.idle() && m.cfg.KeepAlive >= 0 && !m.cfg.Pinned {
 		s.KeepAliveUntil = tp(m.lastUsed.Add(m.cfg.KeepAlive))
 	}
 	return s
@@ -491,10 +504,12 @@ func (p *Pool) Status() Status {
 	}
 	for _, m := range p.order {
 		switch m.state {
-		case StateReady:
+		case stReady:
 			s.Loaded++
-		case StateLoading:
+		case stLoading:
 			s.Loading++
+		case stFailed:
+			s.Failed++
 		}
 	}
 	return s

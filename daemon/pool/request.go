@@ -70,7 +70,7 @@ func (p *Pool) Embed(ctx context.Context, model, input string) (runner.EmbedResu
 
 // runnerErr makes an error from a runner that has died wrap
 // runner.ErrExited.
-func (p *Pool) runnerErr(m *model, proc *runner.Process, err error) error {
+func (p *Pool) runnerErr(m *model, proc Runner, err error) error {
 	if err == nil || errors.Is(err, runner.ErrExited) {
 		return err
 	}
@@ -84,93 +84,8 @@ func (p *Pool) runnerErr(m *model, proc *runner.Process, err error) error {
 	return err
 }
 
-// acquire waits until m is ready with a free slot, starting its load when
-// it is not loaded, and takes the slot. It returns how long it waited.
-func (p *Pool) acquire(ctx context.Context, m *model) (*runner.Process, time.Duration, error) {
-	start := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	queued := false
-	leave := func() {
-		if queued {
-			queued = false
-			m.queued--
-			p.queued--
-			p.broadcastLocked()
-		}
-	}
-	var seen *loadOp
-	for {
-		if p.closing {
-			leave()
-			return nil, 0, ErrClosed
-		}
-		if err := ctx.Err(); err != nil {
-			leave()
-			return nil, 0, fmt.Errorf("waiting for model %q: %w", m.cfg.Name, err)
-		}
-		// A draining model admits only requests queued before the drain
-		// began.
-		if m.state == StateReady && m.admits() && (m.draining == 0 || queued) {
-			if !queued {
-				m.requests++
-			} else if m.draining > 0 {
-				m.grace--
-			}
-			leave()
-			m.active++
-			m.lastUsed = time.Now()
-			return m.proc, time.Since(start), nil
-		}
-		if m.rl.removed && m.state != StateReady {
-			leave()
-			return nil, 0, m.removedErr()
-		}
-		if err := failedLoad(m, seen); err != nil {
-			leave()
-			m.failures++
-			return nil, 0, err
-		}
-		if !queued {
-			if lim := p.cfg.Server.QueuePerModel; m.queued >= lim {
-				m.rejected++
-				return nil, 0, &QueueFullError{Model: m.cfg.Name, Limit: lim, RetryAfter: p.retryAfterLocked(m)}
-			}
-			if lim := p.cfg.Server.QueueTotal; p.queued >= lim {
-				m.rejected++
-				return nil, 0, &QueueFullError{Model: m.cfg.Name, Total: true, Limit: lim, RetryAfter: p.retryAfterLocked(m)}
-			}
-			queued = true
-			m.queued++
-			p.queued++
-			m.requests++
-		}
-		seen = p.followLoadLocked(m, seen)
-		p.waitLocked(ctx)
-	}
-}
-
-// retryAfterLocked guesses when a queue slot frees: the last load time
-// while loading, else the mean request time over the window times the
-// queue's depth per slot; at least a second, at most a minute.
-func (p *Pool) retryAfterLocked(m *model) time.Duration {
-	d := time.Second
-	if m.state == StateLoading || m.noRunner() {
-		d = time.Duration(m.loadSeconds * float64(time.Second))
-	} else if n := len(m.win.reqs); n > 0 {
-		var sum float64
-		for _, s := range m.win.reqs {
-			sum += s.dur
-		}
-		per := sum / float64(n)
-		depth := float64(m.queued+m.active) / float64(max(m.cfg.Parallel, 1))
-		d = time.Duration(per * depth * float64(time.Second))
-	}
-	return min(max(d, time.Second), time.Minute)
-}
-
 // release gives back the slot that acquire took and books the request.
-func (p *Pool) release(ctx context.Context, m *model, proc *runner.Process, err error, s sample) {
+func (p *Pool) release(ctx context.Context, m *model, proc Runner, err error, s sample) {
 	now := time.Now()
 	p.mu.Lock()
 	if !m.releaseOldLocked(proc) {
@@ -186,7 +101,7 @@ func (p *Pool) release(ctx context.Context, m *model, proc *runner.Process, err 
 		m.win.add(s)
 	}
 	measure := false
-	if m.proc == proc && m.state == StateReady && !m.measuring && now.Sub(m.lastMeas) >= p.measureEvery {
+	if m.proc == proc && m.state == stReady && !m.measuring && now.Sub(m.lastMeas) >= p.measureEvery {
 		m.measuring, measure = true, true
 	}
 	if m.cfg.KeepAlive == 0 && p.idleExpiredLocked(m, now) {

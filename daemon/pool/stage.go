@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/config"
-	"github.com/jetai/jetai/daemon/cache"
 )
 
 // stageModel returns the file a runner for mc loads: its copy in the model
@@ -56,6 +55,3 @@ func (p *Pool) stageModel(mc config.Model) (path string, release func()) {
 	}
 	return h.Path, h.Release
 }
-
-// Cache returns the pool's model cache (nil without one).
-func (p *Pool) Cache() *cache.Cache { return p.opts.Cache }

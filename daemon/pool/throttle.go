@@ -77,7 +77,7 @@ type throttleState struct {
 
 // appliedThreads is a thread count set on a runner.
 type appliedThreads struct {
-	proc  *runner.Process
+	proc  Runner
 	asked int // what the pool asked for
 	n     int // as the runner reported it (it caps at its thread pool's size)
 }
@@ -179,7 +179,7 @@ func (p *Pool) syncThreads(ctx context.Context) {
 	type job struct {
 		m    *model
 		name string
-		proc *runner.Process
+		proc Runner
 		n    int
 	}
 	var jobs []job
@@ -195,7 +195,7 @@ func (p *Pool) syncThreads(ctx context.Context) {
 		}
 	}
 	for _, m := range p.order {
-		if m.state != StateReady || m.proc == nil {
+		if m.state != stReady || m.proc == nil {
 			continue
 		}
 		want := p.wantThreadsLocked(m)
@@ -260,7 +260,7 @@ func (p *Pool) throttleGate(ctx context.Context, m *model) error {
 	p.mu.Lock()
 	t := p.thr.cur
 	low := p.lowPriorityLocked(m)
-	loaded := m.state == StateReady || m.state == StateLoading
+	loaded := m.state == stReady || m.state == stLoading
 	if t.Shed && (low || !loaded) {
 		m.rejected++
 		p.mu.Unlock()
@@ -287,7 +287,7 @@ func (p *Pool) throttleGate(ctx context.Context, m *model) error {
 func (p *Pool) loadGate(m *model) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t := p.thr.cur; t.Shed && m.state != StateReady && m.state != StateLoading {
+	if t := p.thr.cur; t.Shed && m.state != stReady && m.state != stLoading {
 		return &ThrottledError{Model: m.cfg.Name, Level: t.Level, Reason: "nothing is loaded while the device is too hot", RetryAfter: t.RetryAfter}
 	}
 	return nil
@@ -305,7 +305,7 @@ func (p *Pool) RelieveMemory(reason string) string {
 		return ""
 	}
 	for _, m := range p.order {
-		if m.state == StateUnloading {
+		if m.state == stUnloading {
 			return ""
 		}
 	}
@@ -317,19 +317,4 @@ func (p *Pool) RelieveMemory(reason string) string {
 	v.evictions++
 	p.beginUnloadLocked(v, "memory pressure: "+reason)
 	return v.cfg.Name
-}
-
-// admit passes the throttle's gate and acquires a slot of m; a refusal is
-// reported to the observer.
-func (p *Pool) admit(ctx context.Context, m *model, kind string) (*runner.Process, time.Duration, error) {
-	err := p.throttleGate(ctx, m)
-	if err == nil {
-		var proc *runner.Process
-		var waited time.Duration
-		if proc, waited, err = p.acquire(ctx, m); err == nil {
-			return proc, waited, nil
-		}
-	}
-	p.observe(m, kind, err, runner.Timings{}, nil)
-	return nil, 0, err
 }

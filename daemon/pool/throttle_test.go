@@ -39,6 +39,7 @@ func TestOutcomeOf(t *testing.T) {
 		{fmt.Errorf("x: %w", &ThrottledError{}), OutcomeThrottled},
 		{&NoRoomError{}, OutcomeNoRoom},
 		{&LoadFailedError{Err: errors.New("bad")}, OutcomeLoadFailed},
+		{&ModelFailedError{Model: "m"}, OutcomeLoadFailed},
 		{&runner.RequestError{Status: 400}, OutcomeInvalid},
 		{fmt.Errorf("w: %w", context.DeadlineExceeded), OutcomeTimeout},
 		{context.Canceled, OutcomeCanceled},

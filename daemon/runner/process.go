@@ -13,37 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
-
-// Options say how to start a runner.
-type Options struct {
-	Name           string // model name, for errors and logs
-	Model          string // GGUF path
-	SlotContext    int
-	Slots          int
-	BatchSize      int
-	Threads        int
-	GPULayers      int
-	FlashAttention bool
-	KVType         string
-	NoMmap         bool
-	Queue          int // requests that may wait in the runner for a slot
-	Verbose        bool
-	// Adapters are LoRA adapters applied to the context, in order.
-	Adapters []Adapter
-
-	// Command is the runner's executable and leading arguments; the default
-	// is this executable with the argument "runner".
-	Command []string
-	Env     []string  // extra environment variables
-	Dir     string    // directory for the socket; default os.TempDir()
-	Log     io.Writer // receives the runner's stderr; nil discards it
-}
 
 // ErrExited is wrapped by errors from a runner that is gone.
 var ErrExited = errors.New("runner exited")
@@ -128,7 +104,7 @@ func Start(opts Options) (*Process, error) {
 	}
 	defer statusW.Close()
 
-	args := append(append([]string{}, opts.Command[1:]...), opts.args()...)
+	args := append(append([]string{}, opts.Command[1:]...), opts.Args()...)
 	cmd := exec.Command(opts.Command[0], args...)
 	cmd.Env = append(os.Environ(), opts.Env...)
 	cmd.ExtraFiles = []*os.File{lnFile, statusW}
@@ -174,37 +150,6 @@ func Start(opts Options) (*Process, error) {
 	return p, nil
 }
 
-func (o Options) args() []string {
-	a := []string{"-model", o.Model}
-	add := func(flag string, v int) {
-		if v != 0 {
-			a = append(a, flag, strconv.Itoa(v))
-		}
-	}
-	add("-ctx", o.SlotContext)
-	add("-parallel", o.Slots)
-	add("-batch", o.BatchSize)
-	add("-threads", o.Threads)
-	add("-gpu-layers", o.GPULayers)
-	a = append(a, "-queue", strconv.Itoa(o.Queue))
-	if o.FlashAttention {
-		a = append(a, "-flash-attn")
-	}
-	if o.KVType != "" {
-		a = append(a, "-kv-type", o.KVType)
-	}
-	if o.NoMmap {
-		a = append(a, "-no-mmap")
-	}
-	if o.Verbose {
-		a = append(a, "-verbose")
-	}
-	for _, ad := range o.Adapters {
-		a = append(a, "-lora", ad.Flag())
-	}
-	return a
-}
-
 func (p *Process) readStatus(r io.ReadCloser) {
 	defer r.Close()
 	sc := bufio.NewScanner(r)
@@ -234,16 +179,23 @@ func (p *Process) readStatus(r io.ReadCloser) {
 	if !readyClosed {
 		// The child died (or closed fd 4) before reporting.
 		<-p.done
-		p.loadErr = &LoadError{Name: p.opts.Name, Msg: p.exitReason()}
+		p.loadErr = &LoadError{Name: p.opts.Name, Msg: "runner exited: " + p.exitReason()}
 		close(p.ready)
 	}
 }
 
-// exitReason describes how the process ended, with the end of its log.
+// exitReason describes how the process ended ("exit status 2", "signal:
+// killed") and why: the llama.cpp assertion that aborted it, or the first
+// line of a Go crash report. The rest of the runner's log (CPU features,
+// tokenizer warnings) is in the daemon's log, not in errors that reach
+// clients. Callers say "runner exited" before it.
 func (p *Process) exitReason() string {
-	msg := "runner exited"
+	msg := "exit status 0"
 	if p.waitErr != nil {
-		msg = "runner exited: " + p.waitErr.Error()
+		msg = p.waitErr.Error()
+	}
+	if c := p.tail.causeLine(); c != "" {
+		return msg + " (" + c + ")"
 	}
 	if f := p.tail.fatalLine(); f != "" {
 		// A Go crash dump's last lines are registers and goroutine
@@ -255,10 +207,17 @@ func (p *Process) exitReason() string {
 		}
 		return msg
 	}
-	if t := p.tail.lastLines(6); t != "" {
-		msg += " (log: " + t + ")"
+	return msg + " (the runner's log is in the daemon's log)"
+}
+
+// Cause is the line of the runner's log that says why it died (a
+// llama.cpp assertion, a Go crash report's first line), or "" when it has
+// not died or said nothing of the kind.
+func (p *Process) Cause() string {
+	if c := p.tail.causeLine(); c != "" {
+		return c
 	}
-	return msg
+	return p.tail.fatalLine()
 }
 
 // WaitReady waits until the model is loaded and returns its facts. A load
@@ -477,34 +436,77 @@ func (p *Process) Kill() {
 	p.stdin.Close()
 }
 
-// tailBuffer keeps the last max bytes written to it, and the first line
-// of a Go runtime crash ("SIGBUS: bus error", "fatal error: …", "panic: …"),
-// which a long goroutine dump would push out of the tail.
+// tailBuffer keeps the last max bytes written to it, the first line of a
+// Go runtime crash ("SIGBUS: bus error", "fatal error: …", "panic: …"),
+// which a long goroutine dump would push out of the tail, and the first
+// llama.cpp/ggml assertion or abort line.
 type tailBuffer struct {
 	mu    sync.Mutex
 	buf   []byte
 	max   int
 	fatal string
+	cause string
 }
 
 // crashStarts are how the Go runtime begins a crash report at the start
 // of a line.
 var crashStarts = []string{"SIGBUS: ", "SIGSEGV: ", "SIGILL: ", "SIGFPE: ", "SIGABRT: ", "fatal error: ", "panic: "}
 
+// abortLine matches how ggml and llama.cpp say why they abort: GGML_ASSERT
+// and GGML_ABORT write "file.c:123: message", and a C assert (glibc)
+// writes "prog: file.c:123: func: Assertion `x' failed.".
+var abortLine = regexp.MustCompile(`(?m)^(?:[^\s:]+: )?([\w./+-]+\.(?:c|cc|cpp|h|hpp|cu|m):\d+: .*\S)\s*$`)
+
 func (t *tailBuffer) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.fatal == "" {
+	if t.fatal == "" || t.cause == "" {
 		// A line may be split across writes: look at it with the end of
 		// what is buffered.
 		from := max(len(t.buf)-256, 0)
-		t.fatal = crashLine(string(t.buf[from:])+string(b), from == 0)
+		s := string(t.buf[from:]) + string(b)
+		if t.fatal == "" {
+			t.fatal = crashLine(s, from == 0)
+		}
+		if t.cause == "" {
+			t.cause = abortCause(s, from == 0)
+		}
 	}
 	t.buf = append(t.buf, b...)
 	if len(t.buf) > t.max {
 		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
 	}
 	return len(b), nil
+}
+
+// abortCause returns the first complete ggml/llama.cpp abort line in s;
+// atStart says s begins at the start of a line.
+func abortCause(s string, atStart bool) string {
+	if !atStart {
+		// The first line may be a fragment.
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			return ""
+		}
+		s = s[i+1:]
+	}
+	// Only complete lines.
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[:i+1]
+	} else {
+		return ""
+	}
+	if m := abortLine.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// causeLine returns the first abort line seen in the log, or "".
+func (t *tailBuffer) causeLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cause
 }
 
 // crashLine returns the first complete line of s that starts a Go crash
@@ -528,20 +530,6 @@ func (t *tailBuffer) fatalLine() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.fatal
-}
-
-// lastLines returns the last n non-empty lines joined by " | ".
-func (t *tailBuffer) lastLines(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
-	var out []string
-	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			out = append([]string{l}, out...)
-		}
-	}
-	return strings.Join(out, " | ")
 }
 
 // Park saves the KV state of the runner's most recently used idle slots

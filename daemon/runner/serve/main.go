@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,61 +17,10 @@ import (
 	"github.com/jetai/jetai/daemon/runner"
 )
 
-// Options are the runner's command-line settings.
-type Options struct {
-	Model          string
-	SlotContext    int
-	Slots          int
-	BatchSize      int
-	Threads        int
-	GPULayers      int
-	FlashAttention bool
-	KVType         string
-	NoMmap         bool
-	Queue          int
-	Verbose        bool
-	Adapters       []runner.Adapter
-}
-
-// ParseFlags reads the runner's flags (after the "runner" word).
-func ParseFlags(args []string) (Options, error) {
-	var o Options
-	fs := flag.NewFlagSet("jetaid runner", flag.ContinueOnError)
-	fs.StringVar(&o.Model, "model", "", "GGUF model file")
-	fs.IntVar(&o.SlotContext, "ctx", 2048, "context per slot, in tokens")
-	fs.IntVar(&o.Slots, "parallel", 4, "sequence slots (concurrent requests)")
-	fs.IntVar(&o.BatchSize, "batch", 512, "most tokens per decode step")
-	fs.IntVar(&o.Threads, "threads", 0, "CPU threads (0 = all)")
-	fs.IntVar(&o.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU")
-	fs.BoolVar(&o.FlashAttention, "flash-attn", false, "use flash attention")
-	fs.StringVar(&o.KVType, "kv-type", "f16", "KV cache type: f16, q8_0, q4_0")
-	fs.BoolVar(&o.NoMmap, "no-mmap", false, "read the model instead of mapping it")
-	fs.IntVar(&o.Queue, "queue", 16, "requests that may wait for a slot")
-	fs.BoolVar(&o.Verbose, "verbose", false, "log llama.cpp's info lines")
-	fs.Func("lora", "LoRA adapter `SCALE:PATH` (repeatable)", func(s string) error {
-		a, err := runner.ParseAdapter(s)
-		if err == nil {
-			o.Adapters = append(o.Adapters, a)
-		}
-		return err
-	})
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if o.Model == "" {
-		return o, errors.New("runner: -model is required")
-	}
-	return o, nil
-}
-
 // Main runs the runner process until its parent goes away or asks it to
 // stop. The listener is fd 3 and the status pipe fd 4.
 func Main(args []string) error {
-	opts, err := ParseFlags(args)
+	opts, err := runner.ParseArgs(args, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -107,7 +55,7 @@ func Main(args []string) error {
 
 // Run loads the model, reports on status and serves on ln until ctx ends
 // or a shutdown request arrives.
-func Run(ctx context.Context, opts Options, ln net.Listener, status io.Writer) error {
+func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Writer) error {
 	engine.SetLogOutput(os.Stderr, opts.Verbose)
 	enc := json.NewEncoder(status)
 	lastSent := time.Time{}

@@ -1,0 +1,125 @@
+package runner
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Options say how to start a runner. The runner's own settings travel as
+// its command-line flags: Args writes them on the daemon's side and
+// ParseArgs reads them on the runner's, so the two sides cannot drift
+// apart. Name, Command, Env, Dir and Log are the daemon's side only.
+type Options struct {
+	Name           string // model name, for errors and logs
+	Model          string // GGUF path
+	SlotContext    int
+	Slots          int
+	BatchSize      int
+	Threads        int
+	GPULayers      int
+	FlashAttention bool
+	KVType         string
+	NoMmap         bool
+	Queue          int // requests that may wait in the runner for a slot
+	Verbose        bool
+	// Adapters are LoRA adapters applied to the context, in order.
+	Adapters []Adapter
+
+	// Command is the runner's executable and leading arguments; the default
+	// is this executable with the argument "runner".
+	Command []string
+	Env     []string  // extra environment variables
+	Dir     string    // directory for the socket; default os.TempDir()
+	Log     io.Writer // receives the runner's stderr; nil discards it
+}
+
+// Defaults the runner takes for flags that Args leaves out (zero values).
+const (
+	DefaultSlotContext = 2048
+	DefaultSlots       = 4
+	DefaultBatchSize   = 512
+	DefaultKVType      = "f16"
+	DefaultQueue       = 16
+)
+
+// Args are the runner's flags for o; zero numbers and an empty KVType are
+// left out, so the runner's defaults apply.
+func (o Options) Args() []string {
+	a := []string{"-model", o.Model}
+	add := func(flag string, v int) {
+		if v != 0 {
+			a = append(a, flag, strconv.Itoa(v))
+		}
+	}
+	add("-ctx", o.SlotContext)
+	add("-parallel", o.Slots)
+	add("-batch", o.BatchSize)
+	add("-threads", o.Threads)
+	add("-gpu-layers", o.GPULayers)
+	// Always sent: 0 (no queue) is a setting, not "the default".
+	a = append(a, "-queue", strconv.Itoa(o.Queue))
+	if o.FlashAttention {
+		a = append(a, "-flash-attn")
+	}
+	if o.KVType != "" {
+		a = append(a, "-kv-type", o.KVType)
+	}
+	if o.NoMmap {
+		a = append(a, "-no-mmap")
+	}
+	if o.Verbose {
+		a = append(a, "-verbose")
+	}
+	for _, ad := range o.Adapters {
+		a = append(a, "-lora", ad.Flag())
+	}
+	return a
+}
+
+// ParseArgs reads the flags Args writes (the runner's command line after
+// the "runner" word); usage, when not nil, receives the help text on
+// -help and on a bad flag.
+func ParseArgs(args []string, usage io.Writer) (Options, error) {
+	var o Options
+	fs := flag.NewFlagSet("jetaid runner", flag.ContinueOnError)
+	if usage != nil {
+		fs.SetOutput(usage)
+	} else {
+		fs.SetOutput(io.Discard)
+	}
+	fs.StringVar(&o.Model, "model", "", "GGUF model file")
+	fs.IntVar(&o.SlotContext, "ctx", DefaultSlotContext, "context per slot, in tokens")
+	fs.IntVar(&o.Slots, "parallel", DefaultSlots, "sequence slots (concurrent requests)")
+	fs.IntVar(&o.BatchSize, "batch", DefaultBatchSize, "most tokens per decode step")
+	fs.IntVar(&o.Threads, "threads", 0, "CPU threads (0 = all)")
+	fs.IntVar(&o.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU")
+	fs.BoolVar(&o.FlashAttention, "flash-attn", false, "use flash attention")
+	fs.StringVar(&o.KVType, "kv-type", DefaultKVType, "KV cache type: f16, q8_0, q4_0")
+	fs.BoolVar(&o.NoMmap, "no-mmap", false, "read the model instead of mapping it")
+	fs.IntVar(&o.Queue, "queue", DefaultQueue, "requests that may wait for a slot")
+	fs.BoolVar(&o.Verbose, "verbose", false, "log llama.cpp's info lines")
+	fs.Func("lora", "LoRA adapter `SCALE:PATH` (repeatable)", func(s string) error {
+		a, err := ParseAdapter(s)
+		if err == nil {
+			o.Adapters = append(o.Adapters, a)
+		}
+		return err
+	})
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, fmt.Errorf("runner flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("runner flags: unexpected argument %q", fs.Arg(0))
+	}
+	if o.Model == "" {
+		return o, errors.New("runner flags: -model is required")
+	}
+	return o, nil
+}
