@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon"
-	"github.com/jetai/jetai/internal/testrunner"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -32,8 +31,7 @@ func TestCrashLimitOverHTTP(t *testing.T) {
 	sock := filepath.Join(dir, "admin.sock")
 	conf := filepath.Join(dir, "jetai.hcl")
 	os.WriteFile(conf, []byte(fmt.Sprintf("server {\n  admin_socket = %q\n}\nmodel \"nan\" {\n  path = %q\n  context = 256\n  parallel = 1\n  threads = 1\n}\n", sock, model)), 0o644)
-	url, _ := runDaemon(t, daemon.Options{ConfigPath: conf, SocketDir: dir,
-		RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard})
+	url := testdaemon.Start(t, daemon.Options{ConfigPath: conf, SocketDir: dir}).URL
 
 	type answer struct {
 		status int

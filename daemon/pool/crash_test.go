@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -95,7 +96,7 @@ func TestCrashLimitRealRunner(t *testing.T) {
 // cut short fails its load with a LoadFailedError naming the header, and
 // no runner is started for it.
 func TestTruncatedHeaderNoRunner(t *testing.T) {
-	good, err := os.ReadFile(genModel(t, modelgen.Tiny()))
+	good, err := os.ReadFile(testmodel.Gen(t, modelgen.Tiny()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -18,7 +19,7 @@ import (
 func tinyModels(t *testing.T, names ...string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	tiny := genModel(t, modelgen.Tiny())
+	tiny := testmodel.Gen(t, modelgen.Tiny())
 	paths := map[string]string{}
 	for _, n := range names {
 		paths[n] = copyModel(t, tiny, dir, n+".gguf")
