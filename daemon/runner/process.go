@@ -302,11 +302,15 @@ func (p *Process) diedError(err error) error {
 }
 
 func (p *Process) post(ctx context.Context, path string, body any) (*http.Response, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
+	// Prompts are sent as they are: HTML escaping would triple every < and >
+	// of special-token text on the way to the runner.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://runner"+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://runner"+path, &b)
 	if err != nil {
 		return nil, err
 	}
