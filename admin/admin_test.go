@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
-	"github.com/jetai/jetai/daemon/pool"
-	"github.com/jetai/jetai/daemon/runner"
 )
 
 // The test binary doubles as an admin client run under another uid.
@@ -58,8 +56,8 @@ func (b *backend) Load(_ context.Context, name string, _ bool) (admin.LoadResult
 func (b *backend) Unload(context.Context, string) (admin.LoadResult, error) {
 	return admin.LoadResult{}, nil
 }
-func (b *backend) Optimize(context.Context) (pool.OptimizeReport, error) {
-	return pool.OptimizeReport{}, nil
+func (b *backend) Optimize(context.Context) (admin.OptimizeReport, error) {
+	return admin.OptimizeReport{}, nil
 }
 func (b *backend) Reload(context.Context) (admin.ReloadResult, error) {
 	return admin.ReloadResult{OK: false, Error: "bad file"}, nil
@@ -75,8 +73,8 @@ func (b *backend) SetLogLevel(l string) error {
 	b.level = l
 	return nil
 }
-func (b *backend) Complete(context.Context, admin.CompleteRequest, func(string)) (runner.Result, error) {
-	return runner.Result{}, errors.New("no")
+func (b *backend) Complete(context.Context, admin.CompleteRequest, func(string)) (admin.CompleteResult, error) {
+	return admin.CompleteResult{}, errors.New("no")
 }
 
 // worldDir makes a directory every user can enter (t.TempDir is 0700).

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
-	"github.com/jetai/jetai/config"
 )
 
 // Exit codes.
@@ -83,7 +82,7 @@ func failed() error { return &exitError{code: ExitFailed} }
 func Main(args []string, stdout, stderr io.Writer) int {
 	e := &Env{Stdout: stdout, Stderr: stderr, Socket: os.Getenv(SocketEnv)}
 	if e.Socket == "" {
-		e.Socket = config.DefaultAdminSocket
+		e.Socket = admin.DefaultSocket
 	}
 	if f, ok := stdout.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -146,7 +145,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 func globalFlags(fs *flag.FlagSet, e *Env) {
-	fs.StringVar(&e.Socket, "socket", e.Socket, "admin socket `PATH` (env "+SocketEnv+"; default "+config.DefaultAdminSocket+")")
+	fs.StringVar(&e.Socket, "socket", e.Socket, "admin socket `PATH` (env "+SocketEnv+"; default "+admin.DefaultSocket+")")
 	fs.BoolVar(&e.JSON, "json", e.JSON, "print JSON instead of tables")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "give up after this `DURATION` (0: no limit)")
 }
@@ -256,7 +255,7 @@ Exit codes: 0 ok, 1 failed (the daemon refused or the operation failed),
 or hung: no answer to a status within 15 s).
 
 Run 'jetai-ctl help COMMAND' for a command's details.
-`, SocketEnv, config.DefaultAdminSocket)
+`, SocketEnv, admin.DefaultSocket)
 }
 
 func printCommandHelp(w io.Writer, c *Command) {

@@ -16,14 +16,23 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/bench"
 	"github.com/jetai/jetai/ctl"
 	"github.com/jetai/jetai/daemon"
-	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/internal/testrunner"
 )
 
 func TestMain(m *testing.M) {
+	// The daemon's `jetaid tool bench` child (jetai-ctl bench): this test
+	// binary, as its ToolCommand.
+	if os.Getenv("JETAI_TEST_RUNNER") == "tool" && len(os.Args) > 1 && os.Args[1] == "bench" {
+		if err := bench.ToolMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	testrunner.ServeIfRunner()
 	if os.Getenv("JETAI_TEST_CTL") == "1" { // the test binary as jetai-ctl
 		os.Exit(ctl.Main(os.Args[1:], os.Stdout, os.Stderr))
@@ -62,6 +71,7 @@ func startDaemon(t *testing.T) *env {
 	go func() {
 		done <- daemon.Run(ctx, daemon.Options{ConfigPath: e.conf, Listener: ln, SocketDir: dir,
 			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard, NoWatch: true,
+			ToolCommand: testrunner.Command(), ToolEnv: testrunner.ToolEnv(),
 			Ready: func(net.Addr) { close(ready) }})
 	}()
 	select {
@@ -233,7 +243,7 @@ func TestCommands(t *testing.T) {
 		r := e.run("load", "--json", "--wait", "second")
 		r.want(t, 0, nil, nil)
 		r.json(t, &lr)
-		if lr.Model.State != pool.StateReady || lr.Model.Pid == 0 {
+		if lr.Model.State != admin.StateReady || lr.Model.Pid == 0 {
 			t.Fatalf("load --json: %+v", lr.Model)
 		}
 		e.run("unload", "second").want(t, 0, []string{"second: unloaded"}, nil)
@@ -246,7 +256,7 @@ func TestCommands(t *testing.T) {
 		r = e.run("unload", "--json", "second")
 		r.want(t, 0, nil, nil)
 		r.json(t, &lr)
-		if lr.Model.State != pool.StateUnloaded {
+		if lr.Model.State != admin.StateUnloaded {
 			t.Fatalf("unload --json: %+v", lr.Model)
 		}
 		// A file that went bad after the config was read: the load fails,
@@ -275,7 +285,7 @@ func TestCommands(t *testing.T) {
 		e.run("load", "second", "--wait").want(t, 0, []string{"second: ready"}, nil)
 		e.run("optimize").want(t, 0, []string{"unloaded second: memory headroom", "is under the reserve 50.0 MiB", "freed "}, nil)
 		e.run("models").want(t, 0, []string{"unloaded"}, nil)
-		var rep pool.OptimizeReport
+		var rep admin.OptimizeReport
 		r := e.run("optimize", "--json")
 		r.want(t, 0, nil, nil)
 		r.json(t, &rep)
