@@ -23,6 +23,9 @@ const (
 	ExitFailed      = 1
 	ExitUsage       = 2
 	ExitUnreachable = 3
+	// ExitRetry: the daemon refused for now and said when to retry
+	// (Retry-After): thermal shedding, a full queue, shutting down.
+	ExitRetry = 4
 )
 
 // SocketEnv names the environment variable that sets the admin socket.
@@ -202,6 +205,9 @@ func exitCode(stderr io.Writer, cmd *Command, err error) int {
 	case errors.As(err, &ae) && ae.Forbidden():
 		fmt.Fprintf(stderr, "jetai-ctl: %v\n", ae)
 		return ExitUnreachable
+	case errors.As(err, &ae) && ae.RetryAfter > 0:
+		fmt.Fprintf(stderr, "jetai-ctl %s: %s (%s; retry after %s)\n", cmd.Name, strings.TrimPrefix(ae.Message, cmd.Name+": "), ae.Code, ae.RetryAfter)
+		return ExitRetry
 	case errors.Is(err, context.DeadlineExceeded):
 		fmt.Fprintf(stderr, "jetai-ctl %s: timed out (--timeout); the daemon may still be working on it\n", cmd.Name)
 		return ExitFailed
@@ -252,7 +258,8 @@ Global flags (before or after the command):
 
 Exit codes: 0 ok, 1 failed (the daemon refused or the operation failed),
 2 bad usage, 3 cannot reach the daemon (not running, no socket, no permission,
-or hung: no answer to a status within 15 s).
+or hung: no answer to a status within 15 s), 4 refused for now, retry later
+(thermal shedding, a full queue, the daemon stopping; it says when).
 
 Run 'jetai-ctl help COMMAND' for a command's details.
 `, SocketEnv, admin.DefaultSocket)

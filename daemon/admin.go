@@ -169,10 +169,22 @@ func (b adminBackend) Load(ctx context.Context, name string, wait bool) (admin.L
 	} else {
 		// The load outlives this request: it runs until ready, failed or
 		// the pool closes.
-		go d.pool.Load(context.Background(), canon)
+		errc := make(chan error, 1)
+		go func() { errc <- d.pool.Load(context.Background(), canon) }()
 		// Answer once the load has begun, so the state shown is "loading"
-		// (an unavailable model whose file is still bad stays so).
+		// (an unavailable model whose file is still bad stays so). A load
+		// refused before it began (thermal shedding, the pool closing) is
+		// the answer.
+	wait:
 		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			select {
+			case err := <-errc:
+				if m, _ := d.pool.Model(canon); err != nil && m.State == pool.StateUnloaded {
+					return admin.LoadResult{}, err
+				}
+				break wait
+			default:
+			}
 			if m, _ := d.pool.Model(canon); m.State != pool.StateUnloaded && m.State != pool.StateUnavailable {
 				break
 			}
