@@ -39,7 +39,7 @@ func init() {
 			Help:     "The level set here lasts until jetaid restarts or server.log_level changes in the config.",
 			Complete: []string{"debug", "info", "warn", "error"}, Run: runLogLevel},
 		{Name: "top", Summary: "live view of models, memory, throughput and temperatures", MaxArgs: 0,
-			Help: "Refreshes in place every --interval until interrupted. With --json (or --count) it prints\none status per interval instead of redrawing.",
+			Help: "Refreshes in place every --interval until q or Ctrl-C. With --json (or --count) it prints\none status per interval instead of redrawing.",
 			Flags: func(fs *flag.FlagSet, e *Env) {
 				fs.DurationVar(&e.interval, "interval", time.Second, "refresh every `DURATION`")
 				fs.IntVar(&e.count, "count", 0, "stop after `N` refreshes (0: until interrupted)")

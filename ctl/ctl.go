@@ -56,6 +56,8 @@ type Env struct {
 	Client         *admin.Client
 	// IsTerminal says whether Stdout is a terminal (top redraws in place).
 	IsTerminal bool
+	// Stdin is where top reads its q key; nil: no keys.
+	Stdin *os.File
 
 	// per-command flags
 	wait     bool
@@ -83,7 +85,7 @@ func failed() error { return &exitError{code: ExitFailed} }
 // Main runs jetai-ctl with args (without the program name) and returns the
 // exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	e := &Env{Stdout: stdout, Stderr: stderr, Socket: os.Getenv(SocketEnv)}
+	e := &Env{Stdout: stdout, Stderr: stderr, Socket: os.Getenv(SocketEnv), Stdin: os.Stdin}
 	if e.Socket == "" {
 		e.Socket = admin.DefaultSocket
 	}

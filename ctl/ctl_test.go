@@ -488,6 +488,46 @@ COMP_WORDS=(jetai-ctl unload s); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY[@]}
 			t.Fatalf("top on a terminal should clear once and redraw 3 frames in place:\n%q", o)
 		}
 	})
+	t.Run("top on a terminal quits on q and restores the terminal", func(t *testing.T) {
+		// stty -g before and after: top's cbreak mode must not outlive it.
+		cmd := exec.Command("script", "-qec", "stty -g; "+os.Args[0]+" top --interval 200ms; echo exit=$?; stty -g", "/dev/null")
+		cmd.Env = append(os.Environ(), "JETAI_TEST_CTL=1", ctl.SocketEnv+"="+e.sock)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		time.Sleep(1500 * time.Millisecond) // a few frames
+		in.Write([]byte("q"))
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("top on a pty: %v\n%q", err, out.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			o := out.String()
+			t.Fatalf("top did not quit on q; its last output:\n%q", o[max(0, len(o)-600):])
+		}
+		in.Close()
+		var lines []string
+		for _, l := range strings.Split(strings.ReplaceAll(out.String(), "\r", ""), "\n") {
+			if strings.Count(l, ":") > 10 && !strings.Contains(l, " ") { // stty -g's one line
+				lines = append(lines, l)
+			}
+		}
+		o := out.String()
+		if !strings.Contains(o, "stories") || !strings.Contains(o, "exit=0") || len(lines) != 2 || lines[0] != lines[1] {
+			t.Fatalf("top should draw, exit 0 on q and leave the terminal as it found it (stty -g %q):\n%q", lines, o)
+		}
+	})
 	t.Run("socket from the environment", func(t *testing.T) {
 		t.Setenv(ctl.SocketEnv, e.sock)
 		var out, errb bytes.Buffer
