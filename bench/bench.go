@@ -81,7 +81,7 @@ func (r Row) Ratio() float64 {
 	return r.Runner / r.Raw
 }
 
-// Targets (issue 2): runner single stream vs raw, per model size class,
+// Targets: runner single stream vs raw, per model size class,
 // and aggregate at 8 streams vs the raw batched figure.
 const (
 	TargetSingleLarge = 0.95

@@ -1,7 +1,8 @@
 // Package pool owns which models are loaded: memory estimates, the global
 // and per-model budgets, priorities, eviction, keep-alive, load queues and
 // the runner processes themselves (one runner.Process per loaded model). It
-// knows nothing of HTTP; the API maps its errors onto status codes.
+// serves no HTTP; its errors say how they reach a client (Code, HTTPStatus,
+// RetryAfter; see errors.go), and the REST API and admin socket read them.
 //
 // # Memory
 //
