@@ -53,9 +53,21 @@ func (b *backend) Models(context.Context) []admin.Model { return nil }
 func (b *backend) Load(_ context.Context, name string, _ bool) (admin.LoadResult, error) {
 	return admin.LoadResult{}, admin.Errorf(404, admin.CodeNotFound, "no model %q", name)
 }
-func (b *backend) Unload(context.Context, string) (admin.LoadResult, error) {
+func (b *backend) Unload(_ context.Context, name string) (admin.LoadResult, error) {
+	if name == "hot" {
+		return admin.LoadResult{}, fmt.Errorf("unload %s: %w", name, hotError{})
+	}
 	return admin.LoadResult{}, nil
 }
+
+// hotError is an error from the daemon's parts that knows how it reaches
+// a client, as the pool's ThrottledError does.
+type hotError struct{}
+
+func (hotError) Error() string             { return "too hot" }
+func (hotError) Code() string              { return "thermal_shed" }
+func (hotError) HTTPStatus() int           { return http.StatusServiceUnavailable }
+func (hotError) RetryAfter() time.Duration { return 30 * time.Second }
 func (b *backend) Optimize(context.Context) (admin.OptimizeReport, error) {
 	return admin.OptimizeReport{}, nil
 }
@@ -151,6 +163,17 @@ func TestAPI(t *testing.T) {
 		t.Fatal("load of an unknown model succeeded")
 	} else if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 404 || ae.Code != admin.CodeNotFound {
 		t.Fatalf("load error: %#v", err)
+	}
+	// An error with its own code and status is answered with them (and
+	// Retry-After); one without is a 500 "internal".
+	_, err := c.Unload(ctx, "hot")
+	if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "thermal_shed" ||
+		ae.RetryAfter != 30*time.Second || ae.Message != "unload hot: too hot" {
+		t.Fatalf("unload error with its own code: %#v", err)
+	}
+	_, err = c.Complete(ctx, admin.CompleteRequest{Model: "m"}, nil)
+	if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 500 || ae.Code != admin.CodeInternal {
+		t.Fatalf("complete error without a code: %#v", err)
 	}
 	r, err := c.Reload(ctx)
 	if err != nil || r.OK || r.Error != "bad file" {
