@@ -26,8 +26,8 @@ import (
 func TestMain(m *testing.M) {
 	// The daemon's `jetaid tool bench` child (jetai-ctl bench): this test
 	// binary, as its ToolCommand.
-	if os.Getenv("JETAI_TEST_RUNNER") == "tool" && len(os.Args) > 1 && os.Args[1] == "bench" {
-		if err := bench.ToolMain(os.Args[2:]); err != nil {
+	if args, ok := testrunner.ToolArgs(); ok && len(args) > 0 && args[0] == "bench" {
+		if err := bench.ToolMain(args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
