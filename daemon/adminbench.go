@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jetai/jetai/admin"
 )
@@ -52,7 +53,10 @@ func (b adminBackend) Bench(ctx context.Context, req admin.BenchRequest, onLog f
 	}
 	cmd := exec.CommandContext(ctx, cmdline[0], append(cmdline[1:], "bench", sock, string(body))...)
 	cmd.Env = append(os.Environ(), d.opts.ToolEnv...)
+	// A client that goes away stops the run: SIGTERM, then SIGKILL if
+	// the engine's loop does not return soon.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	stderr, err := cmd.StderrPipe()

@@ -332,7 +332,7 @@ func TestReloadRejected(t *testing.T) {
 				t.Fatalf("/status after a rejected reload: %v", st)
 			}
 			b, _ := json.Marshal(res)
-			if !strings.Contains(string(b), `"applied":false`) {
+			if !strings.Contains(string(b), `"ok":false`) {
 				t.Fatalf("result JSON: %s", b)
 			}
 		})
