@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -496,14 +497,21 @@ COMP_WORDS=(jetai-ctl unload s); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY[@]}
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
+		var out syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		time.Sleep(1500 * time.Millisecond) // a few frames
+		// q once top has drawn two frames: typed earlier, it would sit in
+		// the terminal's buffer before top reads keys.
+		for deadline := time.Now().Add(15 * time.Second); strings.Count(out.String(), "\x1b[H") < 2; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("top drew no frames:\n%q", out.String())
+			}
+		}
 		in.Write([]byte("q"))
 		select {
 		case err := <-done:
@@ -607,4 +615,23 @@ COMP_WORDS=(jetai-ctl completion z); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY
 			t.Fatalf("zsh completion does not load: %v %s", err, out)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a child's output goroutine writes
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
