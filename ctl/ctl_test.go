@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -279,6 +280,11 @@ func TestCommands(t *testing.T) {
 		os.WriteFile(e.broken, bad, 0o644)
 		e.run("load", "nope").want(t, 1, nil, []string{`no model "nope"`, "stories"})
 		e.run("unload", "nope").want(t, 1, nil, []string{`no model "nope"`})
+		// The admin answer carries the pool's code for it, as the REST API does.
+		_, err := admin.NewClient(e.sock).Load(context.Background(), "nope", false)
+		if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 404 || ae.Code != "model_not_found" || strings.HasPrefix(ae.Message, "unknown model") {
+			t.Fatalf("admin load of an unknown model: %#v", err)
+		}
 		e.run("load").want(t, 2, nil, []string{"wrong number of arguments", "usage: jetai-ctl load"})
 	})
 	t.Run("optimize", func(t *testing.T) {

@@ -266,11 +266,16 @@ func (b adminBackend) Complete(ctx context.Context, req admin.CompleteRequest, o
 	return wireResult(res), err
 }
 
-// unknownModel is pool.ErrUnknownModel with the config's names: the code
-// and status are the pool's.
+// unknownModel is pool.ErrUnknownModel in words that name the config's
+// models; the code and status are the pool's.
 func unknownModel(cfg *config.Config, name string) error {
-	return fmt.Errorf("%w: no model %q in %s (configured: %v)", pool.ErrUnknownModel, name, cfg.Path, cfg.ModelNames())
+	return &unknownModelError{fmt.Sprintf("no model %q in %s (configured: %v)", name, cfg.Path, cfg.ModelNames())}
 }
+
+type unknownModelError struct{ msg string }
+
+func (e *unknownModelError) Error() string { return e.msg }
+func (e *unknownModelError) Unwrap() error { return pool.ErrUnknownModel }
 
 // summary is the one-line STATUS=: state, models, memory, speed, the model
 // cache's use and, with platform readings, temperature and throttling.
