@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
-	"github.com/jetai/jetai/daemon/pool"
-	"github.com/jetai/jetai/daemon/runner"
 )
 
 // The test binary doubles as an admin client run under another uid.
@@ -55,11 +53,23 @@ func (b *backend) Models(context.Context) []admin.Model { return nil }
 func (b *backend) Load(_ context.Context, name string, _ bool) (admin.LoadResult, error) {
 	return admin.LoadResult{}, admin.Errorf(404, admin.CodeNotFound, "no model %q", name)
 }
-func (b *backend) Unload(context.Context, string) (admin.LoadResult, error) {
+func (b *backend) Unload(_ context.Context, name string) (admin.LoadResult, error) {
+	if name == "hot" {
+		return admin.LoadResult{}, fmt.Errorf("unload %s: %w", name, hotError{})
+	}
 	return admin.LoadResult{}, nil
 }
-func (b *backend) Optimize(context.Context) (pool.OptimizeReport, error) {
-	return pool.OptimizeReport{}, nil
+
+// hotError is an error from the daemon's parts that knows how it reaches
+// a client, as the pool's ThrottledError does.
+type hotError struct{}
+
+func (hotError) Error() string             { return "too hot" }
+func (hotError) Code() string              { return "thermal_shed" }
+func (hotError) HTTPStatus() int           { return http.StatusServiceUnavailable }
+func (hotError) RetryAfter() time.Duration { return 30 * time.Second }
+func (b *backend) Optimize(context.Context) (admin.OptimizeReport, error) {
+	return admin.OptimizeReport{}, nil
 }
 func (b *backend) Reload(context.Context) (admin.ReloadResult, error) {
 	return admin.ReloadResult{OK: false, Error: "bad file"}, nil
@@ -75,8 +85,8 @@ func (b *backend) SetLogLevel(l string) error {
 	b.level = l
 	return nil
 }
-func (b *backend) Complete(context.Context, admin.CompleteRequest, func(string)) (runner.Result, error) {
-	return runner.Result{}, errors.New("no")
+func (b *backend) Complete(context.Context, admin.CompleteRequest, func(string)) (admin.CompleteResult, error) {
+	return admin.CompleteResult{}, errors.New("no")
 }
 
 // worldDir makes a directory every user can enter (t.TempDir is 0700).
@@ -153,6 +163,17 @@ func TestAPI(t *testing.T) {
 		t.Fatal("load of an unknown model succeeded")
 	} else if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 404 || ae.Code != admin.CodeNotFound {
 		t.Fatalf("load error: %#v", err)
+	}
+	// An error with its own code and status is answered with them (and
+	// Retry-After); one without is a 500 "internal".
+	_, err := c.Unload(ctx, "hot")
+	if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "thermal_shed" ||
+		ae.RetryAfter != 30*time.Second || ae.Message != "unload hot: too hot" {
+		t.Fatalf("unload error with its own code: %#v", err)
+	}
+	_, err = c.Complete(ctx, admin.CompleteRequest{Model: "m"}, nil)
+	if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 500 || ae.Code != admin.CodeInternal {
+		t.Fatalf("complete error without a code: %#v", err)
 	}
 	r, err := c.Reload(ctx)
 	if err != nil || r.OK || r.Error != "bad file" {

@@ -12,13 +12,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/jetai/jetai/config"
-	"github.com/jetai/jetai/daemon/pool"
-	"github.com/jetai/jetai/daemon/runner"
 )
 
 // Client talks to a daemon's admin socket.
@@ -62,7 +59,7 @@ type UnreachableError struct {
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 func (e *UnreachableError) Error() string {
-	group := config.DefaultAdminGroup
+	group := DefaultGroup
 	switch {
 	case errors.Is(e.Err, syscall.ENOENT):
 		return fmt.Sprintf("no admin socket at %s: is jetaid running? try: systemctl status jetaid (or give the socket with --socket or JETAI_SOCKET)", e.Socket)
@@ -83,12 +80,13 @@ type noAnswerError struct{ after time.Duration }
 
 func (e *noAnswerError) Error() string { return fmt.Sprintf("no answer within %s", e.after) }
 
-// APIError is an error answer from the daemon: its HTTP status, code and
-// message.
+// APIError is an error answer from the daemon: its HTTP status, code,
+// message and Retry-After.
 type APIError struct {
-	Status  int
-	Code    string
-	Message string
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -210,7 +208,11 @@ func readError(resp *http.Response) error {
 	if err := json.Unmarshal(b, &eb); err != nil || eb.Error.Message == "" {
 		eb.Error = Error{Code: "http_" + fmt.Sprint(resp.StatusCode), Message: fmt.Sprintf("daemon answered %s: %s", resp.Status, strings.TrimSpace(string(b)))}
 	}
-	return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	ae := &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		ae.RetryAfter = time.Duration(s) * time.Second
+	}
+	return ae
 }
 
 // Status returns the daemon's status.
@@ -244,8 +246,8 @@ func (c *Client) Unload(ctx context.Context, name string) (LoadResult, error) {
 }
 
 // Optimize unloads what keep-alive and the memory reserve say should go.
-func (c *Client) Optimize(ctx context.Context) (pool.OptimizeReport, error) {
-	var r pool.OptimizeReport
+func (c *Client) Optimize(ctx context.Context) (OptimizeReport, error) {
+	var r OptimizeReport
 	_, err := c.do(ctx, "POST", "/v1/optimize", nil, &r)
 	return r, err
 }
@@ -316,8 +318,8 @@ func (c *Client) Top(ctx context.Context, interval time.Duration, count int, fn 
 
 // Complete runs one completion through the daemon's pool; onText (may be
 // nil) receives the text as it comes.
-func (c *Client) Complete(ctx context.Context, req CompleteRequest, onText func(string)) (runner.Result, error) {
-	var res runner.Result
+func (c *Client) Complete(ctx context.Context, req CompleteRequest, onText func(string)) (CompleteResult, error) {
+	var res CompleteResult
 	resp, err := c.send(ctx, "POST", "/v1/complete", req)
 	if err != nil {
 		return res, err
@@ -329,7 +331,7 @@ func (c *Client) Complete(ctx context.Context, req CompleteRequest, onText func(
 	dec := json.NewDecoder(bufio.NewReader(resp.Body))
 	var text strings.Builder
 	for {
-		var f runner.Frame
+		var f CompleteFrame
 		if err := dec.Decode(&f); err != nil {
 			return res, fmt.Errorf("complete: stream ended early: %w", err)
 		}
@@ -341,7 +343,7 @@ func (c *Client) Complete(ctx context.Context, req CompleteRequest, onText func(
 		}
 		if f.Done {
 			if f.Error != "" {
-				return res, errors.New(f.Error)
+				return res, &APIError{Status: http.StatusOK, Code: f.Code, Message: f.Error}
 			}
 			res.Text, res.FinishReason = text.String(), f.FinishReason
 			if f.Timings != nil {

@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-
-	"github.com/jetai/jetai/daemon/cache"
-	"github.com/jetai/jetai/daemon/ingest"
+	"time"
 )
 
 // Model files (the model cache, import, quantize): an optional part of the
@@ -26,8 +23,8 @@ import (
 type ModelFiles interface {
 	CacheStatus(ctx context.Context) (CacheStatus, error)
 	VerifyCache(ctx context.Context) (VerifyResult, error)
-	Import(ctx context.Context, req ImportRequest, progress func(Progress)) (ingest.Result, error)
-	Quantize(ctx context.Context, req QuantizeRequest, progress func(Progress)) (ingest.Result, error)
+	Import(ctx context.Context, req ImportRequest, progress func(Progress)) (FileResult, error)
+	Quantize(ctx context.Context, req QuantizeRequest, progress func(Progress)) (FileResult, error)
 }
 
 // CacheStatus is the model cache: its files, parked conversations and
@@ -37,8 +34,51 @@ type CacheStatus struct {
 	MaxSize     int64         `json:"max_size"`
 	Used        int64         `json:"used"`
 	ParkedBytes int64         `json:"parked_bytes"`
-	Files       []cache.Entry `json:"files"`
+	Files       []CacheFile   `json:"files"`
 	Quantizing  []QuantizeJob `json:"quantizing"`
+}
+
+// CacheFile is one model file in the cache.
+type CacheFile struct {
+	Name string `json:"name"` // file name under models/
+	// Source is the file it was copied from, with that file's size and
+	// modification time when it was copied.
+	Source        string    `json:"source"`
+	SourceSize    int64     `json:"source_size"`
+	SourceModTime time.Time `json:"source_mod_time"`
+	Size          int64     `json:"size"`
+	SHA256        string    `json:"sha256"` // "" until computed
+	Origin        string    `json:"origin"` // staged, imported or quantized
+	Created       time.Time `json:"created"`
+	CopyMS        float64   `json:"copy_ms,omitempty"`
+	LastUsed      time.Time `json:"last_used"`
+	Path          string    `json:"path"`
+	InUse         int       `json:"in_use"` // models using it now
+}
+
+// FileResult is a model file an import or quantize put in the cache: the
+// file, what the daemon found in it, and a model block for the config.
+type FileResult struct {
+	Entry CacheFile  `json:"entry"`
+	Facts ModelFacts `json:"facts"`
+	Block string     `json:"block"`
+}
+
+// ModelFacts are what the GGUF header and the engine say about a model
+// file; Estimate is its memory at Context and Parallel.
+type ModelFacts struct {
+	Path         string         `json:"path"`
+	Architecture string         `json:"architecture"`
+	Name         string         `json:"name,omitempty"`
+	FileType     string         `json:"file_type"`
+	Parameters   uint64         `json:"parameters"`
+	FileBytes    int64          `json:"file_bytes"`
+	ContextTrain int            `json:"context_train"`
+	Layers       int            `json:"layers"`
+	ChatTemplate bool           `json:"chat_template"`
+	Estimate     MemoryEstimate `json:"estimate"`
+	Context      int            `json:"context"`
+	Parallel     int            `json:"parallel"`
 }
 
 // QuantizeJob is a running quantize job.
@@ -90,9 +130,9 @@ type Progress struct {
 
 // FileFrame is one line of an import or quantize stream.
 type FileFrame struct {
-	Progress *Progress      `json:"progress,omitempty"`
-	Result   *ingest.Result `json:"result,omitempty"`
-	Error    *Error         `json:"error,omitempty"`
+	Progress *Progress   `json:"progress,omitempty"`
+	Result   *FileResult `json:"result,omitempty"`
+	Error    *Error      `json:"error,omitempty"`
 }
 
 // routeModelFiles adds the model-file endpoints.
@@ -134,7 +174,7 @@ func (s *Server) routeModelFiles(m *http.ServeMux) {
 			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the file: {"path": "/abs/model.gguf"}`))
 			return
 		}
-		s.streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Import(r.Context(), req, progress) })
+		s.streamFile(w, r, func(progress func(Progress)) (FileResult, error) { return mf.Import(r.Context(), req, progress) })
 	})
 	m.HandleFunc("POST /v1/quantize", func(w http.ResponseWriter, r *http.Request) {
 		var req QuantizeRequest
@@ -146,13 +186,13 @@ func (s *Server) routeModelFiles(m *http.ServeMux) {
 			writeError(w, Errorf(http.StatusBadRequest, CodeBadRequest, `give the model and type: {"model": "NAME", "type": "q4_k_m"}`))
 			return
 		}
-		s.streamFile(w, r, func(progress func(Progress)) (ingest.Result, error) { return mf.Quantize(r.Context(), req, progress) })
+		s.streamFile(w, r, func(progress func(Progress)) (FileResult, error) { return mf.Quantize(r.Context(), req, progress) })
 	})
 }
 
 // streamFile runs an import or quantize, streaming its progress as NDJSON
 // frames. An error before the first frame is a plain error answer.
-func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, run func(func(Progress)) (ingest.Result, error)) {
+func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, run func(func(Progress)) (FileResult, error)) {
 	out := s.newNDJSON(w)
 	res, err := run(func(p Progress) {
 		out.send(FileFrame{Progress: &p})
@@ -167,15 +207,10 @@ func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, run func(fun
 	}
 }
 
+// fileError: a file the daemon could not take is a 422 unless the error
+// says otherwise.
 func fileError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	if errors.Is(err, cache.ErrNoRoom) {
-		return Errorf(http.StatusInsufficientStorage, CodeUnavailable, "%s", err)
-	}
-	return Errorf(http.StatusUnprocessableEntity, CodeRejected, "%s", err)
+	return asError(err, http.StatusUnprocessableEntity, CodeRejected)
 }
 
 // CacheStatus returns the model cache's state.
@@ -193,32 +228,32 @@ func (c *Client) VerifyCache(ctx context.Context) (VerifyResult, error) {
 }
 
 // Import imports a model file; progress (may be nil) gets copy progress.
-func (c *Client) Import(ctx context.Context, req ImportRequest, progress func(Progress)) (ingest.Result, error) {
+func (c *Client) Import(ctx context.Context, req ImportRequest, progress func(Progress)) (FileResult, error) {
 	return c.fileStream(ctx, "/v1/import", req, progress)
 }
 
 // Quantize quantizes a configured model; cancelling ctx cancels the job.
-func (c *Client) Quantize(ctx context.Context, req QuantizeRequest, progress func(Progress)) (ingest.Result, error) {
+func (c *Client) Quantize(ctx context.Context, req QuantizeRequest, progress func(Progress)) (FileResult, error) {
 	return c.fileStream(ctx, "/v1/quantize", req, progress)
 }
 
-func (c *Client) fileStream(ctx context.Context, path string, req any, progress func(Progress)) (ingest.Result, error) {
+func (c *Client) fileStream(ctx context.Context, path string, req any, progress func(Progress)) (FileResult, error) {
 	resp, err := c.send(ctx, "POST", path, req)
 	if err != nil {
-		return ingest.Result{}, err
+		return FileResult{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return ingest.Result{}, readError(resp)
+		return FileResult{}, readError(resp)
 	}
 	dec := json.NewDecoder(bufio.NewReader(resp.Body))
 	for {
 		var f FileFrame
 		if err := dec.Decode(&f); err != nil {
 			if ctx.Err() != nil {
-				return ingest.Result{}, ctx.Err()
+				return FileResult{}, ctx.Err()
 			}
-			return ingest.Result{}, fmt.Errorf("%s: stream ended early: %w", path, err)
+			return FileResult{}, fmt.Errorf("%s: stream ended early: %w", path, err)
 		}
 		switch {
 		case f.Progress != nil:
@@ -226,7 +261,7 @@ func (c *Client) fileStream(ctx context.Context, path string, req any, progress 
 				progress(*f.Progress)
 			}
 		case f.Error != nil:
-			return ingest.Result{}, &APIError{Status: statusOf(f.Error), Code: f.Error.Code, Message: f.Error.Message}
+			return FileResult{}, &APIError{Status: statusOf(f.Error), Code: f.Error.Code, Message: f.Error.Message}
 		case f.Result != nil:
 			return *f.Result, nil
 		}

@@ -4,22 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/jetai/jetai/daemon/pool"
-	"github.com/jetai/jetai/daemon/runner"
 )
 
-// Backend is what the admin API drives; the daemon implements it. Methods
-// return *Error to choose the answer's status.
+// Backend is what the admin API drives; the daemon implements it. An error
+// a method returns chooses the answer's status and code: an *Error, or any
+// error with Code() string and HTTPStatus() int methods (and RetryAfter()
+// time.Duration for a Retry-After header); any other error is a 500.
 type Backend interface {
 	Status(ctx context.Context) Status
 	Models(ctx context.Context) []Model
@@ -27,14 +25,14 @@ type Backend interface {
 	// ready or its load failed.
 	Load(ctx context.Context, name string, wait bool) (LoadResult, error)
 	Unload(ctx context.Context, name string) (LoadResult, error)
-	Optimize(ctx context.Context) (pool.OptimizeReport, error)
+	Optimize(ctx context.Context) (OptimizeReport, error)
 	// Reload re-reads the config file and applies it, returning once it is
 	// applied or rejected.
 	Reload(ctx context.Context) (ReloadResult, error)
 	Validate(ctx context.Context, req ValidateRequest) ValidateResult
 	LogLevel() string
 	SetLogLevel(level string) error
-	Complete(ctx context.Context, req CompleteRequest, onText func(string)) (runner.Result, error)
+	Complete(ctx context.Context, req CompleteRequest, onText func(string)) (CompleteResult, error)
 }
 
 // Options configure a Server.
@@ -83,6 +81,7 @@ func NewServer(opts Options) *Server {
 	m.HandleFunc("GET /v1/top", s.top)
 	m.HandleFunc("POST /v1/complete", s.complete)
 	s.routeModelFiles(m) // modelfiles.go
+	s.routeBench(m)      // bench.go
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no admin endpoint %s %s (this daemon speaks API v%d; see GET /v1/status)", r.Method, r.URL.Path, APIVersion))
 	})
@@ -158,9 +157,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
+	e := asError(err, http.StatusInternalServerError, CodeInternal)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	writeJSON(w, statusOf(e), ErrorBody{Error: *e})
 }
@@ -203,7 +202,7 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := http.StatusOK
-	if !req.Wait && res.Model.State != pool.StateReady {
+	if !req.Wait && res.Model.State != StateReady {
 		status = http.StatusAccepted
 	}
 	writeJSON(w, status, res)
@@ -318,7 +317,7 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// complete streams runner frames: text frames, then one done frame with
+// complete streams CompleteFrames: text frames, then one done frame with
 // the timings, or an error frame.
 func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 	var req CompleteRequest
@@ -332,15 +331,16 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 	}
 	out := s.newNDJSON(w)
 	res, err := s.opts.Backend.Complete(r.Context(), req, func(text string) {
-		out.send(runner.Frame{Text: text})
+		out.send(CompleteFrame{Text: text})
 	})
 	switch {
 	case err != nil && !out.started:
 		writeError(w, err)
 	case err != nil:
-		out.send(runner.Frame{Done: true, FinishReason: runner.FinishError, Error: err.Error()})
+		e := asError(err, http.StatusInternalServerError, CodeInternal)
+		out.send(CompleteFrame{Done: true, FinishReason: FinishError, Error: e.Message, Code: e.Code})
 	default:
-		out.send(runner.Frame{Done: true, FinishReason: res.FinishReason, Timings: &res.Timings})
+		out.send(CompleteFrame{Done: true, FinishReason: res.FinishReason, Timings: &res.Timings})
 	}
 }
 
@@ -370,24 +370,4 @@ func (n *ndjson) send(v any) error {
 		return err
 	}
 	return n.rc.Flush()
-}
-
-// String renders a ReloadResult's verdict in one line.
-func (r ReloadResult) String() string {
-	switch {
-	case !r.OK:
-		return "rejected: " + firstLine(r.Error)
-	case !r.Changed:
-		return fmt.Sprintf("unchanged (generation %d)", r.Generation)
-	case r.Plan != nil:
-		return fmt.Sprintf("generation %d applied: %s", r.Generation, r.Plan.String())
-	}
-	return fmt.Sprintf("generation %d applied", r.Generation)
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " …"
-	}
-	return s
 }

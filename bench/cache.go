@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Targets (issue 9).
+// Targets of the model cache: parking and staging.
 const (
 	// TargetParkSpeedup: time to first token of a resumed 1,000-token
 	// conversation after evict + reload, without parking / with parking.
@@ -122,7 +122,7 @@ func PrintCache(w io.Writer, r CacheReport) {
 		return "MISS"
 	}
 	speed := float64(r.ColdTTFT) / float64(max(r.ParkedTTFT, 1))
-	fmt.Fprintf(w, "\nmodel cache (issue 9)\n")
+	fmt.Fprintf(w, "\nmodel cache\n")
 	fmt.Fprintf(w, "resumed %d-token conversation after evict + reload: first token %.1f ms parked (%d tokens cached) vs %.1f ms cold (%d cached): %.1f× (target ≥%.0f× %s)\n",
 		r.HistoryTokens, ms(r.ParkedTTFT), r.ParkedCached, ms(r.ColdTTFT), r.ColdCached, speed, TargetParkSpeedup, mark(speed >= TargetParkSpeedup))
 	fmt.Fprintf(w, "  evict + reload + first token, wall clock: %.0f ms parked vs %.0f ms cold\n", ms(r.ParkedReload), ms(r.ColdReload))

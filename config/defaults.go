@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/jetai/jetai/admin"
+)
 
 // Defaults. This file is the one place where the default of every setting is
 // written down; packaging/jetai.hcl shows the same values in its comments and
@@ -14,10 +18,10 @@ const (
 	// fresh install is not open to the network.
 	DefaultListen = "127.0.0.1:8000"
 	// DefaultAdminSocket is the admin Unix socket (mode 0660) when systemd
-	// does not pass one.
-	DefaultAdminSocket = "/run/jetai/admin.sock"
+	// does not pass one; jetai-ctl's default, so package admin holds it.
+	DefaultAdminSocket = admin.DefaultSocket
 	// DefaultAdminGroup owns the admin socket; its members may run jetai-ctl.
-	DefaultAdminGroup = "jetai"
+	DefaultAdminGroup = admin.DefaultGroup
 	// DefaultMaxBody is the largest accepted request body.
 	DefaultMaxBody Size = 1 * MiB
 	// DefaultRequestTimeout bounds one inference request from arrival to the

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
-	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/internal/bytesize"
 	"github.com/jetai/jetai/version"
 )
@@ -40,7 +39,7 @@ func init() {
 			Help:     "The level set here lasts until jetaid restarts or server.log_level changes in the config.",
 			Complete: []string{"debug", "info", "warn", "error"}, Run: runLogLevel},
 		{Name: "top", Summary: "live view of models, memory, throughput and temperatures", MaxArgs: 0,
-			Help: "Refreshes in place every --interval until interrupted. With --json (or --count) it prints\none status per interval instead of redrawing.",
+			Help: "Refreshes in place every --interval until q or Ctrl-C. With --json (or --count) it prints\none status per interval instead of redrawing.",
 			Flags: func(fs *flag.FlagSet, e *Env) {
 				fs.DurationVar(&e.interval, "interval", time.Second, "refresh every `DURATION`")
 				fs.IntVar(&e.count, "count", 0, "stop after `N` refreshes (0: until interrupted)")
@@ -86,7 +85,7 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 	t.kv("listen", listen)
 	t.kv("admin socket", s.AdminSocket)
 	t.kv("config", fmt.Sprintf("%s (generation %d, %s)", s.Config.Path, s.Config.Generation, short(s.Config.Hash)))
-	if at := s.Config.LastReloadAt; at != nil {
+	if at := s.Config.LastReload; at != nil {
 		verdict := "applied"
 		if s.Config.LastError != "" {
 			verdict = "REJECTED (the config above stays in force): " + firstLine(s.Config.LastError)
@@ -96,7 +95,7 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 	}
 	loaded := 0
 	for _, m := range s.Models {
-		if m.State == pool.StateReady {
+		if m.State == admin.StateReady {
 			loaded++
 		}
 	}
@@ -112,7 +111,7 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 	p := s.Performance
 	t.kv("throughput", fmt.Sprintf("%.1f tok/s now; %d requests, %d tokens since start (%d failed, %d rejected)", p.WindowTokensPerSecond, p.Requests, p.Tokens, p.Failures, p.Rejected))
 	if p.TimeToFirstTokenMS.Count > 0 {
-		t.kv("latency", fmt.Sprintf("first token p50 %.0f ms, p95 %.0f ms over the last %s", p.TimeToFirstTokenMS.P50, p.TimeToFirstTokenMS.P95, pool.PerfWindow))
+		t.kv("latency", fmt.Sprintf("first token p50 %.0f ms, p95 %.0f ms over the last %s", p.TimeToFirstTokenMS.P50, p.TimeToFirstTokenMS.P95, time.Duration(p.WindowSeconds*float64(time.Second))))
 	}
 	if pl := s.Platform; pl != nil {
 		if temps := temperatures(pl); temps != "" {
@@ -160,14 +159,14 @@ func runLoad(ctx context.Context, e *Env, args []string) error {
 	}
 	m := r.Model
 	switch {
-	case m.State == pool.StateReady && e.wait:
+	case m.State == admin.StateReady && e.wait:
 		fmt.Fprintf(e.Stdout, "%s: ready in %.1fs (%s, pid %d)\n", m.Name, r.Seconds, bytesize.IEC(m.ChargedBytes), m.Pid)
-	case m.State == pool.StateReady:
+	case m.State == admin.StateReady:
 		fmt.Fprintf(e.Stdout, "%s: ready (pid %d)\n", m.Name, m.Pid)
-	case m.State == pool.StateFailed:
+	case m.State == admin.StateFailed:
 		fmt.Fprintf(e.Stdout, "%s: load failed: %s\n", m.Name, m.LastError)
 		return failed()
-	case m.State == pool.StateUnavailable:
+	case m.State == admin.StateUnavailable:
 		fmt.Fprintf(e.Stdout, "%s: %s\n", m.Name, m.LastError)
 		return failed()
 	default:
@@ -241,7 +240,7 @@ func printReload(e *Env, r admin.ReloadResult) {
 	} else {
 		fmt.Fprintf(e.Stdout, "config generation %d applied in %.2fs (%s)\n", r.Generation, r.Seconds, short(r.Hash))
 		if r.Plan != nil {
-			fmt.Fprintf(e.Stdout, "  %s\n", r.Plan.String())
+			fmt.Fprintf(e.Stdout, "  %s\n", r.Plan.Summary)
 		}
 	}
 	for _, n := range r.Notes {

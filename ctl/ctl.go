@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
-	"github.com/jetai/jetai/config"
 )
 
 // Exit codes.
@@ -24,6 +23,9 @@ const (
 	ExitFailed      = 1
 	ExitUsage       = 2
 	ExitUnreachable = 3
+	// ExitRetry: the daemon refused for now and said when to retry
+	// (Retry-After): thermal shedding, a full queue, shutting down.
+	ExitRetry = 4
 )
 
 // SocketEnv names the environment variable that sets the admin socket.
@@ -54,6 +56,8 @@ type Env struct {
 	Client         *admin.Client
 	// IsTerminal says whether Stdout is a terminal (top redraws in place).
 	IsTerminal bool
+	// Stdin is where top reads its q key; nil: no keys.
+	Stdin *os.File
 
 	// per-command flags
 	wait     bool
@@ -81,9 +85,9 @@ func failed() error { return &exitError{code: ExitFailed} }
 // Main runs jetai-ctl with args (without the program name) and returns the
 // exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	e := &Env{Stdout: stdout, Stderr: stderr, Socket: os.Getenv(SocketEnv)}
+	e := &Env{Stdout: stdout, Stderr: stderr, Socket: os.Getenv(SocketEnv), Stdin: os.Stdin}
 	if e.Socket == "" {
-		e.Socket = config.DefaultAdminSocket
+		e.Socket = admin.DefaultSocket
 	}
 	if f, ok := stdout.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -146,7 +150,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 func globalFlags(fs *flag.FlagSet, e *Env) {
-	fs.StringVar(&e.Socket, "socket", e.Socket, "admin socket `PATH` (env "+SocketEnv+"; default "+config.DefaultAdminSocket+")")
+	fs.StringVar(&e.Socket, "socket", e.Socket, "admin socket `PATH` (env "+SocketEnv+"; default "+admin.DefaultSocket+")")
 	fs.BoolVar(&e.JSON, "json", e.JSON, "print JSON instead of tables")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "give up after this `DURATION` (0: no limit)")
 }
@@ -203,6 +207,9 @@ func exitCode(stderr io.Writer, cmd *Command, err error) int {
 	case errors.As(err, &ae) && ae.Forbidden():
 		fmt.Fprintf(stderr, "jetai-ctl: %v\n", ae)
 		return ExitUnreachable
+	case errors.As(err, &ae) && ae.RetryAfter > 0:
+		fmt.Fprintf(stderr, "jetai-ctl %s: %s (%s; retry after %s)\n", cmd.Name, strings.TrimPrefix(ae.Message, cmd.Name+": "), ae.Code, ae.RetryAfter)
+		return ExitRetry
 	case errors.Is(err, context.DeadlineExceeded):
 		fmt.Fprintf(stderr, "jetai-ctl %s: timed out (--timeout); the daemon may still be working on it\n", cmd.Name)
 		return ExitFailed
@@ -253,10 +260,11 @@ Global flags (before or after the command):
 
 Exit codes: 0 ok, 1 failed (the daemon refused or the operation failed),
 2 bad usage, 3 cannot reach the daemon (not running, no socket, no permission,
-or hung: no answer to a status within 15 s).
+or hung: no answer to a status within 15 s), 4 refused for now, retry later
+(thermal shedding, a full queue, the daemon stopping; it says when).
 
 Run 'jetai-ctl help COMMAND' for a command's details.
-`, SocketEnv, config.DefaultAdminSocket)
+`, SocketEnv, admin.DefaultSocket)
 }
 
 func printCommandHelp(w io.Writer, c *Command) {

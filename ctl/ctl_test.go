@@ -2,26 +2,38 @@ package ctl_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/bench"
 	"github.com/jetai/jetai/ctl"
 	"github.com/jetai/jetai/daemon"
-	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/jetai/jetai/internal/testrunner"
 )
 
 func TestMain(m *testing.M) {
+	// The daemon's `jetaid tool bench` child (jetai-ctl bench): this test
+	// binary, as its ToolCommand.
+	if args, ok := testrunner.ToolArgs(); ok && len(args) > 0 && args[0] == "bench" {
+		if err := bench.ToolMain(args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	testrunner.ServeIfRunner()
 	if os.Getenv("JETAI_TEST_CTL") == "1" { // the test binary as jetai-ctl
 		os.Exit(ctl.Main(os.Args[1:], os.Stdout, os.Stderr))
@@ -207,7 +219,7 @@ func TestCommands(t *testing.T) {
 		r := e.run("load", "--json", "--wait", "second")
 		r.want(t, 0, nil, nil)
 		r.json(t, &lr)
-		if lr.Model.State != pool.StateReady || lr.Model.Pid == 0 {
+		if lr.Model.State != admin.StateReady || lr.Model.Pid == 0 {
 			t.Fatalf("load --json: %+v", lr.Model)
 		}
 		e.run("unload", "second").want(t, 0, []string{"second: unloaded"}, nil)
@@ -220,7 +232,7 @@ func TestCommands(t *testing.T) {
 		r = e.run("unload", "--json", "second")
 		r.want(t, 0, nil, nil)
 		r.json(t, &lr)
-		if lr.Model.State != pool.StateUnloaded {
+		if lr.Model.State != admin.StateUnloaded {
 			t.Fatalf("unload --json: %+v", lr.Model)
 		}
 		// A file that went bad after the config was read: the load fails,
@@ -242,6 +254,11 @@ func TestCommands(t *testing.T) {
 		os.WriteFile(e.broken, bad, 0o644)
 		e.run("load", "nope").want(t, 1, nil, []string{`no model "nope"`, "stories"})
 		e.run("unload", "nope").want(t, 1, nil, []string{`no model "nope"`})
+		// The admin answer carries the pool's code for it, as the REST API does.
+		_, err := admin.NewClient(e.sock).Load(context.Background(), "nope", false)
+		if ae := (*admin.APIError)(nil); !errors.As(err, &ae) || ae.Status != 404 || ae.Code != "model_not_found" || strings.HasPrefix(ae.Message, "unknown model") {
+			t.Fatalf("admin load of an unknown model: %#v", err)
+		}
 		e.run("load").want(t, 2, nil, []string{"wrong number of arguments", "usage: jetai-ctl load"})
 	})
 	t.Run("optimize", func(t *testing.T) {
@@ -249,7 +266,7 @@ func TestCommands(t *testing.T) {
 		e.run("load", "second", "--wait").want(t, 0, []string{"second: ready"}, nil)
 		e.run("optimize").want(t, 0, []string{"unloaded second: memory headroom", "is under the reserve 50.0 MiB", "freed "}, nil)
 		e.run("models").want(t, 0, []string{"unloaded"}, nil)
-		var rep pool.OptimizeReport
+		var rep admin.OptimizeReport
 		r := e.run("optimize", "--json")
 		r.want(t, 0, nil, nil)
 		r.json(t, &rep)
@@ -456,6 +473,53 @@ COMP_WORDS=(jetai-ctl unload s); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY[@]}
 			t.Fatalf("top on a terminal should clear once and redraw 3 frames in place:\n%q", o)
 		}
 	})
+	t.Run("top on a terminal quits on q and restores the terminal", func(t *testing.T) {
+		// stty -g before and after: top's cbreak mode must not outlive it.
+		cmd := exec.Command("script", "-qec", "stty -g; "+os.Args[0]+" top --interval 200ms; echo exit=$?; stty -g", "/dev/null")
+		cmd.Env = append(os.Environ(), "JETAI_TEST_CTL=1", ctl.SocketEnv+"="+e.sock)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// q once top has drawn two frames: typed earlier, it would sit in
+		// the terminal's buffer before top reads keys.
+		for deadline := time.Now().Add(15 * time.Second); strings.Count(out.String(), "\x1b[H") < 2; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("top drew no frames:\n%q", out.String())
+			}
+		}
+		in.Write([]byte("q"))
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("top on a pty: %v\n%q", err, out.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			o := out.String()
+			t.Fatalf("top did not quit on q; its last output:\n%q", o[max(0, len(o)-600):])
+		}
+		in.Close()
+		var lines []string
+		for _, l := range strings.Split(strings.ReplaceAll(out.String(), "\r", ""), "\n") {
+			if strings.Count(l, ":") > 10 && !strings.Contains(l, " ") { // stty -g's one line
+				lines = append(lines, l)
+			}
+		}
+		o := out.String()
+		if !strings.Contains(o, "stories") || !strings.Contains(o, "exit=0") || len(lines) != 2 || lines[0] != lines[1] {
+			t.Fatalf("top should draw, exit 0 on q and leave the terminal as it found it (stty -g %q):\n%q", lines, o)
+		}
+	})
 	t.Run("socket from the environment", func(t *testing.T) {
 		t.Setenv(ctl.SocketEnv, e.sock)
 		var out, errb bytes.Buffer
@@ -535,4 +599,23 @@ COMP_WORDS=(jetai-ctl completion z); COMP_CWORD=2; _jetai_ctl; echo "${COMPREPLY
 			t.Fatalf("zsh completion does not load: %v %s", err, out)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a child's output goroutine writes
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

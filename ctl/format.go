@@ -27,7 +27,7 @@ func printModels(w io.Writer, ms []admin.Model) {
 	t.row("NAME", "STATE", "MEMORY", "ACTIVE", "QUEUED", "TOK/S", "REQUESTS", "PRIORITY", "KEEP-ALIVE", "PID")
 	for _, m := range ms {
 		state := m.State
-		if m.State == "loading" {
+		if m.State == admin.StateLoading {
 			state = fmt.Sprintf("loading %d%%", int(m.LoadProgress*100))
 		}
 		if m.Draining {
@@ -45,7 +45,7 @@ func printModels(w io.Writer, ms []admin.Model) {
 		if m.ChargedBytes == 0 {
 			mem = "~" + bytesize.IEC(m.EstimatedBytes)
 		}
-		if m.State == "unavailable" {
+		if m.State == admin.StateUnavailable {
 			mem = "-" // no file to estimate from
 		}
 		t.row(m.Name, state, mem, fmt.Sprint(m.Active), fmt.Sprint(m.Queued), fmt.Sprintf("%.1f", m.TokensPerSecond),
@@ -53,7 +53,7 @@ func printModels(w io.Writer, ms []admin.Model) {
 	}
 	t.flush()
 	for _, m := range ms {
-		if (m.State == "failed" || m.State == "unavailable") && m.LastError != "" {
+		if (m.State == "failed" || m.State == admin.StateUnavailable) && m.LastError != "" {
 			fmt.Fprintf(w, "%s: %s\n", m.Name, m.LastError)
 		}
 	}

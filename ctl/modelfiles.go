@@ -5,11 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/jetai/jetai/admin"
-	"github.com/jetai/jetai/daemon/ingest"
 	"github.com/jetai/jetai/internal/bytesize"
 )
 
@@ -34,7 +32,8 @@ func init() {
 		{Name: "quantize", Args: "MODEL", Summary: "write a quantized copy of a configured model into the model cache", MinArgs: 1, MaxArgs: 1,
 			Help: "Runs in a separate process at the lowest CPU priority; serving goes on meanwhile and the thermal\n" +
 				"policy may pause it. Ctrl-C cancels it and leaves nothing behind. Prints the new file, its size\n" +
-				"and a `model` block.\nTypes: " + strings.Join(ingest.QuantTypes, ", ") + ".",
+				"and a `model` block.\nTypes are llama.cpp's: f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 and the like; given\n" +
+				"one it does not know, the daemon lists them all.",
 			Flags: func(fs *flag.FlagSet, e *Env) {
 				fs.StringVar(&fileFlags.typ, "type", "", "quantisation `TYPE`, e.g. q8_0 or q4_k_m (required)")
 				fs.StringVar(&fileFlags.name, "name", "", "`NAME` of the new model (default: MODEL-TYPE)")
@@ -85,7 +84,7 @@ func progressPrinter(e *Env, what string) (func(admin.Progress), func()) {
 		}
 }
 
-func printFileResult(e *Env, r ingest.Result, verb string, took time.Duration) error {
+func printFileResult(e *Env, r admin.FileResult, verb string, took time.Duration) error {
 	if e.JSON {
 		return printJSON(e.Stdout, r)
 	}
@@ -114,7 +113,7 @@ func runImport(ctx context.Context, e *Env, args []string) error {
 
 func runQuantize(ctx context.Context, e *Env, args []string) error {
 	if fileFlags.typ == "" {
-		return usageErr("give the type: --type q8_0 (one of %s)", strings.Join(ingest.QuantTypes, ", "))
+		return usageErr("give the type: --type q8_0 (or q4_k_m, q6_k, …)")
 	}
 	show, end := progressPrinter(e, "quantizing")
 	start := time.Now()

@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -11,14 +12,20 @@ import (
 	"github.com/jetai/jetai/internal/bytesize"
 )
 
-// runTop shows the live view. On a terminal it redraws in place; with
-// --json each status is one JSON line; otherwise (a pipe, --count) each
-// refresh is printed after the last, separated by a blank line.
+// runTop shows the live view. On a terminal it redraws in place until q
+// or Ctrl-C; with --json each status is one JSON line; otherwise (a pipe,
+// --count) each refresh is printed after the last, separated by a blank
+// line.
 func runTop(ctx context.Context, e *Env, _ []string) error {
 	if e.interval <= 0 {
 		return usageErr("--interval must be positive")
 	}
 	redraw := e.IsTerminal && !e.JSON
+	if redraw {
+		var restore func()
+		ctx, restore = quitOnQ(ctx, e.Stdin)
+		defer restore()
+	}
 	n := 0
 	err := e.Client.Top(ctx, e.interval, e.count, func(s admin.Status) bool {
 		n++
@@ -43,8 +50,11 @@ func runTop(ctx context.Context, e *Env, _ []string) error {
 		}
 		return true
 	})
-	if ctx.Err() != nil && err == nil {
-		return nil // interrupted: the normal way out of top
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		if redraw {
+			fmt.Fprintln(e.Stdout)
+		}
+		return nil // q or interrupted: the normal way out of top
 	}
 	if err == nil && redraw {
 		fmt.Fprintln(e.Stdout)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,9 +13,7 @@ import (
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
-	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/pool"
-	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/internal/bytesize"
 	"github.com/jetai/jetai/version"
@@ -88,13 +85,13 @@ func (b adminBackend) Status(ctx context.Context) admin.Status {
 		StartedAt: d.started.UTC(), UptimeSeconds: time.Since(d.started).Seconds(),
 		LogLevel: systemd.LevelName(d.level.Level()),
 		Config:   configStatus(cfg, d.ReloadStatus()),
-		Pool:     d.pool.Status(),
+		Pool:     wirePool(d.pool.Status()),
 		Models:   b.Models(ctx),
 	}
 	if u, err := user.Current(); err == nil {
 		s.User = u.Username
 	}
-	s.Performance = d.pool.Performance().Overall
+	s.Performance = wirePerf(d.pool.Performance().Overall)
 	d.sys.mu.Lock()
 	s.State, s.Listen, s.Activated, s.AdminSocket = d.sys.state, d.sys.listen, d.sys.activated, d.sys.adminSocket
 	s.WatchdogSeconds = d.sys.watchdog.Seconds()
@@ -123,7 +120,8 @@ func (b adminBackend) Models(ctx context.Context) []admin.Model {
 	rates := d.sys.modelRates
 	d.sys.mu.Unlock()
 	for _, m := range ms {
-		am := admin.Model{ModelStatus: m, TokensPerSecond: rates[m.Name]}
+		am := wireModel(m)
+		am.TokensPerSecond = rates[m.Name]
 		if c, ok := cfg.Lookup(m.Name); ok {
 			am.Path, am.Context, am.Parallel, am.Threads = c.Path, c.Context, c.Parallel, c.Threads
 		}
@@ -138,7 +136,7 @@ func (b adminBackend) model(name string) (admin.Model, error) {
 			return m, nil
 		}
 	}
-	return admin.Model{}, adminError(pool.ErrUnknownModel)
+	return admin.Model{}, pool.ErrUnknownModel
 }
 
 // Load implements admin.Backend.
@@ -151,16 +149,28 @@ func (b adminBackend) Load(ctx context.Context, name string, wait bool) (admin.L
 	start := time.Now()
 	if wait {
 		if err := d.pool.Load(ctx, canon); err != nil {
-			return admin.LoadResult{}, adminError(err)
+			return admin.LoadResult{}, err
 		}
 	} else {
 		// The load outlives this request: it runs until ready, failed or
 		// the pool closes.
-		go d.pool.Load(context.Background(), canon)
+		errc := make(chan error, 1)
+		go func() { errc <- d.pool.Load(context.Background(), canon) }()
 		// Answer once the load has begun, so the state shown is "loading"
 		// (an unavailable model whose file is still bad stays so; a failed
-		// one shows its last failure only if the retry fails as fast).
+		// one shows its last failure only if the retry fails as fast). A load
+		// refused before it began (thermal shedding, the pool closing) is
+		// the answer.
+	wait:
 		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			select {
+			case err := <-errc:
+				if m, _ := d.pool.Model(canon); err != nil && m.State == pool.StateUnloaded {
+					return admin.LoadResult{}, err
+				}
+				break wait
+			default:
+			}
 			if m, _ := d.pool.Model(canon); m.State != pool.StateUnloaded && m.State != pool.StateUnavailable && m.State != pool.StateFailed {
 				break
 			}
@@ -179,29 +189,21 @@ func (b adminBackend) Unload(ctx context.Context, name string) (admin.LoadResult
 	}
 	start := time.Now()
 	if err := d.pool.Unload(ctx, canon); err != nil {
-		return admin.LoadResult{}, adminError(err)
+		return admin.LoadResult{}, err
 	}
 	m, err := b.model(canon)
 	return admin.LoadResult{Model: m, Seconds: time.Since(start).Seconds()}, err
 }
 
 // Optimize implements admin.Backend.
-func (b adminBackend) Optimize(ctx context.Context) (pool.OptimizeReport, error) {
-	return b.d.pool.Optimize(ctx), nil
+func (b adminBackend) Optimize(ctx context.Context) (admin.OptimizeReport, error) {
+	return wireOptimize(b.d.pool.Optimize(ctx)), nil
 }
 
 // Reload implements admin.Backend: the same Reload as SIGHUP and the file
 // watcher, answered when applied or rejected.
 func (b adminBackend) Reload(ctx context.Context) (admin.ReloadResult, error) {
-	r := b.d.Reload(ctx, "admin")
-	res := admin.ReloadResult{
-		OK: r.Applied, Trigger: r.Trigger, Generation: r.Generation, Hash: r.Hash, Changed: r.Changed,
-		Seconds: r.Duration.Seconds(), Diagnostics: r.Diagnostics, Error: r.Error, Notes: r.Notes,
-	}
-	if r.Applied && r.Changed {
-		res.Plan = &r.Plan
-	}
-	return res, nil
+	return b.d.Reload(ctx, "admin"), nil
 }
 
 // Validate implements admin.Backend: the file is checked as jetaid
@@ -221,18 +223,14 @@ func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) a
 		return res
 	}
 	plan := config.Diff(b.d.Config(), rep.Config)
-	res.Plan = &plan
+	res.Plan = wirePlan(plan)
 	res.Summary = fmt.Sprintf("%s: ok (%d models, listen %s, default model %q); a reload to it would change: %s",
 		req.Path, rep.Models, rep.Listen, rep.DefaultModel, plan.String())
 	return res
 }
 
-func configStatus(cfg *config.Config, r api.ReloadStatus) admin.ConfigStatus {
-	return admin.ConfigStatus{
-		Path: cfg.Path, Hash: cfg.Hash, Generation: r.Generation, AppliedAt: r.LoadedAt,
-		LastReloadAt: r.LastReload, LastTrigger: r.LastTrigger, LastError: r.LastError,
-		Reloads: r.Reloads, Rejected: r.Rejected, Watching: r.Watching,
-	}
+func configStatus(cfg *config.Config, r admin.ReloadStatus) admin.ConfigStatus {
+	return admin.ConfigStatus{Path: cfg.Path, Hash: cfg.Hash, ReloadStatus: r}
 }
 
 // LogLevel implements admin.Backend.
@@ -251,51 +249,25 @@ func (b adminBackend) SetLogLevel(level string) error {
 }
 
 // Complete implements admin.Backend.
-func (b adminBackend) Complete(ctx context.Context, req admin.CompleteRequest, onText func(string)) (runner.Result, error) {
+func (b adminBackend) Complete(ctx context.Context, req admin.CompleteRequest, onText func(string)) (admin.CompleteResult, error) {
 	canon, ok := b.d.pool.Resolve(req.Model)
 	if !ok {
-		return runner.Result{}, unknownModel(b.d.Config(), req.Model)
+		return admin.CompleteResult{}, unknownModel(b.d.Config(), req.Model)
 	}
-	res, err := b.d.pool.Complete(ctx, canon, req.Request, onText)
-	if err != nil {
-		return res, adminError(err)
-	}
-	return res, nil
+	res, err := b.d.pool.Complete(ctx, canon, runnerRequest(req), onText)
+	return wireResult(res), err
 }
 
+// unknownModel is pool.ErrUnknownModel in words that name the config's
+// models; the code and status are the pool's.
 func unknownModel(cfg *config.Config, name string) error {
-	return admin.Errorf(http.StatusNotFound, admin.CodeNotFound, "no model %q in %s (configured: %v)", name, cfg.Path, cfg.ModelNames())
+	return &unknownModelError{fmt.Sprintf("no model %q in %s (configured: %v)", name, cfg.Path, cfg.ModelNames())}
 }
 
-// adminError maps pool errors onto admin answers.
-func adminError(err error) error {
-	var (
-		ae *admin.Error
-		qf *pool.QueueFullError
-		nr *pool.NoRoomError
-		lf *pool.LoadFailedError
-		ue *pool.UnavailableError
-	)
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.Is(err, pool.ErrUnknownModel):
-		return admin.Errorf(http.StatusNotFound, admin.CodeNotFound, "%v", err)
-	case errors.Is(err, pool.ErrClosed):
-		return admin.Errorf(http.StatusServiceUnavailable, admin.CodeUnavailable, "the daemon is shutting down")
-	case errors.As(err, &qf):
-		return admin.Errorf(http.StatusTooManyRequests, admin.CodeBusy, "%v", err)
-	case errors.As(err, &nr):
-		return admin.Errorf(http.StatusInsufficientStorage, "no_room", "%v", err)
-	case errors.As(err, &lf):
-		return admin.Errorf(http.StatusBadGateway, "load_failed", "%v", err)
-	case errors.As(err, &ue):
-		return admin.Errorf(http.StatusServiceUnavailable, "model_unavailable", "%v", err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return admin.Errorf(http.StatusGatewayTimeout, "timeout", "%v", err)
-	}
-	return admin.Errorf(http.StatusInternalServerError, admin.CodeInternal, "%v", err)
-}
+type unknownModelError struct{ msg string }
+
+func (e *unknownModelError) Error() string { return e.msg }
+func (e *unknownModelError) Unwrap() error { return pool.ErrUnknownModel }
 
 // summary is the one-line STATUS=: state, models, memory, speed, the model
 // cache's use and, with platform readings, temperature and throttling.
@@ -304,11 +276,11 @@ func summary(s admin.Status) string {
 	loading := ""
 	for _, m := range s.Models {
 		switch m.State {
-		case pool.StateReady:
+		case admin.StateReady:
 			loaded = append(loaded, m.Name)
-		case pool.StateUnavailable:
+		case admin.StateUnavailable:
 			unavailable = append(unavailable, m.Name)
-		case pool.StateLoading:
+		case admin.StateLoading:
 			loading = fmt.Sprintf("; loading %s %d%%", m.Name, int(m.LoadProgress*100))
 		}
 	}

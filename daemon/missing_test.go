@@ -82,7 +82,7 @@ func TestMissingModelFile(t *testing.T) {
 	e.write(model("ok", "preload = true\npriority = 60") + lateBlock("") +
 		"model \"later\" {\n  path = \"later.gguf\"\n}\n")
 	res := e.d.Reload(context.Background(), "test")
-	if !res.Applied || res.Generation != 2 || strings.Join(res.Plan.Added, ",") != "later" ||
+	if !res.OK || res.Generation != 2 || strings.Join(res.Plan.Added, ",") != "later" ||
 		!strings.Contains(strings.Join(res.Diagnostics, "\n"), `model "later" does not exist`) {
 		t.Fatalf("reload with missing files: %+v", res)
 	}
@@ -115,7 +115,7 @@ func TestMissingModelFile(t *testing.T) {
 	e.write(model("ok", "preload = true\npriority = 70") + lateBlock("") +
 		"model \"later\" {\n  path = \"later.gguf\"\n}\n")
 	res = e.d.Reload(context.Background(), "test")
-	if !res.Applied || len(res.Plan.Restarted) != 1 || res.Plan.Restarted[0].Name != "late" ||
+	if !res.OK || len(res.Plan.Restarted) != 1 || res.Plan.Restarted[0].Name != "late" ||
 		!strings.Contains(strings.Join(res.Notes, "\n"), `model "late" already runs the file now recorded`) {
 		t.Fatalf("reload after the file appeared: %+v", res)
 	}

@@ -81,7 +81,10 @@ func (d *Daemon) CacheStatus() (admin.CacheStatus, error) {
 		return admin.CacheStatus{}, errNoCache
 	}
 	s := admin.CacheStatus{Dir: d.cache.Dir(), MaxSize: d.cache.MaxSize(), Used: d.cache.Used(), ParkedBytes: d.cache.ParkedBytes(),
-		Files: d.cache.Entries(), Quantizing: []admin.QuantizeJob{}}
+		Files: []admin.CacheFile{}, Quantizing: []admin.QuantizeJob{}}
+	for _, e := range d.cache.Entries() {
+		s.Files = append(s.Files, wireCacheFile(e))
+	}
 	if d.ingest == nil {
 		return s, nil
 	}
@@ -198,19 +201,21 @@ func (b adminBackend) VerifyCache(ctx context.Context) (admin.VerifyResult, erro
 	return b.d.VerifyCache(ctx)
 }
 
-func (b adminBackend) Import(ctx context.Context, req admin.ImportRequest, progress func(admin.Progress)) (ingest.Result, error) {
+func (b adminBackend) Import(ctx context.Context, req admin.ImportRequest, progress func(admin.Progress)) (admin.FileResult, error) {
 	var last time.Time
-	return b.d.ImportModel(ctx, req.Path, req.Name, func(done, total int64) {
+	r, err := b.d.ImportModel(ctx, req.Path, req.Name, func(done, total int64) {
 		if done < total && time.Since(last) < 200*time.Millisecond {
 			return
 		}
 		last = time.Now()
 		progress(admin.Progress{Done: done, Total: total, Unit: "bytes"})
 	})
+	return wireFileResult(r), err
 }
 
-func (b adminBackend) Quantize(ctx context.Context, req admin.QuantizeRequest, progress func(admin.Progress)) (ingest.Result, error) {
-	return b.d.QuantizeModel(ctx, req.Model, req.Name, req.Type, func(done, total int) {
+func (b adminBackend) Quantize(ctx context.Context, req admin.QuantizeRequest, progress func(admin.Progress)) (admin.FileResult, error) {
+	r, err := b.d.QuantizeModel(ctx, req.Model, req.Name, req.Type, func(done, total int) {
 		progress(admin.Progress{Done: int64(done), Total: int64(total), Unit: "tensors"})
 	})
+	return wireFileResult(r), err
 }

@@ -523,7 +523,7 @@ model "m" {
 	if err := os.WriteFile(conf, []byte(ownCache(fmt.Sprintf(fmt.Sprintf(hcl, 45), testmodel.Path(t)))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if res := d.Reload(context.Background(), "test"); !res.Applied {
+	if res := d.Reload(context.Background(), "test"); !res.OK {
 		t.Fatalf("reload: %+v", res)
 	}
 	eventually(t, "throttle at the new soft limit", func() bool { return status(t, base).Platform.State == "throttle" })

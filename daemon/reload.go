@@ -12,41 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
-	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/systemd"
 )
-
-// ReloadResult is what one Reload did. It is JSON for the admin socket's
-// reload command, which exits non-zero when Applied is false.
-type ReloadResult struct {
-	// Trigger is what asked for the reload: "SIGHUP", "file", "admin", ….
-	Trigger string `json:"trigger"`
-	// Applied says the file's config is in force now (also when it did not
-	// differ from the running one); false: it was rejected and the running
-	// config stays.
-	Applied bool `json:"applied"`
-	// Changed says the file differed from the config in force.
-	Changed bool `json:"changed"`
-	// Generation is the config generation in force after the reload.
-	Generation uint64 `json:"generation"`
-	// Hash is the sha256 of the file read; empty when it could not be read.
-	Hash string `json:"hash"`
-	// Plan is the diff from the running config to the file's (empty when
-	// rejected or unchanged).
-	Plan config.Plan `json:"plan"`
-	// Diagnostics are "file:line:col: message" lines: the errors of a
-	// rejected file, or the warnings of an applied one.
-	Diagnostics []string `json:"diagnostics"`
-	// Error says why the reload was rejected; empty when applied.
-	Error string `json:"error,omitempty"`
-	// Notes are what the operator should know about an applied reload:
-	// settings that wait for a jetaid restart, models over a new budget.
-	Notes []string `json:"notes"`
-	// Duration is how long the reload took (parse, validate, plan and the
-	// immediate part of applying; restarts and drains go on after it).
-	Duration time.Duration `json:"duration_ns"`
-}
 
 // reloadState is the daemon's reload bookkeeping, guarded by Daemon.mu
 // (except run, which serialises reloads).
@@ -85,7 +54,7 @@ type reloadPart struct {
 type reloadRun struct {
 	old, next *config.Config
 	plan      config.Plan
-	res       *ReloadResult
+	res       *admin.ReloadResult
 	start     time.Time
 	// What the pool reports: models evicted to fit a new budget, notes
 	// for the operator.
@@ -132,7 +101,7 @@ func (d *Daemon) reloadParts() []reloadPart {
 			d.reload.generation++
 			d.reload.loadedAt = time.Now()
 			r.res.Generation = d.reload.generation
-			r.res.Applied, r.res.Changed = true, true
+			r.res.OK, r.res.Changed = true, true
 			// The new generation and its reload record become visible
 			// together: a /status read between them would show generation
 			// N with the previous reload's time and count.
@@ -148,11 +117,11 @@ func (d *Daemon) reloadParts() []reloadPart {
 
 // ReloadStatus is the config generation in force and the last reload, for
 // /status and the admin status command.
-func (d *Daemon) ReloadStatus() api.ReloadStatus {
+func (d *Daemon) ReloadStatus() admin.ReloadStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := &d.reload
-	st := api.ReloadStatus{
+	st := admin.ReloadStatus{
 		Generation: r.generation, LoadedAt: r.loadedAt.UTC(), LastReload: r.last, LastTrigger: r.trigger,
 		LastError: r.lastError, Reloads: r.reloads, Rejected: r.rejected, Watching: r.watching,
 		NeedsRestart: []string{},
@@ -171,17 +140,17 @@ func (d *Daemon) ReloadStatus() api.ReloadStatus {
 // deleted or empty file. The plan is logged (one summary line, then one
 // line per change) before it is applied. Reloads run one at a time;
 // trigger names the caller for logs and status.
-func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
+func (d *Daemon) Reload(ctx context.Context, trigger string) admin.ReloadResult {
 	start := time.Now()
 	d.reload.run.Lock()
 	defer d.reload.run.Unlock()
 	old := d.Config()
-	res := ReloadResult{Trigger: trigger, Diagnostics: []string{}, Notes: []string{}}
+	res := admin.ReloadResult{Trigger: trigger, Diagnostics: []string{}, Notes: []string{}}
 	d.mu.Lock()
 	res.Generation = d.reload.generation
 	d.mu.Unlock()
-	reject := func(msg string) ReloadResult {
-		res.Error, res.Duration = msg, time.Since(start)
+	reject := func(msg string) admin.ReloadResult {
+		res.Error, res.Seconds = msg, time.Since(start).Seconds()
 		d.log.Error("config reload rejected; the running config stays", "trigger", trigger, "generation", res.Generation, "error", firstLine(msg))
 		for _, dg := range res.Diagnostics {
 			d.log.Error("config", "diagnostic", dg)
@@ -197,7 +166,7 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	case errors.Is(err, fs.ErrNotExist):
 		res.Diagnostics = append(res.Diagnostics, old.Path+": the config file does not exist")
 		res.Error = fmt.Sprintf("%s: the config file is gone; keeping the last good config (generation %d, sha256 %.12s)", old.Path, res.Generation, old.Hash)
-		res.Duration = time.Since(start)
+		res.Seconds = time.Since(start).Seconds()
 		d.log.Warn("config file deleted; the last good config stays in force", "trigger", trigger, "path", old.Path, "generation", res.Generation)
 		d.recordReload(res, start)
 		return res
@@ -213,7 +182,7 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	res.Hash = cfg.Hash
 	res.Diagnostics = cfg.Warnings.Strings()
 	if cfg.Hash == old.Hash {
-		res.Applied, res.Duration = true, time.Since(start)
+		res.OK, res.Seconds = true, time.Since(start).Seconds()
 		d.log.Info("config reload: file unchanged", "trigger", trigger, "generation", res.Generation)
 		d.recordReload(res, start)
 		return res
@@ -224,7 +193,7 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 	first := d.reload.first
 	d.mu.Unlock()
 	plan.NeedsProcessRestart = againstInForce(first, cfg, plan.NeedsProcessRestart)
-	res.Plan = plan
+	res.Plan = wirePlan(plan)
 	d.log.Info("config reload plan", "trigger", trigger, "from", res.Generation, "plan", plan.String())
 	d.logPlan(plan)
 	d.notify(systemd.Reloading()...)
@@ -244,12 +213,12 @@ func (d *Daemon) Reload(ctx context.Context, trigger string) ReloadResult {
 		res.Notes = append(res.Notes, fmt.Sprintf("%s changed (%s → %s): it takes effect when jetaid restarts; until then %s stays in force", f.Field, f.Old, f.New, f.Old))
 	}
 	res.Notes = append(res.Notes, run.notes...)
-	res.Duration = time.Since(start)
+	res.Seconds = time.Since(start).Seconds()
 	d.noteReload(res)
 	d.log.Info("config reloaded", "trigger", trigger, "generation", res.Generation, "sha256", res.Hash[:12],
 		"added", len(plan.Added), "removed", len(plan.Removed), "restarted", len(plan.Restarted),
 		"updated", len(plan.Updated), "unchanged", len(plan.Unchanged), "live", len(plan.Live),
-		"evicted", strings.Join(run.evicted, ","), "ms", float64(res.Duration.Microseconds())/1000)
+		"evicted", strings.Join(run.evicted, ","), "ms", res.Seconds*1000)
 	for _, n := range res.Notes {
 		d.log.Warn("config reload", "note", n)
 	}
@@ -290,7 +259,7 @@ func (d *Daemon) logPlan(p config.Plan) {
 
 // recordReload notes the outcome in the pool's events and the reload
 // status.
-func (d *Daemon) recordReload(res ReloadResult, at time.Time) {
+func (d *Daemon) recordReload(res admin.ReloadResult, at time.Time) {
 	d.noteReload(res)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -299,22 +268,22 @@ func (d *Daemon) recordReload(res ReloadResult, at time.Time) {
 
 // noteReload adds the reload to the pool's event list, which shows reloads
 // beside loads and evictions (GET /status events, the dashboard).
-func (d *Daemon) noteReload(res ReloadResult) {
+func (d *Daemon) noteReload(res admin.ReloadResult) {
 	switch {
-	case !res.Applied:
+	case !res.OK:
 		d.pool.Note("reload_rejected", fmt.Sprintf("%s: %s", res.Trigger, firstLine(res.Error)))
 	case res.Changed:
-		d.pool.Note("reload", fmt.Sprintf("generation %d (%s): %s", res.Generation, res.Trigger, res.Plan.String()))
+		d.pool.Note("reload", fmt.Sprintf("generation %d (%s): %s", res.Generation, res.Trigger, res.Plan.Summary))
 	}
 }
 
 // recordLocked updates the reload status; d.mu must be held.
-func (d *Daemon) recordLocked(res ReloadResult, at time.Time) {
+func (d *Daemon) recordLocked(res admin.ReloadResult, at time.Time) {
 	r := &d.reload
 	t := at.UTC()
 	r.last, r.trigger = &t, res.Trigger
 	r.reloads++
-	if res.Applied {
+	if res.OK {
 		r.lastError = ""
 	} else {
 		r.rejected++

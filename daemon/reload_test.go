@@ -244,7 +244,7 @@ func TestReloadContextRestart(t *testing.T) {
 	<-started
 	e.write(strings.Replace(model("m", ""), "context = 256", "context = 512", 1))
 	res := e.d.Reload(context.Background(), "test")
-	if !res.Applied || len(res.Plan.Restarted) != 1 || res.Generation != 2 {
+	if !res.OK || len(res.Plan.Restarted) != 1 || res.Generation != 2 {
 		t.Fatalf("reload: %+v", res)
 	}
 	e.waitFor("the new runner", func() bool { m := e.model("m"); return m.Pid != pid && m.State == pool.StateReady })
@@ -267,7 +267,7 @@ func TestReloadAddRemove(t *testing.T) {
 	<-started
 	e.write(model("b", ""))
 	res := e.d.Reload(context.Background(), "test")
-	if !res.Applied || strings.Join(res.Plan.Added, ",") != "b" || strings.Join(res.Plan.Removed, ",") != "a" {
+	if !res.OK || strings.Join(res.Plan.Added, ",") != "b" || strings.Join(res.Plan.Removed, ",") != "a" {
 		t.Fatalf("reload: %+v", res)
 	}
 	if code := e.infer("b"); code != 200 {
@@ -306,7 +306,7 @@ func TestReloadRejected(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.write(tc.hcl)
 			res := e.d.Reload(context.Background(), "test")
-			if res.Applied || res.Generation != 1 || res.Error == "" {
+			if res.OK || res.Generation != 1 || res.Error == "" {
 				t.Fatalf("an invalid file was not rejected: %+v", res)
 			}
 			all := strings.Join(res.Diagnostics, "\n")
@@ -326,14 +326,14 @@ func TestReloadRejected(t *testing.T) {
 				t.Fatalf("/status after a rejected reload: %v", st)
 			}
 			b, _ := json.Marshal(res)
-			if !strings.Contains(string(b), `"applied":false`) {
+			if !strings.Contains(string(b), `"ok":false`) {
 				t.Fatalf("result JSON: %s", b)
 			}
 		})
 	}
 	// Fixed again: applied, and the error is cleared.
 	e.write(good + "\n# fixed\n")
-	if res := e.d.Reload(context.Background(), "test"); !res.Applied || res.Generation != 2 {
+	if res := e.d.Reload(context.Background(), "test"); !res.OK || res.Generation != 2 {
 		t.Fatalf("a good file after bad ones: %+v", res)
 	}
 	if st := e.status(); st["last_error"] != "" {
@@ -398,7 +398,7 @@ func TestReloadNeedsProcessRestart(t *testing.T) {
 	e := startReload(t, func() string { return model("m", "") }, false)
 	e.write("server {\n  listen = \"127.0.0.1:1\"\n}\n" + model("m", ""))
 	res := e.d.Reload(context.Background(), "test")
-	if !res.Applied || len(res.Plan.NeedsProcessRestart) != 1 || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "server.listen") {
+	if !res.OK || len(res.Plan.NeedsProcessRestart) != 1 || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "server.listen") {
 		t.Fatalf("reload: %+v", res)
 	}
 	st := e.status()
@@ -414,14 +414,14 @@ func TestReloadNeedsProcessRestart(t *testing.T) {
 	// jetaid started with, not against the file of the last reload.
 	e.write("server {\n  listen = \"127.0.0.1:2\"\n}\n" + model("m", ""))
 	res = e.d.Reload(context.Background(), "test")
-	if !res.Applied || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "(127.0.0.1:8000 → 127.0.0.1:2)") ||
+	if !res.OK || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "(127.0.0.1:8000 → 127.0.0.1:2)") ||
 		!strings.Contains(res.Notes[0], "until then 127.0.0.1:8000 stays in force") {
 		t.Fatalf("second change: %+v", res)
 	}
 	// Back to the address in force: nothing waits for a restart any more.
 	e.write(model("m", ""))
 	res = e.d.Reload(context.Background(), "test")
-	if !res.Applied || len(res.Plan.NeedsProcessRestart) != 0 || len(res.Notes) != 0 {
+	if !res.OK || len(res.Plan.NeedsProcessRestart) != 0 || len(res.Notes) != 0 {
 		t.Fatalf("back to the address in force: %+v", res)
 	}
 	if nr, _ := e.status()["needs_restart"].([]any); len(nr) != 0 {
@@ -466,7 +466,7 @@ func TestValidateAgreesWithReload(t *testing.T) {
 	}
 	res := e.d.Reload(context.Background(), "test")
 	want := e.conf + ": the config file is empty"
-	if res.Applied || len(res.Diagnostics) != 1 || res.Diagnostics[0] != want {
+	if res.OK || len(res.Diagnostics) != 1 || res.Diagnostics[0] != want {
 		t.Fatalf("reload of an empty file: %+v", res)
 	}
 	missing := filepath.Join(e.dir, "nope.hcl")
@@ -517,7 +517,7 @@ func TestReloadEveryPart(t *testing.T) {
 
 	e.write(hcl("debug", "2GiB", "  api_keys = [\"sk-every\"]\n", "300MiB", 7))
 	res := e.d.Reload(ctx, "test")
-	if !res.Applied || !res.Changed || res.Generation != 2 {
+	if !res.OK || !res.Changed || res.Generation != 2 {
 		t.Fatalf("reload: %+v", res)
 	}
 	if e.d.Config().Hash != res.Hash || e.d.ReloadStatus().Generation != 2 {

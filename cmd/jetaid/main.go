@@ -1,6 +1,7 @@
 // Command jetaid is the jetai daemon. `jetaid runner …` is the per-model
 // child process the daemon starts, and `jetaid tool …` the child that checks
-// and quantizes model files for jetai-ctl; people do not run them by hand.
+// and quantizes model files and runs benchmarks for jetai-ctl; people do not
+// run them by hand.
 //
 //	jetaid [--config FILE]       run in the foreground (default /etc/jetai/jetai.hcl)
 //	       [--platform-root DIR] read /sys, /proc and /etc under DIR (a fake machine tree)
@@ -24,6 +25,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/jetai/jetai/bench"
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/daemon/ingest/tool"
@@ -41,8 +43,13 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "tool" {
 		// Model checks and quantizing for jetai-ctl import/quantize, run
-		// by the daemon as a child (package ingest).
-		if err := tool.Main(os.Args[2:]); err != nil {
+		// by the daemon as a child (package ingest); jetai-ctl bench's
+		// measurement (package bench), which links the admin client.
+		run := tool.Main
+		if len(os.Args) > 2 && os.Args[2] == "bench" {
+			run = func(args []string) error { return bench.ToolMain(args[1:]) }
+		}
+		if err := run(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "jetaid tool:", err)
 			os.Exit(1)
 		}

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/runner"
 )
 
@@ -98,65 +97,41 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// errorFor maps an error from the pool (or this package) onto an answer.
-// timeout is the request timeout, for the message when it fired.
+// clientError is an error that knows how it reaches a client: the pool's
+// and the runner's errors implement it.
+type clientError interface {
+	error
+	Code() string
+	HTTPStatus() int
+}
+
+// retryHinter is a clientError that says when to try again.
+type retryHinter interface {
+	RetryAfter() time.Duration
+}
+
+// errorFor turns an error from the pool (or this package) into an answer:
+// the error's own code and status when it has them. timeout is the
+// request timeout, for the message when it fired.
 func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 	var (
 		ae  *Error
-		qf  *pool.QueueFullError
-		nr  *pool.NoRoomError
-		lf  *pool.LoadFailedError
-		ue  *pool.UnavailableError
-		th  *pool.ThrottledError
-		re  *runner.RequestError
+		ce  clientError
 		mbe *http.MaxBytesError
-		// coded is the project's convention for errors that carry their
-		// own code and status.
-		coded interface {
-			error
-			Code() string
-			HTTPStatus() int
-		}
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, pool.ErrUnknownModel):
-		return &Error{Status: http.StatusNotFound, Code: "model_not_found", Param: "model", Message: err.Error()}
-	case errors.Is(err, pool.ErrClosed):
-		return &Error{Status: http.StatusServiceUnavailable, Code: "stopping", Message: "the daemon is shutting down; retry shortly", RetryAfter: 5 * time.Second}
-	case errors.As(err, &qf):
-		status := http.StatusTooManyRequests
-		if qf.Total {
-			status = http.StatusServiceUnavailable
+	case errors.As(err, &ce):
+		e := &Error{Status: ce.HTTPStatus(), Code: ce.Code(), Message: err.Error()}
+		if rh, ok := ce.(retryHinter); ok {
+			e.RetryAfter = rh.RetryAfter()
 		}
-		ra := qf.RetryAfter
-		if ra <= 0 {
-			ra = time.Second
-		}
-		return &Error{Status: status, Code: "queue_full", Message: err.Error(), RetryAfter: ra}
-	case errors.As(err, &th):
-		return &Error{Status: http.StatusServiceUnavailable, Code: "thermal_shed", Message: err.Error(), RetryAfter: max(th.RetryAfter, time.Second)}
-	case errors.As(err, &nr):
-		return &Error{Status: http.StatusInsufficientStorage, Code: "no_room", Message: err.Error()}
-	case errors.As(err, &lf):
-		return &Error{Status: http.StatusBadGateway, Code: "load_failed", Message: err.Error()}
-	case errors.As(err, &ue):
-		// No Retry-After: the file needs a person, not time.
-		return &Error{Status: http.StatusServiceUnavailable, Code: "model_unavailable", Param: "model", Message: err.Error()}
-	case errors.As(err, &re):
-		e := &Error{Status: re.Status, Code: re.Code, Message: re.Msg}
-		if e.Status < 400 || e.Status > 599 {
-			e.Status = http.StatusBadGateway
-		}
-		if re.Code == runner.CodeNoChatTemplate {
+		switch e.Code {
+		case "model_not_found", "model_unavailable":
+			e.Param = "model"
+		case runner.CodeNoChatTemplate:
 			e.Message += " (POST /v1/completions and POST /inference take a plain prompt)"
-		}
-		if re.Code == runner.CodeBusy {
-			e.Status, e.RetryAfter = http.StatusTooManyRequests, time.Second
-		}
-		if re.Code == runner.CodeStopping {
-			e.Status, e.RetryAfter = http.StatusServiceUnavailable, time.Second
 		}
 		return e
 	case errors.As(err, &mbe):
@@ -170,11 +145,6 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this. 499 as nginx logs it.
 		return &Error{Status: 499, Code: "cancelled", Message: "the client closed the request"}
-	case errors.Is(err, runner.ErrExited):
-		return &Error{Status: http.StatusBadGateway, Code: "runner_exited", Message: err.Error()}
-	case errors.As(err, &coded):
-		// An error that knows how it reaches a client (pool.ModelFailedError).
-		return &Error{Status: coded.HTTPStatus(), Code: coded.Code(), Message: err.Error()}
 	default:
 		return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
 	}

@@ -169,16 +169,18 @@ func TestPoolErrorsMapToStatuses(t *testing.T) {
 		code       string
 		retryAfter string
 	}{
-		{&pool.QueueFullError{Model: "m", RetryAfter: 3 * time.Second}, 429, "queue_full", "3"},
-		{&pool.QueueFullError{Model: "m", Total: true, RetryAfter: 1500 * time.Millisecond}, 503, "queue_full", "2"},
+		{&pool.QueueFullError{Model: "m", Retry: 3 * time.Second}, 429, "queue_full", "3"},
+		{&pool.QueueFullError{Model: "m", Total: true, Retry: 1500 * time.Millisecond}, 503, "queue_full", "2"},
 		{&pool.NoRoomError{Model: "m"}, 507, "no_room", ""},
 		{&pool.LoadFailedError{Model: "m", Err: errors.New("bad file")}, 502, "load_failed", ""},
 		{&pool.UnavailableError{Model: "m", File: &config.FileError{Path: "/x.gguf", Problem: config.FileMissing}}, 503, "model_unavailable", ""},
 		{pool.ErrUnknownModel, 404, "model_not_found", ""},
 		{pool.ErrClosed, 503, "stopping", "5"},
-		{&runner.RequestError{Status: 400, Code: runner.CodeContextOverflow, Msg: "too long"}, 400, "context_overflow", ""},
-		{&runner.RequestError{Status: 429, Code: runner.CodeBusy, Msg: "busy"}, 429, "busy", "1"},
+		{&runner.RequestError{Status: 400, Reason: runner.CodeContextOverflow, Msg: "too long"}, 400, "context_overflow", ""},
+		{&runner.RequestError{Status: 429, Reason: runner.CodeBusy, Msg: "busy"}, 429, "busy", "1"},
 		{runner.ErrExited, 502, "runner_exited", ""},
+		{&pool.ThrottledError{Model: "m", Level: "shed", Retry: 30 * time.Second}, 503, "thermal_shed", "30"},
+		{&runner.RequestError{Status: 200, Reason: "odd", Msg: "odd"}, 502, "odd", ""},
 	}
 	for _, c := range cases {
 		err = c.err

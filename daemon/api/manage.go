@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/daemon/pool"
 )
 
@@ -38,33 +39,8 @@ type configSummary struct {
 	Hash         string `json:"hash"`
 	DefaultModel string `json:"default_model"`
 	Tiers        int    `json:"tiers"`
-	ReloadStatus
-}
-
-// ReloadStatus is what /status shows of config reloads (the daemon's
-// Reload fills it): the generation in force and the last attempt.
-type ReloadStatus struct {
-	// Generation counts the configs put in force: 1 is the one jetaid
-	// started with, and each applied reload that changed something adds 1.
-	Generation uint64 `json:"generation"`
-	// LoadedAt is when the config in force was put in force.
-	LoadedAt time.Time `json:"loaded_at"`
-	// LastReload is the last reload attempt, applied or not; nil before
-	// the first.
-	LastReload  *time.Time `json:"last_reload"`
-	LastTrigger string     `json:"last_trigger,omitempty"`
-	// LastError is why the last reload was rejected (every diagnostic,
-	// one per line); empty when the last reload was applied.
-	LastError string `json:"last_error"`
-	// Reloads counts the attempts; Rejected those that kept the old config.
-	Reloads  uint64 `json:"reloads"`
-	Rejected uint64 `json:"rejected"`
-	// Watching says the file is watched for changes.
-	Watching bool `json:"watching"`
-	// NeedsRestart are settings changed since jetaid started that take
-	// effect only when it restarts ("server.listen: A → B"); the old
-	// values are in force until then.
-	NeedsRestart []string `json:"needs_restart"`
+	// The config generation and reloads, as the admin socket shows them.
+	admin.ReloadStatus
 }
 
 type modelsSummary struct {

@@ -297,7 +297,7 @@ func canFallBack(err error) bool {
 	case errors.Is(err, pool.ErrUnknownModel), errors.As(err, &qf), errors.As(err, &nr), errors.As(err, &lf), errors.As(err, &ue), errors.Is(err, runner.ErrExited):
 		return true
 	case errors.As(err, &re):
-		return re.Code == runner.CodeContextOverflow || re.Code == runner.CodeNoChatTemplate || re.Code == runner.CodeBusy
+		return re.Reason == runner.CodeContextOverflow || re.Reason == runner.CodeNoChatTemplate || re.Reason == runner.CodeBusy
 	}
 	return false
 }

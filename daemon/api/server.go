@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/runner"
@@ -54,7 +55,7 @@ type Options struct {
 	// Metrics, when set, serves GET /metrics.
 	Metrics http.Handler
 	// ReloadStatus, when set, gives /status the config reload figures.
-	ReloadStatus func() ReloadStatus
+	ReloadStatus func() admin.ReloadStatus
 	// BodyTimeout bounds reading a request's body (a client that trickles
 	// it byte by byte gets 408); default DefaultBodyTimeout.
 	BodyTimeout time.Duration
@@ -92,7 +93,7 @@ type Server struct {
 	// swaps it whole (SetConfig), so a request sees one config throughout
 	// each use.
 	live    atomic.Pointer[liveConfig]
-	reload  func() ReloadStatus
+	reload  func() admin.ReloadStatus
 	handler http.Handler
 	methods map[string][]string // path -> methods, for 405 answers
 	plat    func() any

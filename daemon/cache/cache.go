@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,11 +35,20 @@ type Options struct {
 	Log             *slog.Logger
 }
 
+// noRoomError is ErrNoRoom: it knows how it reaches a client (Code,
+// HTTPStatus), as the admin socket reads it.
+type noRoomError struct{}
+
+func (noRoomError) Error() string   { return "no room in the model cache" }
+func (noRoomError) Code() string    { return "cache_full" }
+func (noRoomError) HTTPStatus() int { return http.StatusInsufficientStorage }
+
 // Errors that callers tell apart.
 var (
 	// ErrNoRoom: the file does not fit in max_size even after evicting every
-	// file no loaded model uses, or the disk has too little free space.
-	ErrNoRoom = errors.New("no room in the model cache")
+	// file no loaded model uses, or the disk has too little free space. A
+	// client gets it as 507 "cache_full".
+	ErrNoRoom error = noRoomError{}
 	// ErrSourceChanged: the source file changed while it was being copied.
 	ErrSourceChanged = errors.New("source file changed during the copy")
 	// ErrCorrupt: a cached file no longer matches its record.

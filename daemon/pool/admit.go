@@ -87,11 +87,11 @@ func (p *Pool) acquire(ctx context.Context, m *model) (Runner, time.Duration, er
 		if !queued {
 			if lim := p.cfg.Server.QueuePerModel; m.queued >= lim {
 				m.rejected++
-				return nil, 0, &QueueFullError{Model: m.cfg.Name, Limit: lim, RetryAfter: p.retryAfterLocked(m)}
+				return nil, 0, &QueueFullError{Model: m.cfg.Name, Limit: lim, Retry: p.retryAfterLocked(m)}
 			}
 			if lim := p.cfg.Server.QueueTotal; p.queued >= lim {
 				m.rejected++
-				return nil, 0, &QueueFullError{Model: m.cfg.Name, Total: true, Limit: lim, RetryAfter: p.retryAfterLocked(m)}
+				return nil, 0, &QueueFullError{Model: m.cfg.Name, Total: true, Limit: lim, Retry: p.retryAfterLocked(m)}
 			}
 			queued = true
 			m.queued++

@@ -2,8 +2,9 @@
 // and per-model budgets, priorities, eviction, keep-alive, load queues, the
 // crash limit and the runner processes themselves (one per loaded model,
 // started through Options.StartRunner and driven through the Runner
-// interface; runner.Process is the real one). It knows nothing of HTTP; the
-// API maps its errors onto status codes.
+// interface; runner.Process is the real one). It serves no HTTP; its errors say
+// how they reach a client (Code, HTTPStatus, RetryAfter; see errors.go),
+// and the REST API and admin socket read them.
 //
 // # Files
 //

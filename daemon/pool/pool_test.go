@@ -287,7 +287,7 @@ func TestQueueFull(t *testing.T) {
 
 	_, err := p.Complete(ctx, "a", short, nil)
 	var qf *QueueFullError
-	if !errors.As(err, &qf) || qf.Total || qf.Model != "a" || qf.RetryAfter < time.Second {
+	if !errors.As(err, &qf) || qf.Total || qf.Model != "a" || qf.Retry < time.Second {
 		t.Fatalf("want a per-model QueueFullError, got %v (%+v)", err, qf)
 	}
 	t.Log(err)

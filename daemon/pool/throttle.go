@@ -55,14 +55,14 @@ type ThrottleStatus struct {
 // ThrottledError is a request or load refused while the device sheds
 // load for heat.
 type ThrottledError struct {
-	Model      string        `json:"model"`
-	Level      string        `json:"level"`
-	Reason     string        `json:"reason"`
-	RetryAfter time.Duration `json:"retry_after"`
+	Model  string        `json:"model"`
+	Level  string        `json:"level"`
+	Reason string        `json:"reason"`
+	Retry  time.Duration `json:"retry_after"`
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("model %q: %s (thermal state %s); retry in %s", e.Model, e.Reason, e.Level, roundRetry(e.RetryAfter))
+	return fmt.Sprintf("model %q: %s (thermal state %s); retry in %s", e.Model, e.Reason, e.Level, roundRetry(e.Retry))
 }
 
 // throttleState is the pool's part of the throttle; guarded by Pool.mu,
@@ -268,7 +268,7 @@ func (p *Pool) throttleGate(ctx context.Context, m *model) error {
 		if !low {
 			why = "the model is not loaded, and nothing is loaded while the device is too hot"
 		}
-		return &ThrottledError{Model: m.cfg.Name, Level: t.Level, Reason: why, RetryAfter: t.RetryAfter}
+		return &ThrottledError{Model: m.cfg.Name, Level: t.Level, Reason: why, Retry: t.RetryAfter}
 	}
 	p.mu.Unlock()
 	if t.Delay > 0 && low {
@@ -288,7 +288,7 @@ func (p *Pool) loadGate(m *model) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t := p.thr.cur; t.Shed && m.state != stReady && m.state != stLoading {
-		return &ThrottledError{Model: m.cfg.Name, Level: t.Level, Reason: "nothing is loaded while the device is too hot", RetryAfter: t.RetryAfter}
+		return &ThrottledError{Model: m.cfg.Name, Level: t.Level, Reason: "nothing is loaded while the device is too hot", Retry: t.RetryAfter}
 	}
 	return nil
 }

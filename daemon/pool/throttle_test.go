@@ -83,7 +83,7 @@ func TestThrottleGate(t *testing.T) {
 
 	p.SetThrottle(ctx, Throttle{Level: "shed", Shed: true, RetryAfter: 7 * time.Second})
 	var te *ThrottledError
-	if _, err := p.Complete(ctx, "low", req, nil); !errors.As(err, &te) || te.RetryAfter != 7*time.Second {
+	if _, err := p.Complete(ctx, "low", req, nil); !errors.As(err, &te) || te.Retry != 7*time.Second {
 		t.Errorf("low while shedding: %v", err)
 	}
 	if _, err := p.Complete(ctx, "high", req, nil); err != nil {

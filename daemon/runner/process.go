@@ -21,9 +21,6 @@ import (
 	"time"
 )
 
-// ErrExited is wrapped by errors from a runner that is gone.
-var ErrExited = errors.New("runner exited")
-
 // LoadError is a model that the runner could not load.
 type LoadError struct {
 	Name string
@@ -32,10 +29,11 @@ type LoadError struct {
 
 func (e *LoadError) Error() string { return fmt.Sprintf("load model %s: %s", e.Name, e.Msg) }
 
-// RequestError is a request the runner refused (status 4xx/5xx).
+// RequestError is a request the runner refused (status 4xx/5xx); Reason
+// is the runner's code (CodeBusy, CodeContextOverflow, …).
 type RequestError struct {
 	Status int
-	Code   string
+	Reason string
 	Msg    string
 }
 
@@ -329,7 +327,7 @@ func (p *Process) post(ctx context.Context, path string, body any) (*http.Respon
 		if eb.Error == "" {
 			eb.Error = resp.Status
 		}
-		return nil, &RequestError{Status: resp.StatusCode, Code: eb.Code, Msg: eb.Error}
+		return nil, &RequestError{Status: resp.StatusCode, Reason: eb.Code, Msg: eb.Error}
 	}
 	return resp, nil
 }
@@ -371,7 +369,7 @@ func (p *Process) Complete(ctx context.Context, req Request, onText func(string)
 				res.Timings = *f.Timings
 			}
 			if f.Error != "" && f.Code != "" {
-				return res, &RequestError{Status: http.StatusBadRequest, Code: f.Code, Msg: f.Error}
+				return res, &RequestError{Status: http.StatusBadRequest, Reason: f.Code, Msg: f.Error}
 			}
 			if f.Error != "" {
 				return res, fmt.Errorf("model %s: %s", p.opts.Name, f.Error)

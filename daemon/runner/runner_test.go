@@ -233,7 +233,7 @@ func TestRefusals(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := p.Complete(context.Background(), c.req, nil)
 			var re *runner.RequestError
-			if !errors.As(err, &re) || re.Code != c.code || re.Status != 400 {
+			if !errors.As(err, &re) || re.Reason != c.code || re.Status != 400 {
 				t.Fatalf("want 400 %s, got %v", c.code, err)
 			}
 		})
@@ -352,7 +352,7 @@ func TestGrammarDeadEnds(t *testing.T) {
 		for _, ignoreEOS := range []bool{false, true} {
 			_, err := p.Complete(ctx, runner.Request{Prompt: "Once upon", Sampling: s, MaxTokens: 8, IgnoreEOS: ignoreEOS}, nil)
 			var re *runner.RequestError
-			if !errors.As(err, &re) || re.Status != 400 || re.Code != runner.CodeInvalidGrammar {
+			if !errors.As(err, &re) || re.Status != 400 || re.Reason != runner.CodeInvalidGrammar {
 				t.Errorf("%+v ignore_eos %v: %v, want a 400 %s", s, ignoreEOS, err, runner.CodeInvalidGrammar)
 			}
 		}

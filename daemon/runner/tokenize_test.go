@@ -51,12 +51,12 @@ func TestSpecialTokenFloodRefusedCheaply(t *testing.T) {
 		var re *runner.RequestError
 		if len(req.Messages) > 0 {
 			// stories260K has no chat template: refused before tokenizing.
-			if !errors.As(err, &re) || re.Code != runner.CodeNoChatTemplate {
+			if !errors.As(err, &re) || re.Reason != runner.CodeNoChatTemplate {
 				t.Fatalf("chat: %v", err)
 			}
 			continue
 		}
-		if !errors.As(err, &re) || re.Code != runner.CodeContextOverflow || re.Status != 400 {
+		if !errors.As(err, &re) || re.Reason != runner.CodeContextOverflow || re.Status != 400 {
 			t.Fatalf("want 400 %s, got %v", runner.CodeContextOverflow, err)
 		}
 		if used > 2*time.Second {

@@ -43,3 +43,14 @@ func Env() []string { return []string{envVar + "=1"} }
 
 // ToolEnv marks the child as `jetaid tool` (with Command as ToolCommand).
 func ToolEnv() []string { return []string{envVar + "=tool"} }
+
+// ToolArgs returns the arguments after "tool" of a child started with
+// ToolEnv, for a test package whose TestMain serves a tool command this
+// package cannot link (`tool bench` imports the pool, whose tests use this
+// package).
+func ToolArgs() ([]string, bool) {
+	if os.Getenv(envVar) != "tool" {
+		return nil, false
+	}
+	return os.Args[1:], true
+}
