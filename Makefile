@@ -16,8 +16,11 @@ LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 
 .PHONY: build test check vet bench run clean test-browser
 
+# jetai-ctl links no cgo (a dependency test in cmd/jetai-ctl keeps it so):
+# it is built static, the rest with llama.cpp.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetaid ./cmd/jetai-bench ./cmd/jetai-modelgen
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetai-ctl
 
 vet:
 	$(GO) vet ./...

@@ -31,7 +31,16 @@ env GOOS=linux GOARCH="$arch" CGO_ENABLED=1 CC="$cc" CXX="$cxx" \
 	CGO_CFLAGS="$opt" CGO_CXXFLAGS="$opt" \
 	"$GO" build -trimpath -buildmode=pie \
 	-ldflags "-s -w -X github.com/jetai/jetai/version.Version=$version -extldflags=-Wl,-z,relro,-z,now" \
-	-o "$stage/" ./cmd/jetaid ./cmd/jetai-ctl
+	-o "$stage/" ./cmd/jetaid
+# jetai-ctl is pure Go: a static binary with no library to depend on.
+env GOOS=linux GOARCH="$arch" CGO_ENABLED=0 \
+	"$GO" build -trimpath \
+	-ldflags "-s -w -X github.com/jetai/jetai/version.Version=$version" \
+	-o "$stage/" ./cmd/jetai-ctl
+if "$objdump" -p "$stage/jetai-ctl" | grep -q NEEDED; then
+	echo "build-deb: jetai-ctl is linked against shared libraries; it must build with CGO_ENABLED=0" >&2
+	exit 1
+fi
 
 # The package's Depends (nfpm.yaml) promise glibc >= 2.34 and libstdc++ of
 # GCC 12 (GLIBCXX_3.4.30); refuse binaries that need more.
@@ -43,14 +52,12 @@ check_floor() { # binary prefix floor
 		exit 1
 	fi
 }
-for bin in "$stage/jetaid" "$stage/jetai-ctl"; do
-	check_floor "$bin" GLIBC_ 2.34
-	check_floor "$bin" GLIBCXX_ 3.4.30
-done
+check_floor "$stage/jetaid" GLIBC_ 2.34
+check_floor "$stage/jetaid" GLIBCXX_ 3.4.30
 
 # Generated files: bash completion from the CLI itself (a host build of it),
 # man pages and the Debian changelog, compressed as Debian wants them.
-"$GO" build -o build/deb/host/ ./cmd/jetai-ctl
+CGO_ENABLED=0 "$GO" build -o build/deb/host/ ./cmd/jetai-ctl
 build/deb/host/jetai-ctl completion bash > "$stage/jetai-ctl.bash"
 gzip -9n < packaging/man/jetaid.8 > "$stage/jetaid.8.gz"
 gzip -9n < packaging/man/jetai-ctl.1 > "$stage/jetai-ctl.1.gz"
