@@ -33,7 +33,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg := s.cfg()
 		if r.URL.Path != "/health" && !s.hostAllowed(r, cfg.Server.AllowedHosts) {
-			writeError(w, &Error{Status: http.StatusForbidden, Code: "forbidden_host", Param: "Host",
+			refuse(w, r, &Error{Status: http.StatusForbidden, Code: "forbidden_host", Param: "Host",
 				Message: "the Host header " + quote(r.Host) + " does not name this machine; if clients reach jetaid by this name, add it to server.allowed_hosts"})
 			return
 		}
@@ -43,7 +43,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			origin := origins[0]
 			listed := len(origins) == 1 && (slices.Contains(cfg.Server.CORSOrigins, "*") || slices.Contains(cfg.Server.CORSOrigins, origin))
 			if !listed && (len(origins) != 1 || !sameOrigin(origin, r)) {
-				writeError(w, &Error{Status: http.StatusForbidden, Code: "forbidden_origin", Param: "Origin",
+				refuse(w, r, &Error{Status: http.StatusForbidden, Code: "forbidden_origin", Param: "Origin",
 					Message: "requests from the web origin " + quote(strings.Join(origins, ", ")) + " are refused: it is not jetaid's own origin nor in server.cors_origins"})
 				return
 			}
@@ -67,7 +67,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		if r.Method == http.MethodPost {
 			if cts := r.Header.Values("Content-Type"); len(cts) > 0 && (len(cts) > 1 || !jsonBodyType(cts[0])) {
 				if _, pattern := s.mux.Handler(r); strings.HasPrefix(pattern, "POST ") {
-					writeError(w, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Param: "Content-Type",
+					refuse(w, r, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Param: "Content-Type",
 						Message: "Content-Type " + quote(strings.Join(cts, ", ")) + " is not accepted: send the JSON body as application/json (or without a Content-Type)"})
 					return
 				}
@@ -75,6 +75,17 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuse answers e and, when the request has a body, closes the
+// connection: net/http would otherwise read the unread body (up to
+// 256 KiB, at the client's pace) before it sends the answer, so that the
+// connection can serve another request.
+func refuse(w http.ResponseWriter, r *http.Request, e *Error) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	writeError(w, e)
 }
 
 // jsonBodyType reports whether a POST may carry Content-Type ct:

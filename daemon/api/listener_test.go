@@ -100,3 +100,28 @@ func TestMalformedRequestsAnswerJSON(t *testing.T) {
 		t.Fatalf("HTTP/1.0: %d", resp.StatusCode)
 	}
 }
+
+// A refused request's answer does not wait for its body: a client that
+// trickles the body gets its 403 at once, and the connection closes.
+func TestRefusalDoesNotWaitForBody(t *testing.T) {
+	_, url := fakeServerWithFile(t, ``, &fakePool{ready: true})
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "POST /unload_model HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n{")
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 403 || !strings.Contains(string(b), "forbidden_origin") || !resp.Close {
+		t.Fatalf("%d close=%v %s", resp.StatusCode, resp.Close, b)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("the answer waited %v for the body", el)
+	}
+}
