@@ -125,7 +125,8 @@ func plainToJSON(b []byte) ([]byte, bool) {
 // jsonRefusal is a whole answer that closes the connection, with the
 // API's error body.
 func jsonRefusal(status int, code, msg string) []byte {
-	e := &Error{Status: status, Code: code, Message: msg}
+	// All of them are about the request, whatever their status.
+	e := &Error{Status: status, Type: "invalid_request_error", Code: code, Message: msg}
 	body, _ := json.Marshal(e.body())
 	body = append(body, '\n')
 	out := make([]byte, 0, 160+len(body))

@@ -79,7 +79,7 @@ func TestMalformedRequestsAnswerJSON(t *testing.T) {
 			if err := checkErrorBody(body); err != nil {
 				t.Fatalf("%v: %s", err, body)
 			}
-			if !strings.Contains(string(body), `"code":"`+c.code+`"`) {
+			if !strings.Contains(string(body), `"code":"`+c.code+`"`) || (c.code != "invalid_request" && !strings.Contains(string(body), `"type":"invalid_request_error"`)) {
 				t.Fatalf("want code %s: %s", c.code, body)
 			}
 		})
