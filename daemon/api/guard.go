@@ -31,6 +31,10 @@ import (
 // they were configured with, and it shows nothing but "ok".
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e := oddTarget(r); e != nil {
+			refuse(w, r, e)
+			return
+		}
 		cfg := s.cfg()
 		if r.URL.Path != "/health" && !s.hostAllowed(r, cfg.Server.AllowedHosts) {
 			refuse(w, r, &Error{Status: http.StatusForbidden, Code: "forbidden_host", Param: "Host",
@@ -75,6 +79,23 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// oddTarget refuses the requests that net/http's ServeMux would answer
+// itself in plain text: CONNECT, HTTP/2's connection preface (PRI *), and
+// "*" as the target of anything but OPTIONS (net/http answers OPTIONS *
+// itself, 200 with no body).
+func oddTarget(r *http.Request) *Error {
+	switch {
+	case r.Method == "PRI" && r.RequestURI == "*":
+		return &Error{Status: http.StatusHTTPVersionNotSupported, Type: "invalid_request_error", Code: "http_version_not_supported",
+			Message: "HTTP/2 is not served on this port; use HTTP/1.1"}
+	case r.Method == http.MethodConnect:
+		return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "CONNECT is not served: jetaid is not a proxy"}
+	case r.RequestURI == "*":
+		return badRequest("", "the request target * goes only with OPTIONS")
+	}
+	return nil
 }
 
 // refuse answers e and, when the request has a body, closes the

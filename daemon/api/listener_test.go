@@ -68,6 +68,9 @@ func TestMalformedRequestsAnswerJSON(t *testing.T) {
 		{"headers too large", "GET /status HTTP/1.1\r\nHost: localhost\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431, "headers_too_large"},
 		{"unknown transfer encoding", "POST /inference HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "unsupported_transfer_encoding"},
 		{"bad chunked body", "POST /inference HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "invalid_request"},
+		{"CONNECT", "CONNECT localhost:1 HTTP/1.1\r\nHost: localhost:1\r\n\r\n", 405, "method_not_allowed"},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "http_version_not_supported"},
+		{"GET *", "GET * HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, "invalid_request"},
 		{"unknown expectation", "POST /inference HTTP/1.1\r\nHost: localhost\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}", 417, "expectation_failed"},
 	}
 	for _, c := range cases {
