@@ -35,11 +35,15 @@ type Config struct {
 
 // Server is the server block: listeners, access and request limits.
 type Server struct {
-	Listen         string        `json:"listen"`
-	AdminSocket    string        `json:"admin_socket"`
-	AdminGroup     string        `json:"admin_group"`
-	APIKeys        []string      `json:"-"` // secrets stay out of /status
-	CORSOrigins    []string      `json:"cors_origins"`
+	Listen      string   `json:"listen"`
+	AdminSocket string   `json:"admin_socket"`
+	AdminGroup  string   `json:"admin_group"`
+	APIKeys     []string `json:"-"` // secrets stay out of /status
+	CORSOrigins []string `json:"cors_origins"`
+	// AllowedHosts are Host header values the REST API answers besides
+	// loopback names and this machine's addresses: host names, "*.domain"
+	// for a domain's subdomains, IP addresses, or "*" for any.
+	AllowedHosts   []string      `json:"allowed_hosts"`
 	MaxBody        Size          `json:"max_body"`
 	RequestTimeout time.Duration `json:"request_timeout"` // 0: no limit
 	QueuePerModel  int           `json:"queue_per_model"`

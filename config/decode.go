@@ -259,6 +259,7 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 	s.AdminGroup = str(b.AdminGroup, DefaultAdminGroup)
 	s.APIKeys = list(b.APIKeys, nil)
 	s.CORSOrigins = list(b.CORSOrigins, nil)
+	s.AllowedHosts = list(b.AllowedHosts, nil)
 	s.MaxBody = d.size(body, def, "max_body", b.MaxBody, DefaultMaxBody)
 	s.RequestTimeout = d.duration(body, def, "request_timeout", b.RequestTimeout, DefaultRequestTimeout)
 	s.QueuePerModel = num(b.QueuePerModel, DefaultQueuePerModel)
@@ -296,6 +297,11 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			d.errf(elemRange(body, "cors_origins", i, def), "CORS origin %q is not \"*\" or scheme://host[:port] (for example \"http://localhost:3000\")", o)
+		}
+	}
+	for i, h := range s.AllowedHosts {
+		if !validAllowedHost(h) {
+			d.errf(elemRange(body, "allowed_hosts", i, def), "allowed host %q is not \"*\", a host name, \"*.\" and a domain, or an IP address, without scheme or port (for example \"jetson.lan\", \"*.lan\" or \"192.168.1.20\")", h)
 		}
 	}
 	if s.MaxBody <= 0 && has(body, "max_body") {
@@ -841,4 +847,31 @@ func checkNumbers(body *hclsyntax.Body) hcl.Diagnostics {
 	}
 	walk(body)
 	return diags
+}
+
+// validAllowedHost reports whether h is a server.allowed_hosts entry: "*",
+// an IP address, or a DNS name (letters, digits, hyphens, dots), which may
+// begin with "*." to stand for the name's subdomains.
+func validAllowedHost(h string) bool {
+	if h == "*" {
+		return true
+	}
+	if net.ParseIP(strings.Trim(h, "[]")) != nil {
+		return true
+	}
+	name := strings.TrimSuffix(strings.TrimPrefix(h, "*."), ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -175,6 +175,7 @@ var globalFields = []field[*Config]{
 		return fmt.Sprintf("%d keys (%s)", len(c.Server.APIKeys), fingerprint(c.Server.APIKeys))
 	}},
 	{"server.cors_origins", false, func(c *Config) string { return strList(c.Server.CORSOrigins) }},
+	{"server.allowed_hosts", false, func(c *Config) string { return strList(c.Server.AllowedHosts) }},
 	{"server.max_body", false, func(c *Config) string { return c.Server.MaxBody.String() }},
 	{"server.request_timeout", false, func(c *Config) string { return formatDuration(c.Server.RequestTimeout) }},
 	{"server.queue_per_model", false, func(c *Config) string { return strconv.Itoa(c.Server.QueuePerModel) }},

@@ -178,13 +178,14 @@ func TestDiffGlobals(t *testing.T) {
 	src = strings.Replace(src, `api_keys = ["k1"]`, `api_keys = ["k2"]
   queue_total = 100
   log_level = "debug"
-  cors_origins = ["*"]`, 1)
+  cors_origins = ["*"]
+  allowed_hosts = ["jetson.lan"]`, 1)
 	src = strings.Replace(src, `router {`, `router {
   default_model = "bee"`, 1)
 	src += `thermal { soft_limit = 70 }`
 	nw := parseIn(t, dir, src)
 	p := Diff(old, nw)
-	want := []string{"server.api_keys", "server.cors_origins", "server.queue_total", "server.log_level",
+	want := []string{"server.api_keys", "server.cors_origins", "server.allowed_hosts", "server.queue_total", "server.log_level",
 		"memory.budget", "thermal.soft_limit", "router.default_model"}
 	if got := fieldNames(p.Live); !reflect.DeepEqual(got, want) {
 		t.Errorf("live = %q, want %q", got, want)

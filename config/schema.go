@@ -25,6 +25,7 @@ type serverBlock struct {
 	AdminGroup     *string        `hcl:"admin_group,optional"`
 	APIKeys        *[]string      `hcl:"api_keys,optional"`
 	CORSOrigins    *[]string      `hcl:"cors_origins,optional"`
+	AllowedHosts   *[]string      `hcl:"allowed_hosts,optional"`
 	MaxBody        hcl.Expression `hcl:"max_body,optional"`
 	RequestTimeout hcl.Expression `hcl:"request_timeout,optional"`
 	QueuePerModel  *int           `hcl:"queue_per_model,optional"`

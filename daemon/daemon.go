@@ -209,7 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.sys.activated = activated
 	}
 	d.sys.listen = ln.Addr().String()
-	lim := connlimit.New(ln, d.connCap()) // connections.go
+	lim := connlimit.New(api.Listener(ln), d.connCap()) // connections.go; api.Listener: net/http's own refusals in JSON
 	d.conns.Store(lim)
 	d.metrics.AttachConnections(lim.Stats)
 	ln = lim

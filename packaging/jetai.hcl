@@ -28,7 +28,8 @@ server {
   # Under the packaged units jetaid.socket owns the port (file descriptor
   # "api") and this setting is not used: change the port there with
   # `systemctl edit jetaid.socket`.
-  # Loopback only by default; set api_keys before opening it to the network.
+  # Loopback only by default; set api_keys (and allowed_hosts, below, for
+  # clients that use a host name) before opening it to the network.
   listen = "127.0.0.1:8000"
 
   # Admin socket for jetai-ctl (absolute path), used when systemd does not
@@ -47,9 +48,23 @@ server {
   # Empty: no authentication.
   api_keys = []
 
-  # Origins allowed by CORS, for example ["http://localhost:3000"] or ["*"].
-  # Empty: no CORS headers.
+  # Web origins whose pages may call the API, for example
+  # ["http://localhost:3000"] or ["*"]; they get CORS headers. A request
+  # whose Origin header is neither one of these nor jetaid's own origin
+  # (the dashboard at http://HOST:PORT/) is refused with 403 before it does
+  # anything, so that a web page open in a browser on this machine or the
+  # LAN cannot drive the API. Empty: jetaid's own pages only.
   cors_origins = []
+
+  # Host names the API answers to (the Host header), besides loopback
+  # (localhost, *.localhost, 127.0.0.0/8, ::1) and this machine's own IP
+  # addresses. Any other Host is refused with 403: that stops DNS
+  # rebinding, where a hostile page makes its own name point at this
+  # machine. A LAN deployment that clients reach by name must list the
+  # names here, for example ["jetson.lan", "*.lan"] (a leading "*." covers
+  # the subdomains); "*" turns the check off (only behind a proxy that
+  # checks Host itself).
+  allowed_hosts = []
 
   # Largest request body accepted; larger ones get 413.
   max_body = "1MiB"

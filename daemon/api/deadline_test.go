@@ -73,7 +73,7 @@ func TestStalledReaderFreesSlot(t *testing.T) {
 	addr := deadlineServer(t, e)
 	c := dialSmall(t, addr)
 	body := `{"model": "slow", "prompt": "Once upon a time", "max_tokens": 4000, "ignore_eos": true, "stream": true}`
-	fmt.Fprintf(c, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	fmt.Fprintf(c, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 16), nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("stream did not start: %v %v", resp, err)
@@ -111,7 +111,7 @@ func TestSlowBodyGets408(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "POST /inference HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+	fmt.Fprintf(c, "POST /inference HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
 	got := make(chan *http.Response, 1)
 	go func() {
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)

@@ -14,8 +14,8 @@ import (
 // as "max_token" would otherwise be silently ignored); the OpenAI endpoints
 // are lenient because their clients send many optional fields.
 func decodeBody(r *http.Request, v any, strict bool) *Error {
-	// The Content-Type is not checked: curl -d sends form encoding, and
-	// the body is JSON whatever the header says.
+	// The body is JSON whatever the header says (curl -d sends form
+	// encoding); guard has refused the Content-Types a browser form sends.
 	dec := json.NewDecoder(r.Body)
 	if strict {
 		dec.DisallowUnknownFields()

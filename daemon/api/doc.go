@@ -6,8 +6,11 @@
 // defaults, maps the request onto the pool, and renders answers, streams
 // (Server-Sent Events) and errors (always a JSON body).
 //
-// It also owns the HTTP concerns around them: API keys, CORS, the body-size
-// limit, the request timeout and panic recovery; and the API's description,
+// It also owns the HTTP concerns around them: the guard against hostile web
+// pages (Host, Origin and Content-Type checks, CORS), API keys, the
+// body-size limit, the request timeout and panic recovery; the listener
+// wrapper that turns net/http's own plain-text refusals into JSON errors;
+// and the API's description,
 // openapi.json (served at /openapi.json, kept true by this package's tests).
 // It routes the pages of package web (/, /dashboard, /docs, /ui/), which
 // need no API key.

@@ -38,7 +38,12 @@ type errorFields struct {
 	Code    *string `json:"code"`
 }
 
+// body is the error as it goes on the wire, in a plain answer or as a
+// stream's last event alike; the type is never empty.
 func (e *Error) body() errorBody {
+	if e.Type == "" {
+		e.Type = typeFor(e.Status)
+	}
 	b := errorBody{Error: errorFields{Message: e.Message, Type: e.Type}}
 	if e.Param != "" {
 		p := e.Param

@@ -7,8 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,6 +33,9 @@ import (
 // fuzz iteration costs microseconds. Seed corpora: testdata/fuzz/Fuzz*.
 //
 //	go test -run '^$' -fuzz '^FuzzInference$' -fuzztime 3m ./daemon/api
+//
+// FuzzGuard fuzzes the headers a browser sends (Origin, Host,
+// Content-Type) instead of the body.
 
 // fuzzContext is model m's context in the fuzz config.
 const fuzzContext = 256
@@ -263,3 +271,124 @@ func FuzzChatCompletions(f *testing.F) { fuzzEndpoint(f, "/v1/chat/completions")
 func FuzzCompletions(f *testing.F)     { fuzzEndpoint(f, "/v1/completions") }
 func FuzzEmbeddings(f *testing.F)      { fuzzEndpoint(f, "/v1/embeddings") }
 func FuzzLoadModel(f *testing.F)       { fuzzEndpoint(f, "/load_model") }
+
+// FuzzGuard sends requests with fuzzed Origin, Host and Content-Type
+// headers and checks the browser-facing guard: whatever the headers, no
+// 5xx, every refusal in the JSON error shape, and a request that was
+// served carried an Origin, a Host and a Content-Type that are allowed
+// (checked here by a plainer rule than the server's).
+func FuzzGuard(f *testing.F) {
+	for _, s := range []struct{ method, path, origin, host, ct string }{
+		{"POST", "/unload_model", "http://evil.example", "localhost:8000", "text/plain"},
+		{"POST", "/load_model", "null", "localhost:8000", ""},
+		{"POST", "/inference", "", "evil.example:8000", "application/json"},
+		{"GET", "/status", "", "evil.example:8000", ""},
+		{"GET", "/models", "http://localhost:8000", "localhost:8000", ""},
+		{"POST", "/v1/chat/completions", "http://app.example", "jetson.lan", "application/json; charset=utf-8"},
+		{"POST", "/v1/completions", "http://jetson.lan:80", "JETSON.LAN.", "Application/JSON"},
+		{"POST", "/optimize", "", "127.0.0.1:8000", "multipart/form-data; boundary=x"},
+		{"POST", "/inference", "", "[::1]:8000", "application/x-www-form-urlencoded"},
+		{"OPTIONS", "/inference", "http://app.example", "localhost", ""},
+		{"OPTIONS", "/inference", "http://evil.example", "localhost", ""},
+		{"GET", "/", "", "jetson.lan.evil.example", ""},
+		{"GET", "/health", "", "evil.example", ""},
+		{"POST", "/v1/embeddings", "https://localhost:8000", "localhost:8000", "text/plain;charset=UTF-8"},
+	} {
+		f.Add(s.method, s.path, s.origin, s.host, s.ct, []byte(`{"model_name": "m", "model": "m", "prompt": "x", "input": "x", "messages": [{"role": "user", "content": "x"}]}`))
+	}
+	h := guardHandler(f)
+	machine := map[string]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				machine[p.Addr().Unmap().WithZone("").String()] = true
+			}
+		}
+	}
+	if name, err := os.Hostname(); err == nil {
+		machine[strings.ToLower(name)] = true
+		machine[strings.ToLower(name)+".local"] = true
+	}
+	f.Fuzz(func(t *testing.T, method, path, origin, host, ct string, body []byte) {
+		u, err := url.ParseRequestURI(path)
+		if err != nil || !strings.HasPrefix(path, "/") {
+			return // the client's job, not the guard's
+		}
+		req := httptest.NewRequest(http.MethodGet, "/", bytes.NewReader(body))
+		req.Method, req.Host, req.URL, req.RequestURI = method, host, u, path
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		res := rec.Result()
+		if res.StatusCode >= 500 {
+			t.Fatalf("%s %s Origin %q Host %q Content-Type %q: %d %s", method, path, origin, host, ct, res.StatusCode, rec.Body.Bytes())
+		}
+		if res.StatusCode >= 400 && res.StatusCode != 405 {
+			if err := checkErrorBody(rec.Body.Bytes()); err != nil {
+				t.Fatalf("%d: %v: %s", res.StatusCode, err, rec.Body.Bytes())
+			}
+		}
+		if res.StatusCode == 403 || res.StatusCode == 415 || path == "/health" {
+			return
+		}
+		// Served (or refused for another reason, after the guard): the
+		// headers must have been acceptable.
+		hn := strings.ToLower(host)
+		if hp, _, err := net.SplitHostPort(hn); err == nil {
+			hn = hp
+		}
+		hn = strings.TrimSuffix(strings.Trim(hn, "[]"), ".")
+		ip, ipErr := netip.ParseAddr(hn)
+		hostOK := hn == "" || hn == "localhost" || strings.HasSuffix(hn, ".localhost") || hn == "jetson.lan" ||
+			machine[hn] || (ipErr == nil && (ip.Unmap().IsLoopback() || machine[ip.Unmap().WithZone("").String()]))
+		if !hostOK {
+			t.Fatalf("Host %q got past the guard: %d", host, res.StatusCode)
+		}
+		if origin != "" && origin != "http://app.example" {
+			u, err := url.Parse(origin)
+			if err != nil || u.Scheme != "http" || !strings.EqualFold(strings.TrimSuffix(u.Hostname(), "."), strings.TrimSuffix(strings.Trim(hostOnly(host), "[]"), ".")) {
+				t.Fatalf("Origin %q with Host %q got past the guard: %d", origin, host, res.StatusCode)
+			}
+		}
+		if method == http.MethodPost && ct != "" && res.StatusCode == http.StatusOK {
+			mt, _, err := mime.ParseMediaType(ct)
+			if err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded") {
+				t.Fatalf("POST %s with Content-Type %q got past the guard: %d", path, ct, res.StatusCode)
+			}
+		}
+	})
+}
+
+func hostOnly(hp string) string {
+	if h, _, err := net.SplitHostPort(hp); err == nil {
+		return h
+	}
+	return hp
+}
+
+// guardHandler is the fuzz API with a listed CORS origin and allowed host.
+func guardHandler(f *testing.F) http.Handler {
+	f.Helper()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+server {
+  max_body      = "4KiB"
+  cors_origins  = ["http://app.example"]
+  allowed_hosts = ["jetson.lan"]
+}
+model "m" {
+  path    = %q
+  aliases = ["alias"]
+  context = %d
+}`, testmodel.Path(f), fuzzContext)), filepath.Join(f.TempDir(), "jetai.hcl"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := api.New(api.Options{Pool: fuzzPool{&fakePool{ready: true}}, Config: cfg})
+	s.SetState(api.StateServing)
+	return s.Handler()
+}

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jetai/jetai/admin"
@@ -183,7 +185,27 @@ func (s *Server) optimize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, s.pool.Optimize(r.Context()))
+	rep := s.pool.Optimize(r.Context())
+	writeJSON(w, http.StatusOK, optimizeResponse{OptimizeReport: rep, Message: s.optimizeMessage(rep)})
+}
+
+// optimizeResponse is the pool's report and a sentence that says what was
+// done, or why nothing was.
+type optimizeResponse struct {
+	pool.OptimizeReport
+	Message string `json:"message"`
+}
+
+func (s *Server) optimizeMessage(rep pool.OptimizeReport) string {
+	if n := len(rep.Unloaded); n > 0 {
+		return fmt.Sprintf("unloaded %d model(s) (%s), freed %d bytes", n, strings.Join(rep.Unloaded, ", "), rep.FreedBytes)
+	}
+	for _, m := range s.pool.Models() {
+		if m.State == pool.StateReady {
+			return "nothing to unload: no idle model is past its keep_alive and memory is above the reserve (memory.reserve)"
+		}
+	}
+	return "nothing to unload: no model is loaded"
 }
 
 func (s *Server) unknownModel(name string) *Error {

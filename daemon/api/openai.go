@@ -18,14 +18,16 @@ import (
 )
 
 // The OpenAI-compatible endpoints. Unknown fields are ignored (clients send
-// many); fields whose meaning cannot be honoured (n > 1, tools, non-text
-// content) are refused with a clear 400.
+// many); fields whose meaning cannot be honoured (n > 1, best_of > 1,
+// tools, echo, logprobs, logit_bias, suffix, non-text content) are refused
+// with a 400 that names them.
 
 type openaiCommon struct {
-	Model               string `json:"model"`
-	MaxCompletionTokens *int   `json:"max_completion_tokens"`
-	N                   *int   `json:"n"`
-	Stream              bool   `json:"stream"`
+	Model               string             `json:"model"`
+	MaxCompletionTokens *int               `json:"max_completion_tokens"`
+	N                   *int               `json:"n"`
+	LogitBias           map[string]float64 `json:"logit_bias"`
+	Stream              bool               `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
@@ -52,6 +54,9 @@ func (c *openaiCommon) check() *Error {
 	}
 	if c.N != nil && *c.N != 1 {
 		return badRequest("n", "n must be 1: jetai generates one choice per request")
+	}
+	if len(c.LogitBias) > 0 {
+		return unsupported("logit_bias", "biasing tokens")
 	}
 	if rf := c.ResponseFormat; rf != nil {
 		if c.Grammar != "" || len(bytes.TrimSpace(c.JSONSchema)) > 0 {
@@ -116,12 +121,50 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 type chatRequest struct {
 	Messages []chatMessage `json:"messages"`
 	Tools    []any         `json:"tools"`
+	// Fields jetai cannot honour; a value that asks for them is refused.
+	Logprobs    *bool `json:"logprobs"`
+	TopLogprobs *int  `json:"top_logprobs"`
 	openaiCommon
+}
+
+func (c *chatRequest) check() *Error {
+	switch {
+	case c.Logprobs != nil && *c.Logprobs:
+		return unsupported("logprobs", "log probabilities")
+	case c.TopLogprobs != nil && *c.TopLogprobs != 0:
+		return unsupported("top_logprobs", "log probabilities")
+	}
+	return c.openaiCommon.check()
 }
 
 type completionRequest struct {
 	Prompt json.RawMessage `json:"prompt"`
+	// Fields jetai cannot honour; a value that asks for them is refused.
+	Echo     *bool           `json:"echo"`
+	Logprobs json.RawMessage `json:"logprobs"` // a number; any but null asks for them
+	BestOf   *int            `json:"best_of"`
+	Suffix   *string         `json:"suffix"`
 	openaiCommon
+}
+
+func (c *completionRequest) check() *Error {
+	switch {
+	case c.Echo != nil && *c.Echo:
+		return unsupported("echo", "echoing the prompt")
+	case len(c.Logprobs) > 0 && !bytes.Equal(bytes.TrimSpace(c.Logprobs), []byte("null")):
+		return unsupported("logprobs", "log probabilities")
+	case c.BestOf != nil && *c.BestOf != 1:
+		return badRequest("best_of", "best_of must be 1: jetai generates one completion per request")
+	case c.Suffix != nil && *c.Suffix != "":
+		return unsupported("suffix", "inserting text before a suffix")
+	}
+	return c.openaiCommon.check()
+}
+
+// unsupported refuses a field that asks for what jetai does not do, rather
+// than answer as if it had been done.
+func unsupported(field, what string) *Error {
+	return badRequest(field, "%s is not supported (%s): leave the field out", field, what)
 }
 
 func newID(prefix string) string {

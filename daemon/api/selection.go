@@ -205,7 +205,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 		canon, ok := s.pool.Resolve(j.spec.Preferred)
 		exclude := canon
 		if ok {
-			out.Selection.Reason = "preferred model " + quote(canon)
+			out.Selection.Reason = "preferred model " + asked(j.spec.Preferred, canon)
 			emitted := false
 			onText := j.onText
 			if onText != nil {
@@ -217,7 +217,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 			if err == nil || emitted || j.spec.Fallback == "" || !canFallBack(err) {
 				return out, err
 			}
-			out.Selection.Reason = fmt.Sprintf("preferred model %q could not serve (%s); ", canon, errorFor(ctx, err, 0).Message)
+			out.Selection.Reason = fmt.Sprintf("preferred model %s could not serve (%s); ", asked(j.spec.Preferred, canon), errorFor(ctx, err, 0).Message)
 		} else {
 			if j.spec.Fallback == "" {
 				return notFound(j.spec.Preferred, "preferred_model")
@@ -237,7 +237,7 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 				return notFound(j.spec.Fallback, "fallback")
 			}
 			model = fb
-			out.Selection.Reason += "fallback " + quote(fb)
+			out.Selection.Reason += "fallback " + asked(j.spec.Fallback, fb)
 		}
 	case j.spec.Auto || j.spec.Model == "auto":
 		out.Selection.Mode = "auto"
@@ -283,6 +283,15 @@ func (s *Server) attempt(ctx context.Context, model string, j genJob, onText fun
 		j.before(model)
 	}
 	return s.pool.Complete(ctx, model, req, onText)
+}
+
+// asked names a model as the request named it, and by its own name when
+// that was an alias: `"gpt2" (alias of "story")`.
+func asked(name, canon string) string {
+	if name == canon {
+		return quote(canon)
+	}
+	return quote(name) + " (alias of " + quote(canon) + ")"
 }
 
 func canFallBack(err error) bool {

@@ -163,7 +163,7 @@ func New(opts Options) *Server {
 	route("POST", "/v1/completions", s.completions)
 	route("POST", "/v1/embeddings", s.embeddings)
 	mux.HandleFunc("/", s.notFound)
-	s.handler = s.recoverer(s.cors(s.auth(s.limits(mux))))
+	s.handler = s.recoverer(s.guard(s.auth(s.limits(mux)))) // guard.go
 	return s
 }
 
@@ -239,42 +239,6 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// cors answers preflight requests and adds CORS headers for the configured
-// origins ("*" allows any). Preflights need no API key.
-func (s *Server) cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origins := s.cfg().Server.CORSOrigins
-		origin := r.Header.Get("Origin")
-		if origin == "" || len(origins) == 0 {
-			next.ServeHTTP(w, r)
-			return
-		}
-		allowed := slices.Contains(origins, "*") || slices.Contains(origins, origin)
-		h := w.Header()
-		h.Add("Vary", "Origin")
-		if allowed {
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
-		}
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			if !allowed {
-				writeError(w, &Error{Status: http.StatusForbidden, Code: "cors_origin", Message: "origin " + origin + " is not in server.cors_origins"})
-				return
-			}
-			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
-				h.Set("Access-Control-Allow-Headers", rh)
-			} else {
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			}
-			h.Set("Access-Control-Max-Age", "600")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // auth checks the Bearer API key when server.api_keys is set. /health is
 // open so that probes work without a key.
 func (s *Server) auth(next http.Handler) http.Handler {
@@ -288,7 +252,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The scheme is case-insensitive (RFC 9110, 11.1): "bearer KEY" too.
+		scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
 		if !ok || !keyOK(keys, strings.TrimSpace(got)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="jetai"`)
 			msg := "missing API key: send the header Authorization: Bearer <key> (server.api_keys)"

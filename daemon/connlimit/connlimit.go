@@ -218,8 +218,8 @@ func (l *Listener) refuse(nc net.Conn) {
 		if _, err := nc.Write(refusal); err != nil {
 			return
 		}
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.CloseWrite()
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
 		io.Copy(io.Discard, br)
 	}()

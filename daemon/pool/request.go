@@ -94,7 +94,15 @@ func (p *Pool) release(ctx context.Context, m *model, proc Runner, err error, s 
 	m.lastUsed = now
 	m.tokens += uint64(s.tokens)
 	if err != nil {
-		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		var re *runner.RequestError
+		switch {
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			// The client went away or ran out of time.
+		case errors.As(err, &re) && re.Status >= 400 && re.Status < 500:
+			// The runner refused the request itself (no chat template, a
+			// prompt longer than the context, a bad grammar): the
+			// client's mistake, not the model failing.
+		default:
 			m.failures++
 		}
 	} else {
