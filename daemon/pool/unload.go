@@ -75,13 +75,7 @@ func (p *Pool) Unload(ctx context.Context, name string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	wait := func() error {
-		wake := p.wake
-		p.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-		}
-		p.mu.Lock()
+		p.waitLocked(ctx)
 		return ctx.Err()
 	}
 	for {
