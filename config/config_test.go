@@ -252,7 +252,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	if mustJSON(t, c.Server) != mustJSON(t, want) || c.Server.APIKeys != nil {
 		t.Errorf("server = %+v", c.Server)
 	}
-	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve}) {
+	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache}) {
 		t.Errorf("memory = %+v", c.Memory)
 	}
 	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize}) {
