@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -159,5 +160,25 @@ func TestEstimateKVTypesAgainstRunners(t *testing.T) {
 		if d := measured - saved; d < -8<<20 || d > 8<<20 {
 			t.Errorf("%s: RSS is %s below f16's, the estimate says %s", typ, human(uint64(max(measured, 0))), human(uint64(saved)))
 		}
+	}
+}
+
+// TestKVTypeAdmission: a budget too small for a model's f16 KV cache
+// admits the same model and context with a q4_0 cache.
+func TestKVTypeAdmission(t *testing.T) {
+	file := testmodel.Gen(t, modelgen.Small())
+	// Estimates: f16 199 MiB, q4_0 130 MiB (TestEstimateKVTypesAgainstRunners).
+	hcl := memBlock("170MiB", "1MiB")
+	for _, typ := range []string{"f16", "q4_0"} {
+		hcl += fmt.Sprintf("model %q {\n  path = %q\n  context = 4096\n  parallel = 4\n  threads = 1\n  flash_attention = true\n  kv_cache = %q\n  keep_alive = \"forever\"\n}\n", typ, file, typ)
+	}
+	p := newPool(t, hcl, func(p *Pool) { p.overhead = DefaultRunnerOverhead })
+	_, err := p.Complete(context.Background(), "f16", short, nil)
+	var nr *NoRoomError
+	if !errors.As(err, &nr) {
+		t.Fatalf("f16 under a 170MiB budget: %v, want a NoRoomError", err)
+	}
+	if _, err := p.Complete(context.Background(), "q4_0", short, nil); err != nil {
+		t.Fatalf("q4_0 under a 170MiB budget: %v", err)
 	}
 }
