@@ -73,9 +73,12 @@ type KVRow struct {
 	Decode    float64 `json:"decode_tps"`
 	Aggregate float64 `json:"aggregate_tps"`
 	// NLL is the mean negative log-likelihood (nats a token) of the fixed
-	// text; Agree the share of its positions whose most likely next token
-	// is the baseline's; Scored the tokens scored.
+	// text; KL the mean Kullback-Leibler divergence (nats) of the next-token
+	// distribution from the baseline's (llama-perplexity's
+	// --kl-divergence); Agree the share of positions whose most likely next
+	// token is the baseline's; Scored the tokens scored.
 	NLL    float64 `json:"nll"`
+	KL     float64 `json:"kl_divergence"`
 	Agree  float64 `json:"top1_agreement"`
 	Scored int     `json:"scored_tokens"`
 }
@@ -135,7 +138,8 @@ func kvModel(ctx context.Context, cfg KVConfig, name, path, text string, maxToke
 		toks = toks[:maxTokens]
 	}
 	var rows []KVRow
-	var baseTop []int
+	var base *scores
+	var speed []int // rows whose speed is measured
 	for _, s := range KVSettings {
 		row := KVRow{Model: name, Setting: s}
 		mc := config.Model{Context: cfg.SlotContext, Parallel: 1, KVCache: s.Type, FlashAttention: s.Flash}
@@ -148,29 +152,53 @@ func kvModel(ctx context.Context, cfg KVConfig, name, path, text string, maxToke
 			rows = append(rows, row)
 			continue
 		}
-		logf(cfg.Log, "kv bench: %s %s", name, s)
+		logf(cfg.Log, "kv bench: %s %s: memory and NLL", name, s)
 		if row.MeasuredPerToken, err = kvMeasureRSS(m, cfg, s); err != nil {
 			return rows, err
 		}
-		if row.Decode, row.Aggregate, err = kvSpeed(ctx, m, cfg, s); err != nil {
-			return rows, err
-		}
-		top, nll, err := kvNLL(m, cfg, s, toks)
+		sc, err := kvNLL(m, cfg, s, toks, base)
 		if err != nil {
 			return rows, err
 		}
-		row.NLL, row.Scored = nll, len(top)
-		if baseTop == nil {
-			baseTop = top
+		if base == nil {
+			base = sc
 		}
-		same := 0
-		for i := range min(len(top), len(baseTop)) {
-			if top[i] == baseTop[i] {
-				same++
+		row.NLL, row.KL, row.Agree, row.Scored = sc.nll, sc.kl, sc.agree, len(sc.top)
+		speed = append(speed, len(rows))
+		rows = append(rows, row)
+	}
+	// Speed: every setting once per round, so a busy spell of a shared
+	// machine falls on all of them; the best round counts.
+	engines := make([]*rawEngine, len(speed))
+	defer func() {
+		for _, r := range engines {
+			if r != nil {
+				r.lctx.Close()
+				r.b.Free()
 			}
 		}
-		row.Agree = float64(same) / float64(max(len(top), 1))
-		rows = append(rows, row)
+	}()
+	for i, ri := range speed {
+		if engines[i], err = kvEngine(m, cfg, rows[ri].Setting); err != nil {
+			return rows, err
+		}
+	}
+	for round := range max(cfg.Repeats, 1) {
+		for i, ri := range speed {
+			if err := ctx.Err(); err != nil {
+				return rows, err
+			}
+			logf(cfg.Log, "kv bench: %s %s: speed, round %d", name, rows[ri].Setting, round+1)
+			_, d, err := engines[i].single(cfg.GenTokens)
+			if err != nil {
+				return rows, err
+			}
+			a, err := engines[i].batched(cfg.Streams, cfg.GenTokens)
+			if err != nil {
+				return rows, err
+			}
+			rows[ri].Decode, rows[ri].Aggregate = max(rows[ri].Decode, d), max(rows[ri].Aggregate, a)
+		}
 	}
 	return rows, nil
 }
@@ -241,62 +269,61 @@ func selfRSS() (uint64, error) {
 	return pages * uint64(os.Getpagesize()), nil
 }
 
-// kvSpeed measures single-stream decode and the aggregate of cfg.Streams
-// sequences with the setting, the best of cfg.Repeats.
-func kvSpeed(ctx context.Context, m *engine.Model, cfg KVConfig, s KVSetting) (decode, agg float64, err error) {
+// kvEngine is a raw engine loop over a context with the setting, with
+// cfg.Streams slots of cfg.SlotContext, warmed up.
+func kvEngine(m *engine.Model, cfg KVConfig, s KVSetting) (*rawEngine, error) {
 	r := &rawEngine{m: m, eog: m.EOGTokens()}
+	var err error
 	opts := engine.ContextOptions{SlotContext: cfg.SlotContext, Slots: cfg.Streams, Threads: cfg.Threads, FlashAttention: s.Flash, KVType: s.Type}
 	if r.lctx, err = m.NewContext(opts); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer r.lctx.Close()
 	if r.b, err = engine.NewBatch(512); err != nil {
-		return 0, 0, err
+		r.lctx.Close()
+		return nil, err
 	}
-	defer r.b.Free()
 	toks, err := m.Tokenize(promptText(64), true)
+	if err == nil {
+		r.toks = toks[:min(len(toks), 64)]
+		err = r.warmUp()
+	}
 	if err != nil {
-		return 0, 0, err
+		r.lctx.Close()
+		r.b.Free()
+		return nil, err
 	}
-	r.toks = toks[:min(len(toks), 64)]
-	if err := r.warmUp(); err != nil {
-		return 0, 0, err
-	}
-	for range max(cfg.Repeats, 1) {
-		if err := ctx.Err(); err != nil {
-			return 0, 0, err
-		}
-		_, d, err := r.single(cfg.GenTokens)
-		if err != nil {
-			return 0, 0, err
-		}
-		a, err := r.batched(cfg.Streams, cfg.GenTokens)
-		if err != nil {
-			return 0, 0, err
-		}
-		decode, agg = max(decode, d), max(agg, a)
-	}
-	return decode, agg, nil
+	return r, nil
+}
+
+// scores are one setting's figures on the fixed text; logp (the baseline's
+// only) holds each position's log-probabilities, for the others' KL.
+type scores struct {
+	top   []int
+	logp  [][]float32
+	nll   float64
+	kl    float64
+	agree float64
 }
 
 // kvNLL scores toks in windows of nllWindow (each BOS and the next tokens
-// of the text, decoded at once) and returns, per scored position, the most
-// likely next token, and the mean negative log-likelihood of the text's
-// own next tokens.
-func kvNLL(m *engine.Model, cfg KVConfig, s KVSetting, toks []int) ([]int, float64, error) {
+// of the text, decoded at once): the mean negative log-likelihood of the
+// text's own next tokens and, against base (nil for the baseline itself),
+// the mean KL divergence and the top-1 agreement.
+func kvNLL(m *engine.Model, cfg KVConfig, s KVSetting, toks []int, base *scores) (*scores, error) {
 	c, err := m.NewContext(engine.ContextOptions{SlotContext: nllWindow, Slots: 1, BatchSize: nllWindow, Threads: cfg.Threads, FlashAttention: s.Flash, KVType: s.Type})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer c.Close()
 	b, err := engine.NewBatch(nllWindow)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer b.Free()
 	bos := m.Info().BOS
-	var top []int
-	var sum float64
+	sc := &scores{}
+	var kl float64
+	same := 0
 	for start := 0; start < len(toks); start += nllWindow - 1 {
 		win := append([]int{bos}, toks[start:min(start+nllWindow-1, len(toks))]...)
 		if len(win) < 2 {
@@ -307,23 +334,39 @@ func kvNLL(m *engine.Model, cfg KVConfig, s KVSetting, toks []int) ([]int, float
 			b.Add(t, i, 0, i < len(win)-1)
 		}
 		if err := c.Decode(b); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		for i := 0; i < len(win)-1; i++ {
-			lp, best := logProb(c.Logits(i), win[i+1])
-			sum -= lp
-			top = append(top, best)
+			lp, best := logSoftmax(c.Logits(i))
+			sc.nll -= float64(lp[win[i+1]])
+			pos := len(sc.top)
+			sc.top = append(sc.top, best)
+			if base == nil {
+				sc.logp = append(sc.logp, lp)
+				same++
+				continue
+			}
+			if pos < len(base.logp) {
+				kl += klDiv(base.logp[pos], lp)
+				if base.top[pos] == best {
+					same++
+				}
+			}
 		}
 		c.RemoveFrom(0, 0)
 	}
-	if len(top) == 0 {
-		return nil, 0, errors.New("no tokens to score")
+	n := float64(len(sc.top))
+	if n == 0 {
+		return nil, errors.New("no tokens to score")
 	}
-	return top, sum / float64(len(top)), nil
+	sc.nll /= n
+	sc.kl = kl / n
+	sc.agree = float64(same) / n
+	return sc, nil
 }
 
-// logProb is log softmax(logits)[tok] and the argmax.
-func logProb(logits []float32, tok int) (float64, int) {
+// logSoftmax returns log softmax(logits) and the argmax.
+func logSoftmax(logits []float32) ([]float32, int) {
 	mx, best := math.Inf(-1), 0
 	for i, l := range logits {
 		if float64(l) > mx {
@@ -334,7 +377,22 @@ func logProb(logits []float32, tok int) (float64, int) {
 	for _, l := range logits {
 		z += math.Exp(float64(l) - mx)
 	}
-	return float64(logits[tok]) - mx - math.Log(z), best
+	lz := mx + math.Log(z)
+	out := make([]float32, len(logits))
+	for i, l := range logits {
+		out[i] = float32(float64(l) - lz)
+	}
+	return out, best
+}
+
+// klDiv is KL(p || q) of two log-probability vectors.
+func klDiv(p, q []float32) float64 {
+	var d float64
+	for i := range p {
+		pp := math.Exp(float64(p[i]))
+		d += pp * float64(p[i]-q[i])
+	}
+	return d
 }
 
 // PrintKV prints the KV cache tables.
@@ -381,17 +439,17 @@ func PrintKV(w io.Writer, rows []KVRow, cfg KVConfig) {
 	fmt.Fprintf(w, "\nSpeed and quality (decode of %d tokens, %d streams for the aggregate, context %d a slot; NLL: mean nats a token of the fixed text)\n",
 		cfg.GenTokens, cfg.Streams, cfg.SlotContext)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "model\tkv_cache\tdecode tok/s\tvs f16\t%d-stream tok/s\tvs f16\tNLL\tppl ratio vs f16\ttop-1 = f16\ttokens\t\n", cfg.Streams)
+	fmt.Fprintf(tw, "model\tkv_cache\tdecode tok/s\tvs f16\t%d-stream tok/s\tvs f16\tNLL\tppl ratio vs f16\tKL vs f16\ttop-1 = f16\ttokens\t\n", cfg.Streams)
 	var refused []string
 	for _, r := range rows {
 		if r.Err != "" {
-			fmt.Fprintf(tw, "%s\t%s\trefused\t\t\t\t\t\t\t\t\n", r.Model, r.Setting)
+			fmt.Fprintf(tw, "%s\t%s\trefused\t\t\t\t\t\t\t\t\t\n", r.Model, r.Setting)
 			refused = append(refused, fmt.Sprintf("  %s %s refused: %s", r.Model, r.Setting, r.Err))
 			continue
 		}
 		b := base[r.Model]
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.2f\t%.1f\t%.2f\t%.4f\t%.4f\t%.1f%%\t%d\t\n", r.Model, r.Setting,
-			r.Decode, r.Decode/b.Decode, r.Aggregate, r.Aggregate/b.Aggregate, r.NLL, math.Exp(r.NLL-b.NLL), 100*r.Agree, r.Scored)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.2f\t%.1f\t%.2f\t%.4f\t%.4f\t%.5f\t%.1f%%\t%d\t\n", r.Model, r.Setting,
+			r.Decode, r.Decode/b.Decode, r.Aggregate, r.Aggregate/b.Aggregate, r.NLL, math.Exp(r.NLL-b.NLL), r.KL, 100*r.Agree, r.Scored)
 	}
 	tw.Flush()
 	for _, l := range refused {

@@ -35,10 +35,15 @@ func TestFitContext(t *testing.T) {
 	}
 }
 
-func TestLogProb(t *testing.T) {
-	lp, best := logProb([]float32{0, float32(math.Log(3))}, 1)
-	if best != 1 || math.Abs(lp-math.Log(0.75)) > 1e-6 {
-		t.Fatalf("logProb = %g, %d; want log 0.75, 1", lp, best)
+func TestLogSoftmaxKL(t *testing.T) {
+	p, best := logSoftmax([]float32{0, float32(math.Log(3))})
+	if best != 1 || math.Abs(float64(p[1])-math.Log(0.75)) > 1e-6 || math.Abs(float64(p[0])-math.Log(0.25)) > 1e-6 {
+		t.Fatalf("logSoftmax = %v, %d; want log 0.25, log 0.75 and 1", p, best)
+	}
+	q, _ := logSoftmax([]float32{0, 0})
+	// KL(p || q) = 0.25 ln(0.25/0.5) + 0.75 ln(0.75/0.5)
+	if d, want := klDiv(p, q), 0.25*math.Log(0.5)+0.75*math.Log(1.5); math.Abs(d-want) > 1e-6 || klDiv(p, p) != 0 {
+		t.Fatalf("KL = %g, want %g", d, want)
 	}
 }
 
@@ -73,8 +78,11 @@ func TestRunKV(t *testing.T) {
 		if tiny && r.NLL > math.Log(512) {
 			t.Errorf("stories260K NLL %g of its own greedy text is above a uniform guess", r.NLL)
 		}
-		if r.Setting == KVSettings[0] && r.Agree != 1 {
-			t.Errorf("%s baseline agrees with itself on %g", r.Model, r.Agree)
+		if r.Setting == KVSettings[0] && (r.Agree != 1 || r.KL != 0) {
+			t.Errorf("%s baseline agrees with itself on %g, KL %g", r.Model, r.Agree, r.KL)
+		}
+		if r.KL < 0 || math.IsNaN(r.KL) {
+			t.Errorf("%s %s: KL %g", r.Model, r.Setting, r.KL)
 		}
 	}
 	if !strings.Contains(out.String(), "q4_0 +fa refused") {
