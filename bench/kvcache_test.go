@@ -72,7 +72,7 @@ func TestRunKV(t *testing.T) {
 			}
 			continue
 		}
-		if r.Err != "" || r.Decode <= 0 || r.Aggregate <= 0 || r.Scored != 600 || r.NLL <= 0 || math.IsNaN(r.NLL) {
+		if r.Err != "" || r.Decode <= 0 || r.DecodeLong <= 0 || r.Aggregate <= 0 || r.Scored != 600 || r.NLL <= 0 || math.IsNaN(r.NLL) {
 			t.Errorf("%s %s: %+v", r.Model, r.Setting, r)
 		}
 		if tiny && r.NLL > math.Log(512) {
