@@ -217,11 +217,15 @@ type Model struct {
 
 // MemoryEstimate is a model's memory before it loads, in bytes.
 type MemoryEstimate struct {
-	Weights  uint64 `json:"weights"`
-	KV       uint64 `json:"kv"`
-	Compute  uint64 `json:"compute"`
-	Overhead uint64 `json:"overhead"`
-	Total    uint64 `json:"total"`
+	Weights uint64 `json:"weights"`
+	KV      uint64 `json:"kv"`
+	// KVType is the KV cache's element type ("f16", "q8_0", "q4_0") and
+	// KVPerToken the bytes one token takes in it (all layers, K and V).
+	KVType     string `json:"kv_type,omitempty"`
+	KVPerToken uint64 `json:"kv_per_token,omitempty"`
+	Compute    uint64 `json:"compute"`
+	Overhead   uint64 `json:"overhead"`
+	Total      uint64 `json:"total"`
 }
 
 // ModelInfo are the facts of a loaded model.

@@ -426,6 +426,7 @@ type rawEngine struct {
 	b            *engine.Batch
 	eog          []int
 	toks         []int  // the single-stream prompt
+	long         []int  // a prompt that fills most of a slot (the KV figures)
 	promptText   string // the same as text, for the runner
 	promptTokens int
 }

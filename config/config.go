@@ -56,6 +56,8 @@ type Server struct {
 type Memory struct {
 	Budget  Size `json:"budget"`
 	Reserve Size `json:"reserve"`
+	// KVCache is the KV cache type of a model that does not set its own.
+	KVCache string `json:"kv_cache"`
 }
 
 // Cache is the cache block: a disposable directory on fast storage.
@@ -126,6 +128,9 @@ type Model struct {
 	Pinned         bool          `json:"pinned"`
 	Tier           string        `json:"tier,omitempty"`
 	FlashAttention bool          `json:"flash_attention"`
+	// KVCache is the KV cache element type: "f16", "q8_0" or "q4_0" (the
+	// quantized types need FlashAttention).
+	KVCache string `json:"kv_cache"`
 	// Cache lets the model use the cache directory: its file is staged
 	// there (copied from slower storage and loaded from the copy) and its
 	// slots' KV state is parked there when it is unloaded. false opts out.

@@ -163,7 +163,7 @@ func TestValidFull(t *testing.T) {
 		s.MaxBody != 4*MiB || s.RequestTimeout != 90*time.Second || s.QueuePerModel != 8 || s.QueueTotal != 32 || s.LogLevel != "debug" {
 		t.Errorf("server = %+v", s)
 	}
-	if c.Memory.Budget != 1500*MB || c.Memory.Reserve != MiB {
+	if c.Memory.Budget != 1500*MB || c.Memory.Reserve != MiB || c.Memory.KVCache != "f16" {
 		t.Errorf("memory = %+v", c.Memory)
 	}
 	if c.Cache.Dir != filepath.Join(abs, "cache") || c.Cache.MaxSize != 10*GiB {
@@ -194,7 +194,7 @@ func TestValidFull(t *testing.T) {
 	wantM := Model{
 		Name: "tiny", Path: filepath.Join(abs, "models/small.gguf"), Aliases: []string{"t", "mini"},
 		Priority: 10, MemoryBudget: 512 * MiB, Context: 1024, Parallel: 2, Threads: 4, GPULayers: -1,
-		KeepAlive: Forever, Preload: true, Pinned: true, FlashAttention: true, Cache: false,
+		KeepAlive: Forever, Preload: true, Pinned: true, FlashAttention: true, KVCache: "q8_0", Cache: false,
 		Sampling: Sampling{Temperature: 0.2, TopK: 20, TopP: 0.9, MinP: 0, RepeatPenalty: 1.1, Seed: 42, MaxTokens: 128, Stop: []string{"</s>", "\n\n"}},
 		FileSize: 64,
 	}
@@ -252,7 +252,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	if mustJSON(t, c.Server) != mustJSON(t, want) || c.Server.APIKeys != nil {
 		t.Errorf("server = %+v", c.Server)
 	}
-	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve}) {
+	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache}) {
 		t.Errorf("memory = %+v", c.Memory)
 	}
 	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize}) {

@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/jetai/jetai/gguf"
 )
 
 // ggufMagic starts every GGUF file.
@@ -31,6 +33,10 @@ type decoder struct {
 	// bad holds the start of every range HCL already complained about, so a
 	// value with a type error is not reported a second time.
 	bad map[hcl.Pos]bool
+	// kvCache is memory.kv_cache, the default of every model; kvCacheAt is
+	// where it is set (nil when left out).
+	kvCache   string
+	kvCacheAt *hcl.Range
 }
 
 func decode(src []byte, filename string) (*Config, Diagnostics) {
@@ -333,6 +339,16 @@ func (d *decoder) memory(m *Memory, b *memoryBlock) {
 	}
 	m.Budget = d.size(b.Body, b.DefRange, "budget", b.Budget, DefaultMemoryBudget)
 	m.Reserve = d.size(b.Body, b.DefRange, "reserve", b.Reserve, DefaultMemoryReserve)
+	m.KVCache = str(b.KVCache, DefaultKVCache)
+	if _, ok := gguf.KVCacheGGMLType(m.KVCache); !ok || m.KVCache == "" {
+		d.errf(valueRange(b.Body, "kv_cache", b.DefRange), "memory kv_cache %q is not one of %s", m.KVCache, strings.Join(gguf.KVCacheTypes, ", "))
+		m.KVCache = DefaultKVCache
+	}
+	d.kvCache = m.KVCache
+	if has(b.Body, "kv_cache") {
+		r := valueRange(b.Body, "kv_cache", b.DefRange)
+		d.kvCacheAt = &r
+	}
 	if m.Budget <= 0 {
 		d.errf(valueRange(b.Body, "budget", b.DefRange), "memory budget must be more than 0 bytes")
 	} else if m.Reserve >= m.Budget {
@@ -483,6 +499,7 @@ func (d *decoder) model(b *modelBlock) Model {
 		Pinned:         boolean(b.Pinned, DefaultPinned),
 		Tier:           str(b.Tier, ""),
 		FlashAttention: boolean(b.FlashAttention, DefaultFlashAttention),
+		KVCache:        str(b.KVCache, d.kvCache),
 		Cache:          boolean(b.Cache, DefaultCache),
 	}
 	if p, _ := d.scalarString(b.KeepAlive, "keep_alive"); p != nil {
@@ -506,6 +523,7 @@ func (d *decoder) model(b *modelBlock) Model {
 	}
 
 	d.modelFile(&m, body, def)
+	d.kvCacheType(&m, body, def)
 	d.adapters(&m, b.Adapters)
 
 	s := b.Sampling
@@ -592,6 +610,61 @@ func (d *decoder) modelFile(m *Model, body hcl.Body, def hcl.Range) {
 	}
 	m.FileSize = Size(fi.Size())
 	m.FileModTime = fi.ModTime()
+}
+
+// kvCacheType checks the model's KV cache type against what llama.cpp can
+// create (gguf.KVCacheCheck): a quantized cache needs flash_attention, and
+// the model's head size must be whole quantization blocks. The error points
+// at the setting to change: the model's kv_cache, or memory.kv_cache when the
+// model inherits it.
+func (d *decoder) kvCacheType(m *Model, body hcl.Body, def hcl.Range) {
+	r := valueRange(body, "kv_cache", def)
+	inherited := !has(body, "kv_cache")
+	if inherited && d.kvCacheAt != nil {
+		r = *d.kvCacheAt
+	}
+	if m.KVCache == "" {
+		m.KVCache = DefaultKVCache
+	}
+	if _, ok := gguf.KVCacheGGMLType(m.KVCache); !ok {
+		d.errf(r, "kv_cache %q of model %q is not one of %s", m.KVCache, m.Name, strings.Join(gguf.KVCacheTypes, ", "))
+		return
+	}
+	if !gguf.KVCacheQuantized(m.KVCache) {
+		return
+	}
+	from := ""
+	if inherited {
+		from = " (from memory.kv_cache)"
+	}
+	if !m.FlashAttention {
+		if has(body, "flash_attention") {
+			r = valueRange(body, "flash_attention", def)
+		}
+		d.errf(r, "model %q has kv_cache = %q%s without flash_attention = true: llama.cpp reads a quantized V cache only in its flash-attention kernels; set flash_attention = true or kv_cache = \"f16\"", m.Name, m.KVCache, from)
+		return
+	}
+	if m.FileSize == 0 && m.FileModTime.IsZero() {
+		return // no readable file: the pool checks the header again at load
+	}
+	f, err := gguf.Open(m.Path)
+	if err != nil {
+		return // the pool reports an unreadable header at load
+	}
+	p, err := f.Params()
+	if err != nil {
+		return
+	}
+	if err := gguf.KVCacheCheck(p, m.KVCache, m.FlashAttention); err != nil {
+		d.errf(r, "model %q%s: %v", m.Name, from, err)
+		return
+	}
+	if m.GPULayers != 0 && p.KeyLength != 128 {
+		// ggml-cuda's flash-attention kernels take q8_0/q4_0 K and V only
+		// for head size 128 (ggml_backend_cuda_device_supports_op); other
+		// sizes run that op on the CPU, copying the cache each step.
+		d.warnf(r, "model %q: on a CUDA GPU, llama.cpp's flash attention reads a %s cache only for head size 128; this model's heads have %d, so attention would run on the CPU (use kv_cache = \"f16\" with gpu_layers)", m.Name, m.KVCache, p.KeyLength)
+	}
 }
 
 func unwrapPath(err error) error {

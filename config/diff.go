@@ -112,8 +112,8 @@ type field[T any] struct {
 //
 // A new runner process (restart): path and the file's size or modification
 // time (a replaced file, or one that appeared; one that went away or went
-// bad is an update: the running runner serves on), context and parallel (the llama context is sized
-// from them at creation), gpu_layers and flash_attention (fixed when the model
+// bad is an update: the running runner serves on), context, parallel and
+// kv_cache (the llama context is sized from them at creation), gpu_layers and flash_attention (fixed when the model
 // and context load), cache (whether the runner loads a staged copy) and
 // adapters (applied when the context is created).
 //
@@ -139,6 +139,7 @@ var modelFields = []field[*Model]{
 	{"threads", false, func(m *Model) string { return strconv.Itoa(m.Threads) }},
 	{"gpu_layers", true, func(m *Model) string { return strconv.Itoa(m.GPULayers) }},
 	{"flash_attention", true, func(m *Model) string { return strconv.FormatBool(m.FlashAttention) }},
+	{"kv_cache", true, func(m *Model) string { return m.KVCache }},
 	{"cache", true, func(m *Model) string { return strconv.FormatBool(m.Cache) }},
 	{"adapters", true, func(m *Model) string { return adaptersString(m.Adapters) }},
 

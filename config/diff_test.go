@@ -107,9 +107,10 @@ func TestDiff(t *testing.T) {
   parallel = 8
   threads = 2
   flash_attention = true
+  kv_cache = "q8_0"
   cache = false`, 1)
 			},
-			restart: []string{"b:parallel,threads,flash_attention,cache"}, same: []string{"a"}},
+			restart: []string{"b:parallel,threads,flash_attention,kv_cache,cache"}, same: []string{"a"}},
 		{name: "threads in place",
 			edit: func(s string) string {
 				return strings.Replace(s, `aliases = ["bee"]`, `aliases = ["bee"]

@@ -92,7 +92,7 @@ func TestSampleKeysCovered(t *testing.T) {
 		"soft_limit", "hard_limit", "poll_interval", "hysteresis", "default_model", "tier \"", "models",
 		"max_prompt_tokens", "max_tokens", "structured", "path", "aliases", "priority", "memory_budget",
 		"context", "parallel", "threads", "gpu_layers", "keep_alive", "preload", "pinned", "tier =",
-		"flash_attention", "cache", "sampling", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
+		"flash_attention", "kv_cache", "cache", "sampling", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
 		"seed", "stop", "adapter", "scale",
 	} {
 		if !strings.Contains(string(src), key) {

@@ -39,6 +39,7 @@ type serverBlock struct {
 type memoryBlock struct {
 	Budget   hcl.Expression `hcl:"budget,optional"`
 	Reserve  hcl.Expression `hcl:"reserve,optional"`
+	KVCache  *string        `hcl:"kv_cache,optional"`
 	Body     hcl.Body       `hcl:",body"`
 	DefRange hcl.Range      `hcl:",def_range"`
 }
@@ -94,6 +95,7 @@ type modelBlock struct {
 	Pinned         *bool          `hcl:"pinned,optional"`
 	Tier           *string        `hcl:"tier,optional"`
 	FlashAttention *bool          `hcl:"flash_attention,optional"`
+	KVCache        *string        `hcl:"kv_cache,optional"`
 	Cache          *bool          `hcl:"cache,optional"`
 	Sampling       *samplingBlock `hcl:"sampling,block"`
 	Adapters       []adapterBlock `hcl:"adapter,block"`

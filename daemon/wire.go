@@ -26,7 +26,8 @@ func wireModel(m pool.ModelStatus) admin.Model {
 }
 
 func wireEstimate(e pool.Estimate) admin.MemoryEstimate {
-	return admin.MemoryEstimate{Weights: e.Weights, KV: e.KV, Compute: e.Compute, Overhead: e.Overhead, Total: e.Total}
+	return admin.MemoryEstimate{Weights: e.Weights, KV: e.KV, KVType: e.KVType, KVPerToken: e.KVPerToken,
+		Compute: e.Compute, Overhead: e.Overhead, Total: e.Total}
 }
 
 func wireInfo(i *runner.ModelInfo) *admin.ModelInfo {

@@ -10,8 +10,8 @@
 # applies a change as a diff, without dropping a request: unchanged models
 # keep running; a change of threads, priority, keep_alive, pinned, preload,
 # aliases, tier, memory_budget or sampling applies to the running model; a
-# change of path, context, parallel, gpu_layers, flash_attention, cache or an
-# adapter block starts a new runner (the old one serves until the new one is
+# change of path, context, parallel, gpu_layers, flash_attention, kv_cache,
+# cache or an adapter block starts a new runner (the old one serves until the new one is
 # ready when memory holds both); new models are added; removed ones finish
 # their requests, then unload. server.listen, server.admin_socket,
 # server.admin_group and cache.dir take effect only when jetaid restarts;
@@ -102,6 +102,10 @@ memory {
   # evicts idle models one per thermal.poll_interval, lowest priority first,
   # before the kernel's OOM killer has to.
   reserve = "512MiB"
+
+  # KV cache type of a model that sets none: "f16", "q8_0" or "q4_0" (see
+  # kv_cache in the model block).
+  kv_cache = "f16"
 }
 
 cache {
@@ -211,6 +215,13 @@ model "assistant" {
 
   # llama.cpp flash attention.
   flash_attention = false
+
+  # KV cache element type: "f16" (2 bytes an element), "q8_0" (34 bytes per
+  # 32, 53% of f16) or "q4_0" (18 per 32, 28%). The quantized types need
+  # flash_attention = true and attention heads a multiple of 32 wide; the
+  # memory estimate and the budget count the smaller cache. On a CUDA GPU
+  # they are fast only for heads 128 wide. Absent: memory.kv_cache.
+  # kv_cache = "q8_0"
 
   # Use the cache directory: stage this model's file there (when it lives on
   # another disk) and park its conversations there when it is unloaded.

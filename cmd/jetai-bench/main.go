@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/bench"
+	"github.com/jetai/jetai/config"
 )
 
 func main() {
@@ -34,6 +35,10 @@ func main() {
 	flood := flag.String("flood", "", "`COUNTS` of idle connections (e.g. 3000,6000) to hold while timing /health, then a burst of -burst requests, on stories260K (empty = skip)")
 	burst := flag.Int("burst", 2000, "requests sent at once after the -flood counts")
 	special := flag.String("special", "50,100,200,400", "`SIZES` in KB of /inference bodies of special-token text (\"</s>x\" repeated) whose runner CPU is measured, on stories260K (empty = skip)")
+	kv := flag.Bool("kv", true, "also measure the KV cache types (f16, q8_0, q4_0): bytes a token, what fits -kv-budget, decode speed and the NLL of -kv-text")
+	kvText := flag.String("kv-text", "testdata/kvcache/stories-greedy.txt", "`PATH` of the fixed text whose NLL -kv measures")
+	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
+	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -42,8 +47,8 @@ jetai-bench measures jetai side by side with the raw engine in one run and
 prints tables: the runner against a minimal in-process engine loop (for
 stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
 latency, a model swap, config reload latency, the model cache, the CPU
-cost of platform monitoring and the runner CPU that refusing special-token
-text costs. Not a test: the figures are for a quiet machine.
+cost of platform monitoring, the runner CPU that refusing special-token
+text costs, and the KV cache types: memory, speed and perplexity. Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -79,6 +84,13 @@ Flags:
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *kvGenText != "" {
+		if err := genText(ctx, *tiny, *kvGenText); err != nil {
+			fmt.Fprintln(os.Stderr, "jetai-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var cases []bench.Case
 	if *engineBench {
 		cases, err = bench.PrepareCases(*tiny, *cache, *large, os.Stderr)
@@ -127,6 +139,9 @@ Flags:
 		}
 		_, err = bench.RunSpecial(ctx, bench.SpecialConfig{Jetaid: exe, Model: *tiny, SizesKB: sizes, Repeats: *repeats, Out: os.Stdout, Log: io.Discard})
 	}
+	if err == nil && *kv {
+		err = runKV(ctx, *tiny, *large, *cache, *kvText, *kvBudget, *threads, *repeats)
+	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
 	}
@@ -134,6 +149,34 @@ Flags:
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
 		os.Exit(1)
 	}
+}
+
+func runKV(ctx context.Context, tiny string, large bool, cache, text, budget string, threads, repeats int) error {
+	b, err := config.ParseSize(budget)
+	if err != nil {
+		return fmt.Errorf("-kv-budget: %w", err)
+	}
+	cfg := bench.KVConfig{Tiny: tiny, Text: text, TinyTokens: 4096, LargeTokens: 1022, Budget: uint64(b),
+		SlotContext: 1024, Streams: 8, GenTokens: 32, Threads: threads, Repeats: repeats, Out: os.Stdout, Log: os.Stderr}
+	if large {
+		if cfg.Large, err = bench.LargeModel(cache, os.Stderr); err != nil {
+			return err
+		}
+	}
+	_, err = bench.RunKV(ctx, cfg)
+	return err
+}
+
+// genText writes the greedy stories of stories260K that -kv scores.
+func genText(ctx context.Context, tiny, path string) error {
+	if tiny == "" {
+		return fmt.Errorf("-kv-gen-text needs -tiny (stories260K.gguf)")
+	}
+	text, err := bench.GreedyText(ctx, tiny, bench.StoryPrompts, 400)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
 }
 
 func runCache(ctx context.Context, large bool, cache, exe string, threads int) error {

@@ -20,7 +20,10 @@ type Manifest struct {
 	Fingerprint string       `json:"fingerprint"`
 	Saved       time.Time    `json:"saved"`
 	Slots       []ParkedSlot `json:"slots"`
-	modTime     time.Time
+	// KVType is the KV cache type the slots were saved with; "" is f16,
+	// llama.cpp's default.
+	KVType  string `json:"kv_type,omitempty"`
+	modTime time.Time
 }
 
 // ParkedSlot is one saved sequence: a state file in the park directory and

@@ -11,10 +11,13 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/ollama/ollama/llama"
+
+	"github.com/jetai/jetai/gguf"
 )
 
 // ContextOptions size a context.
@@ -64,10 +67,10 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
-	switch opts.KVType {
-	case "", "f16", "q8_0", "q4_0":
-	default:
-		return nil, fmt.Errorf("context: KV cache type %q is not one of f16, q8_0, q4_0", opts.KVType)
+	// llama.cpp refuses some combinations with a log line and aborts the
+	// process on others (GGML_ASSERT on a head narrower than a block).
+	if err := gguf.KVCacheCheck(m.headParams(), opts.KVType, opts.FlashAttention); err != nil {
+		return nil, fmt.Errorf("context: %w", err)
 	}
 	params := llama.NewContextParams(opts.SlotContext*opts.Slots, opts.BatchSize, opts.Slots, opts.Threads, opts.FlashAttention, opts.KVType)
 	engineLog.takeRecent()
@@ -96,6 +99,25 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	// need them, Embed turns them on for its own decodes.
 	C.llama_set_embeddings(ctx.raw(), false)
 	return ctx, nil
+}
+
+// headParams returns the model's key and value head sizes as llama.cpp
+// reads them: {arch}.attention.key_length and value_length, each defaulting
+// to n_embd / n_head.
+func (m *Model) headParams() gguf.Params {
+	var p gguf.Params
+	if m.info.Heads > 0 {
+		p.KeyLength = uint64(m.info.Embedding / m.info.Heads)
+		p.ValueLength = p.KeyLength
+	}
+	arch := m.info.Architecture
+	if n, err := strconv.ParseUint(m.Meta(arch+".attention.key_length"), 10, 64); err == nil {
+		p.KeyLength = n
+	}
+	if n, err := strconv.ParseUint(m.Meta(arch+".attention.value_length"), 10, 64); err == nil {
+		p.ValueLength = n
+	}
+	return p
 }
 
 func (c *Context) raw() *C.struct_llama_context { return rawContext(c.c) }

@@ -41,7 +41,11 @@
 // (see EstimateParams):
 //
 //	weights = sum of tensor bytes
-//	kv      = context × parallel × layers × KVWidth × 2   (f16 K and V)
+//	kv      = cells × layers × (row(K) + row(V))
+//	          cells = context × parallel, rounded up to 256 with flash
+//	          attention, else to 32 (llama.cpp's padding);
+//	          row = KV heads × head size elements of the kv_cache type:
+//	          f16 2 bytes each, q8_0 34 bytes per 32, q4_0 18 bytes per 32
 //	compute = 4 × vocab × min(512, context × parallel)     (f32 logits of one batch)
 //	        + 4 × min(512, context × parallel) × (embedding + feed_forward)
 //	                                                       (f32 activations of one batch)

@@ -18,11 +18,15 @@ const DefaultRunnerOverhead = 32 << 20
 
 // Estimate is a model's memory estimate in bytes, from its GGUF header.
 type Estimate struct {
-	Weights  uint64 `json:"weights"`
-	KV       uint64 `json:"kv"`
-	Compute  uint64 `json:"compute"`
-	Overhead uint64 `json:"overhead"`
-	Total    uint64 `json:"total"`
+	Weights uint64 `json:"weights"`
+	KV      uint64 `json:"kv"`
+	// KVType is the KV cache's element type (the model's kv_cache) and
+	// KVPerToken the bytes one token takes in it, all layers, K and V.
+	KVType     string `json:"kv_type"`
+	KVPerToken uint64 `json:"kv_per_token"`
+	Compute    uint64 `json:"compute"`
+	Overhead   uint64 `json:"overhead"`
+	Total      uint64 `json:"total"`
 }
 
 // estimateBatch is the runner's decode batch (its -batch default).
@@ -38,15 +42,31 @@ const estimateBatch = 512
 func EstimateParams(p gguf.Params, m config.Model, overhead uint64) Estimate {
 	ctx := mul(uint64(max(m.Context, 1)), uint64(max(m.Parallel, 1)))
 	batch := min(uint64(estimateBatch), ctx)
-	kvWidth := mul(p.HeadCountKV, add(p.KeyLength, p.ValueLength))
+	kvType := m.KVCache
+	if kvType == "" {
+		kvType = gguf.KVCacheF16
+	}
+	perToken := gguf.KVCacheTokenBytes(p, kvType)
 	e := Estimate{
-		Weights:  p.TensorBytes,
-		KV:       mul(mul(mul(ctx, p.BlockCount), kvWidth), 2),
-		Compute:  add(mul(mul(4, p.VocabSize), batch), mul(mul(4, batch), add(p.EmbeddingLength, p.FeedForwardLength))),
-		Overhead: overhead,
+		Weights:    p.TensorBytes,
+		KV:         mul(kvCells(ctx, m.FlashAttention), perToken),
+		KVType:     kvType,
+		KVPerToken: perToken,
+		Compute:    add(mul(mul(4, p.VocabSize), batch), mul(mul(4, batch), add(p.EmbeddingLength, p.FeedForwardLength))),
+		Overhead:   overhead,
 	}
 	e.Total = add(add(e.Weights, e.KV), add(e.Compute, e.Overhead))
 	return e
+}
+
+// kvCells is the number of cells llama.cpp allocates for a context of ctx
+// tokens: rounded up to its padding (256 with flash attention, else 32).
+func kvCells(ctx uint64, flashAttention bool) uint64 {
+	pad := gguf.KVCachePadding(flashAttention)
+	if ctx > math.MaxUint64-pad {
+		return math.MaxUint64
+	}
+	return (ctx + pad - 1) / pad * pad
 }
 
 // mul and add saturate at math.MaxUint64.

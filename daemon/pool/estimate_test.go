@@ -2,6 +2,8 @@ package pool
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -76,5 +78,107 @@ func TestEstimateSaturates(t *testing.T) {
 		if e.Total != maxU {
 			t.Errorf("%+v: total %d (%+v), want the largest uint64", p, e.Total, e)
 		}
+	}
+}
+
+// TestEstimateKVFormula: the KV estimate counts each type's real bytes
+// per element (f16 2, q8_0 34 per 32, q4_0 18 per 32) over llama.cpp's
+// padded cells.
+func TestEstimateKVFormula(t *testing.T) {
+	// The 0.8B shape: 15 layers, 8 KV heads of 64.
+	p := gguf.Params{BlockCount: 15, HeadCountKV: 8, KeyLength: 64, ValueLength: 64}
+	cases := []struct {
+		typ      string
+		flash    bool
+		ctx, par int
+		perToken uint64
+		kv       uint64
+	}{
+		{"f16", false, 2048, 1, 15 * 2 * 512 * 2, 2048 * 15 * 2 * 512 * 2},
+		{"", false, 2048, 1, 15 * 2 * 512 * 2, 2048 * 15 * 2 * 512 * 2},
+		{"q8_0", true, 2048, 1, 15 * 2 * 16 * 34, 2048 * 15 * 2 * 16 * 34},
+		{"q4_0", true, 2048, 1, 15 * 2 * 16 * 18, 2048 * 15 * 2 * 16 * 18},
+		{"q4_0", true, 4096, 4, 15 * 2 * 16 * 18, 16384 * 15 * 2 * 16 * 18},
+		// Cells are padded: to 256 with flash attention, to 32 without.
+		{"q8_0", true, 100, 3, 15 * 2 * 16 * 34, 512 * 15 * 2 * 16 * 34},
+		{"f16", true, 100, 3, 15 * 2 * 512 * 2, 512 * 15 * 2 * 512 * 2},
+		{"f16", false, 100, 3, 15 * 2 * 512 * 2, 320 * 15 * 2 * 512 * 2},
+	}
+	for _, c := range cases {
+		e := EstimateParams(p, config.Model{Context: c.ctx, Parallel: c.par, KVCache: c.typ, FlashAttention: c.flash}, 0)
+		want := c.typ
+		if want == "" {
+			want = "f16"
+		}
+		if e.KVType != want || e.KVPerToken != c.perToken || e.KV != c.kv || e.Total != e.KV {
+			t.Errorf("%s flash=%v %d×%d: %+v, want kv %d (%d a token)", c.typ, c.flash, c.ctx, c.par, e, c.kv, c.perToken)
+		}
+	}
+}
+
+// TestEstimateKVTypesAgainstRunners loads the same generated model with
+// each KV cache type and checks the estimate against the runner's RSS: the
+// RSS falls with the type as the estimate says, and no estimate is below
+// what the runner measures beyond the overhead it allows.
+func TestEstimateKVTypesAgainstRunners(t *testing.T) {
+	file := testmodel.Gen(t, modelgen.Small()) // 6 layers, 4 KV heads of 64
+	types := []string{"f16", "q8_0", "q4_0"}
+	hcl := memBlock("4GiB", "1MiB")
+	for _, typ := range types {
+		// 4 slots of 4096 tokens: 96 MiB of f16 KV, enough to see.
+		hcl += fmt.Sprintf("model %q {\n  path = %q\n  context = 4096\n  parallel = 4\n  threads = 1\n  flash_attention = true\n  kv_cache = %q\n  keep_alive = \"forever\"\n}\n", typ, file, typ)
+	}
+	p := newPool(t, hcl, func(p *Pool) { p.overhead = DefaultRunnerOverhead })
+	est := map[string]Estimate{}
+	rss := map[string]uint64{}
+	for _, typ := range types {
+		est[typ] = state(t, p, typ).Estimate
+		if _, err := p.Complete(context.Background(), typ, short, nil); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		s := state(t, p, typ)
+		for deadline := time.Now().Add(10 * time.Second); s.MeasuredBytes == 0 && time.Now().Before(deadline); s = state(t, p, typ) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		rss[typ] = s.MeasuredBytes
+		e := est[typ]
+		t.Logf("%s: estimate %s (kv %s, %d B a token), measured %s", typ, human(e.Total), human(e.KV), e.KVPerToken, human(s.MeasuredBytes))
+		if e.KVType != typ {
+			t.Errorf("%s: estimate's type %q", typ, e.KVType)
+		}
+		if e.Total+16<<20 < s.MeasuredBytes {
+			t.Errorf("%s: estimate %s is below the measured %s by more than 16MiB", typ, human(e.Total), human(s.MeasuredBytes))
+		}
+		if e.Total > s.MeasuredBytes+64<<20 {
+			t.Errorf("%s: estimate %s is far above the measured %s", typ, human(e.Total), human(s.MeasuredBytes))
+		}
+	}
+	// What the smaller cache saves shows in the RSS, within 8 MiB.
+	for _, typ := range types[1:] {
+		saved := int64(est["f16"].KV) - int64(est[typ].KV)
+		measured := int64(rss["f16"]) - int64(rss[typ])
+		if d := measured - saved; d < -8<<20 || d > 8<<20 {
+			t.Errorf("%s: RSS is %s below f16's, the estimate says %s", typ, human(uint64(max(measured, 0))), human(uint64(saved)))
+		}
+	}
+}
+
+// TestKVTypeAdmission: a budget too small for a model's f16 KV cache
+// admits the same model and context with a q4_0 cache.
+func TestKVTypeAdmission(t *testing.T) {
+	file := testmodel.Gen(t, modelgen.Small())
+	// Estimates: f16 199 MiB, q4_0 130 MiB (TestEstimateKVTypesAgainstRunners).
+	hcl := memBlock("170MiB", "1MiB")
+	for _, typ := range []string{"f16", "q4_0"} {
+		hcl += fmt.Sprintf("model %q {\n  path = %q\n  context = 4096\n  parallel = 4\n  threads = 1\n  flash_attention = true\n  kv_cache = %q\n  keep_alive = \"forever\"\n}\n", typ, file, typ)
+	}
+	p := newPool(t, hcl, func(p *Pool) { p.overhead = DefaultRunnerOverhead })
+	_, err := p.Complete(context.Background(), "f16", short, nil)
+	var nr *NoRoomError
+	if !errors.As(err, &nr) {
+		t.Fatalf("f16 under a 170MiB budget: %v, want a NoRoomError", err)
+	}
+	if _, err := p.Complete(context.Background(), "q4_0", short, nil); err != nil {
+		t.Fatalf("q4_0 under a 170MiB budget: %v", err)
 	}
 }

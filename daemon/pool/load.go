@@ -141,7 +141,7 @@ func (p *Pool) spawn(mc config.Model, started func(Runner)) (Runner, runner.Mode
 	path, release := p.stageModel(mc)
 	opts := runner.Options{
 		Name: mc.Name, Model: path, SlotContext: mc.Context, Slots: mc.Parallel,
-		Threads: mc.Threads, GPULayers: mc.GPULayers, FlashAttention: mc.FlashAttention,
+		Threads: mc.Threads, GPULayers: mc.GPULayers, FlashAttention: mc.FlashAttention, KVType: mc.KVCache,
 		Queue: queue, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
 		Dir: p.opts.SocketDir, Log: p.runLog,
 	}

@@ -72,7 +72,7 @@ func (p *Pool) park(ctx context.Context, cfg config.Model, proc Runner) {
 		}
 		return
 	}
-	man := cache.Manifest{Model: cfg.Name, Fingerprint: fingerprint(cfg)}
+	man := cache.Manifest{Model: cfg.Name, Fingerprint: fingerprint(cfg), KVType: cfg.KVCache}
 	tokens := 0
 	for _, s := range res.Slots {
 		man.Slots = append(man.Slots, cache.ParkedSlot{File: s.File, Tokens: s.Tokens})
@@ -129,7 +129,9 @@ func (p *Pool) restore(cfg config.Model, proc Runner) {
 	ctx, cancel := context.WithTimeout(p.ctx, parkTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := proc.Restore(ctx, runner.RestoreRequest{Dir: dir, Files: files})
+	// The fingerprint leaves the KV cache type out: the runner refuses state
+	// of another type itself, the prompts are then evaluated again.
+	res, err := proc.Restore(ctx, runner.RestoreRequest{Dir: dir, Files: files, KVType: man.KVType})
 	c.CountRestore(err == nil && len(res.Failed) == 0)
 	if err != nil {
 		p.log.Warn("restore of parked conversations failed; they are discarded", "model", cfg.Name, "err", err)

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/modelgen"
 )
 
 // TestParkedConversationAndStaging: models load from their staged copy in
@@ -175,4 +178,80 @@ func TestParkedStateDroppedOrDiscarded(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(cdir, "parked", "*")); len(left) != 0 {
 		t.Fatalf("corrupt parked state kept: %v", left)
 	}
+}
+
+// TestParkedStateKVType: parked state records its KV cache type. A runner
+// with the same type restores it; one with another type refuses it, the
+// request evaluates its prompt again and is served, and the state is gone.
+func TestParkedStateKVType(t *testing.T) {
+	model := testmodel.Gen(t, modelgen.Tiny()) // heads of 64: q8_0 fits
+	cdir := filepath.Join(t.TempDir(), "cache")
+	c, err := cache.Open(cache.Options{Dir: cdir, StageSameDevice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	greedy := runner.Sampling{Temperature: 0}
+	prompt := strings.Repeat("Once upon a time there was a little dog. ", 6)
+	// converse runs prompt on a fresh pool whose model has the KV cache
+	// type, unloads it (parking) and returns the request's cached tokens
+	// and the type the parked manifest records.
+	converse := func(kv string) (int, string) {
+		hcl := fmt.Sprintf("model \"m\" {\n  path = %q\n  context = 256\n  parallel = 1\n  threads = 1\n  flash_attention = true\n  kv_cache = %q\n  keep_alive = \"forever\"\n}\n", model, kv)
+		p := newPool(t, hcl, func(p *Pool) { p.opts.Cache = c })
+		res, err := p.Complete(ctx, "m", runner.Request{Prompt: prompt, Sampling: greedy, MaxTokens: 8}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", kv, err)
+		}
+		if res.Timings.GeneratedTokens == 0 {
+			t.Fatalf("%s: nothing generated", kv)
+		}
+		if err := p.Unload(ctx, "m"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(cdir, "parked", "m-"+parkKeySuffix(t, cdir), "manifest.json"))
+		if err != nil {
+			t.Fatalf("%s: nothing parked: %v", kv, err)
+		}
+		var man cache.Manifest
+		if err := json.Unmarshal(b, &man); err != nil {
+			t.Fatal(err)
+		}
+		return res.Timings.CachedTokens, man.KVType
+	}
+	steps := []struct {
+		kv     string
+		cached bool // the parked conversation was restored
+	}{
+		{"q8_0", false}, // nothing parked yet
+		{"q8_0", true},  // q8_0 state into a q8_0 cache
+		{"f16", false},  // q8_0 state refused by an f16 cache
+		{"f16", true},
+		{"q4_0", false},
+	}
+	for i, s := range steps {
+		n, parked := converse(s.kv)
+		if (n > 0) != s.cached {
+			t.Fatalf("step %d (%s): %d tokens cached, want restored=%v", i, s.kv, n, s.cached)
+		}
+		if parked != s.kv {
+			t.Fatalf("step %d: manifest records kv_type %q, want %q", i, parked, s.kv)
+		}
+	}
+	// Two refusals (q8_0 into f16, f16 into q4_0), two restores; the
+	// refused state was never left behind to be tried again.
+	if st := c.Stats(); st.Restores != 2 || st.RestoreFailures != 2 || st.Parks != 5 || st.RestoresDropped != 0 {
+		t.Fatalf("cache stats: %+v", st)
+	}
+}
+
+// parkKeySuffix finds the hash suffix of model "m"'s park directory.
+func parkKeySuffix(t *testing.T, cdir string) string {
+	t.Helper()
+	ds, _ := filepath.Glob(filepath.Join(cdir, "parked", "m-*"))
+	if len(ds) != 1 {
+		t.Fatalf("park directories of m: %v", ds)
+	}
+	return strings.TrimPrefix(filepath.Base(ds[0]), "m-")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jetai/jetai/daemon/runner"
@@ -74,6 +75,15 @@ func TestParkRestore(t *testing.T) {
 	}
 	if _, err := other.Complete(ctx, runner.Request{Prompt: "Once", Sampling: greedy, MaxTokens: 5}, nil); err != nil {
 		t.Fatalf("runner unusable after a failed restore: %v", err)
+	}
+	// State saved with another KV cache type is refused by name, file
+	// unread; the runner carries on.
+	rr, err = other.Restore(ctx, runner.RestoreRequest{Dir: dir, Files: []string{res.Slots[0].File}, KVType: "q8_0"})
+	if err != nil || rr.Restored != 0 || len(rr.Failed) != 1 || !strings.Contains(rr.Failed[0], "saved with a q8_0 KV cache; this runner's is f16") {
+		t.Fatalf("restore of q8_0 state into an f16 cache: %+v %v", rr, err)
+	}
+	if _, err := other.Complete(ctx, runner.Request{Prompt: "Once", Sampling: greedy, MaxTokens: 5}, nil); err != nil {
+		t.Fatalf("runner unusable after a refused restore: %v", err)
 	}
 	// Bad requests.
 	if _, err := warm.Park(ctx, runner.ParkRequest{Dir: "relative"}); err == nil {

@@ -208,6 +208,10 @@ type ParkResult struct {
 type RestoreRequest struct {
 	Dir   string   `json:"dir"`
 	Files []string `json:"files"`
+	// KVType is the KV cache type the files were saved with ("" is f16).
+	// A runner whose cache has another type refuses them all: llama.cpp's
+	// state holds the cache's raw blocks.
+	KVType string `json:"kv_type,omitempty"`
 }
 
 // RestoreResult says what was restored. A file that does not fit this

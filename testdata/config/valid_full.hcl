@@ -13,8 +13,9 @@ server {
 }
 
 memory {
-  budget  = "1.5GB"
-  reserve = 1048576
+  budget   = "1.5GB"
+  reserve  = 1048576
+  kv_cache = "f16"
 }
 
 cache {
@@ -56,6 +57,7 @@ model "tiny" {
   preload         = true
   pinned          = true
   flash_attention = true
+  kv_cache        = "q8_0"
   cache           = false
 
   sampling {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/gguf"
 )
 
 // park saves the KV state of the most recently used idle slots into dir.
@@ -53,6 +54,12 @@ func (s *scheduler) park(req runner.ParkRequest) (runner.ParkResult, error) {
 // reason to fail.
 func (s *scheduler) restore(req runner.RestoreRequest) runner.RestoreResult {
 	var res runner.RestoreResult
+	if saved, own := kvTypeName(req.KVType), kvTypeName(s.lctx.Options().KVType); saved != own {
+		for _, f := range req.Files {
+			res.Failed = append(res.Failed, fmt.Sprintf("%s: saved with a %s KV cache; this runner's is %s", f, saved, own))
+		}
+		return res
+	}
 	for _, f := range req.Files {
 		var free *slot
 		for _, sl := range s.slots {
@@ -80,6 +87,14 @@ func (s *scheduler) restore(req runner.RestoreRequest) runner.RestoreResult {
 		res.Tokens += len(toks)
 	}
 	return res
+}
+
+// kvTypeName is a KV cache type's name; "" is f16, llama.cpp's default.
+func kvTypeName(t string) string {
+	if t == "" {
+		return gguf.KVCacheF16
+	}
+	return t
 }
 
 func validDir(dir string) error {
