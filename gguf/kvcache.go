@@ -2,8 +2,8 @@ package gguf
 
 import (
 	"fmt"
-	"math"
-	"math/bits"
+
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // KV cache element types, as configs and the runner's -kv-type flag name
@@ -59,15 +59,15 @@ func KVCacheRowBytes(name string, width uint64) uint64 {
 		t = GGMLTypeF16
 	}
 	elems, size, _ := t.BlockSize()
-	return satMul(satAdd(width, elems-1)/elems, size)
+	return bytesize.MulSat(bytesize.AddSat(width, elems-1)/elems, size)
 }
 
 // KVCacheTokenBytes returns the KV cache bytes of one token across all
 // layers of a model with parameters p (K and V).
 func KVCacheTokenBytes(p Params, name string) uint64 {
-	k := KVCacheRowBytes(name, satMul(p.HeadCountKV, p.KeyLength))
-	v := KVCacheRowBytes(name, satMul(p.HeadCountKV, p.ValueLength))
-	return satMul(p.BlockCount, satAdd(k, v))
+	k := KVCacheRowBytes(name, bytesize.MulSat(p.HeadCountKV, p.KeyLength))
+	v := KVCacheRowBytes(name, bytesize.MulSat(p.HeadCountKV, p.ValueLength))
+	return bytesize.MulSat(p.BlockCount, bytesize.AddSat(k, v))
 }
 
 // KVCacheCheck says whether llama.cpp (ollama v0.6.5) can create a context
@@ -103,20 +103,4 @@ func KVCacheCheck(p Params, name string, flashAttention bool) error {
 		return fmt.Errorf("KV cache type %s stores blocks of %d elements and this model's attention heads have %d; only f16 fits", name, elems, p.KeyLength)
 	}
 	return nil
-}
-
-func satMul(a, b uint64) uint64 {
-	hi, lo := bits.Mul64(a, b)
-	if hi != 0 {
-		return math.MaxUint64
-	}
-	return lo
-}
-
-func satAdd(a, b uint64) uint64 {
-	s, c := bits.Add64(a, b, 0)
-	if c != 0 {
-		return math.MaxUint64
-	}
-	return s
 }

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/gguf"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // DefaultRunnerOverhead is the memory of a runner process beyond its
@@ -40,7 +40,7 @@ const estimateBatch = 512
 // absurd sizes (2^40 layers, 2^32 heads), and a product that wrapped
 // around would make such a model look small enough to load.
 func EstimateParams(p gguf.Params, m config.Model, overhead uint64) Estimate {
-	ctx := mul(uint64(max(m.Context, 1)), uint64(max(m.Parallel, 1)))
+	ctx := bytesize.MulSat(uint64(max(m.Context, 1)), uint64(max(m.Parallel, 1)))
 	batch := min(uint64(estimateBatch), ctx)
 	kvType := m.KVCache
 	if kvType == "" {
@@ -49,13 +49,13 @@ func EstimateParams(p gguf.Params, m config.Model, overhead uint64) Estimate {
 	perToken := gguf.KVCacheTokenBytes(p, kvType)
 	e := Estimate{
 		Weights:    p.TensorBytes,
-		KV:         mul(kvCells(ctx, m.FlashAttention), perToken),
+		KV:         bytesize.MulSat(kvCells(ctx, m.FlashAttention), perToken),
 		KVType:     kvType,
 		KVPerToken: perToken,
-		Compute:    add(mul(mul(4, p.VocabSize), batch), mul(mul(4, batch), add(p.EmbeddingLength, p.FeedForwardLength))),
+		Compute:    bytesize.AddSat(bytesize.MulSat(bytesize.MulSat(4, p.VocabSize), batch), bytesize.MulSat(bytesize.MulSat(4, batch), bytesize.AddSat(p.EmbeddingLength, p.FeedForwardLength))),
 		Overhead:   overhead,
 	}
-	e.Total = add(add(e.Weights, e.KV), add(e.Compute, e.Overhead))
+	e.Total = bytesize.AddSat(bytesize.AddSat(e.Weights, e.KV), bytesize.AddSat(e.Compute, e.Overhead))
 	return e
 }
 
@@ -67,23 +67,6 @@ func kvCells(ctx uint64, flashAttention bool) uint64 {
 		return math.MaxUint64
 	}
 	return (ctx + pad - 1) / pad * pad
-}
-
-// mul and add saturate at math.MaxUint64.
-func mul(a, b uint64) uint64 {
-	hi, lo := bits.Mul64(a, b)
-	if hi != 0 {
-		return math.MaxUint64
-	}
-	return lo
-}
-
-func add(a, b uint64) uint64 {
-	s, carry := bits.Add64(a, b, 0)
-	if carry != 0 {
-		return math.MaxUint64
-	}
-	return s
 }
 
 // estimateFile reads the GGUF header of m's file. Without a readable
