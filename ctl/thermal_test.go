@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,8 +14,8 @@ import (
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/ctl"
 	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 )
 
 // TestLoadWhileShedding: while the thermal policy sheds load (a fake Orin
@@ -54,33 +52,8 @@ model "cool" {
   threads = 1
 }
 `, sock, testmodel.Path(t))), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		done <- daemon.Run(ctx, daemon.Options{ConfigPath: conf, Listener: ln, SocketDir: dir, PlatformRoot: root,
-			RunnerCommand: testrunner.Command(), RunnerEnv: testrunner.Env(), RunnerLog: io.Discard, NoWatch: true,
-			Ready: func(net.Addr) { close(ready) }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("daemon: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("daemon not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
+	testdaemon.Start(t, daemon.Options{ConfigPath: conf, PlatformRoot: root, NoWatch: true})
+	ctx := context.Background()
 	c := admin.NewClient(sock)
 	defer c.Close()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -98,7 +71,7 @@ model "cool" {
 		r.want(t, ctl.ExitRetry, nil, []string{"jetai-ctl load:", "too hot", "thermal_shed", "retry after 30s"})
 	}
 	// The admin answer itself: the pool's code, status and Retry-After.
-	_, err = c.Load(ctx, "cool", true)
+	_, err := c.Load(ctx, "cool", true)
 	var ae *admin.APIError
 	if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "thermal_shed" || ae.RetryAfter != 30*time.Second {
 		t.Fatalf("admin load while shedding: %#v", err)
