@@ -199,6 +199,10 @@ func TestValidFull(t *testing.T) {
 		FileSize: 64,
 	}
 	m.FileModTime = time.Time{}
+	if f := fixture("valid_full.hcl"); m.File != f || m.DefinedAt != f+":47:7" {
+		t.Errorf("model tiny: defined in %s at %s", m.File, m.DefinedAt)
+	}
+	m.File, m.DefinedAt = "", ""
 	if g, w := mustJSON(t, m), mustJSON(t, wantM); g != w {
 		t.Errorf("model tiny:\n got %s\nwant %s", g, w)
 	}

@@ -40,6 +40,13 @@ type decoder struct {
 }
 
 func decode(src []byte, filename string) (*Config, Diagnostics) {
+	return decodeFiles(src, filename, nil)
+}
+
+// decodeFiles decodes the main file src (named filename) and its drop-ins
+// (dropin.go) as one config: the drop-ins' blocks follow the main file's,
+// and every diagnostic names the file it is in.
+func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagnostics) {
 	d := &decoder{file: filename, bad: map[hcl.Pos]bool{}}
 	dir := filepath.Dir(filename)
 	if abs, err := filepath.Abs(dir); err == nil {
@@ -48,23 +55,42 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 	d.dir = dir
 
 	f, hd := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	var syntax Diagnostics
 	if hd.HasErrors() {
+		syntax = fromHCL(filename, hd)
+	}
+	var extra []*hclsyntax.Block
+	for _, di := range dropIns {
+		db, ds := parseDropIn(di, filename) // dropin.go
+		if db == nil {
+			syntax = append(syntax, ds...)
+			continue
+		}
+		d.diags = append(d.diags, ds...)
+		extra = append(extra, db.Blocks...)
+	}
+	if syntax != nil {
 		// Syntax errors: the structure is unknown, so semantic checks would
 		// only add noise. HCL reports every syntax error it can recover from.
-		ds := fromHCL(filename, hd)
-		ds.sort()
+		syntax.sort()
+		return nil, syntax
+	}
+	body := f.Body.(*hclsyntax.Body)
+	if len(extra) > 0 {
+		merged := *body
+		merged.Blocks = append(append([]*hclsyntax.Block{}, body.Blocks...), extra...)
+		body = &merged
+	}
+	if ds := checkBlockCount(body, filename); ds != nil { // limits.go
 		return nil, ds
 	}
-	if ds := checkBlockCount(f.Body.(*hclsyntax.Body), filename); ds != nil { // limits.go
-		return nil, ds
-	}
-	if hd := checkNumbers(f.Body.(*hclsyntax.Body)); hd.HasErrors() {
+	if hd := checkNumbers(body); hd.HasErrors() {
 		ds := fromHCL(filename, hd)
 		ds.sort()
 		return nil, ds
 	}
 	var raw fileSchema
-	hd = gohcl.DecodeBody(f.Body, nil, &raw)
+	hd = gohcl.DecodeBody(body, nil, &raw)
 	for _, h := range hd {
 		if h.Subject != nil {
 			d.bad[h.Subject.Start] = true
@@ -73,7 +99,7 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 			d.bad[h.Context.Start] = true
 		}
 	}
-	d.diags = append(d.diags, fromHCL(filename, renameTypeErrors(f.Body.(*hclsyntax.Body), hd))...)
+	d.diags = append(d.diags, fromHCL(filename, renameTypeErrors(body, hd))...)
 
 	c := &Config{Path: filename, Dir: dir}
 	d.server(&c.Server, raw.Server)
@@ -441,7 +467,9 @@ func (d *decoder) models(c *Config, bs []modelBlock) {
 		}
 		defined[b.Name] = b.NameRange
 		c.byName[b.Name] = len(c.Models)
-		c.Models = append(c.Models, d.model(b))
+		m := d.model(b)
+		m.File, m.DefinedAt = b.NameRange.Filename, d.pos(b.NameRange)
+		c.Models = append(c.Models, m)
 	}
 	blocks := blocksByName(bs)
 	for i := range c.Models {

@@ -230,7 +230,7 @@ func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) a
 }
 
 func configStatus(cfg *config.Config, r admin.ReloadStatus) admin.ConfigStatus {
-	return admin.ConfigStatus{Path: cfg.Path, Hash: cfg.Hash, ReloadStatus: r}
+	return admin.ConfigStatus{Path: cfg.Path, Hash: cfg.Hash, DropInDir: cfg.DropInDir, DropIns: append([]string{}, cfg.DropIns...), ReloadStatus: r}
 }
 
 // LogLevel implements admin.Backend.
