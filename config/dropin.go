@@ -54,6 +54,19 @@ func DropInDir(mainPath string) string {
 	return filepath.Join(filepath.Dir(mainPath), DropInDirName)
 }
 
+// DropInDirOrDefault is c.DropInDir, or DropInDir(c.Path) for a Config
+// from Parse.
+func (c *Config) DropInDirOrDefault() string {
+	if c.DropInDir != "" {
+		return c.DropInDir
+	}
+	d := DropInDir(c.Path)
+	if abs, err := filepath.Abs(d); err == nil {
+		return abs
+	}
+	return d
+}
+
 // IsDropInName reports whether a file name in the drop-in directory is
 // read as a drop-in: it ends in .hcl and does not start with ".".
 func IsDropInName(name string) bool {

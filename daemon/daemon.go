@@ -79,6 +79,9 @@ type Daemon struct {
 	api     *api.Server
 	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
 	ingest  *ingest.Ingester
+	// dropIns serialises the writers of drop-in files and model files
+	// (AddModelDropIn, RemoveModel; localmodels.go).
+	dropIns sync.Mutex
 
 	mu     sync.Mutex
 	cfg    *config.Config // the config in force
