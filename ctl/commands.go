@@ -85,6 +85,9 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 	t.kv("listen", listen)
 	t.kv("admin socket", s.AdminSocket)
 	t.kv("config", fmt.Sprintf("%s (generation %d, %s)", s.Config.Path, s.Config.Generation, short(s.Config.Hash)))
+	if n := len(s.Config.DropIns); n > 0 {
+		t.kv("drop-ins", fmt.Sprintf("%d in %s", n, s.Config.DropInDir))
+	}
 	if at := s.Config.LastReload; at != nil {
 		verdict := "applied"
 		if s.Config.LastError != "" {

@@ -197,8 +197,7 @@ func printDropIn(e *Env, r admin.FileResult, took time.Duration) error {
 	fmt.Fprintf(e.Stdout, "imported %s in %.1fs\n", r.Entry.Path, took.Seconds())
 	fmt.Fprintf(e.Stdout, "  size %s, sha256 %s\n", bytesize.IEC(uint64(r.Entry.Size)), r.Entry.SHA256)
 	fmt.Fprintf(e.Stdout, "added model %s in %s (config generation %d)\n", d.Model, d.File, d.Generation)
-	fmt.Fprintf(e.Stdout, "  context %d × %d slots: %s; estimated memory %s of %s\n\n", d.Context, d.Parallel, d.Reason,
-		bytesize.IEC(d.EstimateBytes), bytesize.IEC(d.BudgetBytes))
+	fmt.Fprintf(e.Stdout, "  context: %s; estimated memory %s of the %s budget\n\n", d.Reason, bytesize.IEC(d.EstimateBytes), bytesize.IEC(d.BudgetBytes))
 	fmt.Fprint(e.Stdout, d.Content)
 	return nil
 }

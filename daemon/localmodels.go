@@ -66,8 +66,7 @@ func (d *Daemon) AddModelDropIn(ctx context.Context, name, path, source, sha256 
 		return admin.DropInResult{}, fmt.Errorf("add %s: %w", name, err)
 	}
 	fit.KVCache = blockKV
-	ft, _ := g.FileType()
-	facts := fmt.Sprintf("%s, %s, %s parameters, %s on disk", params.Architecture, orUnknown(gguf.FileTypeName(ft)), humanCount(paramCount(g)), bytesize.IEC(uint64(st.Size())))
+	facts := fmt.Sprintf("%s, %s, %s parameters, %s on disk", params.Architecture, orUnknown(quantOf(g)), humanCount(paramCount(g)), bytesize.IEC(uint64(st.Size())))
 	content := dropin.Render(dropin.Block{Name: name, Path: path, Source: source, SHA256: sha256, Added: time.Now(), Facts: facts, Fit: fit})
 	file, err := dropin.Write(cfg.DropInDirOrDefault(), name, content)
 	if err != nil {
@@ -124,6 +123,28 @@ func nameTaken(cfg *config.Config, name string) error {
 func fileExists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// quantOf names the file's quantization: general.file_type, or, in a file
+// without it, the type of most of its tensor bytes.
+func quantOf(g *gguf.File) string {
+	if ft, ok := g.FileType(); ok {
+		if n := gguf.FileTypeName(ft); n != "" {
+			return n
+		}
+	}
+	bytes := map[gguf.GGMLType]uint64{}
+	var top gguf.GGMLType
+	for _, t := range g.Tensors {
+		bytes[t.Type] += t.Size
+		if bytes[t.Type] > bytes[top] {
+			top = t.Type
+		}
+	}
+	if len(g.Tensors) == 0 {
+		return ""
+	}
+	return strings.ToUpper(top.String())
 }
 
 func orUnknown(s string) string {
@@ -218,9 +239,7 @@ func describeFile(f *admin.LocalFile) {
 		return
 	}
 	f.Architecture = g.Architecture()
-	if ft, ok := g.FileType(); ok {
-		f.Quant = gguf.FileTypeName(ft)
-	}
+	f.Quant = quantOf(g)
 	f.Parameters = paramCount(g)
 	if n, err := g.ContextLength(); err == nil {
 		f.ContextTrain = int(min(n, 1<<30))
