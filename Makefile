@@ -68,20 +68,30 @@ test-browser: build
 # clone: the real tiny model when ../shared/models has it, otherwise a small
 # model made by the project's own generator. PORT picks the REST port
 # (make run PORT=8080). The admin socket belongs to the caller's group, so
-# the caller's jetai-ctl may use it without a jetai group.
+# the caller's jetai-ctl may use it without a jetai group. The config is
+# written anew at every start; its drop-in directory $(RUN_DIR)/jetai.d,
+# where `jetai-ctl pull|import ... --add NAME` writes, stays between runs.
 RUN_DIR := .cache/run
 PORT    ?= 8000
+RUN_PULL ?= hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M
 run: build
-	@mkdir -p $(RUN_DIR) .cache/models
-	@model="$(JETAI_TEST_MODEL)"; \
+	@mkdir -p $(RUN_DIR)/jetai.d .cache/models
+	@model="$(JETAI_TEST_MODEL)"; ctl="$(abspath $(BIN))/jetai-ctl --socket $(abspath $(RUN_DIR))/admin.sock"; \
 	if [ ! -f "$$model" ]; then \
+		echo "make run: no real model at $(JETAI_TEST_MODEL): serving a model made by the project's generator."; \
+		echo "make run: its weights are random, so its answers are NOISE. For real answers, once jetaid is up run:"; \
+		echo "    $$ctl pull $(RUN_PULL) --add chat"; \
+		echo "make run: (or, with a GGUF file you have: $$ctl import FILE --add chat)"; \
+		echo "make run: then ask model \"chat\"; it stays in $(RUN_DIR)/jetai.d/ for the next make run."; \
 		model="$(abspath .cache/models)/tiny-chatml.gguf"; \
 		[ -f "$$model" ] || $(BIN)/jetai-modelgen -preset tiny -chat-template -out "$$model"; \
 	fi; \
 	group=$$(id -gn 2>/dev/null || id -g); \
 	sed "/^#/!{s|@MODEL@|$$model|; s|@RUN@|$(abspath $(RUN_DIR))|; s|@PORT@|$(PORT)|; s|@GROUP@|$$group|}" testdata/jetaid/run.hcl.in > $(RUN_DIR)/jetai.hcl; \
+	dropins=$$(cd $(RUN_DIR)/jetai.d && ls *.hcl 2>/dev/null | tr '\n' ' '); \
+	[ -z "$$dropins" ] || echo "make run: models added earlier, in $(RUN_DIR)/jetai.d/: $$dropins"; \
 	echo "jetaid: http://127.0.0.1:$(PORT) (another port: make run PORT=8080), model $$model, config $(RUN_DIR)/jetai.hcl"; \
-	echo "jetai-ctl: $(abspath $(BIN))/jetai-ctl --socket $(abspath $(RUN_DIR))/admin.sock status"; \
+	echo "jetai-ctl: $$ctl status"; \
 	exec $(BIN)/jetaid --config $(RUN_DIR)/jetai.hcl
 
 # Speed, side by side with the raw engine (see package bench). Not a test.

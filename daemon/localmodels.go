@@ -36,7 +36,7 @@ import (
 func (d *Daemon) AddModelDropIn(ctx context.Context, name, path, source, sha256 string) (admin.DropInResult, error) {
 	d.dropIns.Lock()
 	defer d.dropIns.Unlock()
-	if err := d.checkAddName(name); err != nil {
+	if err := d.CheckAddName(name); err != nil {
 		return admin.DropInResult{}, err
 	}
 	cfg := d.Config()
@@ -87,10 +87,13 @@ func (d *Daemon) AddModelDropIn(ctx context.Context, name, path, source, sha256 
 		Generation: d.ReloadStatus().Generation}, nil
 }
 
-// checkAddName refuses a NAME that --add cannot use: not a valid name, a
+// CheckAddName refuses a NAME that --add cannot use: not a valid name, a
 // model name or alias in force or in the config files on disk (which a
-// reload may not have read yet), or an existing drop-in file.
-func (d *Daemon) checkAddName(name string) error {
+// reload may not have read yet, said where: file:line:col), or an existing
+// drop-in file. Callers that fetch or copy a file before AddModelDropIn
+// call it first, so a taken name costs nothing; AddModelDropIn checks
+// again.
+func (d *Daemon) CheckAddName(name string) error {
 	if err := dropin.CheckName(name); err != nil {
 		return err
 	}

@@ -205,7 +205,7 @@ func (b adminBackend) Import(ctx context.Context, req admin.ImportRequest, progr
 	name := req.Name
 	if req.Add != "" {
 		// Refused before a byte is copied; AddModelDropIn checks again.
-		if err := b.d.checkAddName(req.Add); err != nil {
+		if err := b.d.CheckAddName(req.Add); err != nil {
 			return admin.FileResult{}, err
 		}
 		if name == "" {
