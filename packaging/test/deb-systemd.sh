@@ -251,6 +251,8 @@ check "admin socket /run/jetai/admin.sock: socket, mode 660, root:jetai" \
 check "/var/lib/jetai and /var/cache/jetai belong to jetai" \
 	[ "$(in_ct stat -c '%U:%G %a' /var/lib/jetai /var/lib/jetai/models /var/cache/jetai | tr '\n' ' ')" = "jetai:jetai 750 jetai:jetai 755 jetai:jetai 750 " ]
 check "conffile /etc/jetai/jetai.hcl is packaging/jetai.hcl" cmp -s "$root/etc/jetai/jetai.hcl" packaging/jetai.hcl
+check "drop-in directory /etc/jetai/jetai.d belongs to jetai (jetaid writes --add drop-ins there)" \
+	[ "$(in_ct stat -c '%U:%G %a' /etc/jetai/jetai.d)" = "jetai:jetai 755" ]
 check "/etc/jetai/jetai.hcl is root:jetai 0640 (it may hold API keys), through a dpkg statoverride" \
 	[ "$(in_ct stat -c '%U:%G %a' /etc/jetai/jetai.hcl):$(in_ct dpkg-statoverride --list /etc/jetai/jetai.hcl)" = "root:jetai 640:root jetai 640 /etc/jetai/jetai.hcl" ]
 check "/etc/jetai/jetai.hcl is registered as a conffile" \
