@@ -463,6 +463,11 @@ func (d *decoder) models(c *Config, bs []modelBlock) {
 		}
 		if prev, ok := defined[b.Name]; ok {
 			d.errf(b.NameRange, "model %q is defined twice; the first definition is at %s", b.Name, d.pos(prev))
+			if prev.Filename != b.NameRange.Filename {
+				// Across files (a drop-in): either file may be the one to
+				// change, so both say so.
+				d.errf(prev, "model %q is defined again at %s; a model name belongs to one file", b.Name, d.pos(b.NameRange))
+			}
 			continue
 		}
 		defined[b.Name] = b.NameRange

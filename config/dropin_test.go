@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,7 @@ router {
 }`}, models: []string{"m", "d"}},
 		{name: "duplicate across files names both places", main: mainM, dropIns: map[string]string{
 			"m.hcl": "\nmodel \"m\" { path = \"n.gguf\" }\n",
-		}, err: []string{`jetai.d/m.hcl:2:7: model "m" is defined twice; the first definition is at `, `jetai.hcl:2:7`}},
+		}, err: []string{`jetai.d/m.hcl:2:7: model "m" is defined twice; the first definition is at `, `jetai.hcl:2:7: model "m" is defined again at `, `jetai.d/m.hcl:2:7; a model name belongs to one file`}},
 		{name: "alias of a drop-in model that is a main model's name", main: mainM, dropIns: map[string]string{
 			"a.hcl": `model "a" {
   path    = "m.gguf"
@@ -251,5 +252,50 @@ func TestWatchDropInDirCreatedLater(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "a.hcl"), []byte(`model "a" { path = "m.gguf" }`), 0o644))
 	if c := e.next(3 * time.Second); c.Deleted || c.Hash == "" {
 		t.Errorf("change %+v", c)
+	}
+}
+
+// BenchmarkLoadDropIns: Load of a config whose models are spread over N
+// drop-ins, against the same models in the main file (N=0).
+func BenchmarkLoadDropIns(b *testing.B) {
+	for _, n := range []int{0, 10, 100} {
+		b.Run(fmt.Sprintf("dropins=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			b0 := make([]byte, 100)
+			copy(b0, ggufMagic)
+			if err := os.WriteFile(filepath.Join(dir, "m.gguf"), b0, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			var main strings.Builder
+			main.WriteString("memory { budget = \"1GiB\" }\n")
+			if n > 0 {
+				if err := os.Mkdir(filepath.Join(dir, DropInDirName), 0o755); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := range 100 {
+				block := fmt.Sprintf("model \"m%d\" {\n  path = \"m.gguf\"\n  context = 512\n}\n", i)
+				if n == 0 {
+					main.WriteString(block)
+					continue
+				}
+				f, err := os.OpenFile(filepath.Join(dir, DropInDirName, fmt.Sprintf("%03d.hcl", i%n)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+				if err != nil {
+					b.Fatal(err)
+				}
+				f.WriteString(block)
+				f.Close()
+			}
+			p := filepath.Join(dir, "jetai.hcl")
+			if err := os.WriteFile(p, []byte(main.String()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := Load(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
