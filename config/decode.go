@@ -31,8 +31,9 @@ type decoder struct {
 	dir   string
 	diags Diagnostics
 	// bad holds the start of every range HCL already complained about, so a
-	// value with a type error is not reported a second time.
-	bad map[hcl.Pos]bool
+	// value with a type error is not reported a second time. Keyed by file
+	// too: the main file and its drop-ins share positions.
+	bad map[badKey]bool
 	// kvCache is memory.kv_cache, the default of every model; kvCacheAt is
 	// where it is set (nil when left out).
 	kvCache   string
@@ -47,7 +48,7 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 // (dropin.go) as one config: the drop-ins' blocks follow the main file's,
 // and every diagnostic names the file it is in.
 func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagnostics) {
-	d := &decoder{file: filename, bad: map[hcl.Pos]bool{}}
+	d := &decoder{file: filename, bad: map[badKey]bool{}}
 	dir := filepath.Dir(filename)
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
@@ -93,10 +94,10 @@ func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagno
 	hd = gohcl.DecodeBody(body, nil, &raw)
 	for _, h := range hd {
 		if h.Subject != nil {
-			d.bad[h.Subject.Start] = true
+			d.bad[at(*h.Subject)] = true
 		}
 		if h.Context != nil {
-			d.bad[h.Context.Start] = true
+			d.bad[at(*h.Context)] = true
 		}
 	}
 	d.diags = append(d.diags, fromHCL(filename, renameTypeErrors(body, hd))...)
@@ -115,13 +116,21 @@ func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagno
 
 // --- diagnostics helpers ---
 
+// badKey is where a range starts: its file and position.
+type badKey struct {
+	file string
+	pos  hcl.Pos
+}
+
+func at(r hcl.Range) badKey { return badKey{r.Filename, r.Start} }
+
 // errf reports an error at r, at most one per position: a value that already
 // has an error (from HCL or from an earlier check) gets no second one.
 func (d *decoder) errf(r hcl.Range, format string, args ...any) {
-	if d.bad[r.Start] {
+	if d.bad[at(r)] {
 		return
 	}
-	d.bad[r.Start] = true
+	d.bad[at(r)] = true
 	d.diags = append(d.diags, newDiag(Error, d.file, &r, fmt.Sprintf(format, args...)))
 }
 
@@ -207,10 +216,10 @@ func (d *decoder) scalarString(expr hcl.Expression, name string) (s *string, ok 
 		d.diags = append(d.diags, fromHCL(d.file, hd)...)
 		for _, h := range hd {
 			if h.Subject != nil {
-				d.bad[h.Subject.Start] = true
+				d.bad[at(*h.Subject)] = true
 			}
 		}
-		d.bad[expr.Range().Start] = true
+		d.bad[at(expr.Range())] = true
 		return nil, false
 	}
 	if v.IsNull() {

@@ -82,6 +82,10 @@ router {
   context = -1
 }`,
 		}, err: []string{`jetai.d/a.hcl:3:13: context is -1; context is the per-slot context`}},
+		{name: "the same error at the same position in two files: both reported", main: mainM, dropIns: map[string]string{
+			"a.hcl": "model \"a\" {\n  path    = \"m.gguf\"\n  context = -1\n}\n",
+			"b.hcl": "model \"b\" {\n  path    = \"m.gguf\"\n  context = -1\n}\n",
+		}, err: []string{`jetai.d/a.hcl:3:13: context is -1`, `jetai.d/b.hcl:3:13: context is -1`}},
 		{name: "a syntax error in a drop-in names it", main: mainM, dropIns: map[string]string{
 			"ok.hcl":  `model "ok" { path = "m.gguf" }`,
 			"bad.hcl": "model \"a\" {\n  path = \n}\n",
