@@ -882,14 +882,14 @@ func humanSize(s Size) string {
 // Unsuitable value: a number is required") to name the attribute:
 // "context has the wrong type: a number is required".
 func renameTypeErrors(body *hclsyntax.Body, hd hcl.Diagnostics) hcl.Diagnostics {
-	names := map[hcl.Pos]string{}
+	names := map[badKey]string{} // by file too: drop-ins share positions
 	var walk func(b *hclsyntax.Body)
 	walk = func(b *hclsyntax.Body) {
 		for name, a := range b.Attributes {
-			names[a.Expr.Range().Start] = name
+			names[at(a.Expr.Range())] = name
 			if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
 				for _, e := range t.Exprs {
-					names[e.Range().Start] = name
+					names[at(e.Range())] = name
 				}
 			}
 		}
@@ -908,7 +908,7 @@ func renameTypeErrors(body *hclsyntax.Body, hd hcl.Diagnostics) hcl.Diagnostics 
 		if h.Context != nil {
 			r = h.Context
 		}
-		name, ok := names[r.Start]
+		name, ok := names[at(*r)]
 		if !ok {
 			continue
 		}

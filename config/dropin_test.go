@@ -86,6 +86,9 @@ router {
 			"a.hcl": "model \"a\" {\n  path    = \"m.gguf\"\n  context = -1\n}\n",
 			"b.hcl": "model \"b\" {\n  path    = \"m.gguf\"\n  context = -1\n}\n",
 		}, err: []string{`jetai.d/a.hcl:3:13: context is -1`, `jetai.d/b.hcl:3:13: context is -1`}},
+		{name: "a type error names its own attribute, not one at the same position in another file", main: "model \"m\" {\n  path     = \"m.gguf\"\n  parallel = \"x\"\n}\n", dropIns: map[string]string{
+			"a.hcl": "model \"a\" {\n  path     = \"m.gguf\"\n  priority = 1\n}\n",
+		}, err: []string{`jetai.hcl:3:15: parallel has the wrong type`}},
 		{name: "a syntax error in a drop-in names it", main: mainM, dropIns: map[string]string{
 			"ok.hcl":  `model "ok" { path = "m.gguf" }`,
 			"bad.hcl": "model \"a\" {\n  path = \n}\n",
