@@ -228,3 +228,39 @@ func parseDropIn(d source, mainName string) (*hclsyntax.Body, Diagnostics) {
 	body.Blocks = keep
 	return body, ds
 }
+
+// LoadDropIn is Load of the config at mainPath with the drop-in file
+// dropInPath (in DropInDir(mainPath)) holding src, whether that file is on
+// disk yet or not: how a drop-in is checked before it is put in place,
+// against everything else it will be read with.
+func LoadDropIn(mainPath, dropInPath string, src []byte) (*Config, error) {
+	main, err := readLimited(mainPath)
+	if err != nil {
+		return nil, Diagnostics{{Severity: Error, Filename: mainPath, Message: "cannot read the config file: " + err.Error(), Err: err}}
+	}
+	if ds := checkText(main, mainPath); ds != nil {
+		return nil, ds
+	}
+	dropIns, err := readDropIns(mainPath)
+	if err != nil {
+		return nil, Diagnostics{{Severity: Error, Filename: DropInDir(mainPath), Message: "cannot read the drop-in directory: " + err.Error()}}
+	}
+	this := source{name: dropInPath, src: src}
+	replaced := false
+	for i := range dropIns {
+		if filepath.Base(dropIns[i].name) == filepath.Base(dropInPath) {
+			dropIns[i], replaced = this, true
+		}
+	}
+	if !replaced {
+		dropIns = append(dropIns, this)
+		sort.SliceStable(dropIns, func(i, j int) bool { return filepath.Base(dropIns[i].name) < filepath.Base(dropIns[j].name) })
+	}
+	return parseFiles(main, mainPath, dropIns)
+}
+
+// CheckDropIn reports on LoadDropIn as Check does; the report names the
+// drop-in.
+func CheckDropIn(mainPath, dropInPath string, src []byte) Report {
+	return report(dropInPath, func() (*Config, error) { return LoadDropIn(mainPath, dropInPath, src) })
+}

@@ -306,3 +306,28 @@ func BenchmarkLoadDropIns(b *testing.B) {
 		})
 	}
 }
+
+// LoadDropIn checks a drop-in's new content with everything else the
+// config reads: in place of the file on disk, or as a new file in order.
+func TestLoadDropIn(t *testing.T) {
+	p := dropInEnv(t, "model \"m\" { path = \"m.gguf\" }\n", map[string]string{
+		"a.hcl": `model "a" { path = "m.gguf" }`,
+		"c.hcl": `model "c" { path = "m.gguf" }`,
+	})
+	dir := DropInDir(p)
+	cfg, err := LoadDropIn(p, filepath.Join(dir, "a.hcl"), []byte(`model "a2" { path = "n.gguf" }`))
+	if err != nil || strings.Join(cfg.ModelNames(), " ") != "m a2 c" {
+		t.Fatalf("a.hcl replaced: %v %v", cfg, err)
+	}
+	cfg, err = LoadDropIn(p, filepath.Join(dir, "b.hcl"), []byte(`model "b" { path = "n.gguf" }`))
+	if err != nil || strings.Join(cfg.ModelNames(), " ") != "m a b c" {
+		t.Fatalf("b.hcl added: %v %v", cfg, err)
+	}
+	_, err = LoadDropIn(p, filepath.Join(dir, "b.hcl"), []byte("\nmodel \"c\" { path = \"n.gguf\" }"))
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "c.hcl")+`:1:7: model "c" is defined twice; the first definition is at `+filepath.Join(dir, "b.hcl")+":2:7") {
+		t.Fatalf("b.hcl repeating c: %v", err)
+	}
+	if rep := CheckDropIn(p, filepath.Join(dir, "b.hcl"), []byte("server {}")); rep.OK || rep.Path != filepath.Join(dir, "b.hcl") {
+		t.Fatalf("CheckDropIn of a server block: %+v", rep)
+	}
+}

@@ -260,3 +260,37 @@ func TestRmRejectedPutsBack(t *testing.T) {
 		t.Errorf("chat after the refused rm: %d", code)
 	}
 }
+
+// jetai-ctl validate of a file in the drop-in directory checks it with the
+// config file and the other drop-ins, as a reload will read it.
+func TestValidateDropIn(t *testing.T) {
+	e := startLocal(t, "")
+	dir := filepath.Join(e.dir, "jetai.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	draft := filepath.Join(dir, "d.hcl.draft") // not read by a reload
+	if err := os.WriteFile(draft, []byte(model("d", "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := e.ctl("validate", draft)
+	if code != 0 || !strings.Contains(out, draft+": ok (2 models") || !strings.Contains(out, "models: +1 (d)") {
+		t.Fatalf("validate a good drop-in: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.WriteFile(draft, []byte("\n"+model("m", "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = e.ctl("validate", draft)
+	if code != 1 || !strings.Contains(errs, draft+`:2:7: model "m" is defined twice; the first definition is at `+e.conf) {
+		t.Fatalf("validate a drop-in that repeats a name: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.WriteFile(draft, []byte("server {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := e.ctl("validate", draft); code != 1 || !strings.Contains(errs, "a drop-in file holds only model blocks") {
+		t.Fatalf("validate a drop-in with a server block: exit %d\n%s", code, errs)
+	}
+	if e.d.ReloadStatus().Generation != 1 {
+		t.Error("validate changed the config in force")
+	}
+}
