@@ -294,3 +294,28 @@ func TestValidateDropIn(t *testing.T) {
 		t.Error("validate changed the config in force")
 	}
 }
+
+// --add into a config that does not load (another drop-in is broken)
+// leaves no drop-in behind and says why.
+func TestAddRejectedLeavesNothing(t *testing.T) {
+	e := startLocal(t, "")
+	dir := filepath.Join(e.dir, "jetai.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(dir, "zz.hcl")
+	if err := os.WriteFile(broken, []byte("model \"x\" {\n  path = \n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the broken drop-in's rejection", func() bool { return e.d.ReloadStatus().Rejected >= 1 })
+	code, out, errs := e.ctl("import", tinyModel, "--add", "chat")
+	if code != 1 || !strings.Contains(errs, "does not load, so it was removed again") || !strings.Contains(errs, broken+":2:") {
+		t.Fatalf("import --add with a broken drop-in beside: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "chat.hcl")); err == nil {
+		t.Fatal("the drop-in was left behind")
+	}
+	if _, ok := e.d.Config().Lookup("chat"); ok || e.infer("m") != 200 {
+		t.Fatal("the config in force changed")
+	}
+}
