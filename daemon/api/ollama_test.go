@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/daemon"
+	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/internal/testdaemon"
 	"github.com/jetai/jetai/internal/testmodel"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -483,4 +486,45 @@ func TestOllamaErrors(t *testing.T) {
 		t.Fatalf("foreign Host: %d %s", a.Status, a.Body)
 	}
 	conforms(t, "error", a.Body)
+}
+
+// TestOllamaFakePool covers what a real model cannot be made to do on
+// demand: a full queue (429 with Retry-After, in Ollama's shape), a failure
+// after the stream began (a last NDJSON line {"error": ...}), and the pull
+// endpoints with server.allow_pull set.
+func TestOllamaFakePool(t *testing.T) {
+	fp := &fakePool{ready: true}
+	_, url := fakeServerWithFile(t, "server {\n  allow_pull = true\n}\n", fp)
+
+	fp.complete = func(ctx context.Context, model string, onText func(string)) (runner.Result, error) {
+		return runner.Result{}, &pool.QueueFullError{Model: model, Limit: 4, Retry: 3 * time.Second}
+	}
+	a := post(t, url+"/api/chat", `{"model": "m:latest", "messages": [{"role": "user", "content": "x"}]}`)
+	if a.Status != 429 || a.Header.Get("Retry-After") != "3" {
+		t.Fatalf("queue full: %d Retry-After %q: %s", a.Status, a.Header.Get("Retry-After"), a.Body)
+	}
+	if e := conforms(t, "error", a.Body); e["code"] != "queue_full" {
+		t.Fatalf("queue full: %v", e)
+	}
+
+	fp.complete = func(ctx context.Context, model string, onText func(string)) (runner.Result, error) {
+		onText("Once")
+		return runner.Result{}, fmt.Errorf("model m: %w", runner.ErrExited)
+	}
+	a = post(t, url+"/api/generate", `{"model": "m", "prompt": "x", "raw": true}`)
+	ls := lines(t, a)
+	if a.Status != 200 || len(ls) != 2 {
+		t.Fatalf("failure mid-stream: %d %s", a.Status, a.Body)
+	}
+	conforms(t, "generate_chunk", ls[0])
+	if e := conforms(t, "error", ls[1]); e["code"] != "runner_exited" {
+		t.Fatalf("last line %s, want the error", ls[1])
+	}
+
+	for _, c := range []struct{ method, path string }{{"POST", "/api/pull"}, {"DELETE", "/api/delete"}} {
+		a := do(t, c.method, url+c.path, `{"model": "m"}`)
+		if e := conforms(t, "error", a.Body); a.Status != 501 || e["code"] != "not_implemented" {
+			t.Fatalf("%s %s with allow_pull: %d %s", c.method, c.path, a.Status, a.Body)
+		}
+	}
 }
