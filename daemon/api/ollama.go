@@ -184,10 +184,14 @@ func parseKeepAlive(raw json.RawMessage) (keepAlive, *Error) {
 			return keepAlive{}, bad
 		}
 		d, err := time.ParseDuration(s)
-		if err != nil {
-			return keepAlive{}, bad
+		if err == nil {
+			if d < 0 {
+				d = -1
+			}
+			return keepAlive{set: true, d: d}, nil
 		}
-		return keepAlive{set: true, d: d}, nil
+		// A number in a string ("-1", "300") is seconds, as a number is.
+		raw = json.RawMessage(s)
 	}
 	var secs float64
 	if json.Unmarshal(raw, &secs) != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
