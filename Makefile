@@ -14,7 +14,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 
-.PHONY: build test check vet bench run clean test-browser
+.PHONY: build test check vet bench run clean test-browser test-clients
 
 # jetai-ctl links no cgo (a dependency test in cmd/jetai-ctl keeps it so):
 # it is built static, the rest with llama.cpp.
@@ -52,7 +52,9 @@ clean:
 # Browser tests of the dashboard (/) and the API docs (/docs): bin/jetaid on
 # a temporary config with the real tiny model, Debian's chromium (no browser
 # download) driven by playwright-core from web/e2e/package-lock.json.
-# Screenshots land in ARTIFACTS.
+# Screenshots land in ARTIFACTS. The folder's client tests (the official
+# openai and ollama clients and the AI SDK against a real jetaid) run too;
+# test-clients runs only those, without chromium.
 ARTIFACTS ?= $(abspath .cache/artifacts/browser)
 CHROMIUM  ?= /usr/bin/chromium
 test-browser: build
@@ -63,6 +65,12 @@ test-browser: build
 	cd web/e2e && ARTIFACTS="$(ARTIFACTS)" CHROMIUM="$(CHROMIUM)" JETAID="$(abspath $(BIN))/jetaid" \
 		node --test --test-concurrency=1 --test-reporter=spec
 	@echo "test-browser: screenshots in $(ARTIFACTS)"
+
+CLIENT_TESTS = ollama.test.js openai.test.js
+test-clients: build
+	@command -v npm >/dev/null || { echo "test-clients: npm is missing" >&2; exit 1; }
+	cd web/e2e && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	cd web/e2e && JETAID="$(abspath $(BIN))/jetaid" node --test --test-concurrency=1 --test-reporter=spec $(CLIENT_TESTS)
 
 # Run jetaid in the foreground on a sample config that works on a fresh
 # clone: the real tiny model when ../shared/models has it, otherwise a small

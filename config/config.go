@@ -56,6 +56,9 @@ type Server struct {
 	QueueTotal     int           `json:"queue_total"`
 	MaxConnections int           `json:"max_connections"` // REST connections open at once
 	LogLevel       string        `json:"log_level"`       // debug, info, warn, error
+	// AllowPull lets clients of the Ollama API download and delete
+	// models (/api/pull, /api/delete); off, they get 403.
+	AllowPull bool `json:"allow_pull"`
 }
 
 // Memory is the memory block: the budget shared by all loaded models.

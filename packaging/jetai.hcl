@@ -96,6 +96,10 @@ server {
   # jetaid restarts or this setting changes. Under systemd the log goes to
   # the journal with fields of its own: journalctl -u jetaid MODEL=assistant
   log_level = "info"
+
+  # Let clients of the Ollama-compatible API (/api/) manage models:
+  # /api/pull and /api/delete answer 403 while this is false.
+  allow_pull = false
 }
 
 memory {
