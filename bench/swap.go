@@ -23,8 +23,8 @@ import (
 // size under a budget that holds one, parallel 1, context 2048, requests
 // alternating between them, each evicting the other model and loading its
 // own. Jetaid is measured, and Baseline (another jetaid build, e.g. one
-// from main) the same way in the same run, so the two are compared side
-// by side on the same machine state.
+// from main) the same way in the same run, round by round in turn, so the
+// two are compared side by side on the same machine state.
 type SwapConfig struct {
 	Jetaid   string // the jetaid binary measured
 	Baseline string // another jetaid binary measured alike ("" = none)
@@ -83,14 +83,12 @@ func RunSwap(ctx context.Context, cfg SwapConfig) (SwapReport, error) {
 		modes = append(modes, true)
 	}
 	for _, cold := range modes {
-		for _, bin := range bins {
-			logf(cfg.Log, "swap: %s, %s page cache", bin, map[bool]string{false: "warm", true: "cold"}[cold])
-			run, err := swapRun(ctx, cfg, dir, bin, cold)
-			if err != nil {
-				return rep, fmt.Errorf("swap %s: %w", bin, err)
-			}
-			rep.Runs = append(rep.Runs, run)
+		logf(cfg.Log, "swap: %s page cache", map[bool]string{false: "warm", true: "cold"}[cold])
+		runs, err := swapRuns(ctx, cfg, dir, bins, cold)
+		if err != nil {
+			return rep, err
 		}
+		rep.Runs = append(rep.Runs, runs...)
 	}
 	if cfg.Cold {
 		if rep.DirectRead, err = directRead(ctx, cfg.A); err != nil {
@@ -131,14 +129,16 @@ func directRead(ctx context.Context, path string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func swapRun(ctx context.Context, cfg SwapConfig, dir, bin string, cold bool) (SwapRun, error) {
-	run := SwapRun{Binary: bin, Cold: cold, Phases: map[string][]float64{}}
+// swapRuns starts one daemon per binary, each with the two models, and
+// runs the rounds on them in turn (a request to each binary's daemon,
+// then the next round), so both see the same state of a shared machine.
+func swapRuns(ctx context.Context, cfg SwapConfig, dir string, bins []string, cold bool) ([]SwapRun, error) {
 	for _, f := range []string{cfg.A, cfg.B} {
 		readAll(f)
 	}
 	st, err := os.Stat(cfg.A)
 	if err != nil {
-		return run, err
+		return nil, err
 	}
 	// Room for one model with its KV cache and compute buffers, not two.
 	budget := fmt.Sprintf("%dMiB", (st.Size()*3/2)>>20+256)
@@ -147,47 +147,61 @@ func swapRun(ctx context.Context, cfg SwapConfig, dir, bin string, cold bool) (S
 		models += fmt.Sprintf("model %q {\n  path = %q\n  context = 2048\n  parallel = 1\n  threads = %d\n  keep_alive = \"forever\"\n  cache = false\n}\n",
 			m.name, m.path, cfg.Threads)
 	}
-	d, err := startDaemon(ctx, HTTPConfig{Jetaid: bin, Log: cfg.Log}, dir, "swap-"+filepath.Base(bin), models, budget)
-	if err != nil {
-		return run, err
+	runs := make([]SwapRun, len(bins))
+	daemons := make([]*daemonProc, len(bins))
+	defer func() {
+		for _, d := range daemons {
+			if d != nil {
+				d.stop()
+			}
+		}
+	}()
+	for i, bin := range bins {
+		runs[i] = SwapRun{Binary: bin, Cold: cold, Phases: map[string][]float64{}}
+		name := fmt.Sprintf("swap-%d-%t", i, cold)
+		if daemons[i], err = startDaemon(ctx, HTTPConfig{Jetaid: bin, Log: cfg.Log}, dir, name, models, budget); err != nil {
+			return nil, fmt.Errorf("swap %s: %w", bin, err)
+		}
 	}
-	defer d.stop()
 	order := []string{"a"}
 	for i := range cfg.Rounds {
 		order = append(order, []string{"b", "a"}[i%2])
 	}
 	for i, name := range order {
-		if cold {
-			dropCache(cfg.A)
-			dropCache(cfg.B)
-		}
-		start := time.Now()
-		if _, err := d.complete(ctx, name, swapPrompt, 4); err != nil {
-			return run, err
-		}
-		took := time.Since(start).Seconds()
-		if i == 0 {
-			continue
-		}
-		ms, err := d.loadRecords(ctx)
-		if err != nil {
-			return run, err
-		}
-		m, ok := ms[name]
-		if !ok {
-			return run, fmt.Errorf("model %s not in /models", name)
-		}
-		if other := order[i-1]; ms[other].State == "ready" {
-			return run, fmt.Errorf("model %s is still loaded after the swap to %s: the budget holds both", other, name)
-		}
-		run.Request = append(run.Request, took)
-		run.Load = append(run.Load, m.LoadSeconds)
-		run.RSS = append(run.RSS, float64(m.MeasuredBytes))
-		for _, ph := range m.LoadPhases {
-			run.Phases[ph.Name] = append(run.Phases[ph.Name], ph.Seconds)
+		for k, d := range daemons {
+			if cold {
+				dropCache(cfg.A)
+				dropCache(cfg.B)
+			}
+			start := time.Now()
+			if _, err := d.complete(ctx, name, swapPrompt, 4); err != nil {
+				return nil, fmt.Errorf("swap %s: %w", bins[k], err)
+			}
+			took := time.Since(start).Seconds()
+			if i == 0 {
+				continue
+			}
+			ms, err := d.loadRecords(ctx)
+			if err != nil {
+				return nil, err
+			}
+			m, ok := ms[name]
+			if !ok {
+				return nil, fmt.Errorf("model %s not in /models", name)
+			}
+			if other := order[i-1]; ms[other].State == "ready" {
+				return nil, fmt.Errorf("model %s is still loaded after the swap to %s: the budget holds both", other, name)
+			}
+			run := &runs[k]
+			run.Request = append(run.Request, took)
+			run.Load = append(run.Load, m.LoadSeconds)
+			run.RSS = append(run.RSS, float64(m.MeasuredBytes))
+			for _, ph := range m.LoadPhases {
+				run.Phases[ph.Name] = append(run.Phases[ph.Name], ph.Seconds)
+			}
 		}
 	}
-	return run, nil
+	return runs, nil
 }
 
 // loadRecord is the part of GET /models the swap bench reads.
