@@ -50,3 +50,26 @@ func TestLoadTimings(t *testing.T) {
 		t.Errorf("steps add up to %v of a %v load: %+v", sum, took, lt)
 	}
 }
+
+// TestLoadCancelledThenTimed: a load cancelled at its first progress step
+// fails with the context's error, and the next load's steps are timed as
+// its own (the clock is not left running by the cancelled one).
+func TestLoadCancelledThenTimed(t *testing.T) {
+	path := testmodel.Path(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := Load(ctx, path, LoadOptions{Progress: func(float32) { cancel() }})
+	if err == nil || ctx.Err() == nil {
+		t.Fatalf("a load cancelled at its first step: %v", err)
+	}
+	begin := time.Now()
+	m, err := Load(context.Background(), path, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	took := time.Since(begin)
+	lt := m.Timings()
+	if lt.Mmap <= 0 || lt.Metadata+lt.Mmap+lt.Weights > took {
+		t.Errorf("timings after a cancelled load: %+v of %v", lt, took)
+	}
+}
