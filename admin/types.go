@@ -206,10 +206,14 @@ type Model struct {
 	Loads          uint64     `json:"loads"`
 	Evictions      uint64     `json:"evictions"`
 	LoadSeconds    float64    `json:"load_seconds"` // last load
-	LastError      string     `json:"last_error,omitempty"`
-	Reload         string     `json:"reload,omitempty"` // a config reload's phase
-	Pid            int        `json:"pid,omitempty"`
-	Info           *ModelInfo `json:"info,omitempty"`
+	// LoadPhases are where the last load's time went, in order: the
+	// eviction that made room (drain, park, runner_exit), the runner's
+	// steps, the restore of parked conversations and the first prompt.
+	LoadPhases []LoadPhase `json:"load_phases,omitempty"`
+	LastError  string      `json:"last_error,omitempty"`
+	Reload     string      `json:"reload,omitempty"` // a config reload's phase
+	Pid        int         `json:"pid,omitempty"`
+	Info       *ModelInfo  `json:"info,omitempty"`
 	// The model's config: its file and shape.
 	Path     string `json:"path"`
 	Context  int    `json:"context"`
@@ -423,4 +427,10 @@ type Timings struct {
 // ErrorBody is the JSON body of every error answer.
 type ErrorBody struct {
 	Error Error `json:"error"`
+}
+
+// LoadPhase is one timed step of a model's load.
+type LoadPhase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
 }

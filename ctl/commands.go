@@ -21,7 +21,8 @@ var commands []*Command
 func init() {
 	commands = []*Command{
 		{Name: "status", Summary: "show the daemon's state, config, memory, model cache and throughput", MaxArgs: 0, Run: runStatus},
-		{Name: "models", Aliases: []string{"ps"}, Summary: "list the configured models and their state", MaxArgs: 0, Run: runModels},
+		{Name: "models", Aliases: []string{"ps"}, Summary: "list the configured models and their state", MaxArgs: 0, Run: runModels,
+			Help: modelsHelp, Flags: modelsFlags},
 		{Name: "load", Args: "NAME", Summary: "load a model (--wait: until it is ready)", MinArgs: 1, MaxArgs: 1,
 			Help:     "Without --wait the load runs on in the daemon and the command returns at once.\nWith --wait it returns when the model is ready, and exits 1 if the load fails.",
 			Flags:    func(fs *flag.FlagSet, e *Env) { fs.BoolVar(&e.wait, "wait", false, "wait until the model is ready") },
@@ -149,6 +150,9 @@ func runModels(ctx context.Context, e *Env, _ []string) error {
 		return printJSON(e.Stdout, map[string]any{"models": ms})
 	}
 	printModels(e.Stdout, ms)
+	if e.verbose {
+		printLoadPhases(e.Stdout, ms)
+	}
 	return nil
 }
 

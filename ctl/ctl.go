@@ -65,6 +65,7 @@ type Env struct {
 	count    int
 	timeout  time.Duration
 	bench    benchFlags
+	verbose  bool
 }
 
 // exitError carries an exit code and an optional message.

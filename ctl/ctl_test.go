@@ -212,6 +212,28 @@ func TestCommands(t *testing.T) {
 		if len(out.Models) != 3 || out.Models[0].Name != "stories" || out.Models[0].Path != testmodel.Path(t) || out.Models[0].Context != 256 {
 			t.Fatalf("models --json: %+v", out.Models)
 		}
+		// -v adds the phases of the loaded model's last load, in the
+		// order of the record.
+		if len(out.Models[0].LoadPhases) == 0 {
+			t.Fatalf("models --json: stories has no load phases")
+		}
+		r = e.run("models", "-v")
+		var want []string
+		for _, p := range out.Models[0].LoadPhases {
+			want = append(want, "  "+p.Name+" ")
+		}
+		r.want(t, 0, append([]string{"stories: last load", "PHASE", "SHARE"}, want...), nil)
+		if strings.Contains(r.stdout, "second: last load") {
+			t.Fatalf("models -v: phases of a model never loaded:\n%s", r.stdout)
+		}
+		at := -1
+		for _, w := range want {
+			i := strings.Index(r.stdout, w)
+			if i < at {
+				t.Fatalf("models -v: %q out of order:\n%s", w, r.stdout)
+			}
+			at = i
+		}
 	})
 	t.Run("load and unload", func(t *testing.T) {
 		e.run("load", "second", "--wait").want(t, 0, []string{"second: ready in"}, nil)

@@ -21,8 +21,16 @@ func wireModel(m pool.ModelStatus) admin.Model {
 		LastUsed: m.LastUsed, KeepAliveUntil: m.KeepAliveUntil, LoadedAt: m.LoadedAt, KeepAlive: m.KeepAlive,
 		Active: m.Active, Queued: m.Queued, Draining: m.Draining, Requests: m.Requests, Failures: m.Failures,
 		Rejected: m.Rejected, Tokens: m.Tokens, Loads: m.Loads, Evictions: m.Evictions, LoadSeconds: m.LoadSeconds,
-		LastError: m.LastError, Reload: m.Reload, Pid: m.Pid, Info: wireInfo(m.Info),
+		LastError: m.LastError, Reload: m.Reload, Pid: m.Pid, Info: wireInfo(m.Info), LoadPhases: wirePhases(m.LoadPhases),
 	}
+}
+
+func wirePhases(ps []runner.Phase) []admin.LoadPhase {
+	var out []admin.LoadPhase
+	for _, p := range ps {
+		out = append(out, admin.LoadPhase{Name: p.Name, Seconds: p.Seconds})
+	}
+	return out
 }
 
 func wireEstimate(e pool.Estimate) admin.MemoryEstimate {

@@ -40,6 +40,10 @@ func main() {
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
 	ollama := flag.Bool("ollama", true, "also measure the Ollama API's streams (/api/chat, /api/generate) against /v1's on stories260K")
+	swap := flag.Bool("swap", true, "also measure model swaps of two generated 0.8B Q4_K_M models: each phase of the load, the whole alternating request, and cold loads against dd iflag=direct")
+	swapRounds := flag.Int("swap-rounds", 6, "swapping requests per binary of -swap")
+	swapCold := flag.Bool("swap-cold", true, "-swap also measures loads with the files dropped from the page cache")
+	baseline := flag.String("baseline-runner", "", "another jetaid `BINARY` (e.g. built from main) that -swap measures the same way in the same run")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -49,7 +53,8 @@ prints tables: the runner against a minimal in-process engine loop (for
 stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
 latency, a model swap, config reload latency, the model cache, the CPU
 cost of platform monitoring, the runner CPU that refusing special-token
-text costs, and the KV cache types: memory, speed and perplexity. Not a test: the figures are for a quiet machine.
+text costs, the KV cache types: memory, speed and perplexity, and model
+swaps phase by phase (against -baseline-runner, a build from main). Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -150,10 +155,32 @@ Flags:
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
 	}
+	if err == nil && *swap && *large {
+		err = runSwap(ctx, *cache, exe, *baseline, *threads, *swapRounds, *swapCold)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
 		os.Exit(1)
 	}
+}
+
+func runSwap(ctx context.Context, cache, exe, baseline string, threads, rounds int, cold bool) error {
+	a, err := bench.LargeModel(cache, os.Stderr)
+	if err != nil {
+		return err
+	}
+	b, err := bench.SecondLargeModel(cache, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if baseline != "" {
+		if baseline, err = filepath.Abs(baseline); err != nil {
+			return err
+		}
+	}
+	_, err = bench.RunSwap(ctx, bench.SwapConfig{Jetaid: exe, Baseline: baseline, A: a, B: b, Rounds: rounds,
+		Threads: threads, Cold: cold, Out: os.Stdout, Log: os.Stderr})
+	return err
 }
 
 func runKV(ctx context.Context, tiny string, large bool, cache, text, budget string, threads, repeats int) error {

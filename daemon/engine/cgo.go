@@ -1,7 +1,10 @@
 package engine
 
 /*
+#cgo LDFLAGS: -Wl,--wrap=ggml_backend_buffer_clear
 #include "engine.h"
+uint64_t jetai_lazy_clear_count(void);
+uint64_t jetai_lazy_clear_bytes_total(void);
 */
 import "C"
 
@@ -28,4 +31,10 @@ func wrapModel(p *C.struct_llama_model) *llama.Model {
 // the ollama wrapper.
 func rawContext(c *llama.Context) *C.struct_llama_context {
 	return (*C.struct_llama_context)(*(*unsafe.Pointer)(unsafe.Pointer(c)))
+}
+
+// LazyClears says how many CPU buffers llama.cpp asked to zero were
+// zeroed lazily instead (kvclear.c), and how many bytes they held.
+func LazyClears() (count, bytes uint64) {
+	return uint64(C.jetai_lazy_clear_count()), uint64(C.jetai_lazy_clear_bytes_total())
 }

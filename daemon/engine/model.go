@@ -13,6 +13,7 @@ import (
 	"runtime/cgo"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/ollama/ollama/llama"
@@ -44,10 +45,11 @@ type LoadOptions struct {
 
 // Model is a loaded GGUF model.
 type Model struct {
-	m    *llama.Model
-	info Info
-	eog  []int
-	tok  *tokenizer
+	m       *llama.Model
+	info    Info
+	eog     []int
+	tok     *tokenizer
+	timings LoadTimings
 }
 
 // Info holds the facts of a loaded model.
@@ -81,6 +83,7 @@ type loadState struct {
 
 // progress reports and answers whether loading should go on.
 func (l *loadState) progress(p float32) bool {
+	clock.step()
 	if l.ctx.Err() != nil {
 		return false
 	}
@@ -95,6 +98,7 @@ func (l *loadState) progress(p float32) bool {
 // GGUF, or is truncated, fails with a clear error before llama.cpp reads it.
 func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 	Init()
+	begin := time.Now()
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
@@ -126,7 +130,11 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	engineLog.takeRecent()
+	checked := time.Now()
+	clock.start()
 	p := C.llama_model_load_from_file(cpath, params)
+	loaded := time.Now()
+	tensors, firstStep, _ := clock.stop()
 	recent := engineLog.takeRecent()
 	if p == nil {
 		if err := ctx.Err(); err != nil {
@@ -142,6 +150,9 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 			m.eog = append(m.eog, t)
 		}
 	}
+	m.timings.Check = checked.Sub(begin)
+	m.timings.Metadata, m.timings.Mmap, m.timings.Weights = split(checked, tensors, firstStep, loaded)
+	m.timings.Info = time.Since(loaded)
 	return m, nil
 }
 
@@ -162,6 +173,9 @@ func (m *Model) Close() {
 
 // Info returns the model's facts.
 func (m *Model) Info() Info { return m.info }
+
+// Timings returns how long the steps of the model's Load took.
+func (m *Model) Timings() LoadTimings { return m.timings }
 
 func (m *Model) raw() *C.struct_llama_model { return rawModel(m.m) }
 

@@ -57,6 +57,7 @@ var families = map[string]family{
 	"jetai_model_evictions_total":               {"counter", "Models unloaded by the pool to make room, for memory pressure or for heat, by model."},
 	"jetai_model_load_duration_seconds":         {"histogram", "Time a runner took to load its model."},
 	"jetai_model_unload_duration_seconds":       {"histogram", "Time a runner took to stop."},
+	"jetai_model_load_phase_seconds":            {"histogram", "Time of each phase of a model swap (drain, park, runner_exit, stage, process_start, engine_init, file_check, metadata, model_mmap, weights, model_info, context, adapters, ready_report, restore, first_prompt), by model and phase."},
 	"jetai_runner_threads":                      {"gauge", "CPU threads of a runner as it reported them after the thermal throttle or a reload last changed them."},
 	"jetai_memory_budget_bytes":                 {"gauge", "memory.budget: what all loaded models together may use."},
 	"jetai_memory_reserve_bytes":                {"gauge", "memory.reserve: MemAvailable the daemon keeps free."},
@@ -101,6 +102,7 @@ var (
 	queueBuckets  = []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 	loadBuckets   = []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 	unloadBuckets = []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	phaseBuckets  = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 )
 
 // PoolSource is what the metrics read from the pool at scrape time;
@@ -171,6 +173,13 @@ func (r *Registry) Load(model string, seconds float64, err error) {
 	}
 	observe(r.set, "jetai_model_load_duration_seconds", m, loadBuckets, seconds)
 }
+
+// LoadPhase records one phase of a load (pool.PhaseObserver).
+func (r *Registry) LoadPhase(model, phase string, seconds float64) {
+	observe(r.set, "jetai_model_load_phase_seconds", label("model", model)+","+label("phase", phase), phaseBuckets, seconds)
+}
+
+var _ pool.PhaseObserver = (*Registry)(nil)
 
 // Unload records a stopped runner.
 func (r *Registry) Unload(model, _ string, seconds float64) {

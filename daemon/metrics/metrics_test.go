@@ -77,6 +77,9 @@ func TestExposition(t *testing.T) {
 	r.Load("big", 1.5, nil)
 	r.Load(`odd"name\`, 0.1, errors.New("bad file"))
 	r.Unload("big", "evicted", 0.02)
+	r.LoadPhase("big", "model_mmap", 0.3)
+	r.LoadPhase("big", "model_mmap", 0.004)
+	r.LoadPhase("big", "first_prompt", 0.2)
 
 	rec := httptest.NewRecorder()
 	r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -98,6 +101,9 @@ func TestExposition(t *testing.T) {
 		`jetai_queue_wait_seconds_bucket{model="big",le="+Inf"} 2`,
 		`jetai_model_load_duration_seconds_sum{model="big"} 1.5`,
 		`jetai_model_load_failures_total{model="odd\"name\\"} 1`,
+		`jetai_model_load_phase_seconds_bucket{model="big",phase="model_mmap",le="0.005"} 1`,
+		`jetai_model_load_phase_seconds_count{model="big",phase="model_mmap"} 2`,
+		`jetai_model_load_phase_seconds_sum{model="big",phase="first_prompt"} 0.2`,
 		`jetai_model_unload_duration_seconds_count{model="big"} 1`,
 		`jetai_model_loads_total{model="big"} 2`,
 		`jetai_model_evictions_total{model="big"} 1`,

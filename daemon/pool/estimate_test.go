@@ -119,7 +119,10 @@ func TestEstimateKVFormula(t *testing.T) {
 // TestEstimateKVTypesAgainstRunners loads the same generated model with
 // each KV cache type and checks the estimate against the runner's RSS: the
 // RSS falls with the type as the estimate says, and no estimate is below
-// what the runner measures beyond the overhead it allows.
+// what the runner measures beyond the overhead it allows. The estimate is
+// for a full cache; the runners zero theirs eagerly (JETAI_EAGER_CLEAR),
+// which makes all of it resident as a full one would be, where a runner
+// left to itself faults its cache in as requests fill it.
 func TestEstimateKVTypesAgainstRunners(t *testing.T) {
 	file := testmodel.Gen(t, modelgen.Small()) // 6 layers, 4 KV heads of 64
 	types := []string{"f16", "q8_0", "q4_0"}
@@ -128,7 +131,10 @@ func TestEstimateKVTypesAgainstRunners(t *testing.T) {
 		// 4 slots of 4096 tokens: 96 MiB of f16 KV, enough to see.
 		hcl += fmt.Sprintf("model %q {\n  path = %q\n  context = 4096\n  parallel = 4\n  threads = 1\n  flash_attention = true\n  kv_cache = %q\n  keep_alive = \"forever\"\n}\n", typ, file, typ)
 	}
-	p := newPool(t, hcl, func(p *Pool) { p.overhead = DefaultRunnerOverhead })
+	p := newPool(t, hcl, func(p *Pool) {
+		p.overhead = DefaultRunnerOverhead
+		p.opts.RunnerEnv = append(p.opts.RunnerEnv, "JETAI_EAGER_CLEAR=1")
+	})
 	est := map[string]Estimate{}
 	rss := map[string]uint64{}
 	for _, typ := range types {

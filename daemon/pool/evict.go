@@ -3,6 +3,7 @@ package pool
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Eviction: planning which models make room for a load (see the package
@@ -145,8 +146,38 @@ func (p *Pool) planLocked(m *model, need, avail uint64, haveAvail bool) plan {
 }
 
 // makeRoom reserves m's estimate against the budget, evicting other
-// models as planLocked says, and waiting for busy victims to go idle.
-func (p *Pool) makeRoom(m *model) error {
+// models as planLocked says, and waiting for busy victims to go idle. It
+// returns how the wait divided into draining, parking and runner exits.
+func (p *Pool) makeRoom(m *model) (roomTimes, error) {
+	rt := roomTimes{waitedAt: time.Now()}
+	var evictAt time.Time
+	var victims []*model
+	err := p.makeRoomWait(m, func(v *model) {
+		if evictAt.IsZero() {
+			evictAt = time.Now()
+		}
+		victims = append(victims, v)
+	})
+	if err != nil || evictAt.IsZero() {
+		return rt, err
+	}
+	end := time.Now()
+	rt.evicted = true
+	rt.drain = evictAt.Sub(rt.waitedAt)
+	p.mu.Lock()
+	for _, v := range victims {
+		// Victims stop in parallel: the slowest parks for the load.
+		rt.park = max(rt.park, v.swap.unloadPark)
+	}
+	p.mu.Unlock()
+	rt.park = min(rt.park, end.Sub(evictAt))
+	rt.exit = end.Sub(evictAt) - rt.park
+	return rt, nil
+}
+
+// makeRoomWait is makeRoom's loop; evicted learns each victim as its
+// unload begins.
+func (p *Pool) makeRoomWait(m *model, evicted func(*model)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	drained := map[*model]bool{}
@@ -202,6 +233,7 @@ func (p *Pool) makeRoom(m *model) error {
 			for _, v := range pl.victims {
 				v.evictions++
 				p.beginUnloadLocked(v, fmt.Sprintf("evicted to make room for %q", m.cfg.Name))
+				evicted(v)
 			}
 		}
 		if m.queued == 0 && m.waiters == 0 {

@@ -58,15 +58,17 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	err = headerErr(m)
 	p.mu.Unlock()
 	spawned := false // a runner was started: its failure counts as a crash
+	var room roomTimes
 	if err == nil {
-		err = p.makeRoom(m)
+		room, err = p.makeRoom(m)
 	}
 	start := time.Now() // load time is the runner's, not the wait for room
 	var proc Runner
 	var info runner.ModelInfo
+	var st spawnTimes
 	if err == nil {
 		spawned = true
-		proc, info, err = p.startRunner(m)
+		proc, info, err = p.startRunner(m, &st)
 	}
 	p.mu.Lock()
 	if err == nil && p.closing {
@@ -111,27 +113,36 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	}
 	size, mod := fileStamp(fi)
 	secs := p.markReadyLocked(m, proc, info, start, size, mod)
+	phases := loadPhases(room, st, proc)
+	p.recordPhasesLocked(m, proc, phases)
 	p.eventLocked(Event{At: m.loadedAt, Kind: EventLoad, Model: m.cfg.Name, Seconds: secs})
 	close(op.done)
 	p.mu.Unlock()
 	p.observeLoad(m, start, nil)
-	p.log.Info("model loaded", "model", m.cfg.Name, "seconds", secs, "pid", proc.Pid())
+	p.log.Info("model loaded", "model", m.cfg.Name, "seconds", secs, "pid", proc.Pid(), "phases", phaseText(phases))
 	p.measure(m, proc)
 }
 
-// startRunner starts m's runner and waits for its model to load.
-func (p *Pool) startRunner(m *model) (Runner, runner.ModelInfo, error) {
-	return p.spawn(m.cfg, func(proc Runner) {
+// startRunner starts m's runner and waits for its model to load; st
+// learns the times spawn measures.
+func (p *Pool) startRunner(m *model, st *spawnTimes) (Runner, runner.ModelInfo, error) {
+	return p.spawnTimed(m.cfg, func(proc Runner) {
 		p.mu.Lock()
 		m.proc = proc // for LoadProgress and Pid
 		p.mu.Unlock()
-	})
+	}, st)
 }
 
 // spawn starts a runner for mc (a model's config, or the one a restart puts
 // in force) and waits for its model to load; started, when set, learns the
 // process as soon as it runs.
 func (p *Pool) spawn(mc config.Model, started func(Runner)) (Runner, runner.ModelInfo, error) {
+	return p.spawnTimed(mc, started, &spawnTimes{})
+}
+
+// spawnTimed is spawn, recording its own times in st.
+func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes) (Runner, runner.ModelInfo, error) {
+	begin := time.Now()
 	if _, err := checkFile(mc); err != nil {
 		return nil, runner.ModelInfo{}, err
 	}
@@ -148,6 +159,7 @@ func (p *Pool) spawn(mc config.Model, started func(Runner)) (Runner, runner.Mode
 	for _, a := range mc.Adapters {
 		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
 	}
+	st.stage = time.Since(begin)
 	proc, err := p.newRunner(opts)
 	if err != nil {
 		release()
@@ -166,7 +178,9 @@ func (p *Pool) spawn(mc config.Model, started func(Runner)) (Runner, runner.Mode
 		}
 		return nil, info, err
 	}
-	p.restore(mc, proc)
+	restoreAt := time.Now()
+	st.restored = p.restore(mc, proc)
+	st.restore = time.Since(restoreAt)
 	return proc, info, nil
 }
 

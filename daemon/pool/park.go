@@ -111,15 +111,16 @@ func (p *Pool) parkAll(ctx context.Context, runners []parking) {
 }
 
 // restore loads cfg's parked state, if any was saved under the same
-// fingerprint, into proc's free slots, then drops it from the cache.
-func (p *Pool) restore(cfg config.Model, proc Runner) {
+// fingerprint, into proc's free slots, then drops it from the cache. It
+// says whether there was parked state to restore.
+func (p *Pool) restore(cfg config.Model, proc Runner) bool {
 	c := p.opts.Cache
 	if c == nil || !cfg.Cache {
-		return
+		return false
 	}
 	dir, man, ok := c.TakePark(cfg.Name, fingerprint(cfg))
 	if !ok {
-		return
+		return false
 	}
 	defer c.DropPark(cfg.Name)
 	files := make([]string, len(man.Slots))
@@ -135,13 +136,14 @@ func (p *Pool) restore(cfg config.Model, proc Runner) {
 	c.CountRestore(err == nil && len(res.Failed) == 0)
 	if err != nil {
 		p.log.Warn("restore of parked conversations failed; they are discarded", "model", cfg.Name, "err", err)
-		return
+		return true
 	}
 	if len(res.Failed) > 0 {
 		p.log.Warn("some parked conversations did not restore and are discarded", "model", cfg.Name, "failed", res.Failed)
 	}
 	p.log.Info("restored parked conversations", "model", cfg.Name, "slots", res.Restored, "tokens", res.Tokens,
 		"seconds", time.Since(start).Seconds())
+	return true
 }
 
 // adapterKey renders m's adapters for the fingerprint.

@@ -79,26 +79,29 @@ type ModelStatus struct {
 	LoadProgress   float32  `json:"load_progress"`
 	// StageProgress is the copy into the model cache before the load, in
 	// [0,1], while it runs (stage.go).
-	StageProgress  float32           `json:"stage_progress,omitempty"`
-	LastUsed       *time.Time        `json:"last_used"`
-	KeepAliveUntil *time.Time        `json:"keep_alive_until"`
-	LoadedAt       *time.Time        `json:"loaded_at"`
-	KeepAlive      string            `json:"keep_alive"` // "forever" or a duration
-	Active         int               `json:"active"`
-	Queued         int               `json:"queued"`
-	Draining       bool              `json:"draining"` // a load waits for it to go idle to evict it
-	Requests       uint64            `json:"requests"`
-	Failures       uint64            `json:"failures"`
-	Rejected       uint64            `json:"rejected"`
-	Tokens         uint64            `json:"tokens"`
-	Loads          uint64            `json:"loads"`
-	Evictions      uint64            `json:"evictions"`
-	LoadSeconds    float64           `json:"load_seconds"` // last load
-	LastError      string            `json:"last_error,omitempty"`
-	Reload         string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
-	Pid            int               `json:"pid,omitempty"`
-	Threads        int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
-	Info           *runner.ModelInfo `json:"info,omitempty"`
+	StageProgress  float32    `json:"stage_progress,omitempty"`
+	LastUsed       *time.Time `json:"last_used"`
+	KeepAliveUntil *time.Time `json:"keep_alive_until"`
+	LoadedAt       *time.Time `json:"loaded_at"`
+	KeepAlive      string     `json:"keep_alive"` // "forever" or a duration
+	Active         int        `json:"active"`
+	Queued         int        `json:"queued"`
+	Draining       bool       `json:"draining"` // a load waits for it to go idle to evict it
+	Requests       uint64     `json:"requests"`
+	Failures       uint64     `json:"failures"`
+	Rejected       uint64     `json:"rejected"`
+	Tokens         uint64     `json:"tokens"`
+	Loads          uint64     `json:"loads"`
+	Evictions      uint64     `json:"evictions"`
+	LoadSeconds    float64    `json:"load_seconds"` // last load
+	// LoadPhases are where the last load's time went, in order, from the
+	// eviction that made room for it to its first prompt (swap.go).
+	LoadPhases []runner.Phase    `json:"load_phases,omitempty"`
+	LastError  string            `json:"last_error,omitempty"`
+	Reload     string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
+	Pid        int               `json:"pid,omitempty"`
+	Threads    int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
+	Info       *runner.ModelInfo `json:"info,omitempty"`
 }
 
 // Status is the pool as a whole.
@@ -166,6 +169,7 @@ type model struct {
 	win                                                    window
 	slotShare                                              float64     // thermal throttle's cap; see slots
 	rl                                                     reloadState // see apply.go
+	swap                                                   swapState   // see swap.go
 	counts                                                 counts      // outcomes and prompt tokens; see observe.go
 }
 
@@ -464,7 +468,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		LastUsed:    tp(m.lastUsed), Active: m.active, Queued: m.queued, Draining: m.draining > 0,
 		Requests: m.requests, Failures: m.failures, Rejected: m.rejected, Tokens: m.tokens,
 		Loads: m.loads, Evictions: m.evictions, LoadSeconds: m.loadSeconds, LastError: m.lastError,
-		KeepAlive: "forever", Reload: m.rl.phase,
+		KeepAlive: "forever", Reload: m.rl.phase, LoadPhases: m.phasesCopy(),
 	}
 	if m.cfg.KeepAlive >= 0 {
 		s.KeepAlive = m.cfg.KeepAlive.String()

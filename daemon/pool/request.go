@@ -45,6 +45,7 @@ func (p *Pool) Complete(ctx context.Context, model string, req runner.Request, o
 		s.tps = float64(res.Timings.GeneratedTokens) / (res.Timings.GenerationMS / 1000)
 	}
 	p.release(ctx, m, proc, err, s)
+	p.firstPrompt(m, proc, err, res.Timings)
 	p.observe(m, "completion", err, res.Timings, &s)
 	return res, err
 }

@@ -18,10 +18,12 @@ func (p *Pool) beginUnloadLocked(v *model, reason string) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		parkStart := time.Now()
 		p.park(context.Background(), cfg, proc)
 		start := time.Now()
 		p.stopRunner(proc)
 		p.mu.Lock()
+		v.swap.unloadPark, v.swap.unloadExit = start.Sub(parkStart), time.Since(start)
 		p.finishUnloadLocked(v, proc)
 		p.mu.Unlock()
 		p.observeUnload(v, reason, start)

@@ -54,6 +54,8 @@ type Process struct {
 
 	ready    chan struct{}
 	info     ModelInfo
+	phases   []Phase
+	startAt  time.Time // just before the exec
 	loadErr  error
 	done     chan struct{}
 	waitErr  error
@@ -120,6 +122,7 @@ func Start(opts Options) (*Process, error) {
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("runner %s: stdin: %w", opts.Name, err)
 	}
+	startAt := time.Now()
 	if err := cmd.Start(); err != nil {
 		statusR.Close()
 		os.RemoveAll(sockDir)
@@ -128,7 +131,7 @@ func Start(opts Options) (*Process, error) {
 
 	p := &Process{
 		opts: opts, cmd: cmd, sockPath: sockPath, sockDir: sockDir, stdin: stdin, tail: tail,
-		ready: make(chan struct{}), done: make(chan struct{}),
+		ready: make(chan struct{}), done: make(chan struct{}), startAt: startAt,
 	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -170,6 +173,7 @@ func (p *Process) readStatus(r io.ReadCloser) {
 			if line.Info != nil {
 				p.info = *line.Info
 			}
+			p.phases = p.loadPhases(line)
 			close(p.ready)
 			readyClosed = true
 		}
@@ -233,6 +237,31 @@ func (p *Process) WaitReady(ctx context.Context) (ModelInfo, error) {
 		p.Kill()
 		return ModelInfo{}, fmt.Errorf("load model %s: %w", p.opts.Name, ctx.Err())
 	}
+}
+
+// loadPhases are the phases of the load the ready line reports: the
+// process start, timed from the exec to the runner's main, then the
+// runner's own.
+func (p *Process) loadPhases(line StatusLine) []Phase {
+	var out []Phase
+	if line.MainAt > 0 {
+		d := time.Unix(0, line.MainAt).Sub(p.startAt)
+		out = append(out, Phase{Name: PhaseProcessStart, Seconds: max(d, 0).Seconds()})
+	}
+	return append(out, line.Phases...)
+}
+
+// Phases are the timed steps of the runner's load, in order, once it is
+// ready (nil before, and after a failed load).
+func (p *Process) Phases() []Phase {
+	select {
+	case <-p.ready:
+		if p.loadErr == nil {
+			return append([]Phase(nil), p.phases...)
+		}
+	default:
+	}
+	return nil
 }
 
 // Progress is the load progress in [0,1].

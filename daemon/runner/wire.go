@@ -150,6 +150,11 @@ type StatusLine struct {
 	Ready    bool       `json:"ready,omitempty"`
 	Info     *ModelInfo `json:"info,omitempty"`
 	Error    string     `json:"error,omitempty"`
+	// MainAt is when the runner's main began (Unix nanoseconds), sent on
+	// the ready line: the parent times the process start from it.
+	MainAt int64 `json:"main_at,omitempty"`
+	// Phases are the runner's own load steps, in order, on the ready line.
+	Phases []Phase `json:"phases,omitempty"`
 }
 
 // Adapter is a LoRA adapter file applied at Scale.

@@ -20,6 +20,7 @@ import (
 // Main runs the runner process until its parent goes away or asks it to
 // stop. The listener is fd 3 and the status pipe fd 4.
 func Main(args []string) error {
+	mainAt = time.Now()
 	opts, err := runner.ParseArgs(args, os.Stderr)
 	if err != nil {
 		return err
@@ -53,10 +54,20 @@ func Main(args []string) error {
 	return Run(ctx, opts, ln, status)
 }
 
+// mainAt is when Main began: the end of the process start phase.
+var mainAt time.Time
+
 // Run loads the model, reports on status and serves on ln until ctx ends
 // or a shutdown request arrives.
 func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Writer) error {
+	begin := mainAt
+	if begin.IsZero() {
+		begin = time.Now()
+	}
+	phases := runner.NewPhaseTimer(begin)
 	engine.SetLogOutput(os.Stderr, opts.Verbose)
+	engine.Init()
+	phases.Mark(runner.PhaseEngineInit)
 	enc := json.NewEncoder(status)
 	lastSent := time.Time{}
 	model, err := engine.Load(ctx, opts.Model, engine.LoadOptions{
@@ -75,6 +86,12 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 		return err
 	}
 	defer model.Close()
+	lt := model.Timings()
+	phases.Add(runner.PhaseCheck, lt.Check)
+	phases.Add(runner.PhaseMetadata, lt.Metadata)
+	phases.Add(runner.PhaseMmap, lt.Mmap)
+	phases.Add(runner.PhaseWeights, lt.Weights)
+	phases.Mark(runner.PhaseModelInfo)
 	if opts.Slots < 1 {
 		opts.Slots = 1
 	}
@@ -91,11 +108,15 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 		return err
 	}
 	defer lctx.Close()
+	phases.Mark(runner.PhaseContext)
 	for _, a := range opts.Adapters {
 		if err := lctx.ApplyAdapter(a.Path, a.Scale); err != nil {
 			reportError(status, err)
 			return err
 		}
+	}
+	if len(opts.Adapters) > 0 {
+		phases.Mark(runner.PhaseAdapters)
 	}
 
 	sched, err := newScheduler(lctx, opts.Queue)
@@ -109,7 +130,8 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 	go sched.loop()
 
 	info := modelInfo(model.Info())
-	if err := enc.Encode(runner.StatusLine{Ready: true, Info: &info}); err != nil {
+	phases.Mark(runner.PhaseReady)
+	if err := enc.Encode(runner.StatusLine{Ready: true, Info: &info, MainAt: begin.UnixNano(), Phases: phases.Phases()}); err != nil {
 		return fmt.Errorf("runner: report ready: %w", err)
 	}
 
