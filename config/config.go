@@ -50,6 +50,7 @@ type Server struct {
 	QueueTotal     int           `json:"queue_total"`
 	MaxConnections int           `json:"max_connections"` // REST connections open at once
 	LogLevel       string        `json:"log_level"`       // debug, info, warn, error
+	LogFormat      string        `json:"log_format"`      // text or json, off the journal (logformat.go)
 }
 
 // Memory is the memory block: the budget shared by all loaded models.

@@ -272,6 +272,7 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 	s.QueueTotal = num(b.QueueTotal, DefaultQueueTotal)
 	s.MaxConnections = num(b.MaxConnections, DefaultMaxConnections)
 	s.LogLevel = str(b.LogLevel, DefaultLogLevel)
+	d.logFormat(s, b) // logformat.go
 
 	loopback := true
 	if host, port, err := net.SplitHostPort(s.Listen); err != nil {

@@ -32,6 +32,7 @@ type serverBlock struct {
 	QueueTotal     *int           `hcl:"queue_total,optional"`
 	MaxConnections *int           `hcl:"max_connections,optional"`
 	LogLevel       *string        `hcl:"log_level,optional"`
+	LogFormat      *string        `hcl:"log_format,optional"`
 	Body           hcl.Body       `hcl:",body"`
 	DefRange       hcl.Range      `hcl:",def_range"`
 }

@@ -88,6 +88,12 @@ server {
   # jetaid restarts or this setting changes. Under systemd the log goes to
   # the journal with fields of its own: journalctl -u jetaid MODEL=assistant
   log_level = "info"
+
+  # Off the journal (a container, a terminal): "text" lines or "json" lines
+  # (one object per record: time, level, msg and fields), which log
+  # collectors read; the container image sets "json". Under systemd the
+  # journal gets native entries either way. Takes effect at a restart.
+  log_format = "text"
 }
 
 memory {
