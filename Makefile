@@ -20,7 +20,7 @@ LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 # it is built static, the rest with llama.cpp.
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetaid ./cmd/jetai-bench ./cmd/jetai-modelgen
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetai-ctl
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetai-ctl ./cmd/jetai-haproxy
 
 vet:
 	$(GO) vet ./...

@@ -58,9 +58,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	q := r.URL.Query()
-	if q.Has("model") {
-		name := q.Get("model")
+	if name := r.URL.Query().Get("model"); name != "" {
 		canon, ok := s.pool.Resolve(name)
 		if !ok {
 			writeError(w, &Error{Status: http.StatusNotFound, Code: "model_not_found", Param: "model",
