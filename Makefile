@@ -110,3 +110,18 @@ test-deb:
 	$(MAKE) deb ARCH=amd64
 	$(MAKE) deb ARCH=arm64
 	packaging/test/deb-systemd.sh
+
+# The OCI image (docs/packaging.md): linux/amd64 and linux/arm64 from the
+# .deb builds (made when missing) on minimal Debian root file systems
+# (debootstrap, cached in $(JETAI_DEB_CACHE)), assembled without a container
+# daemon: dist/jetai-oci (OCI layout) and dist/jetai-image_VERSION_ARCH.tar
+# (docker-archive). test-image builds it for this machine from bin/ and runs
+# it in a PID and mount namespace chroot (needs root); its module is
+# packaging/image (go-containerregistry stays out of the main module).
+.PHONY: image test-image
+image:
+	GO=$(GO) packaging/image/build-image.sh
+test-image: build
+	rootfs=$$(packaging/image/rootfs.sh $$($(GO) env GOARCH) $(JETAI_DEB_CACHE)) && \
+	cd packaging/image && $(GO) vet ./... && \
+	JETAI_IMAGE_ROOTFS=$$rootfs JETAI_IMAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
