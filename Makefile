@@ -44,7 +44,7 @@ test: vet
 
 # Every suite: the Go tests, the browser tests and the .deb under a real
 # systemd. This is the test command of the README and of .ci/run.
-check: test test-browser test-deb
+check: test test-browser test-deb test-helm test-image
 
 clean:
 	rm -rf $(BIN)
@@ -125,3 +125,10 @@ test-image: build
 	rootfs=$$(packaging/image/rootfs.sh $$($(GO) env GOARCH) $(JETAI_DEB_CACHE)) && \
 	cd packaging/image && $(GO) vet ./... && \
 	JETAI_IMAGE_ROOTFS=$$rootfs JETAI_IMAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
+
+# The Helm chart (deploy/helm/jetai): rendered for several values sets with
+# Helm's own SDK, linted, every object decoded strictly into Kubernetes' API
+# types. Its own module keeps Helm and the k8s.io modules out of jetai's.
+.PHONY: test-helm
+test-helm:
+	cd deploy/helm && $(GO) vet ./... && $(GO) test -count=1 ./...

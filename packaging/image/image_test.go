@@ -390,6 +390,9 @@ exec chroot --userspec=` + cf.Config.User + ` --groups= "$R" "$@"
 	cmd.Env = append(cf.Config.Env, "HOME="+DataDir)
 	var stderr bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &stderr, &stderr
+	// After unshare is killed, jetaid gets SIGTERM (--kill-child) and
+	// drains; do not wait for its output longer than that.
+	cmd.WaitDelay = 40 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ arch=${1:?usage: rootfs.sh ARCH CACHE_DIR}
 cache=${2:?usage: rootfs.sh ARCH CACHE_DIR}
 suite=${DEB_SUITE:-bookworm}
 mirror=${DEB_MIRROR:-http://deb.debian.org/debian}
-key=$(printf '%s\n' "$suite" "$mirror" "$arch" minbase-foreign v2 | sha256sum | cut -c1-12)
+key=$(printf '%s\n' "$suite" "$mirror" "$arch" minbase-foreign v3 | sha256sum | cut -c1-12)
 tarball=$cache/image-rootfs-$suite-$arch-$key.tar
 
 if [ -s "$tarball" ]; then
@@ -37,6 +37,8 @@ rm -rf "$r/debootstrap" "$r/var/cache/apt" "$r/var/lib/apt/lists" "$r/var/log"/*
 	"$r/usr/share/man" "$r/usr/share/info" "$r/usr/share/locale" "$r/usr/share/doc"/*/changelog*
 mkdir -p "$r/var/cache/apt" "$r/var/lib/apt/lists"
 : > "$r/etc/machine-id"
+# The first stage points /proc at the host's; the runtime mounts one there.
+if [ -L "$r/proc" ]; then rm "$r/proc" && mkdir -m 0555 "$r/proc"; fi
 # base-passwd's postinst would install these; its masters are unpacked.
 for f in passwd group; do
 	[ -s "$r/etc/$f" ] || cp "$r/usr/share/base-passwd/$f.master" "$r/etc/$f"
