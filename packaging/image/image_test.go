@@ -448,8 +448,4 @@ exec chroot --userspec=` + cf.Config.User + ` --groups= "$R" "$@"
 	if lines == 0 {
 		t.Error("no log lines")
 	}
-	// The root file system is read-only to the daemon's user and to root.
-	if out, err := exec.Command("sh", "-c", "touch "+filepath.Join(root, "etc/x")).CombinedOutput(); err == nil {
-		t.Logf("(outside the namespace the tree is writable, as expected: %s)", out)
-	}
 }
