@@ -93,8 +93,11 @@ func modelBlock(name string) string {
   preload    = true
   keep_alive = "forever"
 }
-`, name, os.Getenv("JETAI_TEST_MODEL_RESOLVED"))
+`, name, tinyModel)
 }
+
+// tinyModel is the real tiny model's path, set by the test.
+var tinyModel string
 
 func (n *node) writeConfig(models ...string) {
 	n.t.Helper()
@@ -336,7 +339,7 @@ func spread(t *testing.T, base, model string, n, conc int) map[string]int {
 // It logs the figures of docs/benchmarks.md (through HAProxy vs direct).
 func TestFleetBehindHAProxy(t *testing.T) {
 	bin := fleet.HAProxyBin(t)
-	os.Setenv("JETAI_TEST_MODEL_RESOLVED", testmodel.Path(t))
+	tinyModel = testmodel.Path(t)
 	const A, B = "story-a", "story-b"
 	n1 := startNode(t, "node1", "127.0.0.2", A)
 	n2 := startNode(t, "node2", "127.0.0.3", A)

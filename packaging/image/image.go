@@ -319,9 +319,9 @@ func appendLine(b []byte, line string) []byte {
 }
 
 // WriteLayout writes idx as an OCI image layout in dir (replacing one
-// there): index.json holds the multi-arch index, named by the version
-// (org.opencontainers.image.ref.name), so `skopeo copy oci:DIR:VERSION`
-// and `podman pull oci:DIR:VERSION` find it.
+// there): index.json holds the multi-arch index, named Tag(version)
+// (org.opencontainers.image.ref.name), so `skopeo copy oci:DIR:TAG` and
+// `podman pull oci:DIR:TAG` find it.
 func WriteLayout(dir, version string, idx v1.ImageIndex) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -330,13 +330,28 @@ func WriteLayout(dir, version string, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	return p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": version}))
+	return p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": Tag(version)}))
+}
+
+// Tag is version as an image tag: a .deb version's "~" and "+" (which a
+// tag cannot hold) become "-", at most 128 characters.
+func Tag(version string) string {
+	b := []byte(version)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	return string(b)
 }
 
 // WriteDockerArchive writes img as a docker-archive tarball tagged
-// jetai:VERSION (docker load, podman load).
+// jetai:Tag(version) (docker load, podman load).
 func WriteDockerArchive(path, version string, img v1.Image) error {
-	tag, err := name.NewTag("jetai:" + version)
+	tag, err := name.NewTag("jetai:" + Tag(version))
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,12 @@ func testOptions(t *testing.T, rootfs, bin string, created time.Time) Options {
 // tar's own times and user names differ from what goes in): the index
 // digests are equal; another Created gives another digest. The layout and
 // the docker archive read back with the config the image promises.
+func TestTag(t *testing.T) {
+	if got := Tag("0.3.0~git20261202.4462507+dirty"); got != "0.3.0-git20261202.4462507-dirty" {
+		t.Fatalf("Tag: %q", got)
+	}
+}
+
 func TestReproducible(t *testing.T) {
 	rootfs, bin := fakeRootFS(t), fakeBin(t)
 	at := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
