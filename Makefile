@@ -20,7 +20,7 @@ LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 # it is built static, the rest with llama.cpp.
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetaid ./cmd/jetai-bench ./cmd/jetai-modelgen
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetai-ctl
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/jetai-ctl ./cmd/jetai-haproxy
 
 vet:
 	$(GO) vet ./...
@@ -44,7 +44,7 @@ test: vet
 
 # Every suite: the Go tests, the browser tests and the .deb under a real
 # systemd. This is the test command of the README and of .ci/run.
-check: test test-browser test-deb
+check: test test-browser test-deb test-helm test-image
 
 clean:
 	rm -rf $(BIN)
@@ -128,3 +128,25 @@ test-deb:
 	$(MAKE) deb ARCH=amd64
 	$(MAKE) deb ARCH=arm64
 	packaging/test/deb-systemd.sh
+
+# The OCI image (docs/packaging.md): linux/amd64 and linux/arm64 from the
+# .deb builds (made when missing) on minimal Debian root file systems
+# (debootstrap, cached in $(JETAI_DEB_CACHE)), assembled without a container
+# daemon: dist/jetai-oci (OCI layout) and dist/jetai-image_VERSION_ARCH.tar
+# (docker-archive). test-image builds it for this machine from bin/ and runs
+# it in a PID and mount namespace chroot (needs root); its module is
+# packaging/image (go-containerregistry stays out of the main module).
+.PHONY: image test-image
+image:
+	GO=$(GO) packaging/image/build-image.sh
+test-image: build
+	rootfs=$$(packaging/image/rootfs.sh $$($(GO) env GOARCH) $(JETAI_DEB_CACHE)) && \
+	cd packaging/image && $(GO) vet ./... && \
+	JETAI_IMAGE_ROOTFS=$$rootfs JETAI_IMAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
+
+# The Helm chart (deploy/helm/jetai): rendered for several values sets with
+# Helm's own SDK, linted, every object decoded strictly into Kubernetes' API
+# types. Its own module keeps Helm and the k8s.io modules out of jetai's.
+.PHONY: test-helm
+test-helm:
+	cd deploy/helm && $(GO) vet ./... && $(GO) test -count=1 ./...

@@ -58,7 +58,8 @@ type Server struct {
 	LogLevel       string        `json:"log_level"`       // debug, info, warn, error
 	// AllowPull lets clients of the Ollama API download and delete
 	// models (/api/pull, /api/delete); off, they get 403.
-	AllowPull bool `json:"allow_pull"`
+	AllowPull bool   `json:"allow_pull"`
+	LogFormat string `json:"log_format"` // text or json, off the journal (logformat.go)
 }
 
 // Memory is the memory block: the budget shared by all loaded models.

@@ -252,7 +252,8 @@ func TestValidMinimalDefaults(t *testing.T) {
 	}
 	want := Server{Listen: DefaultListen, AdminSocket: DefaultAdminSocket, AdminGroup: DefaultAdminGroup,
 		MaxBody: DefaultMaxBody, RequestTimeout: DefaultRequestTimeout, QueuePerModel: DefaultQueuePerModel,
-		QueueTotal: DefaultQueueTotal, MaxConnections: DefaultMaxConnections, LogLevel: DefaultLogLevel}
+		QueueTotal: DefaultQueueTotal, MaxConnections: DefaultMaxConnections, LogLevel: DefaultLogLevel,
+		LogFormat: DefaultLogFormat}
 	if mustJSON(t, c.Server) != mustJSON(t, want) || c.Server.APIKeys != nil {
 		t.Errorf("server = %+v", c.Server)
 	}

@@ -308,6 +308,7 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 	s.MaxConnections = num(b.MaxConnections, DefaultMaxConnections)
 	s.LogLevel = str(b.LogLevel, DefaultLogLevel)
 	s.AllowPull = b.AllowPull != nil && *b.AllowPull
+	d.logFormat(s, b) // logformat.go
 
 	loopback := true
 	if host, port, err := net.SplitHostPort(s.Listen); err != nil {

@@ -169,6 +169,7 @@ var globalFields = []field[*Config]{
 	{"server.listen", true, func(c *Config) string { return c.Server.Listen }},
 	{"server.admin_socket", true, func(c *Config) string { return c.Server.AdminSocket }},
 	{"server.admin_group", true, func(c *Config) string { return c.Server.AdminGroup }},
+	{"server.log_format", true, func(c *Config) string { return c.Server.LogFormat }},
 	{"cache.dir", true, func(c *Config) string { return c.Cache.Dir }},
 
 	// API keys are secrets: compared, but rendered only as a count.

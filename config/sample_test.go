@@ -88,7 +88,7 @@ func TestSampleKeysCovered(t *testing.T) {
 	// Every key of the schema appears in the sample (set or commented out).
 	for _, key := range []string{
 		"listen", "admin_socket", "admin_group", "api_keys", "cors_origins", "allowed_hosts", "max_body", "request_timeout",
-		"queue_per_model", "queue_total", "max_connections", "log_level", "budget", "reserve", "dir", "max_size", "zones",
+		"queue_per_model", "queue_total", "max_connections", "log_level", "log_format", "budget", "reserve", "dir", "max_size", "zones",
 		"soft_limit", "hard_limit", "poll_interval", "hysteresis", "default_model", "tier \"", "models",
 		"max_prompt_tokens", "max_tokens", "structured", "path", "aliases", "priority", "memory_budget",
 		"context", "parallel", "threads", "gpu_layers", "keep_alive", "preload", "pinned", "tier =",

@@ -33,6 +33,7 @@ type serverBlock struct {
 	MaxConnections *int           `hcl:"max_connections,optional"`
 	LogLevel       *string        `hcl:"log_level,optional"`
 	AllowPull      *bool          `hcl:"allow_pull,optional"`
+	LogFormat      *string        `hcl:"log_format,optional"`
 	Body           hcl.Body       `hcl:",body"`
 	DefRange       hcl.Range      `hcl:",def_range"`
 }

@@ -48,11 +48,16 @@ type Options struct {
 	// SocketDir holds the runners' sockets; default: the pool's choice.
 	SocketDir string
 	// Log receives the daemon's log; default: native journal entries
-	// under systemd, text on stderr otherwise, at the config's log level
+	// under systemd, text or JSON lines (server.log_format) on LogOutput
+	// otherwise, at the config's log level
 	// (changeable at run time with jetai-ctl log-level).
 	Log *slog.Logger
-	// RunnerLog receives the runners' stderr; default: stderr.
+	// RunnerLog receives the runners' stderr; default: LogOutput, as log
+	// records with log_format json (logs.go).
 	RunnerLog io.Writer
+	// LogOutput is where the default logger writes off the journal, in
+	// server.log_format; default stderr.
+	LogOutput io.Writer
 	// ShutdownTimeout bounds the graceful shutdown; default
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -121,9 +126,6 @@ func New(opts Options) (*Daemon, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	if opts.RunnerLog == nil {
-		opts.RunnerLog = os.Stderr
-	}
 	d := &Daemon{opts: opts, started: time.Now(), notify: func(...string) {},
 		level: new(slog.LevelVar), pings: make(chan chan struct{})}
 	d.sys.state = "starting"
@@ -142,10 +144,7 @@ func New(opts Options) (*Daemon, error) {
 	d.cfg = cfg
 	d.reload.generation, d.reload.loadedAt, d.reload.first = 1, d.started, cfg
 	d.level.Set(level(cfg.Server.LogLevel))
-	d.log = opts.Log
-	if d.log == nil {
-		d.log = systemd.NewLogger(d.level, "jetaid")
-	}
+	d.setupLogs(cfg) // logs.go
 	for _, w := range cfg.Warnings {
 		d.log.Warn("config", "warning", w.String())
 	}
@@ -156,7 +155,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.pool, err = pool.New(pool.Options{
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
-		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog, Cache: d.cache,
+		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: d.opts.RunnerLog, Cache: d.cache,
 		Observer: d.metrics, MemAvailable: d.memAvailable,
 	})
 	if err != nil {
@@ -164,7 +163,8 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.initPlatform(cfg)
 	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
-		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus})
+		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus,
+		Shedding: d.shedding})
 	d.reload.parts = d.reloadParts() // reload.go
 	return d, nil
 }

@@ -65,6 +65,16 @@ func (d *Daemon) startPlatform(ctx context.Context, wg *sync.WaitGroup) {
 	}()
 }
 
+// shedding is GET /ready's view of the thermal policy: shedding at the
+// hard limit, left only below it less the hysteresis, so readiness does
+// not flap with a temperature that hovers at the limit.
+func (d *Daemon) shedding() (bool, string) {
+	if d.mon.Level() != platform.Shed {
+		return false, ""
+	}
+	return true, d.mon.Status().Reason
+}
+
 // Platform is the daemon's platform monitor.
 func (d *Daemon) Platform() *platform.Monitor { return d.mon }
 

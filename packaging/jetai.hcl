@@ -100,6 +100,12 @@ server {
   # Let clients of the Ollama-compatible API (/api/) manage models:
   # /api/pull and /api/delete answer 403 while this is false.
   allow_pull = false
+
+  # Off the journal (a container, a terminal): "text" lines or "json" lines
+  # (one object per record: time, level, msg and fields), which log
+  # collectors read; the container image sets "json". Under systemd the
+  # journal gets native entries either way. Takes effect at a restart.
+  log_format = "text"
 }
 
 memory {

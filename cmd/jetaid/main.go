@@ -77,7 +77,9 @@ jetai-ctl reload do the same); a file with errors is rejected with
 file:line:col diagnostics and the running config stays. A model file that
 is missing, unreadable or not GGUF is a warning, not an error: jetaid
 serves the other models and answers 503 (model_unavailable) for that one
-until a GGUF file is there (checked again at every load).
+until a GGUF file is there (checked again at every load). Off systemd's
+journal it logs to stderr as text lines, or JSON lines with
+server.log_format = "json".
 Drive a running jetaid with jetai-ctl (jetai-ctl --help).
 `)
 	}

@@ -27,8 +27,9 @@ import (
 //     (text/plain, multipart/form-data, ...): the body is JSON, whatever a
 //     form claims it is.
 //
-// /health answers any Host: load balancers and probes send whatever name
-// they were configured with, and it shows nothing but "ok".
+// /health and /ready answer any Host: load balancers and probes send
+// whatever name they were configured with, and they show nothing but a
+// state.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := oddTarget(r); e != nil {
@@ -36,7 +37,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		cfg := s.cfg()
-		if r.URL.Path != "/health" && !s.hostAllowed(r, cfg.Server.AllowedHosts) {
+		if !probePath(r.URL.Path) && !s.hostAllowed(r, cfg.Server.AllowedHosts) {
 			refuse(w, r, &Error{Status: http.StatusForbidden, Code: "forbidden_host", Param: "Host",
 				Message: "the Host header " + quote(r.Host) + " does not name this machine; if clients reach jetaid by this name, add it to server.allowed_hosts"})
 			return

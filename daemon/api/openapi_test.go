@@ -293,6 +293,10 @@ model "absent" {
 	big := `{"prompt": "` + strings.Repeat("x", 40<<10) + `"}`
 	cases := []exchange{
 		{method: "GET", path: "/health", status: 200, noKey: true},
+		{method: "GET", path: "/ready", status: 200, noKey: true},
+		{method: "GET", path: "/ready", url: "/ready?model=gpt2", status: 200, noKey: true},
+		{method: "GET", path: "/ready", url: "/ready?model=absent", status: 503, noKey: true},
+		{method: "GET", path: "/ready", url: "/ready?model=nope", status: 404, noKey: true},
 		{method: "GET", path: "/status", status: 200},
 		{method: "GET", path: "/status", status: 401, noKey: true},
 		{method: "GET", path: "/models", status: 200},

@@ -56,6 +56,9 @@ type Options struct {
 	Metrics http.Handler
 	// ReloadStatus, when set, gives /status the config reload figures.
 	ReloadStatus func() admin.ReloadStatus
+	// Shedding, when set, says whether the thermal policy sheds load now
+	// and why; GET /ready is 503 while it does.
+	Shedding func() (bool, string)
 	// BodyTimeout bounds reading a request's body (a client that trickles
 	// it byte by byte gets 408); default DefaultBodyTimeout.
 	BodyTimeout time.Duration
@@ -103,12 +106,14 @@ type Server struct {
 	openapi []byte // the OpenAPI document, with this daemon's version
 
 	bodyTimeout, writeTimeout time.Duration
+
+	shedding func() (bool, string) // Options.Shedding (ready.go)
 }
 
 // New builds the API over opts.Pool. The server starts in the "starting"
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
-	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus}
+	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus, shedding: opts.Shedding}
 	s.SetConfig(opts.Config)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -146,6 +151,7 @@ func New(opts Options) *Server {
 	}
 	s.open["GET /openapi.json"] = true
 	route("GET", "/health", s.health)
+	route("GET", "/ready", s.ready) // ready.go
 	route("GET", "/status", s.status)
 	route("GET", "/models", s.models)
 	route("POST", "/load_model", s.loadModel)
@@ -168,6 +174,10 @@ func New(opts Options) *Server {
 	s.handler = ollamaErrors(s.recoverer(s.guard(s.auth(s.limits(mux))))) // guard.go, ollama.go
 	return s
 }
+
+// probePath reports whether path is a probe's (liveness /health,
+// readiness /ready): open without an API key and to any Host.
+func probePath(path string) bool { return path == "/health" || path == "/ready" }
 
 // Routes lists the registered routes as "METHOD pattern" (net/http
 // ServeMux patterns), in registration order. The OpenAPI test checks them
@@ -241,12 +251,12 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// auth checks the Bearer API key when server.api_keys is set. /health is
-// open so that probes work without a key.
+// auth checks the Bearer API key when server.api_keys is set. /health and
+// /ready are open so that probes work without a key.
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		keys := s.live.Load().keys
-		if len(keys) == 0 || r.URL.Path == "/health" {
+		if len(keys) == 0 || probePath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -305,7 +315,7 @@ func (s *Server) limits(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		if timeout > 0 && r.URL.Path != "/health" {
+		if timeout > 0 && !probePath(r.URL.Path) {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}

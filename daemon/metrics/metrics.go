@@ -363,6 +363,7 @@ func writePool(o *writer, ps PoolSource) {
 	for _, n := range names {
 		o.sample("jetai_runner_threads", float64(thr.RunnerThreads[n]), label("model", n))
 	}
+	writeRouter(o, ps, ms) // router.go
 	o.sample("jetai_models_loaded", float64(st.Loaded))
 	o.sample("jetai_memory_budget_bytes", float64(st.Budget))
 	o.sample("jetai_memory_reserve_bytes", float64(st.Reserve))

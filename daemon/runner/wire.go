@@ -137,6 +137,10 @@ type Health struct {
 	Active      int    `json:"active"`
 	Queued      int    `json:"queued"`
 	Threads     int    `json:"threads"`
+	// KVUsed is the KV cache cells that running requests hold; the cache
+	// holds Slots × SlotContext. A slot's cells kept after its request
+	// (for prefix reuse) count as free: a new request may take them.
+	KVUsed int `json:"kv_used"`
 }
 
 // ThreadsRequest changes the runner's CPU thread count.

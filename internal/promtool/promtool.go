@@ -5,10 +5,19 @@ package promtool
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
+
+// fixedNamePrefixes are metric names that another project's convention
+// fixes, colon and all: vLLM's, which the Gateway API Inference
+// Extension's endpoint picker reads. promtool's lint (exit status 3, after
+// a clean parse) says names should not hold ':' (a convention for
+// recording rules); that one remark is accepted for these names only.
+var fixedNamePrefixes = []string{"vllm:"}
 
 // Check fails t when promtool finds problems in text.
 func Check(t testing.TB, text []byte) {
@@ -23,7 +32,27 @@ func Check(t testing.TB, text []byte) {
 	cmd := exec.Command(bin, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(text)
 	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 3 && onlyFixedNames(out) {
+		return
+	}
 	if err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s\n--- exposition:\n%s", err, out, text)
 	}
+}
+
+// onlyFixedNames reports whether every lint remark in out is the colon
+// remark about a name of fixedNamePrefixes.
+func onlyFixedNames(out []byte) bool {
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, remark, _ := strings.Cut(strings.TrimSpace(line), " ")
+		fixed := false
+		for _, p := range fixedNamePrefixes {
+			fixed = fixed || strings.HasPrefix(name, p)
+		}
+		if !fixed || remark != "metric names should not contain ':'" {
+			return false
+		}
+	}
+	return true
 }

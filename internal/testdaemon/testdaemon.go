@@ -56,8 +56,9 @@ func WriteConfig(t testing.TB, dir, hcl string) string {
 // REST API serves. opts.ConfigPath is required; what opts leaves unset
 // defaults to: a fresh loopback listener, runners and tools from the test
 // binary, the runners' sockets in the config's directory, the runners'
-// stderr discarded. A config the daemon refuses, or a Run that ends before
-// serving, fails the test. The cleanup stops the daemon and fails the
+// stderr discarded (unless LogOutput is set: the daemon logs it there). A
+// config the daemon refuses, or a Run that ends before serving, fails the
+// test. The cleanup stops the daemon and fails the
 // test when Run returns an error or does not return within StopTimeout.
 func Start(t testing.TB, opts daemon.Options) *Daemon {
 	t.Helper()
@@ -80,8 +81,8 @@ func Start(t testing.TB, opts daemon.Options) *Daemon {
 	if opts.SocketDir == "" {
 		opts.SocketDir = filepath.Dir(opts.ConfigPath)
 	}
-	if opts.RunnerLog == nil {
-		opts.RunnerLog = io.Discard
+	if opts.RunnerLog == nil && opts.LogOutput == nil {
+		opts.RunnerLog = io.Discard // a test that captures the log gets the runners' output with it
 	}
 	ready := make(chan struct{})
 	userReady := opts.Ready

@@ -246,6 +246,7 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(runner.Health{
 		State: state, Slots: len(h.sched.slots), SlotContext: h.sched.slotCtx,
 		Active: int(h.sched.active.Load()), Queued: int(h.sched.queued.Load()), Threads: int(h.sched.threads.Load()),
+		KVUsed: int(h.sched.kvUsed.Load()),
 	})
 }
 

@@ -141,6 +141,7 @@ type scheduler struct {
 	limit    int32
 
 	active, queued, threads atomic.Int32
+	kvUsed                  atomic.Int32 // KV cells of running requests (publishCounts)
 
 	quit          chan struct{}
 	stopped       chan struct{}
@@ -290,13 +291,15 @@ func (s *scheduler) idle() bool {
 }
 
 func (s *scheduler) publishCounts() {
-	n := 0
+	n, kv := 0, 0
 	for _, sl := range s.slots {
 		if sl.job != nil {
 			n++
+			kv += len(sl.cache)
 		}
 	}
 	s.active.Store(int32(n))
+	s.kvUsed.Store(int32(kv))
 	s.queued.Store(int32(len(s.queue)))
 }
 
