@@ -44,6 +44,8 @@ type Usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 	CachedTokens     int `json:"cached_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+	// Cached: the answer came from the response cache.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // Timings are the runner's timings plus the whole request's.
@@ -54,7 +56,7 @@ type Timings struct {
 }
 
 func usageOf(t runner.Timings) Usage {
-	return Usage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, CachedTokens: t.CachedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens}
+	return Usage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, CachedTokens: t.CachedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens, Cached: t.Slot < 0}
 }
 
 func timingsOf(t runner.Timings, start time.Time) Timings {
@@ -106,6 +108,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j := req.job()
+	j.cache = s.noteFor(w, r)
 	var st *sse
 	if req.Stream {
 		st = newSSE(w)
@@ -244,7 +247,11 @@ func (b *BatchResult) fail(e *Error) {
 
 func (b *BatchResult) run(ctx context.Context, s *Server, req *inferenceRequest) {
 	start := time.Now()
-	out, err := s.generate(ctx, req.job())
+	j := req.job()
+	if s.cfg().Cache.Responses > 0 {
+		j.cache = &cacheNote{} // no header of its own inside a batch
+	}
+	out, err := s.generate(ctx, j)
 	if err != nil {
 		b.fail(errorFor(ctx, err, s.cfg().Server.RequestTimeout))
 		return

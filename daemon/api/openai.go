@@ -180,11 +180,15 @@ type oaUsage struct {
 	PromptTokensDetails struct {
 		CachedTokens int `json:"cached_tokens"`
 	} `json:"prompt_tokens_details"`
+	// Cached is jetai's own: the answer came from the response cache (its
+	// tokens were counted when it was generated).
+	Cached bool `json:"cached,omitempty"`
 }
 
 func oaUsageOf(t runner.Timings) *oaUsage {
 	u := &oaUsage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens}
 	u.PromptTokensDetails.CachedTokens = t.CachedTokens
+	u.Cached = t.Slot < 0
 	return u
 }
 
@@ -317,6 +321,7 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 		id, object, chunkObject = newID("chatcmpl-"), "chat.completion", "chat.completion.chunk"
 	}
 	created := start.Unix()
+	j.cache = s.noteFor(w, r)
 	var st *sse
 	if c.Stream {
 		st = newSSE(w)

@@ -178,6 +178,8 @@ type genJob struct {
 	// receives the text as it is generated.
 	before func(model string)
 	onText func(string)
+	// cache is what the response cache did (nil: the cache is off).
+	cache *cacheNote
 }
 
 // generate chooses the model and runs the completion. In hybrid mode a
@@ -282,7 +284,7 @@ func (s *Server) attempt(ctx context.Context, model string, j genJob, onText fun
 	if j.before != nil {
 		j.before(model)
 	}
-	return s.pool.Complete(ctx, model, req, onText)
+	return s.complete(ctx, m, req, j.cache, onText) // respcache.go
 }
 
 // asked names a model as the request named it, and by its own name when

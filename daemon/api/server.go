@@ -19,6 +19,7 @@ import (
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/respcache"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/daemon/web"
 )
@@ -103,12 +104,16 @@ type Server struct {
 	openapi []byte // the OpenAPI document, with this daemon's version
 
 	bodyTimeout, writeTimeout time.Duration
+
+	respCache *respcache.Cache      // respcache.go
+	hashes    *respcache.FileHashes // model and adapter files' sha256
 }
 
 // New builds the API over opts.Pool. The server starts in the "starting"
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
 	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus}
+	s.respCache, s.hashes = respcache.New(respcache.Options{}), respcache.NewFileHashes()
 	s.SetConfig(opts.Config)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -188,6 +193,7 @@ func (s *Server) SetConfig(cfg *config.Config) {
 		lc.keys = append(lc.keys, sha256.Sum256([]byte(k)))
 	}
 	s.live.Store(lc)
+	s.applyCacheConfig(cfg)
 }
 
 // cfg is the config in force.

@@ -202,17 +202,21 @@ type Generate func(ctx context.Context, onText func(string)) (runner.Result, err
 func cacheableFinish(r string) bool { return r == runner.FinishStop || r == runner.FinishLength }
 
 // Do answers from the cache, or joins the generation of k already in
-// flight, or starts it. onText (nil for a non-streaming request) receives
-// the chunks in order, whichever way the answer comes.
+// flight, or starts it. onOutcome (may be nil) learns the outcome before
+// the first chunk; onText (nil for a non-streaming request) receives the
+// chunks in order, whichever way the answer comes.
 //
 // The generation runs detached from any one caller: it goes on while at
 // least one caller waits for it and is cancelled when the last one has
 // gone, so a leader whose client disconnects does not fail the others.
-func (c *Cache) Do(ctx context.Context, k Key, onText func(string), gen Generate) (runner.Result, Outcome, error) {
+func (c *Cache) Do(ctx context.Context, k Key, onOutcome func(Outcome), onText func(string), gen Generate) (runner.Result, Outcome, error) {
 	c.mu.Lock()
 	if a := c.get(k); a != nil {
 		c.st.Hits++
 		c.mu.Unlock()
+		if onOutcome != nil {
+			onOutcome(Hit)
+		}
 		for _, t := range a.Chunks {
 			if onText != nil {
 				onText(t)
@@ -234,6 +238,13 @@ func (c *Cache) Do(ctx context.Context, k Key, onText func(string), gen Generate
 	}
 	f.waiters++
 	c.mu.Unlock()
+	if onOutcome != nil {
+		if joined {
+			onOutcome(Hit)
+		} else {
+			onOutcome(Miss)
+		}
+	}
 
 	res, err, left := f.wait(ctx, onText)
 	if left {

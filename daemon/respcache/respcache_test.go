@@ -269,7 +269,7 @@ func TestCollapse(t *testing.T) {
 			if i%2 == 1 {
 				onText = nil
 			}
-			res, out, err := c.Do(context.Background(), key(1), onText, g.run)
+			res, out, err := c.Do(context.Background(), key(1), nil, onText, g.run)
 			if err != nil || res.Text != "Once upon a time" {
 				t.Errorf("request %d: %q %v", i, res.Text, err)
 			}
@@ -297,7 +297,7 @@ func TestCollapse(t *testing.T) {
 		t.Errorf("%d misses, want 1", misses)
 	}
 	var seq []string
-	res, out, _ := c.Do(context.Background(), key(1), func(s string) { seq = append(seq, s) }, g.run)
+	res, out, _ := c.Do(context.Background(), key(1), nil, func(s string) { seq = append(seq, s) }, g.run)
 	if out != Hit || res.Text != "Once upon a time" || !slices.Equal(seq, g.chunks) || g.runs.Load() != 1 {
 		t.Errorf("repeat: %s %q %q runs %d", out, res.Text, seq, g.runs.Load())
 	}
@@ -314,7 +314,7 @@ func TestLeaderCancelled(t *testing.T) {
 	lctx, lcancel := context.WithCancel(context.Background())
 	leaderDone := make(chan error)
 	go func() {
-		_, _, err := c.Do(lctx, key(1), nil, g.run)
+		_, _, err := c.Do(lctx, key(1), nil, nil, g.run)
 		leaderDone <- err
 	}()
 	for c.Stats().Misses == 0 {
@@ -322,7 +322,7 @@ func TestLeaderCancelled(t *testing.T) {
 	}
 	followerDone := make(chan runner.Result)
 	go func() {
-		res, _, err := c.Do(context.Background(), key(1), nil, g.run)
+		res, _, err := c.Do(context.Background(), key(1), nil, nil, g.run)
 		if err != nil {
 			t.Error(err)
 		}
@@ -351,7 +351,7 @@ func TestAllGoneCancels(t *testing.T) {
 	g := &gen{release: make(chan struct{}), chunks: []string{"a", "b"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Do(ctx, key(1), nil, g.run); close(done) }()
+	go func() { c.Do(ctx, key(1), nil, nil, g.run); close(done) }()
 	for c.Stats().Misses == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -364,7 +364,7 @@ func TestAllGoneCancels(t *testing.T) {
 		t.Fatal("a cancelled generation was stored")
 	}
 	g2 := &gen{chunks: []string{"x"}}
-	res, out, err := c.Do(context.Background(), key(1), nil, g2.run)
+	res, out, err := c.Do(context.Background(), key(1), nil, nil, g2.run)
 	if err != nil || out != Miss || res.Text != "x" {
 		t.Fatalf("after cancel: %q %s %v", res.Text, out, err)
 	}
@@ -373,7 +373,7 @@ func TestAllGoneCancels(t *testing.T) {
 func TestFailureNotStored(t *testing.T) {
 	c := New(Options{MaxBytes: 1 << 20})
 	boom := errors.New("runner died")
-	_, _, err := c.Do(context.Background(), key(1), nil, func(context.Context, func(string)) (runner.Result, error) {
+	_, _, err := c.Do(context.Background(), key(1), nil, nil, func(context.Context, func(string)) (runner.Result, error) {
 		return runner.Result{}, boom
 	})
 	if !errors.Is(err, boom) {
