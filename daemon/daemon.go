@@ -162,6 +162,7 @@ func New(opts Options) (*Daemon, error) {
 	d.initPlatform(cfg)
 	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
 		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus})
+	d.metrics.AttachResponses(d.api.ResponseCache)
 	d.reload.parts = d.reloadParts() // reload.go
 	return d, nil
 }
