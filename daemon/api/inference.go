@@ -19,6 +19,8 @@ type inferenceRequest struct {
 	AutoSelect     bool   `json:"auto_select"`
 	PreferredModel string `json:"preferred_model"`
 	Fallback       string `json:"fallback"`
+	// User identifies the end user (an experiment's sticky key).
+	User string `json:"user"`
 	// MaxLength is the seed's name for max_tokens: new tokens to generate
 	// (not counting the prompt). max_tokens wins when both are given.
 	MaxLength *int `json:"max_length"`
@@ -29,6 +31,8 @@ type inferenceRequest struct {
 // InferenceResponse is the answer of POST /inference (and, with Done set,
 // the last event of its stream).
 type InferenceResponse struct {
+	// ID names an experiment's answer for POST /feedback; empty otherwise.
+	ID           string    `json:"id,omitempty"`
 	Response     string    `json:"response"`
 	Model        string    `json:"model"`
 	Selection    Selection `json:"selection"`
@@ -92,6 +96,7 @@ func (req *inferenceRequest) spec() selectSpec {
 func (req *inferenceRequest) job() genJob {
 	return genJob{
 		spec: req.spec(),
+		user: req.User,
 		est:  estimateFor(req.Prompt, &req.sampleFields, false),
 		build: func(m *config.Model) (runner.Request, *Error) {
 			r, e := req.sampleFields.request(m)
@@ -109,6 +114,7 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 	}
 	j := req.job()
 	j.cache = s.noteFor(w, r)
+	j.header, j.respID = r.Header, newID("inf-")
 	var st *sse
 	if req.Stream {
 		st = newSSE(w)
@@ -122,6 +128,9 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := out.response(start)
+	if out.Selection.Experiment != "" {
+		resp.ID = j.respID
+	}
 	if st != nil {
 		resp.Done = true
 		st.event(resp)

@@ -32,6 +32,9 @@ type openaiCommon struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	ResponseFormat *responseFormat `json:"response_format"`
+	// User identifies the end user; an experiment with sticky = "user"
+	// keeps each user on one variant.
+	User string `json:"user"`
 	sampleFields
 }
 
@@ -322,6 +325,7 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 	}
 	created := start.Unix()
 	j.cache = s.noteFor(w, r)
+	j.user, j.header, j.respID = c.User, r.Header, id
 	var st *sse
 	if c.Stream {
 		st = newSSE(w)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/experiment"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/respcache"
 	"github.com/jetai/jetai/daemon/runner"
@@ -107,6 +108,9 @@ type Server struct {
 
 	respCache *respcache.Cache      // respcache.go
 	hashes    *respcache.FileHashes // model and adapter files' sha256
+
+	exps   *experiment.Set    // experiment.go
+	shadow *experiment.Shadow // shadow copies' queue
 }
 
 // New builds the API over opts.Pool. The server starts in the "starting"
@@ -114,6 +118,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus}
 	s.respCache, s.hashes = respcache.New(respcache.Options{}), respcache.NewFileHashes()
+	s.exps, s.shadow = experiment.New(), experiment.NewShadow(experiment.ShadowWorkers, experiment.ShadowQueue)
 	s.SetConfig(opts.Config)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -159,6 +164,7 @@ func New(opts Options) *Server {
 	route("POST", "/batch_inference", s.batchInference)
 	route("GET", "/performance", s.performance)
 	route("POST", "/optimize", s.optimize)
+	route("POST", "/feedback", s.feedback) // experiment.go
 	if opts.Metrics != nil {
 		route("GET", "/metrics", opts.Metrics.ServeHTTP)
 	}
@@ -194,6 +200,7 @@ func (s *Server) SetConfig(cfg *config.Config) {
 	}
 	s.live.Store(lc)
 	s.applyCacheConfig(cfg)
+	s.exps.Apply(cfg)
 }
 
 // cfg is the config in force.
