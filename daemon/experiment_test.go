@@ -184,3 +184,44 @@ func TestFeedback(t *testing.T) {
 		}
 	}
 }
+
+// TestExperimentShadow: in shadow mode the first variant answers every
+// request; the second runs copies whose answers nobody sees, and a shadow
+// whose model cannot load never fails the primary.
+func TestExperimentShadow(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "gone.gguf")
+	e := startReload(t, func() string {
+		return model("qa", "") + model("qb", "") + fmt.Sprintf("model \"qc\" {\n  path = %q\n}\n", missing) + `experiment "shadowed" {
+  mode = "shadow"
+  variant "live" { model = "qa" }
+  variant "candidate" { model = "qb" }
+  variant "broken" { model = "qc" }
+}
+`
+	}, false)
+	for i := range 6 {
+		a := e.inferAs("shadowed", fmt.Sprint("u", i))
+		if a.status != 200 || a.selection["variant"] != "live" || a.model != "qa" {
+			t.Fatalf("request %d: %+v", i, a)
+		}
+	}
+	var rep experiment.Report
+	e.waitFor("shadow copies", func() bool {
+		resp, err := http.Get(e.base + "/performance")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var perf struct {
+			Experiments []experiment.Report `json:"experiments"`
+		}
+		json.NewDecoder(resp.Body).Decode(&perf)
+		if len(perf.Experiments) == 1 {
+			rep = perf.Experiments[0]
+		}
+		return len(rep.Variants) == 3 && rep.Variants[1].ShadowRuns > 0
+	})
+	if rep.Variants[0].Requests != 6 || rep.Variants[1].Requests != 0 || rep.Variants[2].ShadowRuns != 0 || rep.ShadowSkipped == 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+}
