@@ -10,9 +10,9 @@ const (
 	// every repeat of a deterministic request an instant answer, which is
 	// what an appliance with repeating traffic wants but not what someone
 	// measuring a model expects (a benchmark's repeated prompt would time
-	// the cache); turning it on is the operator's call. 64MiB, the sample
-	// config's value, holds about ten thousand answers of a few hundred
-	// tokens for under 1% of a Jetson Orin Nano's memory.
+	// the cache); turning it on is the operator's call. 64MiB, the value
+	// the sample config suggests, holds about ten thousand answers of a few
+	// hundred tokens for under 1% of a Jetson Orin Nano's memory.
 	DefaultResponses Size = 0
 	// DefaultResponseTTL keeps cached answers until evicted: a key names
 	// the model file's bytes, so an answer cannot go stale by itself.

@@ -139,12 +139,12 @@ func TestTwoProportionKnownData(t *testing.T) {
 	if math.Abs(z.Z-2.309401) > 1e-5 || math.Abs(z.P-0.020921) > 1e-5 {
 		t.Errorf("z = %.6f p = %.6f", z.Z, z.P)
 	}
-	_, v := verdictRates("a", "b", 60, 200, 40, 200, "error")
-	if v != "a has a higher error rate than b (30.0% vs 20.0%, z = 2.31, p = 0.0209)" {
+	_, v := verdictRates("a", "b", 60, 200, 40, 200, "errors", "requests")
+	if v != "a has a higher rate of errors than b (30.0% vs 20.0%, z = 2.31, p = 0.0209)" {
 		t.Errorf("verdict %q", v)
 	}
-	_, v = verdictRates("a", "b", 2, 20, 1, 20, "error")
-	if v[:len(NotEnough)] != NotEnough {
+	_, v = verdictRates("a", "b", 2, 20, 1, 20, "errors", "requests")
+	if v != "not enough data yet: 3 errors of 40 requests (a 20, b 20)" {
 		t.Errorf("3 errors in 40: %q", v)
 	}
 }

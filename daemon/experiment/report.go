@@ -140,8 +140,8 @@ func (s *Set) Report(name string, memory func(model string) uint64) (Report, boo
 			r.Comparisons = append(r.Comparisons, Comparison{Metric: metric, A: an, B: bn, Test: "welch",
 				Statistic: fnum(w.T), DF: fnum(w.DF), P: fnum(w.P), Significant: x.N >= MinSamples && y.N >= MinSamples && w.P < Alpha, Verdict: verdict})
 		}
-		rates := func(metric string, x1, n1, x2, n2 int64, what string) {
-			z, verdict := verdictRates(an, bn, x1, n1, x2, n2, what)
+		rates := func(metric string, x1, n1, x2, n2 int64, what, unit string) {
+			z, verdict := verdictRates(an, bn, x1, n1, x2, n2, what, unit)
 			x, n := x1+x2, n1+n2
 			enough := n1 > 0 && n2 > 0 && x >= MinEvents && n-x >= MinEvents
 			r.Comparisons = append(r.Comparisons, Comparison{Metric: metric, A: an, B: bn, Test: "two_proportion",
@@ -152,11 +152,11 @@ func (s *Set) Report(name string, memory func(model string) uint64) (Report, boo
 		means("latency_ms", a.latency, b.latency, "ms", "lower")
 		means("score", a.score, b.score, "points", "higher")
 		if shadow {
-			rates("error_rate", a.errors, a.requests, b.shadowErrors, b.shadowRuns, "error")
+			rates("error_rate", a.errors, a.requests, b.shadowErrors, b.shadowRuns, "errors", "requests")
 		} else {
-			rates("error_rate", a.errors, a.requests, b.errors, b.requests, "error")
+			rates("error_rate", a.errors, a.requests, b.errors, b.requests, "errors", "requests")
 		}
-		rates("thumbs_up_rate", a.thumbsUp, a.thumbsUp+a.thumbsDown, b.thumbsUp, b.thumbsUp+b.thumbsDown, "thumbs-up")
+		rates("thumbs_up_rate", a.thumbsUp, a.thumbsUp+a.thumbsDown, b.thumbsUp, b.thumbsUp+b.thumbsDown, "thumbs up", "ratings")
 	}
 	return r, true
 }

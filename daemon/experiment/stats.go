@@ -217,22 +217,23 @@ func verdictMeans(an, bn string, a, b Welford, unit, better string) (Welch, stri
 	return w, fmt.Sprintf("%s is %s than %s by %.3g %s (Welch t = %.2f, p = %.3g)", hi, word, lo, math.Abs(b.Mean-a.Mean), unit, w.T, w.P)
 }
 
-// verdictRates says what the data support about two rates.
-func verdictRates(an, bn string, x1, n1, x2, n2 int64, what string) (ZTest, string) {
+// verdictRates says what the data support about two rates: x1 of n1
+// against x2 of n2, what (plural) of unit (plural) each.
+func verdictRates(an, bn string, x1, n1, x2, n2 int64, what, unit string) (ZTest, string) {
 	z := TwoProportion(x1, n1, x2, n2)
 	x, n := x1+x2, n1+n2
 	switch {
 	case n1 == 0 || n2 == 0 || x < MinEvents || n-x < MinEvents:
-		return z, fmt.Sprintf("%s: %d %s in %d and %d requests", NotEnough, x, what, n1, n2)
+		return z, fmt.Sprintf("%s: %d %s of %d %s (%s %d, %s %d)", NotEnough, x, what, n, unit, an, n1, bn, n2)
 	case math.IsNaN(z.P):
 		return z, "no difference"
 	case z.P >= Alpha:
-		return z, fmt.Sprintf("%s: no significant difference in %s rate (p = %.3g)", NotEnough, what, z.P)
+		return z, fmt.Sprintf("%s: no significant difference in the rate of %s (p = %.3g)", NotEnough, what, z.P)
 	}
 	hi, lo := an, bn
 	r1, r2 := float64(x1)/float64(n1), float64(x2)/float64(n2)
 	if r2 > r1 {
 		hi, lo = bn, an
 	}
-	return z, fmt.Sprintf("%s has a higher %s rate than %s (%.1f%% vs %.1f%%, z = %.2f, p = %.3g)", hi, what, lo, 100*max(r1, r2), 100*min(r1, r2), z.Z, z.P)
+	return z, fmt.Sprintf("%s has a higher rate of %s than %s (%.1f%% vs %.1f%%, z = %.2f, p = %.3g)", hi, what, lo, 100*max(r1, r2), 100*min(r1, r2), z.Z, z.P)
 }
