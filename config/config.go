@@ -72,6 +72,9 @@ type Cache struct {
 	// ResponseTTL drops a cached answer this long after it was stored;
 	// 0 keeps it until evicted.
 	ResponseTTL time.Duration `json:"response_ttl"`
+	// ResponsesDisk bounds the response cache's disk tier in
+	// Dir/responses; 0 keeps answers in memory only.
+	ResponsesDisk Size `json:"responses_disk"`
 }
 
 // Thermal is the thermal block. Temperatures are °C.

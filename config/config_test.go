@@ -255,7 +255,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache}) {
 		t.Errorf("memory = %+v", c.Memory)
 	}
-	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize, DefaultResponses, DefaultResponseTTL}) {
+	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize, DefaultResponses, DefaultResponseTTL, DefaultResponsesDisk}) {
 		t.Errorf("cache = %+v", c.Cache)
 	}
 	th := c.Thermal

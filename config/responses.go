@@ -17,6 +17,9 @@ const (
 	// DefaultResponseTTL keeps cached answers until evicted: a key names
 	// the model file's bytes, so an answer cannot go stale by itself.
 	DefaultResponseTTL time.Duration = 0
+	// DefaultResponsesDisk: the disk tier is off; the cache starts empty
+	// at each start.
+	DefaultResponsesDisk Size = 0
 	// DefaultCacheResponses: every model's answers may be cached.
 	DefaultCacheResponses = true
 	// MaxResponses bounds cache.responses.
@@ -29,6 +32,13 @@ func (d *decoder) responses(c *Cache, b *cacheBlock) {
 	}
 	c.Responses = d.size(b.Body, b.DefRange, "responses", b.Responses, DefaultResponses)
 	c.ResponseTTL = d.duration(b.Body, b.DefRange, "response_ttl", b.ResponseTTL, DefaultResponseTTL)
+	c.ResponsesDisk = d.size(b.Body, b.DefRange, "responses_disk", b.ResponsesDisk, DefaultResponsesDisk)
+	if c.ResponsesDisk > MaxResponses {
+		d.errf(valueRange(b.Body, "responses_disk", b.DefRange), "cache responses_disk %s is more than %s", c.ResponsesDisk, MaxResponses)
+	}
+	if c.ResponsesDisk > 0 && c.Responses == 0 {
+		d.warnf(valueRange(b.Body, "responses_disk", b.DefRange), "cache responses_disk is set but cache responses is 0 (off): nothing is cached")
+	}
 	if c.Responses > MaxResponses {
 		d.errf(valueRange(b.Body, "responses", b.DefRange), "cache responses %s is more than %s", c.Responses, MaxResponses)
 	}
@@ -46,6 +56,7 @@ func init() {
 	globalFields = append(globalFields,
 		field[*Config]{"cache.responses", false, func(c *Config) string { return c.Cache.Responses.String() }},
 		field[*Config]{"cache.response_ttl", false, func(c *Config) string { return formatDuration(c.Cache.ResponseTTL) }},
+		field[*Config]{"cache.responses_disk", false, func(c *Config) string { return c.Cache.ResponsesDisk.String() }},
 	)
 	modelFields = append(modelFields,
 		field[*Model]{"cache_responses", false, func(m *Model) string { return boolString(m.CacheResponses) }},

@@ -50,10 +50,11 @@ type cacheBlock struct {
 	Dir     *string        `hcl:"dir,optional"`
 	MaxSize hcl.Expression `hcl:"max_size,optional"`
 	// The response cache: see responses.go.
-	Responses   hcl.Expression `hcl:"responses,optional"`
-	ResponseTTL hcl.Expression `hcl:"response_ttl,optional"`
-	Body        hcl.Body       `hcl:",body"`
-	DefRange    hcl.Range      `hcl:",def_range"`
+	Responses     hcl.Expression `hcl:"responses,optional"`
+	ResponseTTL   hcl.Expression `hcl:"response_ttl,optional"`
+	ResponsesDisk hcl.Expression `hcl:"responses_disk,optional"`
+	Body          hcl.Body       `hcl:",body"`
+	DefRange      hcl.Range      `hcl:",def_range"`
 }
 
 type thermalBlock struct {

@@ -133,6 +133,11 @@ cache {
   # Drop a cached answer this long after it was stored; "0" keeps it until
   # it is evicted (a changed model file never serves an old answer anyway).
   response_ttl = "0"
+
+  # Also keep answers on disk, in dir/responses, up to this size, so that a
+  # restart does not empty the response cache (each file written, synced and
+  # renamed into place). "0": memory only. Counted apart from max_size.
+  responses_disk = "0"
 }
 
 thermal {

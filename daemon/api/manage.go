@@ -190,7 +190,7 @@ func (s *Server) respCacheStats() *respcache.Stats {
 	if s.cfg().Cache.Responses <= 0 {
 		return nil
 	}
-	st := s.respCache.Stats()
+	st := s.rc().Stats()
 	return &st
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/jetai/jetai/config"
@@ -60,12 +61,30 @@ func (s *Server) noteFor(w http.ResponseWriter, r *http.Request) *cacheNote {
 }
 
 // ResponseCache returns the response cache's counters.
-func (s *Server) ResponseCache() respcache.Stats { return s.respCache.Stats() }
+func (s *Server) ResponseCache() respcache.Stats { return s.rc().Stats() }
+
+// rc is the response cache in force.
+func (s *Server) rc() *respcache.Cache { return s.respCache.Load() }
 
 // applyCacheConfig takes the cache block's response settings and starts
-// hashing the model files the cache will key on.
+// hashing the model files the cache will key on. A cache is made anew
+// (empty in memory, its disk files kept) when the disk tier is turned on
+// or off or cache.dir changed; otherwise its bounds change in place.
 func (s *Server) applyCacheConfig(cfg *config.Config) {
-	s.respCache.SetLimits(int64(cfg.Cache.Responses), cfg.Cache.ResponseTTL)
+	dir := ""
+	if cfg.Cache.ResponsesDisk > 0 && cfg.Cache.Responses > 0 {
+		dir = filepath.Join(cfg.Cache.Dir, "responses")
+	}
+	if s.rc() == nil || dir != s.respDisk {
+		c, err := respcache.New(respcache.Options{MaxBytes: int64(cfg.Cache.Responses), TTL: cfg.Cache.ResponseTTL, Dir: dir, DiskBytes: int64(cfg.Cache.ResponsesDisk)})
+		if err != nil && s.log != nil {
+			s.log.Error("response cache: the disk tier is unusable; answers are kept in memory only", "dir", dir, "err", err)
+		}
+		s.respCache.Store(c)
+		s.respDisk = dir
+	}
+	s.rc().SetLimits(int64(cfg.Cache.Responses), cfg.Cache.ResponseTTL)
+	s.rc().SetDiskBytes(int64(cfg.Cache.ResponsesDisk))
 	if cfg.Cache.Responses <= 0 {
 		return
 	}
@@ -123,7 +142,7 @@ func (s *Server) complete(ctx context.Context, m *config.Model, req runner.Reque
 			return s.pool.Complete(ctx, m.Name, req, onText)
 		}
 		n.set(respcache.Bypass, why)
-		s.respCache.Skipped()
+		s.rc().Skipped()
 		if why != "Cache-Control: no-cache" || !m.CacheResponses {
 			return s.pool.Complete(ctx, m.Name, req, onText)
 		}
@@ -134,7 +153,7 @@ func (s *Server) complete(ctx context.Context, m *config.Model, req runner.Reque
 		}
 		return s.pool.Complete(ctx, m.Name, req, onText)
 	}
-	res, out, err := s.respCache.Do(ctx, key, func(o respcache.Outcome) { n.set(o, "") }, onText, func(ctx context.Context, on func(string)) (runner.Result, error) {
+	res, out, err := s.rc().Do(ctx, key, func(o respcache.Outcome) { n.set(o, "") }, onText, func(ctx context.Context, on func(string)) (runner.Result, error) {
 		return s.pool.Complete(ctx, m.Name, req, on)
 	})
 	n.set(out, "")
@@ -154,7 +173,7 @@ func (s *Server) refresh(ctx context.Context, m *config.Model, req runner.Reques
 		}
 	})
 	if err == nil && (res.FinishReason == runner.FinishStop || res.FinishReason == runner.FinishLength) {
-		s.respCache.Put(k, &respcache.Answer{Result: res, Chunks: chunks})
+		s.rc().Put(k, &respcache.Answer{Result: res, Chunks: chunks})
 	}
 	return res, err
 }

@@ -106,8 +106,9 @@ type Server struct {
 
 	bodyTimeout, writeTimeout time.Duration
 
-	respCache *respcache.Cache      // respcache.go
-	hashes    *respcache.FileHashes // model and adapter files' sha256
+	respCache atomic.Pointer[respcache.Cache] // respcache.go; replaced when its disk tier is turned on or moved
+	respDisk  string                          // the disk tier's directory in force ("" none)
+	hashes    *respcache.FileHashes           // model and adapter files' sha256
 
 	exps   *experiment.Set    // experiment.go
 	shadow *experiment.Shadow // shadow copies' queue
@@ -117,7 +118,7 @@ type Server struct {
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
 	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus}
-	s.respCache, s.hashes = respcache.New(respcache.Options{}), respcache.NewFileHashes()
+	s.hashes = respcache.NewFileHashes()
 	s.exps, s.shadow = experiment.New(), experiment.NewShadow(experiment.ShadowWorkers, experiment.ShadowQueue)
 	s.SetConfig(opts.Config)
 	if s.log == nil {

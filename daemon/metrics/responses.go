@@ -13,6 +13,9 @@ func init() {
 		"jetai_response_cache_entries":         {"gauge", "Answers held by the response cache."},
 		"jetai_response_cache_bytes":           {"gauge", "Accounted size of the answers held by the response cache."},
 		"jetai_response_cache_max_bytes":       {"gauge", "cache.responses: the response cache's bound (0: off)."},
+		"jetai_response_cache_disk_hits_total": {"counter", "Hits read from the response cache's disk tier (cache.responses_disk)."},
+		"jetai_response_cache_disk_entries":    {"gauge", "Answers held by the response cache's disk tier."},
+		"jetai_response_cache_disk_bytes":      {"gauge", "Bytes of the response cache's disk tier files."},
 	} {
 		families[name] = f
 	}
@@ -31,6 +34,9 @@ func (r *Registry) AttachResponses(stats func() respcache.Stats) {
 		o.sample("jetai_response_cache_entries", float64(s.Entries))
 		o.sample("jetai_response_cache_bytes", float64(s.Bytes))
 		o.sample("jetai_response_cache_max_bytes", float64(s.MaxBytes))
+		o.sample("jetai_response_cache_disk_hits_total", float64(s.DiskHits))
+		o.sample("jetai_response_cache_disk_entries", float64(s.DiskEntries))
+		o.sample("jetai_response_cache_disk_bytes", float64(s.DiskBytes))
 	})
 }
 

@@ -52,6 +52,10 @@ type Options struct {
 	TTL time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Dir and DiskBytes turn on the disk tier (disk.go): answers are also
+	// written under Dir, up to DiskBytes, and found there after a restart.
+	Dir       string
+	DiskBytes int64
 }
 
 // Stats are the cache's counters and gauges.
@@ -66,6 +70,10 @@ type Stats struct {
 	Bytes     int64  `json:"bytes"`
 	MaxBytes  int64  `json:"max_bytes"`
 	InFlight  int    `json:"in_flight"`
+	// The disk tier: hits served from it, its files and their bytes.
+	DiskHits    uint64 `json:"disk_hits,omitempty"`
+	DiskEntries int    `json:"disk_entries,omitempty"`
+	DiskBytes   int64  `json:"disk_bytes,omitempty"`
 }
 
 type entry struct {
@@ -86,15 +94,43 @@ type Cache struct {
 	flights map[Key]*flight
 	used    int64
 	st      Stats
+	disk    *disk // nil: memory only
 }
 
-// New returns an empty cache.
-func New(opts Options) *Cache {
+// New returns an empty cache. A disk tier that cannot be opened is an
+// error; the cache then works from memory alone.
+func New(opts Options) (*Cache, error) {
 	c := &Cache{max: opts.MaxBytes, ttl: opts.TTL, now: opts.Now, lru: list.New(), items: map[Key]*list.Element{}, flights: map[Key]*flight{}}
 	if c.now == nil {
 		c.now = time.Now
 	}
-	return c
+	if opts.Dir != "" && opts.DiskBytes > 0 {
+		d, err := openDisk(opts.Dir, opts.DiskBytes)
+		if err != nil {
+			return c, err
+		}
+		c.disk = d
+	}
+	return c, nil
+}
+
+// SetDiskBytes changes the disk tier's bound (when it has one), removing
+// what no longer fits.
+func (c *Cache) SetDiskBytes(max int64) {
+	if c.disk == nil {
+		return
+	}
+	c.disk.mu.Lock()
+	c.disk.max = max
+	c.disk.shrink(0)
+	c.disk.mu.Unlock()
+}
+
+// Flush waits for the disk tier's writes in flight.
+func (c *Cache) Flush() {
+	if c.disk != nil {
+		c.disk.wait()
+	}
 }
 
 // SetLimits changes the byte bound and the TTL (a reload), evicting what
@@ -112,6 +148,9 @@ func (c *Cache) Stats() Stats {
 	defer c.mu.Unlock()
 	s := c.st
 	s.Entries, s.Bytes, s.MaxBytes, s.InFlight = c.lru.Len(), c.used, c.max, len(c.flights)
+	if c.disk != nil {
+		s.DiskEntries, s.DiskBytes = c.disk.stats()
+	}
 	return s
 }
 
@@ -159,8 +198,11 @@ func (c *Cache) Get(k Key) (*Answer, bool) {
 // not stored: it would evict many small ones for one.
 func (c *Cache) Put(k Key, a *Answer) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.put(k, a)
+	c.mu.Unlock()
+	if c.disk != nil {
+		c.disk.put(k, a, c.now())
+	}
 }
 
 func (c *Cache) put(k Key, a *Answer) {
@@ -211,7 +253,20 @@ func cacheableFinish(r string) bool { return r == runner.FinishStop || r == runn
 // gone, so a leader whose client disconnects does not fail the others.
 func (c *Cache) Do(ctx context.Context, k Key, onOutcome func(Outcome), onText func(string), gen Generate) (runner.Result, Outcome, error) {
 	c.mu.Lock()
-	if a := c.get(k); a != nil {
+	a := c.get(k)
+	if a == nil && c.disk != nil && c.flights[k] == nil && c.disk.has(k) {
+		// Read outside the lock; memory and flights are looked at again
+		// after.
+		c.mu.Unlock()
+		da := c.disk.get(k, c.ttl, c.now())
+		c.mu.Lock()
+		if a = c.get(k); a == nil && da != nil {
+			c.put(k, da)
+			c.st.DiskHits++
+			a = da
+		}
+	}
+	if a != nil {
 		c.st.Hits++
 		c.mu.Unlock()
 		if onOutcome != nil {
@@ -278,8 +333,13 @@ func (c *Cache) run(ctx context.Context, k Key, f *flight, gen Generate) {
 	chunks := f.chunks
 	f.mu.Unlock()
 	c.mu.Lock()
-	if err == nil && cacheableFinish(res.FinishReason) && ctx.Err() == nil {
-		c.put(k, &Answer{Result: res, Chunks: chunks})
+	stored := err == nil && cacheableFinish(res.FinishReason) && ctx.Err() == nil
+	if stored {
+		a := &Answer{Result: res, Chunks: chunks}
+		c.put(k, a)
+		if c.disk != nil {
+			c.disk.put(k, a, c.now())
+		}
 	}
 	if c.flights[k] == f {
 		delete(c.flights, k)

@@ -166,7 +166,7 @@ func TestCacheable(t *testing.T) {
 // does not grow past the bound by more than the accounting allows.
 func TestMemoryBound(t *testing.T) {
 	const max = 256 << 10
-	c := New(Options{MaxBytes: max})
+	c := must(New(Options{MaxBytes: max}))
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -207,7 +207,7 @@ func TestMemoryBound(t *testing.T) {
 
 func TestLRUAndTTL(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := New(Options{MaxBytes: 3 * (entryOverhead + 10 + 4) * 8, TTL: time.Minute, Now: func() time.Time { return now }})
+	c := must(New(Options{MaxBytes: 3 * (entryOverhead + 10 + 4) * 8, TTL: time.Minute, Now: func() time.Time { return now }}))
 	c.Put(key(1), answer("aaaaaaaaaa"))
 	c.Put(key(2), answer("bbbbbbbbbb"))
 	if _, ok := c.Get(key(1)); !ok {
@@ -255,7 +255,7 @@ func (g *gen) run(ctx context.Context, onText func(string)) (runner.Result, erro
 // generation, streaming and not; each streaming one sees the whole chunk
 // sequence; the next request is a hit with the same sequence.
 func TestCollapse(t *testing.T) {
-	c := New(Options{MaxBytes: 1 << 20})
+	c := must(New(Options{MaxBytes: 1 << 20}))
 	g := &gen{release: make(chan struct{}), chunks: []string{"Once", " upon", " a", " time"}}
 	var wg sync.WaitGroup
 	outs := make([]Outcome, 50)
@@ -309,7 +309,7 @@ func TestCollapse(t *testing.T) {
 // TestLeaderCancelled: the first request's client goes away mid-stream;
 // the one that joined it still gets the whole answer.
 func TestLeaderCancelled(t *testing.T) {
-	c := New(Options{MaxBytes: 1 << 20})
+	c := must(New(Options{MaxBytes: 1 << 20}))
 	g := &gen{release: make(chan struct{}), chunks: []string{"a", "b", "c"}}
 	lctx, lcancel := context.WithCancel(context.Background())
 	leaderDone := make(chan error)
@@ -347,7 +347,7 @@ func TestLeaderCancelled(t *testing.T) {
 // TestAllGoneCancels: when every waiter has gone, the generation is
 // cancelled and nothing is stored; a new request starts a new one.
 func TestAllGoneCancels(t *testing.T) {
-	c := New(Options{MaxBytes: 1 << 20})
+	c := must(New(Options{MaxBytes: 1 << 20}))
 	g := &gen{release: make(chan struct{}), chunks: []string{"a", "b"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -371,7 +371,7 @@ func TestAllGoneCancels(t *testing.T) {
 }
 
 func TestFailureNotStored(t *testing.T) {
-	c := New(Options{MaxBytes: 1 << 20})
+	c := must(New(Options{MaxBytes: 1 << 20}))
 	boom := errors.New("runner died")
 	_, _, err := c.Do(context.Background(), key(1), nil, nil, func(context.Context, func(string)) (runner.Result, error) {
 		return runner.Result{}, boom
@@ -402,5 +402,63 @@ func TestFileHashes(t *testing.T) {
 	}
 	if _, ok := h.Sum(filepath.Join(dir, "missing")); ok {
 		t.Fatal("a missing file has a sum")
+	}
+}
+
+func must(c *Cache, err error) *Cache {
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// TestDiskTier: answers written to the disk tier are found by a new cache
+// over the same directory (a restart), with their chunks; temporaries are
+// removed; the bound holds; a corrupt file is a miss and is removed.
+func TestDiskTier(t *testing.T) {
+	dir := t.TempDir()
+	c := must(New(Options{MaxBytes: 1 << 20, Dir: dir, DiskBytes: 64 << 10}))
+	g := &gen{chunks: []string{"Once", " upon"}}
+	if _, out, err := c.Do(context.Background(), key(1), nil, nil, g.run); err != nil || out != Miss {
+		t.Fatal(out, err)
+	}
+	c.Flush()
+	os.WriteFile(filepath.Join(dir, "junk.json.tmp"), []byte("half"), 0o640)
+
+	c2 := must(New(Options{MaxBytes: 1 << 20, Dir: dir, DiskBytes: 64 << 10}))
+	if _, err := os.Stat(filepath.Join(dir, "junk.json.tmp")); !os.IsNotExist(err) {
+		t.Error("a temporary file survived the open")
+	}
+	var seq []string
+	res, out, err := c2.Do(context.Background(), key(1), nil, func(s string) { seq = append(seq, s) }, g.run)
+	if err != nil || out != Hit || res.Text != "Once upon" || !slices.Equal(seq, g.chunks) || g.runs.Load() != 1 {
+		t.Fatalf("after a restart: %s %q %q runs %d %v", out, res.Text, seq, g.runs.Load(), err)
+	}
+	if st := c2.Stats(); st.DiskHits != 1 || st.DiskEntries != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	// The bound: 200 answers of about 1 KiB in 64 KiB.
+	for i := range 200 {
+		c2.Put(key(100+i), answer(strings.Repeat("y", 1000)))
+		c2.Flush()
+	}
+	if st := c2.Stats(); st.DiskBytes > 64<<10 || st.DiskEntries == 0 {
+		t.Errorf("disk stats %+v", st)
+	}
+	// A corrupt file: a miss, removed.
+	k := key(299)
+	p := filepath.Join(dir, fmt.Sprintf("%x.json", k[:]))
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p, []byte("{not json"), 0o640)
+	c3 := must(New(Options{MaxBytes: 1 << 20, Dir: dir, DiskBytes: 64 << 10}))
+	g3 := &gen{chunks: []string{"z"}}
+	if _, out, _ := c3.Do(context.Background(), key(299), nil, nil, g3.run); out != Miss {
+		t.Errorf("corrupt file: %s", out)
+	}
+	c3.Flush()
+	if b, err := os.ReadFile(p); err != nil || !strings.Contains(string(b), `"z"`) {
+		t.Errorf("the corrupt file was not replaced by the new answer: %q %v", b, err)
 	}
 }
