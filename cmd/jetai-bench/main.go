@@ -40,6 +40,7 @@ func main() {
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
+	respShadow := flag.Int("respcache-shadow", 40, "requests of each kind (shadow on, off) for -respcache's shadow figure")
 	respCache := flag.Int("respcache", 2000, "cached answers to time through HTTP (response cache hit p50/p99 against /health, on stories260K and the 0.8B model) and shadow mode's cost to the primary (0 = skip)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -148,7 +149,7 @@ Flags:
 		err = runCache(ctx, *large, *cache, exe, *threads)
 	}
 	if err == nil && *respCache > 0 {
-		err = runRespCache(ctx, *tiny, *large, *cache, exe, *respCache)
+		err = runRespCache(ctx, *tiny, *large, *cache, exe, *respCache, *respShadow)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
@@ -217,8 +218,8 @@ func runHTTP(ctx context.Context, large bool, tiny, cache, exe string, threads, 
 	return err
 }
 
-func runRespCache(ctx context.Context, tiny string, large bool, cache, exe string, hits int) error {
-	cfg := bench.RespCacheConfig{Jetaid: exe, Hits: hits, Out: os.Stdout, Log: io.Discard}
+func runRespCache(ctx context.Context, tiny string, large bool, cache, exe string, hits, shadow int) error {
+	cfg := bench.RespCacheConfig{Jetaid: exe, Hits: hits, Shadow: shadow, Out: os.Stdout, Log: io.Discard}
 	if tiny != "" {
 		cfg.Models = append(cfg.Models, tiny)
 	}
