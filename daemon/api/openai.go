@@ -415,6 +415,11 @@ func (s *Server) modelEntries() []modelEntry {
 		}
 		out = append(out, e)
 	}
+	// Experiments are model names too: clients that check a name against
+	// this list find them.
+	for _, e := range s.cfg().Experiments {
+		out = append(out, modelEntry{ID: e.Name, Object: "model", OwnedBy: "jetai", State: "experiment"})
+	}
 	return append(out, modelEntry{ID: "auto", Object: "model", OwnedBy: "jetai", State: "router"})
 }
 
@@ -425,6 +430,9 @@ func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("model")
 	canon, ok := s.pool.Resolve(name)
+	if _, isExp := s.cfg().Experiment(name); isExp {
+		canon, ok = name, true
+	}
 	if !ok && name != "auto" {
 		writeError(w, s.unknownModel(name))
 		return
