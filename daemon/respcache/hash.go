@@ -66,15 +66,18 @@ func (h *FileHashes) Sum(path string) (sum string, ok bool) {
 		h.mu.Unlock()
 		return s, true
 	}
+	if id.size <= SyncHashLimit {
+		// Small: hash here, even when Prime's hashing of it is under way
+		// (waiting for that would cost as much).
+		h.mu.Unlock()
+		return h.hash(id)
+	}
 	if h.pending[id] {
 		h.mu.Unlock()
 		return "", false
 	}
 	h.pending[id] = true
 	h.mu.Unlock()
-	if id.size <= SyncHashLimit {
-		return h.hash(id)
-	}
 	go h.hash(id)
 	return "", false
 }

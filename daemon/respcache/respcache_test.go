@@ -462,3 +462,18 @@ func TestDiskTier(t *testing.T) {
 		t.Errorf("the corrupt file was not replaced by the new answer: %q %v", b, err)
 	}
 }
+
+// TestSumWhilePriming: a small file's sum is there at once even while
+// Prime hashes it in the background (a request right after a start or a
+// reload must not bypass the cache for that).
+func TestSumWhilePriming(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.gguf")
+	os.WriteFile(p, []byte(strings.Repeat("x", 1<<20)), 0o644)
+	for range 20 {
+		h := NewFileHashes()
+		h.Prime([]string{p})
+		if _, ok := h.Sum(p); !ok {
+			t.Fatal("no sum for a small file while it is being primed")
+		}
+	}
+}
