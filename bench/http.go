@@ -33,6 +33,8 @@ type HTTPConfig struct {
 	Streams   int // concurrency of the aggregate figure
 	Rate      int // requests/s for the latency figure
 	Out, Log  io.Writer
+	// CacheResponses, when set, is the daemon's cache.responses.
+	CacheResponses string
 }
 
 // HTTPReport holds the figures.
@@ -205,6 +207,9 @@ func startDaemon(ctx context.Context, cfg HTTPConfig, dir, name, models, budget 
 	conf := filepath.Join(dir, name+".hcl")
 	head := fmt.Sprintf("server {\n  listen = \"127.0.0.1:%d\"\n  admin_socket = %q\n}\nmemory {\n  budget = %q\n  reserve = \"64MiB\"\n}\ncache {\n  dir = %q\n}\n",
 		port, filepath.Join(dir, name+".sock"), budget, filepath.Join(dir, "cache"))
+	if cfg.CacheResponses != "" {
+		head = strings.Replace(head, "cache {\n", fmt.Sprintf("cache {\n  responses = %q\n", cfg.CacheResponses), 1)
+	}
 	if err := os.WriteFile(conf, []byte(head+models+"\n"), 0o644); err != nil {
 		return nil, err
 	}

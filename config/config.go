@@ -32,6 +32,8 @@ type Config struct {
 	Router  Router  `json:"router"`
 	// Models are the model blocks in file order.
 	Models []Model `json:"models"`
+	// Experiments are the experiment blocks in file order (experiment.go).
+	Experiments []Experiment `json:"experiments,omitempty"`
 
 	// Warnings are problems that do not stop the file from being used.
 	Warnings Diagnostics `json:"warnings,omitempty"`
@@ -74,6 +76,15 @@ type Memory struct {
 type Cache struct {
 	Dir     string `json:"dir"` // absolute
 	MaxSize Size   `json:"max_size"`
+	// Responses bounds the response cache's memory; 0 turns it off
+	// (responses.go).
+	Responses Size `json:"responses"`
+	// ResponseTTL drops a cached answer this long after it was stored;
+	// 0 keeps it until evicted.
+	ResponseTTL time.Duration `json:"response_ttl"`
+	// ResponsesDisk bounds the response cache's disk tier in
+	// Dir/responses; 0 keeps answers in memory only.
+	ResponsesDisk Size `json:"responses_disk"`
 }
 
 // Thermal is the thermal block. Temperatures are °C.
@@ -148,8 +159,11 @@ type Model struct {
 	// Cache lets the model use the cache directory: its file is staged
 	// there (copied from slower storage and loaded from the copy) and its
 	// slots' KV state is parked there when it is unloaded. false opts out.
-	Cache    bool     `json:"cache"`
-	Sampling Sampling `json:"sampling"`
+	Cache bool `json:"cache"`
+	// CacheResponses lets the response cache keep this model's answers
+	// (when cache.responses is on); false opts out.
+	CacheResponses bool     `json:"cache_responses"`
+	Sampling       Sampling `json:"sampling"`
 	// Adapters are LoRA adapters applied to the model, in file order.
 	Adapters []Adapter `json:"adapters,omitempty"`
 

@@ -194,7 +194,7 @@ func TestValidFull(t *testing.T) {
 	wantM := Model{
 		Name: "tiny", Path: filepath.Join(abs, "models/small.gguf"), Aliases: []string{"t", "mini"},
 		Priority: 10, MemoryBudget: 512 * MiB, Context: 1024, Parallel: 2, Threads: 4, GPULayers: -1,
-		KeepAlive: Forever, Preload: true, Pinned: true, FlashAttention: true, KVCache: "q8_0", Cache: false,
+		KeepAlive: Forever, Preload: true, Pinned: true, FlashAttention: true, KVCache: "q8_0", Cache: false, CacheResponses: true,
 		Sampling: Sampling{Temperature: 0.2, TopK: 20, TopP: 0.9, MinP: 0, RepeatPenalty: 1.1, Seed: 42, MaxTokens: 128, Stop: []string{"</s>", "\n\n"}},
 		FileSize: 64,
 	}
@@ -260,7 +260,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache}) {
 		t.Errorf("memory = %+v", c.Memory)
 	}
-	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize}) {
+	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize, DefaultResponses, DefaultResponseTTL, DefaultResponsesDisk}) {
 		t.Errorf("cache = %+v", c.Cache)
 	}
 	th := c.Thermal

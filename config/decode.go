@@ -106,10 +106,12 @@ func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagno
 	d.server(&c.Server, raw.Server)
 	d.memory(&c.Memory, raw.Memory)
 	d.cache(&c.Cache, raw.Cache)
+	d.responses(&c.Cache, raw.Cache) // responses.go
 	d.thermal(&c.Thermal, raw.Thermal)
 	d.models(c, raw.Models)
 	d.router(c, raw.Router, raw.Models)
 	d.budgets(c, raw.Memory, raw.Models)
+	d.experiments(c, raw.Experiments) // experiment.go
 	d.diags.sort()
 	return c, d.diags
 }
@@ -545,6 +547,7 @@ func (d *decoder) model(b *modelBlock) Model {
 		FlashAttention: boolean(b.FlashAttention, DefaultFlashAttention),
 		KVCache:        str(b.KVCache, d.kvCache),
 		Cache:          boolean(b.Cache, DefaultCache),
+		CacheResponses: boolean(b.CacheResponses, DefaultCacheResponses),
 	}
 	if p, _ := d.scalarString(b.KeepAlive, "keep_alive"); p != nil {
 		ka, err := ParseKeepAlive(*p)

@@ -93,7 +93,8 @@ func TestSampleKeysCovered(t *testing.T) {
 		"max_prompt_tokens", "max_tokens", "structured", "path", "aliases", "priority", "memory_budget",
 		"context", "parallel", "threads", "gpu_layers", "keep_alive", "preload", "pinned", "tier =",
 		"flash_attention", "kv_cache", "cache", "sampling", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
-		"seed", "stop", "adapter", "scale",
+		"seed", "stop", "adapter", "scale", "responses", "response_ttl", "responses_disk", "cache_responses", "experiment \"", "variant \"",
+		"weight", "sticky", "mode",
 	} {
 		if !strings.Contains(string(src), key) {
 			t.Errorf("packaging/jetai.hcl does not mention %q", key)

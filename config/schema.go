@@ -17,6 +17,8 @@ type fileSchema struct {
 	Thermal *thermalBlock `hcl:"thermal,block"`
 	Router  *routerBlock  `hcl:"router,block"`
 	Models  []modelBlock  `hcl:"model,block"`
+	// Experiments: see experiment.go.
+	Experiments []experimentBlock `hcl:"experiment,block"`
 }
 
 type serverBlock struct {
@@ -47,10 +49,14 @@ type memoryBlock struct {
 }
 
 type cacheBlock struct {
-	Dir      *string        `hcl:"dir,optional"`
-	MaxSize  hcl.Expression `hcl:"max_size,optional"`
-	Body     hcl.Body       `hcl:",body"`
-	DefRange hcl.Range      `hcl:",def_range"`
+	Dir     *string        `hcl:"dir,optional"`
+	MaxSize hcl.Expression `hcl:"max_size,optional"`
+	// The response cache: see responses.go.
+	Responses     hcl.Expression `hcl:"responses,optional"`
+	ResponseTTL   hcl.Expression `hcl:"response_ttl,optional"`
+	ResponsesDisk hcl.Expression `hcl:"responses_disk,optional"`
+	Body          hcl.Body       `hcl:",body"`
+	DefRange      hcl.Range      `hcl:",def_range"`
 }
 
 type thermalBlock struct {
@@ -99,6 +105,7 @@ type modelBlock struct {
 	FlashAttention *bool          `hcl:"flash_attention,optional"`
 	KVCache        *string        `hcl:"kv_cache,optional"`
 	Cache          *bool          `hcl:"cache,optional"`
+	CacheResponses *bool          `hcl:"cache_responses,optional"`
 	Sampling       *samplingBlock `hcl:"sampling,block"`
 	Adapters       []adapterBlock `hcl:"adapter,block"`
 	Body           hcl.Body       `hcl:",body"`

@@ -18,6 +18,7 @@ import (
 	"github.com/jetai/jetai/daemon/api"
 	"github.com/jetai/jetai/daemon/cache"
 	"github.com/jetai/jetai/daemon/connlimit"
+	"github.com/jetai/jetai/daemon/experiment"
 	"github.com/jetai/jetai/daemon/ingest"
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/pool"
@@ -165,6 +166,8 @@ func New(opts Options) (*Daemon, error) {
 	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
 		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus,
 		Shedding: d.shedding})
+	d.metrics.AttachResponses(d.api.ResponseCache)
+	d.metrics.AttachExperiments(func() []experiment.Report { rs, _ := d.api.Experiments(""); return rs })
 	d.reload.parts = d.reloadParts() // reload.go
 	return d, nil
 }

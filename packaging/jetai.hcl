@@ -137,6 +137,25 @@ cache {
   # Cap on the cache directory. The least recently used files go first,
   # never a file that a loaded model uses.
   max_size = "20GiB"
+
+  # The response cache: memory for answers of deterministic requests
+  # (temperature 0, or a fixed seed), so that a repeated request is answered
+  # in well under a millisecond without running the model. "0" is off;
+  # responses = "64MiB" holds about ten thousand answers of a few hundred
+  # tokens. A key covers the model file's sha256, its adapters, the prompt or
+  # messages and every setting that changes the output; least recently used
+  # answers go first. Answers carry X-Jetai-Cache: hit, miss or bypass;
+  # requests with Cache-Control: no-cache are generated afresh.
+  responses = "0"
+
+  # Drop a cached answer this long after it was stored; "0" keeps it until
+  # it is evicted (a changed model file never serves an old answer anyway).
+  response_ttl = "0"
+
+  # Also keep answers on disk, in dir/responses, up to this size, so that a
+  # restart does not empty the response cache (each file written, synced and
+  # renamed into place). "0": memory only. Counted apart from max_size.
+  responses_disk = "0"
 }
 
 thermal {
@@ -245,6 +264,10 @@ model "assistant" {
   # another disk) and park its conversations there when it is unloaded.
   cache = true
 
+  # Let the response cache keep this model's answers (when cache.responses
+  # is on); false for a model whose answers must always be generated.
+  cache_responses = true
+
   # LoRA adapters (GGUF, made for this model's base by llama.cpp's
   # convert_lora_to_gguf.py), applied in order. A model block with adapters is
   # served as its own model: give the base model its own block (same path,
@@ -267,3 +290,23 @@ model "assistant" {
     stop           = []
   }
 }
+
+# An experiment is a model name of its own whose traffic is split among
+# existing models by weight, to compare them on this device's real traffic
+# (`jetai-ctl experiments NAME` tells whether a difference is real). sticky
+# keeps a client on one variant: "user" (the request's user field),
+# "header:X-Jetai-Session" (a header), or "none" (per request). mode =
+# "shadow" answers from the first variant and sends the others a copy whose
+# answer is discarded. Variants name model blocks; weights are relative.
+# experiment "assistant-ab" {
+#   sticky = "user"
+#   mode   = "split"
+#   variant "a" {
+#     model  = "assistant"
+#     weight = 90
+#   }
+#   variant "b" {
+#     model  = "assistant-q8"
+#     weight = 10
+#   }
+# }

@@ -45,6 +45,8 @@ func main() {
 	swapCold := flag.Bool("swap-cold", true, "-swap also measures loads with the files dropped from the page cache")
 	baseline := flag.String("baseline-runner", "", "another jetaid `BINARY` (e.g. built from main) that -swap measures the same way in the same run")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
+	respShadow := flag.Int("respcache-shadow", 40, "requests of each kind (shadow on, off) for -respcache's shadow figure")
+	respCache := flag.Int("respcache", 2000, "cached answers to time through HTTP (response cache hit p50/p99 against /health, on stories260K and the 0.8B model) and shadow mode's cost to the primary (0 = skip)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
 
@@ -53,8 +55,9 @@ prints tables: the runner against a minimal in-process engine loop (for
 stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
 latency, a model swap, config reload latency, the model cache, the CPU
 cost of platform monitoring, the runner CPU that refusing special-token
-text costs, the KV cache types: memory, speed and perplexity, and model
-swaps phase by phase (against -baseline-runner, a build from main). Not a test: the figures are for a quiet machine.
+text costs, the KV cache types: memory, speed and perplexity, model
+swaps phase by phase (against -baseline-runner, a build from main), and
+the response cache's hit latency and shadow mode's cost. Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -158,6 +161,9 @@ Flags:
 	if err == nil && *swap && *large {
 		err = runSwap(ctx, *cache, exe, *baseline, *threads, *swapRounds, *swapCold)
 	}
+	if err == nil && *respCache > 0 {
+		err = runRespCache(ctx, *tiny, *large, *cache, exe, *respCache, *respShadow)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
 		os.Exit(1)
@@ -241,5 +247,24 @@ func runHTTP(ctx context.Context, large bool, tiny, cache, exe string, threads, 
 		return nil
 	}
 	_, err := bench.RunHTTP(ctx, cfg)
+	return err
+}
+
+func runRespCache(ctx context.Context, tiny string, large bool, cache, exe string, hits, shadow int) error {
+	cfg := bench.RespCacheConfig{Jetaid: exe, Hits: hits, Shadow: shadow, Out: os.Stdout, Log: io.Discard}
+	if tiny != "" {
+		cfg.Models = append(cfg.Models, tiny)
+	}
+	if large {
+		m, err := bench.LargeModel(cache, os.Stderr)
+		if err != nil {
+			return err
+		}
+		cfg.Models = append(cfg.Models, m)
+	}
+	if len(cfg.Models) == 0 {
+		return nil
+	}
+	_, err := bench.RunRespCache(ctx, cfg)
 	return err
 }

@@ -54,7 +54,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			}
 			if listed {
 				h.Set("Access-Control-Allow-Origin", origin)
-				h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+				h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id, X-Jetai-Cache")
 			}
 			// Preflights need no API key.
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {

@@ -19,6 +19,8 @@ type inferenceRequest struct {
 	AutoSelect     bool   `json:"auto_select"`
 	PreferredModel string `json:"preferred_model"`
 	Fallback       string `json:"fallback"`
+	// User identifies the end user (an experiment's sticky key).
+	User string `json:"user"`
 	// MaxLength is the seed's name for max_tokens: new tokens to generate
 	// (not counting the prompt). max_tokens wins when both are given.
 	MaxLength *int `json:"max_length"`
@@ -29,6 +31,8 @@ type inferenceRequest struct {
 // InferenceResponse is the answer of POST /inference (and, with Done set,
 // the last event of its stream).
 type InferenceResponse struct {
+	// ID names an experiment's answer for POST /feedback; empty otherwise.
+	ID           string    `json:"id,omitempty"`
 	Response     string    `json:"response"`
 	Model        string    `json:"model"`
 	Selection    Selection `json:"selection"`
@@ -44,6 +48,8 @@ type Usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 	CachedTokens     int `json:"cached_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+	// Cached: the answer came from the response cache.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // Timings are the runner's timings plus the whole request's.
@@ -54,7 +60,7 @@ type Timings struct {
 }
 
 func usageOf(t runner.Timings) Usage {
-	return Usage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, CachedTokens: t.CachedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens}
+	return Usage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, CachedTokens: t.CachedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens, Cached: t.Slot < 0}
 }
 
 func timingsOf(t runner.Timings, start time.Time) Timings {
@@ -90,6 +96,7 @@ func (req *inferenceRequest) spec() selectSpec {
 func (req *inferenceRequest) job() genJob {
 	return genJob{
 		spec: req.spec(),
+		user: req.User,
 		est:  estimateFor(req.Prompt, &req.sampleFields, false),
 		build: func(m *config.Model) (runner.Request, *Error) {
 			r, e := req.sampleFields.request(m)
@@ -106,6 +113,8 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j := req.job()
+	j.cache = s.noteFor(w, r)
+	j.header, j.respID = r.Header, newID("inf-")
 	var st *sse
 	if req.Stream {
 		st = newSSE(w)
@@ -119,6 +128,9 @@ func (s *Server) inference(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := out.response(start)
+	if out.Selection.Experiment != "" {
+		resp.ID = j.respID
+	}
 	if st != nil {
 		resp.Done = true
 		st.event(resp)
@@ -244,7 +256,11 @@ func (b *BatchResult) fail(e *Error) {
 
 func (b *BatchResult) run(ctx context.Context, s *Server, req *inferenceRequest) {
 	start := time.Now()
-	out, err := s.generate(ctx, req.job())
+	j := req.job()
+	if s.cfg().Cache.Responses > 0 {
+		j.cache = &cacheNote{} // no header of its own inside a batch
+	}
+	out, err := s.generate(ctx, j)
 	if err != nil {
 		b.fail(errorFor(ctx, err, s.cfg().Server.RequestTimeout))
 		return

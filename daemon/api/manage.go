@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/jetai/jetai/admin"
+	"github.com/jetai/jetai/daemon/experiment"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/respcache"
 )
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +177,28 @@ func (s *Server) unloadModel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) performance(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.pool.Performance())
+	writeJSON(w, http.StatusOK, performanceResponse{Performance: s.pool.Performance(), ResponseCache: s.respCacheStats(), Experiments: s.experimentReports()})
+}
+
+// performanceResponse is the pool's figures plus the response cache's
+// (when it is on) and each experiment's.
+type performanceResponse struct {
+	pool.Performance
+	ResponseCache *respcache.Stats    `json:"response_cache,omitempty"`
+	Experiments   []experiment.Report `json:"experiments,omitempty"`
+}
+
+func (s *Server) respCacheStats() *respcache.Stats {
+	if s.cfg().Cache.Responses <= 0 {
+		return nil
+	}
+	st := s.rc().Stats()
+	return &st
+}
+
+func (s *Server) experimentReports() []experiment.Report {
+	rs, _ := s.Experiments("")
+	return rs
 }
 
 func (s *Server) optimize(w http.ResponseWriter, r *http.Request) {

@@ -32,6 +32,9 @@ type openaiCommon struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	ResponseFormat *responseFormat `json:"response_format"`
+	// User identifies the end user; an experiment with sticky = "user"
+	// keeps each user on one variant.
+	User string `json:"user"`
 	sampleFields
 }
 
@@ -180,11 +183,15 @@ type oaUsage struct {
 	PromptTokensDetails struct {
 		CachedTokens int `json:"cached_tokens"`
 	} `json:"prompt_tokens_details"`
+	// Cached is jetai's own: the answer came from the response cache (its
+	// tokens were counted when it was generated).
+	Cached bool `json:"cached,omitempty"`
 }
 
 func oaUsageOf(t runner.Timings) *oaUsage {
 	u := &oaUsage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens}
 	u.PromptTokensDetails.CachedTokens = t.CachedTokens
+	u.Cached = t.Slot < 0
 	return u
 }
 
@@ -325,6 +332,8 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 		id, object, chunkObject = newID("chatcmpl-"), "chat.completion", "chat.completion.chunk"
 	}
 	created := start.Unix()
+	j.cache = s.noteFor(w, r)
+	j.user, j.header, j.respID = c.User, r.Header, id
 	var st *sse
 	if c.Stream {
 		st = newSSE(w)
@@ -414,6 +423,11 @@ func (s *Server) modelEntries() []modelEntry {
 		}
 		out = append(out, e)
 	}
+	// Experiments are model names too: clients that check a name against
+	// this list find them.
+	for _, e := range s.cfg().Experiments {
+		out = append(out, modelEntry{ID: e.Name, Object: "model", OwnedBy: "jetai", State: "experiment"})
+	}
 	return append(out, modelEntry{ID: "auto", Object: "model", OwnedBy: "jetai", State: "router"})
 }
 
@@ -424,6 +438,9 @@ func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("model")
 	canon, ok := s.pool.Resolve(name)
+	if _, isExp := s.cfg().Experiment(name); isExp {
+		canon, ok = name, true
+	}
 	if !ok && name != "auto" {
 		writeError(w, s.unknownModel(name))
 		return

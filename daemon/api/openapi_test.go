@@ -234,6 +234,9 @@ type exchange struct {
 	status       int
 	// stream names the schema each SSE event's data must match.
 	stream string
+	// bodyOf, when set, makes the body when the request is sent, from
+	// the id of the last experiment answer (feedback).
+	bodyOf func(id string) string
 }
 
 // TestOpenAPIRealAnswers runs the whole daemon with the real tiny model
@@ -257,10 +260,15 @@ server {
   max_body = "32KiB"
 }
 cache {
-  dir = "cache"
+  dir       = "cache"
+  responses = "1MiB"
 }
 router {
   default_model = "story"
+}
+experiment "ab" {
+  variant "a" { model = "story" }
+  variant "b" { model = "chat" }
 }
 model "story" {
   path       = %q
@@ -327,6 +335,11 @@ model "absent" {
 		{method: "POST", path: "/v1/embeddings", body: `{"model": "gpt2", "input": ["Once upon a time", "A cat"]}`, status: 200},
 		{method: "POST", path: "/v1/embeddings", body: `{"model": "gpt2", "input": "Once", "encoding_format": "base64"}`, status: 200},
 		{method: "POST", path: "/v1/embeddings", body: `{"model": "gpt2", "input": 3}`, status: 400},
+		{method: "POST", path: "/inference", body: `{"prompt": "Once upon a time", "model": "ab", "user": "u1", "max_tokens": 4, "temperature": 0}`, status: 200},
+		{method: "POST", path: "/inference", body: `{"prompt": "Once upon a time", "model": "ab", "user": "u1", "max_tokens": 4, "temperature": 0}`, status: 200}, // a cache hit
+		{method: "POST", path: "/feedback", bodyOf: func(id string) string { return `{"id": "` + id + `", "thumbs": "up", "score": 4}` }, status: 200},
+		{method: "POST", path: "/feedback", body: `{"id": "inf-unknown", "thumbs": "up"}`, status: 404},
+		{method: "POST", path: "/feedback", body: `{"id": "inf-unknown"}`, status: 400},
 		{method: "GET", path: "/performance", status: 200},
 		{method: "POST", path: "/unload_model", body: `{"model": "chat"}`, status: 200},
 		{method: "POST", path: "/unload_model", body: `{"model_name": "nope"}`, status: 404},
@@ -370,7 +383,11 @@ model "absent" {
 		{method: "GET", path: "/props", url: "/props?model=nope", status: 404},
 	}
 	okSeen := map[string]bool{}
+	lastID := ""
 	for _, c := range cases {
+		if c.bodyOf != nil {
+			c.body = c.bodyOf(lastID)
+		}
 		url := c.url
 		if url == "" {
 			url = c.path
@@ -381,6 +398,9 @@ model "absent" {
 			hdr = append(hdr, "Authorization", "Bearer sk-test")
 		}
 		a := do(t, c.method, base+url, c.body, hdr...)
+		if id, ok := a.JSON["id"].(string); ok && strings.HasPrefix(id, "inf-") {
+			lastID = id
+		}
 		if a.Status != c.status {
 			t.Errorf("%s: status %d, want %d: %s", name, a.Status, c.status, abbreviate(string(a.Body)))
 			continue

@@ -19,6 +19,12 @@ type Selection struct {
 	// (the request named none: router.default_model).
 	Mode   string `json:"mode"`
 	Reason string `json:"reason"`
+	// Experiment and Variant name the experiment the request named and
+	// the variant that answered (mode "experiment"); FellBack says the
+	// assigned variant could not serve and another one did.
+	Experiment string `json:"experiment,omitempty"`
+	Variant    string `json:"variant,omitempty"`
+	FellBack   bool   `json:"fell_back,omitempty"`
 }
 
 // selectSpec is what a request says about its model.
@@ -178,6 +184,13 @@ type genJob struct {
 	// receives the text as it is generated.
 	before func(model string)
 	onText func(string)
+	// cache is what the response cache did (nil: the cache is off).
+	cache *cacheNote
+	// user and header are an experiment's sticky keys; respID is the
+	// answer's id, which feedback names.
+	user   string
+	header http.Header
+	respID string
 }
 
 // generate chooses the model and runs the completion. In hybrid mode a
@@ -247,6 +260,9 @@ func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 		}
 		model, out.Selection.Reason = m, why
 	case j.spec.Model != "":
+		if e, ok := s.cfg().Experiment(j.spec.Model); ok {
+			return s.runExperiment(ctx, e, j) // experiment.go
+		}
 		out.Selection.Mode = "manual"
 		canon, ok := s.pool.Resolve(j.spec.Model)
 		if !ok {
@@ -282,7 +298,7 @@ func (s *Server) attempt(ctx context.Context, model string, j genJob, onText fun
 	if j.before != nil {
 		j.before(model)
 	}
-	return s.pool.Complete(ctx, model, req, onText)
+	return s.complete(ctx, m, req, j.cache, onText) // respcache.go
 }
 
 // asked names a model as the request named it, and by its own name when

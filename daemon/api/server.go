@@ -18,7 +18,9 @@ import (
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/experiment"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/respcache"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/daemon/web"
 )
@@ -108,12 +110,21 @@ type Server struct {
 	bodyTimeout, writeTimeout time.Duration
 
 	shedding func() (bool, string) // Options.Shedding (ready.go)
+
+	respCache atomic.Pointer[respcache.Cache] // respcache.go; replaced when its disk tier is turned on or moved
+	respDisk  string                          // the disk tier's directory in force ("" none)
+	hashes    *respcache.FileHashes           // model and adapter files' sha256
+
+	exps   *experiment.Set    // experiment.go
+	shadow *experiment.Shadow // shadow copies' queue
 }
 
 // New builds the API over opts.Pool. The server starts in the "starting"
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
 	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus, shedding: opts.Shedding}
+	s.hashes = respcache.NewFileHashes()
+	s.exps, s.shadow = experiment.New(), experiment.NewShadow(experiment.ShadowWorkers, experiment.ShadowQueue)
 	s.SetConfig(opts.Config)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -160,6 +171,7 @@ func New(opts Options) *Server {
 	route("POST", "/batch_inference", s.batchInference)
 	route("GET", "/performance", s.performance)
 	route("POST", "/optimize", s.optimize)
+	route("POST", "/feedback", s.feedback) // experiment.go
 	if opts.Metrics != nil {
 		route("GET", "/metrics", opts.Metrics.ServeHTTP)
 	}
@@ -200,6 +212,8 @@ func (s *Server) SetConfig(cfg *config.Config) {
 		lc.keys = append(lc.keys, sha256.Sum256([]byte(k)))
 	}
 	s.live.Store(lc)
+	s.applyCacheConfig(cfg)
+	s.exps.Apply(cfg)
 }
 
 // cfg is the config in force.

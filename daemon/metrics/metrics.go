@@ -125,6 +125,9 @@ type Registry struct {
 	platform func() platform.Status
 	cache    func() cache.Stats
 	conns    func() connlimit.Stats
+	// extra write families of other parts (response cache, experiments),
+	// in attach order; see AttachWriter.
+	extra []func(*writer)
 }
 
 var _ pool.Observer = (*Registry)(nil)
@@ -230,7 +233,7 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	out.copyWithMetadata(ev.Bytes())
 
 	r.mu.Lock()
-	ps, plat, cs, conns := r.pool, r.platform, r.cache, r.conns
+	ps, plat, cs, conns, extra := r.pool, r.platform, r.cache, r.conns, r.extra
 	r.mu.Unlock()
 	if ps != nil {
 		writePool(out, ps)
@@ -243,6 +246,9 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	}
 	if conns != nil {
 		writeConnections(out, conns())
+	}
+	for _, f := range extra {
+		f(out)
 	}
 	out.w.Flush()
 }

@@ -70,6 +70,10 @@ model "spare" {
   threads    = 1
   keep_alive = "forever"
 }
+experiment "ab" {
+  variant "a" { model = "stories" }
+  variant "b" { model = "gpt2" }
+}
 `;
   writeFileSync(conf, text);
   let out = "";

@@ -225,3 +225,22 @@ test("phone-sized, dark and light", async () => {
   await shot(page, "dashboard-desktop-dark.png");
   await ctx.close();
 });
+
+test("an experiment's variants and verdicts show in the experiments card", async () => {
+  const { ctx, page, problems } = await open({ viewport: { width: 1280, height: 900 } });
+  assert.equal(await page.locator("#experiments-card").isVisible(), true);
+  for (let i = 0; i < 6; i++) {
+    const r = await api(d, "POST", "/inference", { prompt: "Once upon a time", model: "ab", user: "u" + i, max_tokens: 4 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.selection.experiment, "ab");
+  }
+  await page.waitForFunction(() => {
+    let n = 0;
+    for (const td of document.querySelectorAll("#experiments tbody tr td:nth-child(5)")) n += Number(td.textContent);
+    return n >= 6;
+  }, null, { timeout: 10000 });
+  assert.match(await page.locator("#verdicts").textContent(), /not enough data yet/);
+  await shot(page, "dashboard-experiments.png");
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});

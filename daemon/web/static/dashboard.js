@@ -56,7 +56,41 @@
     renderQueues(st.pool, d.models);
     renderCharts(d.perf);
     renderModels(d.models, st.pool, d.perf);
+    renderExperiments(d.perf);
     renderEvents(st);
+  }
+
+  // Experiments and the response cache, from /performance; the card stays
+  // hidden while neither is configured.
+  function renderExperiments(perf) {
+    const exps = perf.experiments || [], rc = perf.response_cache;
+    $("experiments-card").classList.toggle("hidden", !exps.length && !rc);
+    $("respcache-line").textContent = rc
+      ? `Response cache: ${rc.hits} hits (${rc.collapsed} joined a generation in flight), ${rc.misses} misses, ${rc.bypasses} bypassed · ${rc.entries} answers, ${bytes(rc.bytes)} of ${bytes(rc.max_bytes)} · ${rc.evictions} evicted`
+      : "";
+    const ci = m => m && m.mean !== undefined ? num(m.mean, 1) + (m.ci95 !== undefined ? " ± " + num(m.ci95, 1) : "") : "–";
+    const pp = m => m && m.p50 !== undefined ? `${num(m.p50, 0)} / ${num(m.p95, 0)} ms` : "–";
+    const rows = [];
+    for (const e of exps) {
+      for (const v of e.variants) {
+        const shadow = e.mode === "shadow" && v.shadow_runs;
+        rows.push(el("tr", {},
+          el("td", { text: e.name + (e.mode === "shadow" ? " (shadow)" : "") }), el("td", { text: v.name }), el("td", { text: v.model }),
+          el("td", { class: "num", text: Math.round(100 * v.share) + "%" }),
+          el("td", { class: "num", text: shadow ? `${v.shadow_runs} copies` : String(v.requests) }),
+          el("td", { class: "num", text: String(shadow ? v.shadow_errors : v.errors) }),
+          el("td", { class: "num", text: ci(v.tokens_per_second) }), el("td", { class: "num", text: pp(v.latency_ms) }),
+          el("td", { class: "num", text: `${v.thumbs_up} / ${v.thumbs_down}` })));
+      }
+    }
+    $("experiments").querySelector("tbody").replaceChildren(...rows);
+    const verdicts = [];
+    for (const e of exps) {
+      for (const c of e.comparisons) {
+        verdicts.push(el("li", { class: c.significant ? "" : "muted", text: `${e.name}, ${c.metric}: ${c.verdict}` }));
+      }
+    }
+    $("verdicts").replaceChildren(...verdicts);
   }
 
   function renderMemory(pool, models) {
