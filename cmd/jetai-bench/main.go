@@ -39,6 +39,8 @@ func main() {
 	kvText := flag.String("kv-text", "testdata/kvcache/stories-greedy.txt", "`PATH` of the fixed text whose NLL -kv measures")
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
+	tools := flag.String("tools", "tiny,small", "`PRESETS` of generated models carrying -tools-template on which to measure tool calling: first tool_calls delta against a plain chat's first token, decode per token with and without the call grammar (empty = skip)")
+	toolsTemplate := flag.String("tools-template", "daemon/chattmpl/testdata/templates/qwen2.5.jinja", "the Jinja chat template `PATH` (with tool support) of the -tools models")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -141,6 +143,10 @@ Flags:
 	}
 	if err == nil && *kv {
 		err = runKV(ctx, *tiny, *large, *cache, *kvText, *kvBudget, *threads, *repeats)
+	}
+	if err == nil && *tools != "" {
+		_, err = bench.RunTools(ctx, bench.ToolsConfig{Jetaid: exe, Cache: *cache, TemplatePath: *toolsTemplate,
+			Presets: strings.Split(*tools, ","), Repeats: *repeats, Tokens: 128, Threads: *threads, Out: os.Stdout, Log: io.Discard})
 	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
