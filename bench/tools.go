@@ -67,6 +67,7 @@ func RunTools(ctx context.Context, cfg ToolsConfig) ([]ToolsRow, error) {
 	}
 	defer os.RemoveAll(dir)
 	var rows []ToolsRow
+	printToolsHead(cfg.Out, cfg)
 	for _, preset := range cfg.Presets {
 		spec, err := modelgen.Preset(preset)
 		if err != nil {
@@ -89,8 +90,8 @@ func RunTools(ctx context.Context, cfg ToolsConfig) ([]ToolsRow, error) {
 		}
 		row.Model = fmt.Sprintf("%s (%.1fM parameters, vocab %d)", preset, float64(spec.ParamCount())/1e6, spec.Vocab)
 		rows = append(rows, row)
+		printToolsRow(cfg.Out, row)
 	}
-	printTools(cfg.Out, cfg, rows)
 	return rows, nil
 }
 
@@ -256,13 +257,16 @@ func (d *daemonProc) firstDelta(ctx context.Context, req map[string]any, mark st
 	return first, sc.Err()
 }
 
-func printTools(w io.Writer, cfg ToolsConfig, rows []ToolsRow) {
+// printToolsHead and printToolsRow print the table a row at a time, as
+// each model's figures are in.
+func printToolsHead(w io.Writer, cfg ToolsConfig) {
 	fmt.Fprintf(w, "\n## Tool calling (%s's template, median of %d, %d-token decode figures)\n\n", cfg.TemplatePath, cfg.Repeats, cfg.Tokens)
 	fmt.Fprintln(w, "| model | prompt tokens | first content delta, plain chat | first tool_calls delta (its first token) | decode ms/token: plain / tools auto / call grammar | grammar ratio |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
+}
+
+func printToolsRow(w io.Writer, r ToolsRow) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %d | %s | %s (%s) | %s / %s / %s | %.2f× |\n", r.Model, r.PromptTokens, ms(r.PlainTTFT), ms(r.ToolTTFT), ms(r.ToolFirstTok),
-			ms(r.PlainPerTok), ms(r.AutoPerTok), ms(r.ToolPerTok), float64(r.ToolPerTok)/float64(r.PlainPerTok))
-	}
+	fmt.Fprintf(w, "| %s | %d | %s | %s (%s) | %s / %s / %s | %.2f× |\n", r.Model, r.PromptTokens, ms(r.PlainTTFT), ms(r.ToolTTFT), ms(r.ToolFirstTok),
+		ms(r.PlainPerTok), ms(r.AutoPerTok), ms(r.ToolPerTok), float64(r.ToolPerTok)/float64(r.PlainPerTok))
 }
