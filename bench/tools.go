@@ -33,7 +33,8 @@ type ToolsConfig struct {
 // ToolsRow is one model's figures.
 type ToolsRow struct {
 	Model        string        `json:"model"`
-	PromptTokens int           `json:"prompt_tokens"`
+	PromptTokens int           `json:"prompt_tokens"`       // the tools request's
+	PlainPrompt  int           `json:"plain_prompt_tokens"` // the plain request's, padded to match
 	PlainTTFT    time.Duration `json:"plain_ttft"`     // first content delta, plain chat
 	ToolTTFT     time.Duration `json:"tool_ttft"`      // first tool_calls delta, tool_choice required
 	ToolFirstTok time.Duration `json:"tool_first_tok"` // the same request's first generated token (runner timings)
@@ -121,6 +122,7 @@ func toolsFigures(ctx context.Context, d *daemonProc, cfg ToolsConfig) (ToolsRow
 		if err != nil {
 			return row, err
 		}
+		row.PlainPrompt = r.PromptTokens
 		if r.PromptTokens == row.PromptTokens {
 			break
 		}
@@ -261,12 +263,12 @@ func (d *daemonProc) firstDelta(ctx context.Context, req map[string]any, mark st
 // each model's figures are in.
 func printToolsHead(w io.Writer, cfg ToolsConfig) {
 	fmt.Fprintf(w, "\n## Tool calling (%s's template, median of %d, %d-token decode figures)\n\n", cfg.TemplatePath, cfg.Repeats, cfg.Tokens)
-	fmt.Fprintln(w, "| model | prompt tokens | first content delta, plain chat | first tool_calls delta (its first token) | decode ms/token: plain / tools auto / call grammar | grammar ratio |")
+	fmt.Fprintln(w, "| model | prompt tokens, tools / plain | first content delta, plain chat | first tool_calls delta (its first token) | decode ms/token: plain / tools auto / call grammar | grammar ratio |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
 }
 
 func printToolsRow(w io.Writer, r ToolsRow) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-	fmt.Fprintf(w, "| %s | %d | %s | %s (%s) | %s / %s / %s | %.2f× |\n", r.Model, r.PromptTokens, ms(r.PlainTTFT), ms(r.ToolTTFT), ms(r.ToolFirstTok),
+	fmt.Fprintf(w, "| %s | %d / %d | %s | %s (%s) | %s / %s / %s | %.2f× |\n", r.Model, r.PromptTokens, r.PlainPrompt, ms(r.PlainTTFT), ms(r.ToolTTFT), ms(r.ToolFirstTok),
 		ms(r.PlainPerTok), ms(r.AutoPerTok), ms(r.ToolPerTok), float64(r.ToolPerTok)/float64(r.PlainPerTok))
 }
