@@ -35,12 +35,12 @@ type ToolsRow struct {
 	Model        string        `json:"model"`
 	PromptTokens int           `json:"prompt_tokens"`       // the tools request's
 	PlainPrompt  int           `json:"plain_prompt_tokens"` // the plain request's, padded to match
-	PlainTTFT    time.Duration `json:"plain_ttft"`     // first content delta, plain chat
-	ToolTTFT     time.Duration `json:"tool_ttft"`      // first tool_calls delta, tool_choice required
-	ToolFirstTok time.Duration `json:"tool_first_tok"` // the same request's first generated token (runner timings)
-	PlainPerTok  time.Duration `json:"plain_per_tok"`  // decode time a token, plain chat
-	ToolPerTok   time.Duration `json:"tool_per_tok"`   // the same under the call grammar (required)
-	AutoPerTok   time.Duration `json:"auto_per_tok"`   // tools offered, auto, no call started (the lazy watch)
+	PlainTTFT    time.Duration `json:"plain_ttft"`          // first content delta, plain chat
+	ToolTTFT     time.Duration `json:"tool_ttft"`           // first tool_calls delta, tool_choice required
+	ToolFirstTok time.Duration `json:"tool_first_tok"`      // the same request's first generated token (runner timings)
+	PlainPerTok  time.Duration `json:"plain_per_tok"`       // decode time a token, plain chat
+	ToolPerTok   time.Duration `json:"tool_per_tok"`        // the same under the call grammar (required)
+	AutoPerTok   time.Duration `json:"auto_per_tok"`        // tools offered, auto, no call started (the lazy watch)
 }
 
 // toolsBenchTool has one free-text argument, so a call under the grammar
@@ -116,25 +116,40 @@ func toolsFigures(ctx context.Context, d *daemonProc, cfg ToolsConfig) (ToolsRow
 		return row, err
 	}
 	row.PromptTokens = probe.PromptTokens
-	pad := 0
-	for range 8 {
+	plainTokens := func(pad int) (int, error) {
 		r, err := d.chat(ctx, map[string]any{"model": "m", "messages": msgs("Write a note." + strings.Repeat(" note", pad)), "max_tokens": 1})
+		return r.PromptTokens, err
+	}
+	base, err := plainTokens(0)
+	if err != nil {
+		return row, err
+	}
+	with100, err := plainTokens(100)
+	if err != nil {
+		return row, err
+	}
+	per := float64(with100-base) / 100
+	pad := max(0, int(float64(row.PromptTokens-base)/per))
+	for range 6 {
+		n, err := plainTokens(pad)
 		if err != nil {
 			return row, err
 		}
-		row.PlainPrompt = r.PromptTokens
-		if r.PromptTokens == row.PromptTokens {
-			break
-		}
-		pad += row.PromptTokens - r.PromptTokens
-		if pad < 0 {
-			pad = 0
+		row.PlainPrompt = n
+		switch {
+		case n < row.PromptTokens:
+			pad++
+		case n > row.PromptTokens+int(per) && pad > 0:
+			pad--
+		default:
+			goto padded
 		}
 	}
+padded:
 	var plainTTFT, toolTTFT, toolFirst, plainTok, toolTok, autoTok []time.Duration
 	for range cfg.Repeats {
 		t, err := d.firstDelta(ctx, map[string]any{"model": "m", "messages": msgs("Write a note." + strings.Repeat(" note", pad)),
-			"max_tokens": 16, "temperature": 0, "stream": true, "ignore_eos": true}, `"content":`)
+			"max_tokens": 16, "temperature": 0, "stream": true, "ignore_eos": true, "stream_options": map[string]bool{"include_usage": true}}, `"content":`)
 		if err != nil {
 			return row, err
 		}
@@ -249,8 +264,20 @@ func (d *daemonProc) firstDelta(ctx context.Context, req map[string]any, mark st
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if first == 0 && strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), mark) {
+		line := sc.Text()
+		if first == 0 && strings.HasPrefix(line, "data: ") && strings.Contains(line, mark) {
 			first = time.Since(start)
+		}
+		// A prompt served from a slot's cache would not be comparable.
+		var u struct {
+			Usage *struct {
+				Details struct {
+					Cached int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(data, `"usage"`) && json.Unmarshal([]byte(data), &u) == nil && u.Usage != nil && u.Usage.Details.Cached > 64 {
+			return 0, fmt.Errorf("%d prompt tokens came from the cache", u.Usage.Details.Cached)
 		}
 	}
 	if first == 0 {
