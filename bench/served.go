@@ -101,7 +101,7 @@ type servedModel struct {
 func (s servedModel) Complete(ctx context.Context, req runner.Request, onText func(string)) (runner.Result, error) {
 	msgs := make([]admin.Message, len(req.Messages))
 	for i, m := range req.Messages {
-		msgs[i] = admin.Message(m)
+		msgs[i] = admin.Message{Role: m.Role, Content: m.Content}
 	}
 	r, err := s.c.Complete(ctx, admin.CompleteRequest{Model: s.model, Prompt: req.Prompt, Messages: msgs,
 		Sampling: admin.Sampling(req.Sampling), MaxTokens: req.MaxTokens, Stop: req.Stop, IgnoreEOS: req.IgnoreEOS}, onText)

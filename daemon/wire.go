@@ -113,7 +113,7 @@ func wireFileResult(r ingest.Result) admin.FileResult {
 func runnerRequest(r admin.CompleteRequest) runner.Request {
 	msgs := make([]runner.Message, len(r.Messages))
 	for i, m := range r.Messages {
-		msgs[i] = runner.Message(m)
+		msgs[i] = runner.Message{Role: m.Role, Content: m.Content}
 	}
 	if len(msgs) == 0 {
 		msgs = nil

@@ -44,6 +44,8 @@ func main() {
 	swapRounds := flag.Int("swap-rounds", 6, "swapping requests per binary of -swap")
 	swapCold := flag.Bool("swap-cold", true, "-swap also measures loads with the files dropped from the page cache")
 	baseline := flag.String("baseline-runner", "", "another jetaid `BINARY` (e.g. built from main) that -swap measures the same way in the same run")
+	tools := flag.String("tools", "tiny,small", "`PRESETS` of generated models carrying -tools-template on which to measure tool calling: first tool_calls delta against a plain chat's first token, decode per token with and without the call grammar (empty = skip)")
+	toolsTemplate := flag.String("tools-template", "daemon/chattmpl/testdata/templates/qwen2.5.jinja", "the Jinja chat template `PATH` (with tool support) of the -tools models")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	respShadow := flag.Int("respcache-shadow", 40, "requests of each kind (shadow on, off) for -respcache's shadow figure")
 	respCache := flag.Int("respcache", 2000, "cached answers to time through HTTP (response cache hit p50/p99 against /health, on stories260K and the 0.8B model) and shadow mode's cost to the primary (0 = skip)")
@@ -154,6 +156,10 @@ Flags:
 	if err == nil && *ollama && *tiny != "" {
 		_, err = bench.RunOllama(ctx, bench.OllamaConfig{Jetaid: exe, Model: *tiny, Cache: *cache, Threads: *threads,
 			GenTokens: 1024, Streams: 4, Repeats: max(*repeats, 5), Out: os.Stdout, Log: os.Stderr})
+	}
+	if err == nil && *tools != "" {
+		_, err = bench.RunTools(ctx, bench.ToolsConfig{Jetaid: exe, Cache: *cache, TemplatePath: *toolsTemplate,
+			Presets: strings.Split(*tools, ","), Repeats: *repeats, Tokens: 128, Threads: *threads, Out: os.Stdout, Log: io.Discard})
 	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)

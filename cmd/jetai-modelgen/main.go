@@ -18,9 +18,10 @@ func main() {
 	out := flag.String("out", "", "output `PATH` (required)")
 	seed := flag.Uint64("seed", 1, "`N`, the seed of the random weights")
 	chat := flag.Bool("chat-template", false, "include the ChatML chat template and its control tokens")
+	chatFile := flag.String("chat-template-file", "", "include the chat template in `FILE` (a model family's Jinja template, for tool calling) and the ChatML control tokens")
 	nan := flag.Bool("nan", false, "make every F16 weight NaN: a model llama.cpp loads and then aborts on (for fault tests)")
 	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-modelgen -out PATH [-preset tiny|small|0.8b] [-seed N] [-chat-template] [-nan]
+		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-modelgen -out PATH [-preset tiny|small|0.8b] [-seed N] [-chat-template | -chat-template-file FILE] [-nan]
 
 jetai-modelgen writes a llama-architecture GGUF model (F16) with realistic
 shapes and deterministic random weights: it loads and generates like a real
@@ -33,7 +34,7 @@ Flags:
 	}
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: jetai-modelgen -preset tiny|small|0.8b -out PATH [-seed N] [-chat-template] [-nan]")
+		fmt.Fprintln(os.Stderr, "usage: jetai-modelgen -preset tiny|small|0.8b -out PATH [-seed N] [-chat-template | -chat-template-file FILE] [-nan]")
 		os.Exit(2)
 	}
 	spec, err := modelgen.Preset(*preset)
@@ -44,6 +45,14 @@ Flags:
 	spec.Seed = *seed
 	if *chat {
 		spec.ChatTemplate = modelgen.ChatML
+	}
+	if *chatFile != "" {
+		b, err := os.ReadFile(*chatFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "jetai-modelgen:", err)
+			os.Exit(2)
+		}
+		spec.ChatTemplate = string(b)
 	}
 	spec.NaN = *nan
 	start := time.Now()

@@ -142,6 +142,10 @@ func errorFor(ctx context.Context, err error, timeout time.Duration) *Error {
 			e.Param = "model"
 		case runner.CodeNoChatTemplate:
 			e.Message += " (POST /v1/completions and POST /inference take a plain prompt)"
+		case runner.CodeToolsUnsupported:
+			e.Param = "tools"
+		case runner.CodeInvalid:
+			e.Param = fieldOf(e.Message)
 		}
 		return e
 	case errors.As(err, &mbe):

@@ -535,7 +535,14 @@ func (s *Server) ollamaChatJob(req *ollamaChatRequest) (ollamaJob, *Error) {
 	if len(req.Messages) == 0 {
 		return oj, nil
 	}
-	cr := chatRequest{Tools: req.Tools}
+	cr := chatRequest{}
+	if len(req.Tools) > 0 {
+		tools, err := json.Marshal(req.Tools)
+		if err != nil {
+			return oj, badRequest("tools", "tools: %v", err)
+		}
+		cr.Tools = tools
+	}
 	cr.Model = name
 	for i, m := range req.Messages {
 		switch {

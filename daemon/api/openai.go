@@ -84,8 +84,11 @@ func (c *openaiCommon) check() *Error {
 func (c *openaiCommon) spec() selectSpec { return selectSpec{Model: c.Model} }
 
 type chatMessage struct {
-	Role    string      `json:"role"`
-	Content chatContent `json:"content"`
+	Role       string       `json:"role"`
+	Content    chatContent  `json:"content"`
+	Name       string       `json:"name,omitempty"`
+	ToolCalls  []oaToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string       `json:"tool_call_id,omitempty"`
 }
 
 // chatContent is a string, null, or an array of text parts.
@@ -122,20 +125,18 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 }
 
 type chatRequest struct {
-	Messages []chatMessage `json:"messages"`
-	Tools    []any         `json:"tools"`
-	// Fields jetai cannot honour; a value that asks for them is refused.
-	Logprobs    *bool `json:"logprobs"`
-	TopLogprobs *int  `json:"top_logprobs"`
+	Messages          []chatMessage   `json:"messages"`
+	Tools             json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	Logprobs          *bool           `json:"logprobs"`
+	TopLogprobs       *int            `json:"top_logprobs"`
 	openaiCommon
 }
 
 func (c *chatRequest) check() *Error {
-	switch {
-	case c.Logprobs != nil && *c.Logprobs:
-		return unsupported("logprobs", "log probabilities")
-	case c.TopLogprobs != nil && *c.TopLogprobs != 0:
-		return unsupported("top_logprobs", "log probabilities")
+	if e := checkLogprobs(c.Logprobs, c.TopLogprobs); e != nil {
+		return e
 	}
 	return c.openaiCommon.check()
 }
@@ -154,12 +155,13 @@ func (c *completionRequest) check() *Error {
 	switch {
 	case c.Echo != nil && *c.Echo:
 		return unsupported("echo", "echoing the prompt")
-	case len(c.Logprobs) > 0 && !bytes.Equal(bytes.TrimSpace(c.Logprobs), []byte("null")):
-		return unsupported("logprobs", "log probabilities")
 	case c.BestOf != nil && *c.BestOf != 1:
 		return badRequest("best_of", "best_of must be 1: jetai generates one completion per request")
 	case c.Suffix != nil && *c.Suffix != "":
 		return unsupported("suffix", "inserting text before a suffix")
+	}
+	if e := c.checkLogprobs(); e != nil {
+		return e
 	}
 	return c.openaiCommon.check()
 }
@@ -196,24 +198,28 @@ func oaUsageOf(t runner.Timings) *oaUsage {
 }
 
 func finishReason(r string) string {
-	if r == runner.FinishLength {
+	switch r {
+	case runner.FinishLength:
 		return "length"
+	case runner.FinishToolCalls:
+		return "tool_calls"
 	}
 	return "stop"
 }
 
 type chatChoice struct {
-	Index        int          `json:"index"`
-	Message      *chatMessage `json:"message,omitempty"`
-	Delta        *chatDelta   `json:"delta,omitempty"`
-	Text         *string      `json:"text,omitempty"`
-	Logprobs     *struct{}    `json:"logprobs"`
-	FinishReason *string      `json:"finish_reason"`
+	Index        int        `json:"index"`
+	Message      *oaMessage `json:"message,omitempty"`
+	Delta        *chatDelta `json:"delta,omitempty"`
+	Text         *string    `json:"text,omitempty"`
+	Logprobs     any        `json:"logprobs"`
+	FinishReason *string    `json:"finish_reason"`
 }
 
 type chatDelta struct {
-	Role    string `json:"role,omitempty"`
-	Content string `json:"content,omitempty"`
+	Role      string            `json:"role,omitempty"`
+	Content   string            `json:"content,omitempty"`
+	ToolCalls []oaToolCallDelta `json:"tool_calls,omitempty"`
 }
 
 type oaResponse struct {
@@ -239,16 +245,13 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	s.openaiRun(w, r, j, &req.openaiCommon, true)
+	s.openaiRun(w, r, j, &req.openaiCommon, true, req.logprobOptions())
 }
 
 // job turns a chat request into its generation. Every chat surface (/v1
 // and Ollama's /api/chat, which converts its request into a chatRequest)
 // goes through here.
 func (req *chatRequest) job() (genJob, *Error) {
-	if len(req.Tools) > 0 {
-		return genJob{}, badRequest("tools", "tools (function calling) are not supported")
-	}
 	if len(req.Messages) == 0 {
 		return genJob{}, badRequest("messages", "messages is empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
 	}
@@ -264,16 +267,24 @@ func (req *chatRequest) job() (genJob, *Error) {
 		if role == "developer" {
 			role = "system"
 		}
-		msgs[i] = runner.Message{Role: role, Content: string(m.Content)}
+		msgs[i] = runner.Message{Role: role, Content: string(m.Content), Name: m.Name, ToolCallID: m.ToolCallID}
+		for _, c := range m.ToolCalls {
+			msgs[i].ToolCalls = append(msgs[i].ToolCalls, runner.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: c.Function.Arguments})
+		}
 		all.WriteString(string(m.Content))
 		all.WriteString("\n\n")
 	}
+	if e := req.checkTools(); e != nil {
+		return genJob{}, e
+	}
+	all.Write(req.Tools)
 	return genJob{
 		spec: req.spec(),
 		est:  estimateFor(all.String(), &req.sampleFields, false),
 		build: func(m *config.Model) (runner.Request, *Error) {
 			rr, e := req.sampleFields.request(m)
 			rr.Messages = msgs
+			req.toolFields(&rr)
 			return rr, e
 		},
 	}, nil
@@ -295,10 +306,11 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		build: func(m *config.Model) (runner.Request, *Error) {
 			rr, e := req.sampleFields.request(m)
 			rr.Prompt = prompt
+			rr.Logprobs, rr.TopLogprobs = req.logprobOptions().on, req.logprobOptions().top
 			return rr, e
 		},
 	}
-	s.openaiRun(w, r, j, &req.openaiCommon, false)
+	s.openaiRun(w, r, j, &req.openaiCommon, false, req.logprobOptions())
 }
 
 // promptText takes a string or an array of one string.
@@ -325,7 +337,7 @@ func promptText(raw json.RawMessage) (string, *Error) {
 	return one, nil
 }
 
-func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *openaiCommon, chat bool) {
+func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *openaiCommon, chat bool, lo logprobOptions) {
 	start := time.Now()
 	id, object, chunkObject := newID("cmpl-"), "text_completion", "text_completion"
 	if chat {
@@ -335,9 +347,12 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 	j.cache = s.noteFor(w, r)
 	j.user, j.header, j.respID = c.User, r.Header, id
 	var st *sse
+	var ex *streamExtras
 	if c.Stream {
 		st = newSSE(w)
+		ex = &streamExtras{st: st, chat: chat, lo: lo, id: id, object: chunkObject, created: created}
 		j.before = func(model string) {
+			ex.model = model
 			head := `data: {"id":"` + id + `","object":"` + chunkObject + `","created":` + strconv.FormatInt(created, 10) +
 				`,"model":` + string(appendJSONString(nil, model)) + `,"system_fingerprint":"jetai","choices":[{"index":0,`
 			if chat {
@@ -348,17 +363,13 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 				st.suffix = []byte(`,"logprobs":null,"finish_reason":null}]}` + "\n\n")
 			}
 		}
-		first := chat
-		j.onText = func(t string) {
-			if first {
-				// OpenAI's first chat chunk carries the role.
-				first = false
-				b := bytes.Replace(st.prefix, []byte(`"delta":{"content":`), []byte(`"delta":{"role":"assistant","content":`), 1)
-				b = appendJSONString(b, t)
-				st.write(append(b, st.suffix...))
-				return
-			}
-			st.text(t)
+		ex.first = chat
+		j.onText = ex.text
+		build := j.build
+		j.build = func(m *config.Model) (runner.Request, *Error) {
+			rr, e := build(m)
+			rr.Observe = ex.observe
+			return rr, e
 		}
 	}
 	out, err := s.generate(r.Context(), j)
@@ -374,9 +385,15 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 	if st == nil {
 		ch := chatChoice{FinishReason: &fr}
 		if chat {
-			ch.Message = &chatMessage{Role: "assistant", Content: chatContent(out.Result.Text)}
+			ch.Message = assistantMessage(out.Result)
+			if lo.on {
+				ch.Logprobs = chatLogprobs(out.Result.Logprobs, lo)
+			}
 		} else {
 			ch.Text = &out.Result.Text
+			if lo.on {
+				ch.Logprobs = legacyLogprobs(out.Result.Logprobs, lo, 0)
+			}
 		}
 		resp.Choices = []chatChoice{ch}
 		resp.Usage = oaUsageOf(out.Result.Timings)
@@ -392,6 +409,7 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 		empty := ""
 		ch.Text = &empty
 	}
+	ex.flushLogprobs(&ch)
 	resp.Choices = []chatChoice{ch}
 	st.event(resp)
 	if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {

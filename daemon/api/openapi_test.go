@@ -249,6 +249,7 @@ type exchange struct {
 func TestOpenAPIRealAnswers(t *testing.T) {
 	story := testmodel.Path(t)
 	chat, _ := genModels(t)
+	tools := templateModel(t, "qwen2.5.jinja")
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "broken.gguf")
 	if err := os.WriteFile(bad, []byte("GGUF\x03\x00\x00\x00 this is not a model"), 0o644); err != nil {
@@ -286,13 +287,19 @@ model "chat" {
   threads  = 1
   priority = 5
 }
+model "tools" {
+  path     = %q
+  context  = 1024
+  parallel = 1
+  threads  = 1
+}
 model "broken" {
   path = %q
 }
 model "absent" {
   path = %q
 }
-`, story, chat, bad, filepath.Join(dir, "absent.gguf")))
+`, story, chat, tools, bad, filepath.Join(dir, "absent.gguf")))
 	td := testdaemon.Start(t, daemon.Options{ConfigPath: conf, Log: slog.New(slog.DiscardHandler)})
 	td.WaitHealthy(t)
 	base := td.URL
@@ -330,6 +337,13 @@ model "absent" {
 		{method: "POST", path: "/v1/chat/completions", body: `{"model": "chat", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 6, "stream": true, "stream_options": {"include_usage": true}}`, status: 200, stream: "ChatCompletionChunk"},
 		{method: "POST", path: "/v1/chat/completions", body: `{"model": "story", "messages": [{"role": "user", "content": "Hello"}]}`, status: 400},
 		{method: "POST", path: "/v1/chat/completions", body: `{"model": "chat", "messages": []}`, status: 400},
+		{method: "POST", path: "/v1/chat/completions", body: `{"model": "tools", "messages": [{"role": "user", "content": "Weather?"}], "tools": [` + weatherTool + `], "tool_choice": "required", "parallel_tool_calls": false, "max_tokens": 100}`, status: 200},
+		{method: "POST", path: "/v1/chat/completions", body: `{"model": "tools", "messages": [{"role": "user", "content": "Weather?"}], "tools": [` + weatherTool + `], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "max_tokens": 100, "stream": true}`, status: 200, stream: "ChatCompletionChunk"},
+		{method: "POST", path: "/v1/chat/completions", body: `{"model": "tools", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4, "logprobs": true, "top_logprobs": 2}`, status: 200},
+		{method: "POST", path: "/v1/chat/completions", body: `{"model": "tools", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4, "logprobs": true, "stream": true}`, status: 200, stream: "ChatCompletionChunk"},
+		{method: "POST", path: "/v1/chat/completions", body: `{"model": "chat", "messages": [{"role": "user", "content": "Hello"}], "tools": [` + weatherTool + `]}`, status: 400},
+		{method: "POST", path: "/v1/completions", body: `{"model": "gpt2", "prompt": "Once upon a time", "max_tokens": 4, "logprobs": 2}`, status: 200},
+		{method: "POST", path: "/v1/completions", body: `{"model": "gpt2", "prompt": "Once upon a time", "max_tokens": 4, "logprobs": 0, "stream": true}`, status: 200, stream: "CompletionChunk"},
 		{method: "POST", path: "/v1/completions", body: `{"model": "gpt2", "prompt": "Once upon a time", "max_tokens": 6}`, status: 200},
 		{method: "POST", path: "/v1/completions", body: `{"model": "gpt2", "prompt": "Once upon a time", "max_tokens": 6, "stream": true}`, status: 200, stream: "CompletionChunk"},
 		{method: "POST", path: "/v1/embeddings", body: `{"model": "gpt2", "input": ["Once upon a time", "A cat"]}`, status: 200},

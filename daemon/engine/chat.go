@@ -79,13 +79,31 @@ func applyTemplate(tmpl string, msgs []Message, addAssistant bool) (string, erro
 // tokenized piecewise (template text with special tokens, content without).
 // limit and ctx work as in TokenizeLimit.
 func (m *Model) ChatTokens(ctx context.Context, msgs []Message, limit int) ([]int, error) {
-	text, err := m.ApplyChatTemplate(msgs, true)
+	contents := make([]string, len(msgs))
+	for i, msg := range msgs {
+		contents[i] = msg.Content
+	}
+	return m.ChatTokensRendered(ctx, contents, func(contents []string) (string, error) {
+		held := make([]Message, len(msgs))
+		for i, msg := range msgs {
+			held[i] = Message{Role: msg.Role, Content: contents[i]}
+		}
+		return m.ApplyChatTemplate(held, true)
+	}, limit)
+}
+
+// ChatTokensRendered is ChatTokens for a conversation that render formats
+// (a Jinja chat template, say): render is given each message's content, or
+// a placeholder in its place, and returns the prompt text. A leading BOS
+// text that the tokenizer adds by itself is not doubled.
+func (m *Model) ChatTokensRendered(ctx context.Context, contents []string, render func(contents []string) (string, error), limit int) ([]int, error) {
+	text, err := render(contents)
 	if err != nil {
 		return nil, err
 	}
 	injected := false
-	for _, msg := range msgs {
-		if injected, err = m.hasSpecialText(ctx, msg.Content); err != nil || injected {
+	for _, c := range contents {
+		if injected, err = m.hasSpecialText(ctx, c); err != nil || injected {
 			break
 		}
 	}
@@ -93,9 +111,30 @@ func (m *Model) ChatTokens(ctx context.Context, msgs []Message, limit int) ([]in
 		return nil, err
 	}
 	if !injected {
-		return m.TokenizeLimit(ctx, text, true, limit)
+		return m.TokenizeLimit(ctx, m.trimBOS(text), true, limit)
 	}
-	return m.chatTokensPiecewise(ctx, msgs, limit)
+	return m.chatTokensPiecewise(ctx, contents, render, limit)
+}
+
+// trimBOS drops a BOS token's text that a template wrote at the start of
+// the prompt when tokenizing adds the BOS token anyway.
+func (m *Model) trimBOS(text string) string {
+	if !m.info.AddBOS || m.info.BOS < 0 {
+		return text
+	}
+	if bos := m.TokenText(m.info.BOS); bos != "" {
+		return strings.TrimPrefix(text, bos)
+	}
+	return text
+}
+
+// TokenText is a token's text in the vocabulary (special tokens as
+// written, <|im_end|>), or "" for an id out of range.
+func (m *Model) TokenText(token int) string {
+	if token < 0 || token >= m.info.VocabSize {
+		return ""
+	}
+	return C.GoString(C.llama_vocab_get_text(m.vocab(), C.int32_t(token)))
 }
 
 // hasSpecialText reports whether s contains the text of a special token
@@ -120,20 +159,21 @@ func (m *Model) hasSpecialText(ctx context.Context, s string) (bool, error) {
 // chatTokensPiecewise formats msgs with a random placeholder for each
 // content, then tokenizes the template's text with special tokens parsed
 // and each content, in its place, as plain text.
-func (m *Model) chatTokensPiecewise(ctx context.Context, msgs []Message, limit int) ([]int, error) {
+func (m *Model) chatTokensPiecewise(ctx context.Context, contents []string, render func([]string) (string, error), limit int) ([]int, error) {
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
 	}
 	marker := func(i int) string { return fmt.Sprintf("\x01jetai-%x-%d\x01", nonce, i) }
-	held := make([]Message, len(msgs))
-	for i, msg := range msgs {
-		held[i] = Message{Role: msg.Role, Content: marker(i)}
+	held := make([]string, len(contents))
+	for i := range contents {
+		held[i] = marker(i)
 	}
-	text, err := m.ApplyChatTemplate(held, true)
+	text, err := render(held)
 	if err != nil {
 		return nil, err
 	}
+	text = m.trimBOS(text)
 	var toks []int
 	add := func(s string, special bool) error {
 		if s == "" {
@@ -154,15 +194,15 @@ func (m *Model) chatTokensPiecewise(ctx context.Context, msgs []Message, limit i
 		toks = append(toks, t...)
 		return err
 	}
-	for i, msg := range msgs {
-		before, after, found := strings.Cut(text, held[i].Content)
+	for i, content := range contents {
+		before, after, found := strings.Cut(text, held[i])
 		if !found {
 			continue // the template leaves this message out
 		}
 		if err := add(before, true); err != nil {
 			return nil, err
 		}
-		if err := add(msg.Content, false); err != nil {
+		if err := add(content, false); err != nil {
 			return nil, err
 		}
 		text = after

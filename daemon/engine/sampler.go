@@ -229,3 +229,21 @@ func (s *Sampler) Close() {
 		s.guard = nil
 	}
 }
+
+// Replay feeds tokens that were sampled without this sampler's grammar
+// into it, as if it had picked them: a lazy grammar that takes over once
+// the output reaches its trigger starts from the trigger's tokens. It
+// reports false, and accepts nothing more, at the first token the grammar
+// does not allow; the sampler is then unusable with its grammar.
+func (s *Sampler) Replay(tokens []int) bool {
+	for _, t := range tokens {
+		if s.guard != nil && !bool(C.jetai_grammar_allows(s.guard, C.int32_t(t))) {
+			return false
+		}
+		C.common_sampler_caccept(s.c, C.int32_t(t), true)
+		if s.guard != nil {
+			C.llama_sampler_accept(s.guard, C.int32_t(t))
+		}
+	}
+	return true
+}

@@ -385,6 +385,12 @@ func (p *Process) Complete(ctx context.Context, req Request, onText func(string)
 		if err := json.Unmarshal(line, &f); err != nil {
 			return Result{Text: text.String(), FinishReason: FinishError}, fmt.Errorf("model %s: bad frame from runner: %w", p.opts.Name, err)
 		}
+		if len(f.ToolCalls) > 0 || len(f.Logprobs) > 0 {
+			res.addFrame(f)
+			if req.Observe != nil {
+				req.Observe(f)
+			}
+		}
 		if f.Text != "" {
 			text.WriteString(f.Text)
 			if onText != nil {

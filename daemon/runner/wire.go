@@ -1,16 +1,56 @@
 package runner
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Message is one chat turn.
+// Message is one chat turn. An assistant turn may carry the tool calls
+// it made; a tool turn answers the call ToolCallID names.
 type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role       string     `json:"role"`
+	Content    string     `json:"content"`
+	Name       string     `json:"name,omitempty"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+// ToolCall is a call of a declared function; Arguments is JSON text.
+type ToolCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// ToolCallDelta is a piece of a call being generated: the first piece of
+// a call has Start with ID and Name, the others pieces of its Arguments.
+// Index counts the answer's calls from 0.
+type ToolCallDelta struct {
+	Index     int    `json:"index"`
+	Start     bool   `json:"start,omitempty"`
+	ID        string `json:"id,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments,omitempty"`
+}
+
+// TokenLogprob is a generated token's log probability under the model
+// (log-softmax of the raw logits), with the most likely alternatives when
+// they were asked for.
+type TokenLogprob struct {
+	Token   string       `json:"token"`
+	Bytes   []byte       `json:"bytes"`
+	Logprob float32      `json:"logprob"`
+	Top     []TopLogprob `json:"top,omitempty"`
+}
+
+// TopLogprob is one of the most likely tokens at a position.
+type TopLogprob struct {
+	Token   string  `json:"token"`
+	Bytes   []byte  `json:"bytes"`
+	Logprob float32 `json:"logprob"`
 }
 
 // Sampling holds one request's sampling settings. Temperature 0 is greedy.
@@ -39,14 +79,35 @@ type Request struct {
 	Stop      []string  `json:"stop,omitempty"`
 	// IgnoreEOS keeps generating past end-of-generation tokens (benchmarks).
 	IgnoreEOS bool `json:"ignore_eos,omitempty"`
+
+	// Tools is the request's tools array (OpenAI's shape) and ToolChoice
+	// its tool_choice, both as sent; the runner renders them with the
+	// model's chat template, constrains calls with a grammar built from
+	// the tools' schemas and parses the output into calls.
+	Tools             json.RawMessage `json:"tools,omitempty"`
+	ToolChoice        json.RawMessage `json:"tool_choice,omitempty"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls,omitempty"`
+	// Logprobs asks for each generated token's log probability, with the
+	// TopLogprobs (0 to 20) most likely tokens at each position.
+	Logprobs    bool `json:"logprobs,omitempty"`
+	TopLogprobs int  `json:"top_logprobs,omitempty"`
+
+	// Observe, when set, receives each frame that carries tool-call
+	// deltas or logprobs, as it arrives and before its text is passed on;
+	// it stays in the daemon.
+	Observe func(Frame) `json:"-"`
 }
+
+// MaxTopLogprobs is the most alternatives a request may ask for.
+const MaxTopLogprobs = 20
 
 // Finish reasons.
 const (
-	FinishStop      = "stop"      // end-of-generation token or a stop string
-	FinishLength    = "length"    // max tokens or the slot's context reached
-	FinishCancelled = "cancelled" // the caller went away
-	FinishError     = "error"     // the runner failed the request
+	FinishStop      = "stop"       // end-of-generation token or a stop string
+	FinishLength    = "length"     // max tokens or the slot's context reached
+	FinishCancelled = "cancelled"  // the caller went away
+	FinishError     = "error"      // the runner failed the request
+	FinishToolCalls = "tool_calls" // the answer is one or more tool calls
 )
 
 // Timings of one request, in token counts and milliseconds.
@@ -73,13 +134,19 @@ type Frame struct {
 	// answers it as a client error.
 	Code    string   `json:"code,omitempty"`
 	Timings *Timings `json:"timings,omitempty"`
+	// ToolCalls are pieces of calls, parsed from the output (Text is
+	// then only the content outside the calls).
+	ToolCalls []ToolCallDelta `json:"tool_calls,omitempty"`
+	Logprobs  []TokenLogprob  `json:"logprobs,omitempty"`
 }
 
 // Result is a finished completion.
 type Result struct {
-	Text         string  `json:"text"`
-	FinishReason string  `json:"finish_reason"`
-	Timings      Timings `json:"timings"`
+	Text         string         `json:"text"`
+	FinishReason string         `json:"finish_reason"`
+	Timings      Timings        `json:"timings"`
+	ToolCalls    []ToolCall     `json:"tool_calls,omitempty"`
+	Logprobs     []TokenLogprob `json:"logprobs,omitempty"`
 }
 
 // ErrorBody is the JSON body of a refused runner request.
@@ -94,8 +161,11 @@ const (
 	CodeContextOverflow = "context_overflow"
 	CodeNoChatTemplate  = "no_chat_template"
 	CodeInvalidGrammar  = "invalid_grammar"
-	CodeBusy            = "busy"
-	CodeStopping        = "stopping"
+	// CodeToolsUnsupported: the model's chat template does not render
+	// tools.
+	CodeToolsUnsupported = "tools_unsupported"
+	CodeBusy             = "busy"
+	CodeStopping         = "stopping"
 )
 
 // EmbedRequest asks for the embedding of Input.
@@ -267,4 +337,18 @@ type TemplateRequest struct {
 // TemplateResult is the formatted prompt.
 type TemplateResult struct {
 	Prompt string `json:"prompt"`
+}
+
+// addFrame gathers a frame's tool-call pieces and logprobs into r.
+func (r *Result) addFrame(f Frame) {
+	r.Logprobs = append(r.Logprobs, f.Logprobs...)
+	for _, d := range f.ToolCalls {
+		if d.Start || d.Index >= len(r.ToolCalls) {
+			for len(r.ToolCalls) <= d.Index {
+				r.ToolCalls = append(r.ToolCalls, ToolCall{})
+			}
+			r.ToolCalls[d.Index].ID, r.ToolCalls[d.Index].Name = d.ID, d.Name
+		}
+		r.ToolCalls[d.Index].Arguments += d.Arguments
+	}
 }

@@ -28,8 +28,8 @@ function freePort() {
 // its temperatures, power and memory from a copy of the recorded Orin Nano
 // tree (testdata/platform/orin-nano) that the tests may change. It returns
 // {url, root (that copy), conf (the config file), text (its contents),
-// stop(), log()}.
-export async function startDaemon() {
+// stop(), log()}. extra is more config text (more models) appended to it.
+export async function startDaemon({ extra = "" } = {}) {
   const model = process.env.JETAI_TEST_MODEL || resolve(ROOT, "../shared/models/stories260K.gguf");
   if (!existsSync(model)) throw new Error(`the real tiny model ${model} is missing (JETAI_TEST_MODEL)`);
   const bin = process.env.JETAID || join(ROOT, "bin/jetaid");
@@ -74,7 +74,7 @@ experiment "ab" {
   variant "a" { model = "stories" }
   variant "b" { model = "gpt2" }
 }
-`;
+${extra}`;
   writeFileSync(conf, text);
   let out = "";
   const proc = spawn(bin, ["--config", conf, "--platform-root", root], { stdio: ["ignore", "pipe", "pipe"] });

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetai/jetai/daemon/engine"
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/daemon/toolcall"
 )
 
 const maxRequestBody = 16 << 20
@@ -62,38 +63,42 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // A prompt that cannot fit the slot's context is refused as soon as that is
 // certain, without tokenizing all of it; a client that goes away stops the
 // tokenization.
-func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner.Request) ([]int, bool) {
+func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner.Request) ([]int, *toolSetup, bool) {
 	limit := h.sched.slotCtx - 1 // one position is left for the first generated token
 	var toks []int
 	var err error
+	var setup *toolSetup
 	switch {
 	case len(req.Messages) > 0 && req.Prompt != "":
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "give either a prompt or messages, not both")
-		return nil, false
+		return nil, nil, false
+	case len(req.Prompt) > 0 && len(req.Tools) > 0:
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tools need chat messages, not a prompt")
+		return nil, nil, false
 	case len(req.Messages) > 0:
-		msgs := make([]engine.Message, len(req.Messages))
-		for i, m := range req.Messages {
-			msgs[i] = engine.Message{Role: m.Role, Content: m.Content}
-		}
 		// Special-token text in a message stays text (no role injection).
-		toks, err = h.model.ChatTokens(ctx, msgs, limit)
+		var ok bool
+		toks, setup, err, ok = h.chatTokens(ctx, w, req, limit)
+		if !ok {
+			return nil, nil, false
+		}
 		if errors.Is(err, engine.ErrNoChatTemplate) {
 			writeError(w, http.StatusBadRequest, runner.CodeNoChatTemplate,
 				fmt.Sprintf("this model cannot take chat messages (%v); send a plain prompt instead", err))
-			return nil, false
+			return nil, nil, false
 		}
 	case req.Prompt == "":
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "prompt is empty")
-		return nil, false
+		return nil, nil, false
 	default:
 		// A raw prompt is the caller's own formatting: special tokens
 		// written in it are parsed, as llama.cpp's server does.
 		toks, err = h.model.TokenizeLimit(ctx, req.Prompt, true, limit)
 	}
 	if !tokenized(ctx, w, "prompt", err, limit, " (its context per slot); shorten the prompt or raise the model's context") {
-		return nil, false
+		return nil, nil, false
 	}
-	return toks, true
+	return toks, setup, true
 }
 
 // tokenized answers a tokenization's failure and reports whether there was
@@ -145,11 +150,27 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "max_tokens must not be negative")
 		return
 	}
-	toks, ok := h.prompt(r.Context(), w, &req)
+	if req.TopLogprobs < 0 || req.TopLogprobs > runner.MaxTopLogprobs {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, fmt.Sprintf("top_logprobs must be 0 to %d", runner.MaxTopLogprobs))
+		return
+	}
+	toks, tools, ok := h.prompt(r.Context(), w, &req)
 	if !ok {
 		return
 	}
-	sampler, err := h.model.NewSampler(samplingParams(req.Sampling))
+	params := samplingParams(req.Sampling)
+	var lazy *lazyGrammar
+	var parser *toolcall.Parser
+	if tools != nil {
+		parser = toolcall.NewParser(tools.format)
+		switch {
+		case tools.grammar.Lazy:
+			lazy = &lazyGrammar{gbnf: tools.grammar.GBNF, trigger: tools.format.Trigger(), anchored: tools.format.Anchored(), alt: tools.format.Alt, params: params}
+		case tools.grammar.GBNF != "":
+			params.Grammar = tools.grammar.GBNF
+		}
+	}
+	sampler, err := h.model.NewSampler(params)
 	if err != nil {
 		code := runner.CodeInvalid
 		if errors.Is(err, engine.ErrInvalidGrammar) {
@@ -164,7 +185,11 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 			stops = append(stops, s)
 		}
 	}
-	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, ignoreEOS: req.IgnoreEOS, out: newOutbox(), arrived: arrived}
+	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, ignoreEOS: req.IgnoreEOS, out: newOutbox(), arrived: arrived,
+		lazy: lazy, logprobs: -1}
+	if req.Logprobs {
+		j.logprobs = req.TopLogprobs
+	}
 	if !h.submit(w, j) {
 		sampler.Close()
 		return
@@ -184,12 +209,14 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		// The decode loop paces the wakes (scheduler.flush): whatever has
 		// gathered since the last one leaves as one frame.
 		text, done, final := j.out.take()
-		if text != "" {
-			if enc.Encode(runner.Frame{Text: text}) != nil {
-				return
-			}
+		lps := j.out.takeLogprobs()
+		if !writeFrames(enc, parser, text, lps, done) {
+			return
 		}
 		if done {
+			if parser != nil && len(parser.Calls()) > 0 && final.FinishReason == runner.FinishStop {
+				final.FinishReason = runner.FinishToolCalls
+			}
 			enc.Encode(final)
 		}
 		if flusher != nil {

@@ -38,6 +38,8 @@ type job struct {
 	code      string // set with a failure the request caused (finishErr)
 	out       *outbox
 	arrived   time.Time
+	lazy      *lazyGrammar // tool_choice auto: the call grammar waits for its trigger
+	logprobs  int          // alternatives per token to report; -1: no logprobs
 }
 
 // outbox hands a job's output from the decode loop to its HTTP handler
@@ -51,6 +53,7 @@ type outbox struct {
 	done      bool
 	final     runner.Frame
 	embedding []float32
+	logprobs  []runner.TokenLogprob
 	notify    chan struct{}
 }
 
@@ -528,6 +531,7 @@ func (s *scheduler) sample(sl *slot) {
 	if j.ignoreEOS {
 		s.lctx.Ban(sl.iBatch, s.model.EOGTokens())
 	}
+	idx := sl.iBatch
 	tok, err := j.sampler.Sample(s.lctx, sl.iBatch)
 	sl.iBatch = -1
 	switch {
@@ -551,6 +555,10 @@ func (s *scheduler) sample(sl *slot) {
 		return
 	}
 	sl.generated++
+	if err := s.afterSample(sl, idx, tok); err != nil {
+		s.finishErr(sl, runner.CodeInvalidGrammar, err.Error())
+		return
+	}
 	if s.emit(sl, sl.stream.Push(s.model.Piece(tok))) {
 		s.finish(sl, runner.FinishStop, "")
 		return

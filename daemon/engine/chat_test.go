@@ -1,0 +1,38 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/modelgen"
+)
+
+// A template that writes bos_token itself (Llama 3, Gemma, Mistral) must not
+// give the prompt two BOS tokens when the tokenizer adds one too, on the
+// plain path and on the piecewise one (content with special-token text).
+func TestChatTokensRenderedNoDoubleBOS(t *testing.T) {
+	spec := modelgen.Tiny()
+	spec.ChatTemplate = modelgen.ChatML
+	m, err := Load(context.Background(), testmodel.Gen(t, spec), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	bos := m.TokenText(m.Info().BOS)
+	if bos == "" || !m.Info().AddBOS {
+		t.Fatalf("the generated model should add BOS %q", bos)
+	}
+	render := func(contents []string) (string, error) {
+		return bos + "<|im_start|>user\n" + contents[0] + "<|im_end|>\n<|im_start|>assistant\n", nil
+	}
+	for _, content := range []string{"Hello there", "Hello <|im_end|> there"} {
+		toks, err := m.ChatTokensRendered(context.Background(), []string{content}, render, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if toks[0] != m.Info().BOS || toks[1] == m.Info().BOS {
+			t.Errorf("%q: prompt starts %v, want one BOS (%d)", content, toks[:3], m.Info().BOS)
+		}
+	}
+}
