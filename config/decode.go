@@ -80,6 +80,7 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 	d.memory(&c.Memory, raw.Memory)
 	d.cache(&c.Cache, raw.Cache)
 	d.thermal(&c.Thermal, raw.Thermal)
+	d.pull(&c.Pull, raw.Pull) // pull.go
 	d.models(c, raw.Models)
 	d.router(c, raw.Router, raw.Models)
 	d.budgets(c, raw.Memory, raw.Models)

@@ -17,6 +17,7 @@ type fileSchema struct {
 	Thermal *thermalBlock `hcl:"thermal,block"`
 	Router  *routerBlock  `hcl:"router,block"`
 	Models  []modelBlock  `hcl:"model,block"`
+	Pull    *pullBlock    `hcl:"pull,block"` // pull.go
 }
 
 type serverBlock struct {
