@@ -21,6 +21,7 @@ import (
 	"github.com/jetai/jetai/daemon/ingest"
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/pull"
 	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/version"
 )
@@ -79,6 +80,7 @@ type Daemon struct {
 	api     *api.Server
 	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
 	ingest  *ingest.Ingester
+	puller  *pull.Manager // pull.go; nil without a cache
 
 	mu     sync.Mutex
 	cfg    *config.Config // the config in force
@@ -230,6 +232,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	svcCtx, stopServices := context.WithCancel(ctx)
 	defer stopServices()
 	var services sync.WaitGroup
+	d.startPull(svcCtx, &services) // pull.go; before the admin socket, which serves it
 	d.startAdmin(svcCtx, cfg, &services)
 	d.startPlatform(svcCtx, &services)
 	d.startReloaders(svcCtx, &services)
