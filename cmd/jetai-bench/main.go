@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetai/jetai/bench"
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/modelgen"
 )
 
 func main() {
@@ -39,6 +40,7 @@ func main() {
 	kvText := flag.String("kv-text", "testdata/kvcache/stories-greedy.txt", "`PATH` of the fixed text whose NLL -kv measures")
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
+	pullBench := flag.Bool("pull", true, "also measure jetai-ctl pull from a local hub: throughput against curl, bytes fetched twice after a cut, download to first answer (the 0.8B Q4_K_M with -large, else a generated 54 MB model)")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -48,7 +50,8 @@ prints tables: the runner against a minimal in-process engine loop (for
 stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
 latency, a model swap, config reload latency, the model cache, the CPU
 cost of platform monitoring, the runner CPU that refusing special-token
-text costs, and the KV cache types: memory, speed and perplexity. Not a test: the figures are for a quiet machine.
+text costs, the KV cache types: memory, speed and perplexity, and downloads
+(jetai-ctl pull against curl from a local hub). Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -145,10 +148,28 @@ Flags:
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
 	}
+	if err == nil && *pullBench {
+		err = runPull(ctx, *large, *cache, exe)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
 		os.Exit(1)
 	}
+}
+
+func runPull(ctx context.Context, large bool, cache, exe string) error {
+	var model string
+	var err error
+	if large {
+		model, err = bench.LargeModel(cache, os.Stderr)
+	} else {
+		model, err = modelgen.Cached(cache, modelgen.Small())
+	}
+	if err != nil {
+		return err
+	}
+	_, err = bench.RunPull(ctx, bench.PullConfig{Jetaid: exe, Model: model, Out: os.Stdout, Log: os.Stderr})
+	return err
 }
 
 func runKV(ctx context.Context, tiny string, large bool, cache, text, budget string, threads, repeats int) error {

@@ -21,7 +21,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -50,7 +49,7 @@ type Fault struct {
 
 type blob struct {
 	id     int
-	name   string // HF path or ollama NAME:TAG/layer, for faults and counts
+	name   string // OWNER/REPO/PATH or NAME:TAG/LAYER, for faults and counts
 	path   string // on disk
 	size   int64
 	sha    string
@@ -74,6 +73,13 @@ type ollamaModel struct {
 	config   []byte
 }
 
+// TB is what the hub needs of its user: testing.TB, or a benchmark's own.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // Hub is a running local hub. URL is the base of both the Hub API and the
 // registry (as hf_endpoint and ollama_registry); CDN is the file server.
 type Hub struct {
@@ -91,7 +97,7 @@ type Hub struct {
 }
 
 // New starts a hub and its CDN; both stop at the test's end.
-func New(t testing.TB) *Hub {
+func New(t TB) *Hub {
 	h := &Hub{Token: "hf_testtoken", repos: map[string]*repo{}, ollama: map[string]*ollamaModel{}, blobs: map[int]*blob{},
 		release: make(chan struct{}), stalled: make(chan struct{}, 16)}
 	h.cdn = httptest.NewServer(http.HandlerFunc(h.serveCDN))
@@ -125,14 +131,14 @@ func (h *Hub) addBlob(name, file string) (*blob, error) {
 
 // AddRepo publishes a Hugging Face repo "OWNER/NAME" whose files (repo
 // path → file on disk) are LFS files; a gated repo wants Token.
-func (h *Hub) AddRepo(t testing.TB, id string, files map[string]string, gated bool) {
+func (h *Hub) AddRepo(t TB, id string, files map[string]string, gated bool) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := &repo{id: id, gated: gated, files: map[string]*blob{}, other: map[string][]byte{
 		"README.md": []byte("# " + id + "\n"), ".gitattributes": []byte("*.gguf filter=lfs diff=lfs merge=lfs -text\n")}}
 	for p, file := range files {
-		b, err := h.addBlob(p, file)
+		b, err := h.addBlob(id+"/"+p, file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +150,7 @@ func (h *Hub) AddRepo(t testing.TB, id string, files map[string]string, gated bo
 // AddOllama publishes NAME:TAG ("llama3.2:1b"; a NAME without a slash is
 // under library/) whose model layer is the file model, with a projector
 // layer when projector is not "".
-func (h *Hub) AddOllama(t testing.TB, nameTag, model, projector string) {
+func (h *Hub) AddOllama(t TB, nameTag, model, projector string) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -221,12 +227,13 @@ func (h *Hub) Stats(name string) Stats {
 	return s
 }
 
-// SHA256 returns the hex sha256 of the blob named name (exactly).
+// SHA256 returns the hex sha256 of the blob named name: a repo file's
+// "OWNER/REPO/PATH" or its PATH alone, or an Ollama "NAME:TAG/model".
 func (h *Hub) SHA256(name string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, b := range h.blobs {
-		if b.name == name {
+		if b.name == name || strings.HasSuffix(b.name, "/"+name) {
 			return b.sha
 		}
 	}
