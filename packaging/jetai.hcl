@@ -121,6 +121,15 @@ cache {
   max_size = "20GiB"
 }
 
+# Where `jetai-ctl pull` downloads models from (into cache.dir). Gated
+# repos want a Hugging Face token: HF_TOKEN in jetai-ctl's or jetaid's
+# environment, or a file that holds it (readable by user jetai).
+# pull {
+#   hf_endpoint     = "https://huggingface.co"
+#   ollama_registry = "https://registry.ollama.ai"
+#   hf_token_file   = "/etc/jetai/hf-token"
+# }
+
 thermal {
   # Thermal zone types to watch (/sys/class/thermal/thermal_zone*/type); the
   # hottest one counts. Zones the machine lacks are skipped; "cpu-thermal"

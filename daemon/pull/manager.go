@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -353,6 +354,15 @@ func (m *Manager) Cancel(src Source, discard bool) []string {
 	for _, p := range m.pulls {
 		if p.Source.String() == src.String() {
 			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 && src.Kind == KindHF && src.Quant == "" && src.File == "" {
+		// "hf.co/OWNER/REPO" cancels whatever pull of that repo runs,
+		// however it was spelled.
+		for _, p := range m.pulls {
+			if p.Source.Kind == KindHF && strings.EqualFold(p.Source.RepoID(), src.RepoID()) {
+				ps = append(ps, p)
+			}
 		}
 	}
 	m.mu.Unlock()

@@ -341,7 +341,11 @@ func TestPullCancelKeepsPartialAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-r.hub.Stalled()
-	r.m.Cancel(src2, true)
+	// The repo's name alone cancels it.
+	repoOnly, _ := ParseSource("hf.co/org/Other-GGUF")
+	if keys := r.m.Cancel(repoOnly, true); len(keys) != 1 {
+		t.Errorf("cancel by repo: %v", keys)
+	}
 	if p := partials(t, r.dir); len(p) != 0 {
 		t.Errorf("discard left %v", p)
 	}
