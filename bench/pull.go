@@ -32,7 +32,8 @@ type PullConfig struct {
 // PullReport holds the figures.
 type PullReport struct {
 	Size        int64
-	Jetai, Curl []float64 // bytes/s per round
+	// bytes/s per round: jetaid's pull, curl, curl then fsync (sync FILE)
+	Jetai, Curl, CurlSync []float64
 	CutAt       int64
 	Twice       int64 // bytes served minus the file's size, with the cut
 	Ranged      int   // requests with a Range, with the cut
@@ -110,13 +111,25 @@ func RunPull(ctx context.Context, cfg PullConfig) (rep PullReport, err error) {
 		}
 		rep.Curl = append(rep.Curl, float64(rep.Size)/time.Since(t0).Seconds())
 		os.Remove(out)
+		// The same with the file on disk at the end, as jetaid's is.
+		t0 = time.Now()
+		cmd = exec.CommandContext(ctx, cfg.Curl, "-sSfL", "-o", out, fmt.Sprintf("%s/bench/r%d-GGUF/resolve/main/%s", hub.URL, i, file))
+		cmd.Stderr = cfg.Log
+		if err := cmd.Run(); err != nil {
+			return rep, fmt.Errorf("curl: %w", err)
+		}
+		if err := syncFile(out); err != nil {
+			return rep, err
+		}
+		rep.CurlSync = append(rep.CurlSync, float64(rep.Size)/time.Since(t0).Seconds())
+		os.Remove(out)
 		t0 = time.Now()
 		r, err := c.Pull(ctx, admin.PullRequest{Source: fmt.Sprintf("hf.co/bench/r%d-GGUF/%s", i, file)}, nil)
 		if err != nil {
 			return rep, fmt.Errorf("pull: %w", err)
 		}
 		rep.Jetai = append(rep.Jetai, float64(rep.Size)/time.Since(t0).Seconds())
-		logf(cfg.Log, "round %d: curl %.0f MiB/s, jetaid %.0f MiB/s (%d files)", i, rep.Curl[i-1]/(1<<20), rep.Jetai[i-1]/(1<<20), len(r.Files))
+		logf(cfg.Log, "round %d: curl %.0f MiB/s, curl + fsync %.0f MiB/s, jetaid %.0f MiB/s (%d files)", i, rep.Curl[i-1]/(1<<20), rep.CurlSync[i-1]/(1<<20), rep.Jetai[i-1]/(1<<20), len(r.Files))
 	}
 
 	// A cut at 40%, then --add and the first answer.
@@ -182,10 +195,11 @@ func printPull(w io.Writer, cfg PullConfig, r PullReport) {
 		}
 		return b
 	}
-	j, c := best(r.Jetai), best(r.Curl)
+	j, c, cs := best(r.Jetai), best(r.Curl), best(r.CurlSync)
 	fmt.Fprintf(w, "\n## Pull (%s, %s, local hub + CDN on loopback; best of %d rounds each, back to back)\n\n", filepath.Base(cfg.Model), human(uint64(r.Size)), len(r.Jetai))
 	fmt.Fprintf(w, "| figure | jetaid pull | curl -L | ratio |\n|---|---|---|---|\n")
 	fmt.Fprintf(w, "| download throughput (MiB/s) | %.0f | %.0f | %.2f× |\n", j/(1<<20), c/(1<<20), j/c)
+	fmt.Fprintf(w, "| the same, curl's file fsynced too | %.0f | %.0f | %.2f× |\n", j/(1<<20), cs/(1<<20), j/cs)
 	fmt.Fprintf(w, "\n| figure | value |\n|---|---|\n")
 	fmt.Fprintf(w, "| bytes fetched twice after a cut at 40%% (%s) | %s (%d ranged request) |\n", human(uint64(r.CutAt)), bytesOrZero(r.Twice), r.Ranged)
 	how := "the reload took jetai.d/pulled.hcl"
@@ -201,4 +215,13 @@ func bytesOrZero(n int64) string {
 		return "0 B"
 	}
 	return strings.TrimSpace(fmt.Sprintf("%d B (%.2f MiB)", n, float64(n)/(1<<20)))
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // sidecar is NAME.partial.json beside a partial download: what the bytes
@@ -279,9 +281,21 @@ func restart(out *os.File, h hash.Hash, off *int64) error {
 	return nil
 }
 
+// writebackStep is how many written bytes start their writeback to disk
+// (sync_file_range, asynchronous): the final fsync then has little left
+// to wait for, and a large download does not pile up dirty pages in the
+// memory that an 8 GB board's models need.
+const writebackStep = 32 << 20
+
 // copyHashed copies body to out while a second goroutine hashes the same
 // chunks, so hashing costs no time as long as it keeps up with the link.
-func copyHashed(ctx context.Context, out io.Writer, h hash.Hash, body io.Reader, off *int64, progress interface{ Store(int64) }) error {
+func copyHashed(ctx context.Context, out *os.File, h hash.Hash, body io.Reader, off *int64, progress interface{ Store(int64) }) error {
+	flushed := *off
+	defer func() {
+		if *off > flushed {
+			unix.SyncFileRange(int(out.Fd()), flushed, *off-flushed, unix.SYNC_FILE_RANGE_WRITE)
+		}
+	}()
 	free := make(chan []byte, bufs)
 	for range bufs {
 		free <- make([]byte, chunkSize)
@@ -315,6 +329,11 @@ func copyHashed(ctx context.Context, out io.Writer, h hash.Hash, body io.Reader,
 			hashes <- chunk{b[:k]}
 			*off += int64(k)
 			progress.Store(*off)
+			if *off-flushed >= writebackStep {
+				// Errors (a file system without it) only lose the head start.
+				unix.SyncFileRange(int(out.Fd()), flushed, *off-flushed, unix.SYNC_FILE_RANGE_WRITE)
+				flushed = *off
+			}
 		} else {
 			free <- b
 		}
