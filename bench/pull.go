@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -31,14 +32,15 @@ type PullConfig struct {
 
 // PullReport holds the figures.
 type PullReport struct {
-	Size        int64
+	Size int64
 	// bytes/s per round: jetaid's pull, curl, curl then fsync (sync FILE)
 	Jetai, Curl, CurlSync []float64
-	CutAt       int64
-	Twice       int64 // bytes served minus the file's size, with the cut
-	Ranged      int   // requests with a Range, with the cut
-	ToAnswer    time.Duration
-	AddedByDrop bool // the reload took the drop-in (else the bench pasted the block into the config)
+	CutAt                 int64
+	Twice                 int64 // bytes served minus the file's size, with the cut
+	Ranged                int   // requests with a Range, with the cut
+	ToAnswer              time.Duration
+	AddStep               time.Duration // of ToAnswer: the --add step (trial load, drop-in, reload)
+	AddedByDrop           bool          // the reload took the drop-in (else the bench pasted the block into the config)
 }
 
 // benchTB runs testhub outside a test.
@@ -149,6 +151,7 @@ func RunPull(ctx context.Context, cfg PullConfig) (rep PullReport, err error) {
 	if downloaded.IsZero() {
 		downloaded = time.Now()
 	}
+	rep.AddStep = time.Since(downloaded)
 	cut := hub.Stats(fmt.Sprintf("bench/r%d-GGUF/", last))
 	rep.Twice, rep.Ranged = cut.Served-cut.Size, cut.Ranged
 	rep.AddedByDrop = r.Reload != nil && r.Reload.Plan != nil && contains(r.Reload.Plan.Added, "pulled")
@@ -207,6 +210,10 @@ func printPull(w io.Writer, cfg PullConfig, r PullReport) {
 		how = "this jetaid reads no drop-in directory: the block pasted into the config, reloaded"
 	}
 	fmt.Fprintf(w, "| download complete → first token of the pulled model | %.2f s (%s) |\n", r.ToAnswer.Seconds(), how)
+	fmt.Fprintf(w, "| of which the --add step: the engine's trial load, the drop-in, the reload | %.2f s |\n", r.AddStep.Seconds())
+	if avg, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(w, "\nLoad average at the end: %s on %d CPUs.\n", strings.Join(strings.Fields(string(avg))[:3], " "), runtime.NumCPU())
+	}
 	fmt.Fprintf(w, "\njetaid's side includes the hub's listing, the space check, the sha256 (hashed as the bytes arrive), fsync and the cache record; curl's is the bytes only.\n")
 }
 
