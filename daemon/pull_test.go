@@ -207,7 +207,10 @@ func TestPullConcurrentAndCancel(t *testing.T) {
 	// A client that goes away: the pull goes on.
 	ctx1, detach := context.WithCancel(context.Background())
 	errc := make(chan error, 2)
-	go func() { _, err := c.Pull(ctx1, admin.PullRequest{Source: "hf.co/org/Small-GGUF:F16"}, nil); errc <- err }()
+	go func() {
+		_, err := c.Pull(ctx1, admin.PullRequest{Source: "hf.co/org/Small-GGUF:F16"}, nil)
+		errc <- err
+	}()
 	<-hub.Stalled()
 	detach()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
@@ -239,6 +242,32 @@ func TestPullConcurrentAndCancel(t *testing.T) {
 	}
 	if s := hub.Stats("Small-F16.gguf"); s.Gets != 1 || s.Served != s.Size {
 		t.Errorf("three clients, two sources of one file: %d downloads, %d of %d bytes", s.Gets, s.Served, s.Size)
+	}
+
+	// jetai-ctl pull --cancel stops it and keeps the partial file;
+	// --cancel --discard deletes it.
+	hub.AddRepo(t, "org/Other-GGUF", map[string]string{"Other-F16.gguf": small}, false)
+	hub.SetFault("Other-F16.gguf", &testhub.Fault{StallAt: st.Size() / 2})
+	go func() {
+		_, err := c.Pull(context.Background(), admin.PullRequest{Source: "hf.co/org/Other-GGUF:F16"}, nil)
+		errc <- err
+	}()
+	<-hub.Stalled()
+	if code, out, errs := ctlRun(sock, "pull", "--cancel", "hf.co/org/Other-GGUF:F16"); code != 0 || !strings.Contains(out, "canceled: hf.co/org/Other-GGUF:F16") {
+		t.Fatalf("--cancel: %d\n%s%s", code, out, errs)
+	}
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("the watching client saw %v", err)
+	}
+	downloads := filepath.Join(dir, "cache", "downloads")
+	if ents, _ := os.ReadDir(downloads); len(ents) != 2 {
+		t.Errorf("after --cancel downloads/ holds %v, want the partial file and its sidecar", ents)
+	}
+	if code, out, errs := ctlRun(sock, "pull", "--cancel", "--discard", "hf.co/org/Other-GGUF"); code != 0 {
+		t.Errorf("--cancel --discard: %d\n%s%s", code, out, errs)
+	}
+	if ents, _ := os.ReadDir(downloads); len(ents) != 0 {
+		t.Errorf("after --discard downloads/ holds %v", ents)
 	}
 }
 
@@ -312,4 +341,3 @@ func TestPullDiskFull(t *testing.T) {
 		t.Errorf("written on a full disk: %v", ents)
 	}
 }
-
