@@ -216,8 +216,20 @@ func hashPrefix(ctx context.Context, p string, h hash.Hash, n int64, progress in
 // fetch makes one request for the bytes from *off on and writes them to
 // out, hashing them; *off moves with every byte written. A server that
 // ignores the Range starts the file over. An *Error is permanent.
-func (m *Manager) fetch(ctx context.Context, o Options, f File, out *os.File, h hash.Hash, off *int64, progress interface{ Store(int64) }) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", f.URL, nil)
+func (m *Manager) fetch(ctx context.Context, o Options, f File, out *os.File, h hash.Hash, off *int64, progress interface{ Store(int64) }) (err error) {
+	// A request silent for StallTimeout is ended, and said so.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := m.cfg.StallTimeout
+	errStalled := fmt.Errorf("no byte for %s: the link is down or the server stalled", stall)
+	watchdog := time.AfterFunc(stall, func() { cancel(errStalled) })
+	defer watchdog.Stop()
+	defer func() {
+		if err != nil && ctx.Err() == nil && context.Cause(rctx) == errStalled {
+			err = errStalled
+		}
+	}()
+	req, err := http.NewRequestWithContext(rctx, "GET", f.URL, nil)
 	if err != nil {
 		return err
 	}
@@ -266,7 +278,22 @@ func (m *Manager) fetch(ctx context.Context, o Options, f File, out *os.File, h 
 	default:
 		return fmt.Errorf("%s answered %s", req.URL.Host, resp.Status)
 	}
-	return copyHashed(ctx, out, h, resp.Body, off, progress)
+	return copyHashed(ctx, out, h, stallReader{resp.Body, watchdog, stall}, off, progress)
+}
+
+// stallReader re-arms the watchdog at every byte that comes.
+type stallReader struct {
+	r     io.Reader
+	t     *time.Timer
+	after time.Duration
+}
+
+func (s stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.t.Reset(s.after)
+	}
+	return n, err
 }
 
 func restart(out *os.File, h hash.Hash, off *int64) error {

@@ -51,6 +51,10 @@ type Config struct {
 	// time up to 30s; default 500ms.
 	Retries int
 	Backoff time.Duration
+	// StallTimeout ends a request that has sent no byte for this long (a
+	// dropped Wi-Fi link often leaves the connection open but silent);
+	// the download then resumes with a new one. Default 60s.
+	StallTimeout time.Duration
 	// FreeSpace returns the bytes free for unprivileged writers on dir's
 	// file system; default statfs. Tests replace it.
 	FreeSpace func(dir string) (int64, error)
@@ -160,6 +164,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 500 * time.Millisecond
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 60 * time.Second
 	}
 	if cfg.FreeSpace == nil {
 		cfg.FreeSpace = freeSpace

@@ -350,3 +350,32 @@ func TestPullCancelKeepsPartialAndResumes(t *testing.T) {
 		t.Errorf("discard left %v", p)
 	}
 }
+
+// TestPullResumesAfterSilentLink: a connection that stays open but sends
+// nothing (a dropped Wi-Fi link) is ended after StallTimeout and the
+// download resumes with a Range request; nothing is fetched twice.
+func TestPullResumesAfterSilentLink(t *testing.T) {
+	r := newRig(t)
+	r.m.cfg.StallTimeout = 200 * time.Millisecond
+	small := testmodel.Gen(t, modelgen.Small())
+	r.hub.AddRepo(t, "org/Small-GGUF", map[string]string{"Small-F16.gguf": small}, false)
+	st, _ := os.Stat(small)
+	r.hub.SetFault("Small-F16.gguf", &testhub.Fault{StallAt: st.Size() / 3})
+	done := make(chan error, 1)
+	go func() { _, err := r.pull(t, "hf.co/org/Small-GGUF:F16"); done <- err }()
+	<-r.hub.Stalled()
+	select {
+	case <-r.hub.Stalled(): // the retry, after the first request was given up
+	case <-time.After(20 * time.Second):
+		r.hub.Release()
+		t.Fatal("a silent connection was not given up")
+	}
+	r.hub.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s := r.hub.Stats("Small-F16.gguf")
+	if s.Ranged < 1 || s.Served != s.Size {
+		t.Errorf("%d requests, %d ranged, %d bytes served of %d", s.Gets, s.Ranged, s.Served, s.Size)
+	}
+}
