@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 // Downloads (package pull) write their partial files under DIR/downloads/,
 // which Open leaves alone: a partial download is resumed, not discarded,
 // after a restart. A complete one is added with AddVerified.
+
+// ErrInUse: AddVerified would replace a file that a loaded model uses.
+var ErrInUse = errors.New("a loaded model uses the cached file of that name")
 
 // DownloadsDir returns the directory of partial downloads (created when
 // missing).
@@ -50,7 +54,7 @@ func (c *Cache) AddVerified(ctx context.Context, path, name, src, origin, sum st
 	if e := c.entries[file]; e != nil {
 		if e.inUse > 0 {
 			c.mu.Unlock()
-			return Entry{}, fmt.Errorf("cache: %s exists and a loaded model uses it", file)
+			return Entry{}, fmt.Errorf("cache: %s: %w; unload it and pull again (the download is kept)", file, ErrInUse)
 		}
 		c.removeLocked(file)
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jetai/jetai/daemon/cache"
 )
 
 // sidecar is NAME.partial.json beside a partial download: what the bytes
@@ -169,6 +171,11 @@ func (m *Manager) download(ctx context.Context, o Options, f File, fl *flight) (
 		return res, fmt.Errorf("%s: %w", f.Name, err)
 	}
 	e, err := m.cfg.Store.AddVerified(ctx, part, f.Name, f.Origin, "pulled", sum)
+	if errors.Is(err, cache.ErrInUse) {
+		// A newer file of a name that a loaded model uses: kept, complete
+		// and verified, for the pull after the unload.
+		return res, errorf(http.StatusConflict, "conflict", "%s: %v", f.Name, err)
+	}
 	if err != nil {
 		return res, m.reject(part, side, fmt.Errorf("%s: %w", f.Name, err))
 	}

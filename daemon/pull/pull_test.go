@@ -379,3 +379,38 @@ func TestPullResumesAfterSilentLink(t *testing.T) {
 		t.Errorf("%d requests, %d ranged, %d bytes served of %d", s.Gets, s.Ranged, s.Served, s.Size)
 	}
 }
+
+// TestPullNewerFileInUse: a repo's file changed upstream while a loaded
+// model uses the old one: the new download is kept (verified, complete)
+// and finished by the pull after the unload, without fetching it again.
+func TestPullNewerFileInUse(t *testing.T) {
+	r := newRig(t)
+	r.hub.AddRepo(t, "org/M-GGUF", map[string]string{"M-Q4_K_M.gguf": tiny(t, 61)}, false)
+	res, err := r.pull(t, "hf.co/org/M-GGUF")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.cache.Stage(context.Background(), res.Files[0].CachePath, nil)
+	if err != nil || !h.Staged {
+		t.Fatalf("stage: %+v %v", h, err)
+	}
+	r.hub.AddRepo(t, "org/M-GGUF", map[string]string{"M-Q4_K_M.gguf": tiny(t, 62)}, false)
+	_, err = r.pull(t, "hf.co/org/M-GGUF")
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Code() != "conflict" || !strings.Contains(err.Error(), "unload it and pull again") {
+		t.Fatalf("pull over a file in use: %v", err)
+	}
+	if p := partials(t, r.dir); len(p) != 2 {
+		t.Fatalf("the verified download was not kept: %v", p)
+	}
+	h.Release()
+	before := r.hub.Stats("M-Q4_K_M.gguf").Served
+	res, err = r.pull(t, "hf.co/org/M-GGUF")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := r.cache.Lookup(res.Files[0].Name)
+	if e.SHA256 != r.hub.SHA256("org/M-GGUF/M-Q4_K_M.gguf") || r.hub.Stats("M-Q4_K_M.gguf").Served != before {
+		t.Errorf("after the unload: sha256 %s, fetched again %d bytes", e.SHA256, r.hub.Stats("M-Q4_K_M.gguf").Served-before)
+	}
+}

@@ -94,6 +94,7 @@ type Hub struct {
 	blobs    map[int]*blob           // by id (the CDN's path)
 	release  chan struct{}
 	stalled  chan struct{}
+	nextID   int
 }
 
 // New starts a hub and its CDN; both stop at the test's end.
@@ -124,7 +125,8 @@ func (h *Hub) addBlob(name, file string) (*blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &blob{id: len(h.blobs) + 1, name: name, path: file, size: n, sha: hex.EncodeToString(hs.Sum(nil))}
+	h.nextID++
+	b := &blob{id: h.nextID, name: name, path: file, size: n, sha: hex.EncodeToString(hs.Sum(nil))}
 	h.blobs[b.id] = b
 	return b, nil
 }
@@ -135,6 +137,11 @@ func (h *Hub) AddRepo(t TB, id string, files map[string]string, gated bool) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if old := h.repos[id]; old != nil { // a new revision: the old files go
+		for _, b := range old.files {
+			delete(h.blobs, b.id)
+		}
+	}
 	r := &repo{id: id, gated: gated, files: map[string]*blob{}, other: map[string][]byte{
 		"README.md": []byte("# " + id + "\n"), ".gitattributes": []byte("*.gguf filter=lfs diff=lfs merge=lfs -text\n")}}
 	for p, file := range files {
