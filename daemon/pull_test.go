@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,12 +129,18 @@ func TestPullOverAdminSocket(t *testing.T) {
 	if err != nil || len(dc.Models) != 1 || dc.Models[0].Path != res.Files[0].Path {
 		t.Fatalf("drop-in is not a usable config: %v\n%s", err, b)
 	}
-	// The block, in the config, serves.
-	f, _ := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
-	f.Write(b)
-	f.Close()
-	if code, out, errs := ctlRun(sock, "reload"); code != 0 {
-		t.Fatalf("reload: %d\n%s%s", code, out, errs)
+	// The model serves: through the reload that --add ran, where jetaid
+	// reads jetai.d/; else with the block pasted into the config.
+	if res.Reload == nil || !res.Reload.OK {
+		t.Fatalf("the --add reload: %+v", res.Reload)
+	}
+	if res.Reload.Plan == nil || !slices.Contains(res.Reload.Plan.Added, "chat") {
+		f, _ := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+		f.Write(b)
+		f.Close()
+		if code, out, errs := ctlRun(sock, "reload"); code != 0 {
+			t.Fatalf("reload: %d\n%s%s", code, out, errs)
+		}
 	}
 	resp, err := http.Post(d.URL+"/v1/completions", "application/json", strings.NewReader(`{"model":"chat","prompt":"Hi","max_tokens":4}`))
 	if err != nil {
