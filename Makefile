@@ -14,7 +14,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 
-.PHONY: build test check vet bench run clean test-browser
+.PHONY: build test check vet bench run clean test-browser test-clients
 
 # jetai-ctl links no cgo (a dependency test in cmd/jetai-ctl keeps it so):
 # it is built static, the rest with llama.cpp.
@@ -52,7 +52,9 @@ clean:
 # Browser tests of the dashboard (/) and the API docs (/docs): bin/jetaid on
 # a temporary config with the real tiny model, Debian's chromium (no browser
 # download) driven by playwright-core from web/e2e/package-lock.json.
-# Screenshots land in ARTIFACTS.
+# Screenshots land in ARTIFACTS. The folder's client tests (the official
+# openai and ollama clients and the AI SDK against a real jetaid) run too;
+# test-clients runs only those, without chromium.
 ARTIFACTS ?= $(abspath .cache/artifacts/browser)
 CHROMIUM  ?= /usr/bin/chromium
 test-browser: build
@@ -64,24 +66,40 @@ test-browser: build
 		node --test --test-concurrency=1 --test-reporter=spec
 	@echo "test-browser: screenshots in $(ARTIFACTS)"
 
+CLIENT_TESTS = ollama.test.js openai.test.js
+test-clients: build
+	@command -v npm >/dev/null || { echo "test-clients: npm is missing" >&2; exit 1; }
+	cd web/e2e && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	cd web/e2e && JETAID="$(abspath $(BIN))/jetaid" node --test --test-concurrency=1 --test-reporter=spec $(CLIENT_TESTS)
+
 # Run jetaid in the foreground on a sample config that works on a fresh
 # clone: the real tiny model when ../shared/models has it, otherwise a small
 # model made by the project's own generator. PORT picks the REST port
 # (make run PORT=8080). The admin socket belongs to the caller's group, so
-# the caller's jetai-ctl may use it without a jetai group.
+# the caller's jetai-ctl may use it without a jetai group. The config is
+# written anew at every start; its drop-in directory $(RUN_DIR)/jetai.d,
+# where `jetai-ctl pull|import ... --add NAME` writes, stays between runs.
 RUN_DIR := .cache/run
 PORT    ?= 8000
+RUN_PULL ?= hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M
 run: build
-	@mkdir -p $(RUN_DIR) .cache/models
-	@model="$(JETAI_TEST_MODEL)"; \
+	@mkdir -p $(RUN_DIR)/jetai.d .cache/models
+	@model="$(JETAI_TEST_MODEL)"; ctl="$(abspath $(BIN))/jetai-ctl --socket $(abspath $(RUN_DIR))/admin.sock"; \
 	if [ ! -f "$$model" ]; then \
+		echo "make run: no real model at $(JETAI_TEST_MODEL): serving a model made by the project's generator."; \
+		echo "make run: its weights are random, so its answers are NOISE. For real answers, once jetaid is up run:"; \
+		echo "    $$ctl pull $(RUN_PULL) --add chat"; \
+		echo "make run: (or, with a GGUF file you have: $$ctl import FILE --add chat)"; \
+		echo "make run: then ask model \"chat\"; it stays in $(RUN_DIR)/jetai.d/ for the next make run."; \
 		model="$(abspath .cache/models)/tiny-chatml.gguf"; \
 		[ -f "$$model" ] || $(BIN)/jetai-modelgen -preset tiny -chat-template -out "$$model"; \
 	fi; \
 	group=$$(id -gn 2>/dev/null || id -g); \
 	sed "/^#/!{s|@MODEL@|$$model|; s|@RUN@|$(abspath $(RUN_DIR))|; s|@PORT@|$(PORT)|; s|@GROUP@|$$group|}" testdata/jetaid/run.hcl.in > $(RUN_DIR)/jetai.hcl; \
+	dropins=$$(cd $(RUN_DIR)/jetai.d && ls *.hcl 2>/dev/null | tr '\n' ' '); \
+	[ -z "$$dropins" ] || echo "make run: models added earlier, in $(RUN_DIR)/jetai.d/: $$dropins"; \
 	echo "jetaid: http://127.0.0.1:$(PORT) (another port: make run PORT=8080), model $$model, config $(RUN_DIR)/jetai.hcl"; \
-	echo "jetai-ctl: $(abspath $(BIN))/jetai-ctl --socket $(abspath $(RUN_DIR))/admin.sock status"; \
+	echo "jetai-ctl: $$ctl status"; \
 	exec $(BIN)/jetaid --config $(RUN_DIR)/jetai.hcl
 
 # Speed, side by side with the raw engine (see package bench). Not a test.

@@ -62,6 +62,8 @@ type FileResult struct {
 	Entry CacheFile  `json:"entry"`
 	Facts ModelFacts `json:"facts"`
 	Block string     `json:"block"`
+	// DropIn is the drop-in written for ImportRequest.Add.
+	DropIn *DropInResult `json:"drop_in,omitempty"`
 }
 
 // ModelFacts are what the GGUF header and the engine say about a model
@@ -111,6 +113,11 @@ type CorruptFile struct {
 type ImportRequest struct {
 	Path string `json:"path"`
 	Name string `json:"name,omitempty"`
+	// Add, when set, also writes a drop-in config file (jetai.d/ADD.hcl)
+	// with a model block named Add for the imported file and reloads; the
+	// cache file is named after it unless Name says otherwise. A name the
+	// config has already is refused before anything is copied.
+	Add string `json:"add,omitempty"`
 }
 
 // QuantizeRequest quantizes configured model Model to Type into the cache

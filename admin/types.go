@@ -120,6 +120,10 @@ type CacheUsage struct {
 type ConfigStatus struct {
 	Path string `json:"path"`
 	Hash string `json:"hash"`
+	// DropInDir is the drop-in directory read with Path (jetai.d beside
+	// it), and DropIns the drop-in files of the config in force.
+	DropInDir string   `json:"drop_in_dir,omitempty"`
+	DropIns   []string `json:"drop_ins"`
 	ReloadStatus
 }
 

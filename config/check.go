@@ -33,9 +33,10 @@ func Check(path string) Report {
 }
 
 // CheckSource validates a config file's contents, named filename (for
-// diagnostics and relative paths), as Check does.
+// diagnostics and relative paths), with the drop-ins beside filename on
+// disk, as Check does.
 func CheckSource(src []byte, filename string) Report {
-	return report(filename, func() (*Config, error) { return Parse(src, filename) })
+	return report(filename, func() (*Config, error) { return LoadSource(src, filename) })
 }
 
 func report(path string, load func() (*Config, error)) Report {

@@ -16,8 +16,14 @@ type Config struct {
 	Path string `json:"path"`
 	// Dir is the absolute directory that relative paths resolve against.
 	Dir string `json:"dir"`
-	// Hash is the hex sha256 of the file's bytes.
+	// Hash is the hex sha256 of the file's bytes, or, when drop-ins were
+	// read, of the file and every drop-in (see contentHash).
 	Hash string `json:"hash"`
+	// DropInDir is the absolute drop-in directory (DropInDir of Path), and
+	// DropIns the drop-in files read, in the order read. Both are empty
+	// for a config from Parse, which reads no drop-ins.
+	DropInDir string   `json:"drop_in_dir,omitempty"`
+	DropIns   []string `json:"drop_ins,omitempty"`
 
 	Server  Server  `json:"server"`
 	Memory  Memory  `json:"memory"`
@@ -51,6 +57,9 @@ type Server struct {
 	QueueTotal     int           `json:"queue_total"`
 	MaxConnections int           `json:"max_connections"` // REST connections open at once
 	LogLevel       string        `json:"log_level"`       // debug, info, warn, error
+	// AllowPull lets clients of the Ollama API download and delete
+	// models (/api/pull, /api/delete); off, they get 403.
+	AllowPull bool `json:"allow_pull"`
 }
 
 // Memory is the memory block: the budget shared by all loaded models.
@@ -107,9 +116,13 @@ type Tier struct {
 
 // Model is one model "name" block.
 type Model struct {
-	Name    string   `json:"name"`
-	Path    string   `json:"path"` // absolute
-	Aliases []string `json:"aliases"`
+	Name string `json:"name"`
+	// File is the config file that defines the model (the main file or a
+	// drop-in), and DefinedAt its name's position, "file:line:col".
+	File      string   `json:"file,omitempty"`
+	DefinedAt string   `json:"defined_at,omitempty"`
+	Path      string   `json:"path"` // absolute
+	Aliases   []string `json:"aliases"`
 	// Priority 0..100: higher wins; eviction takes the lowest first.
 	Priority int `json:"priority"`
 	// MemoryBudget caps this model's memory; 0 means only the global budget.
@@ -165,7 +178,8 @@ type Sampling struct {
 	Stop          []string `json:"stop"`
 }
 
-// Load reads and parses the config file at path. jetaid's start, a
+// Load reads and parses the config file at path and the drop-in files
+// beside it (dropin.go) as one config. jetaid's start, a
 // reload, jetaid --check-config and the admin socket's validate command
 // all read a file through it, so what one refuses the others refuse with
 // the same diagnostic. A file that cannot be read is one diagnostic that
@@ -182,11 +196,19 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, Diagnostics{{Severity: Error, Filename: path, Message: msg, Err: err}}
 	}
-	return Parse(src, path)
+	return loadWithDropIns(src, path) // dropin.go
+}
+
+// LoadSource is Load with the main file's contents given (the admin
+// validate command sends them): the drop-ins are read from DropInDir(path)
+// on disk, as Load reads them.
+func LoadSource(src []byte, path string) (*Config, error) {
+	return loadWithDropIns(src, path)
 }
 
 // Parse decodes, defaults and validates a config file's contents (an empty
-// file is refused: it would mean no models at all). filename
+// file is refused: it would mean no models at all), without drop-ins
+// (Load and LoadSource read those). filename
 // names the file in diagnostics, and its directory is where relative paths
 // resolve. On any error it returns a nil Config and a Diagnostics listing
 // every problem found.

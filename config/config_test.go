@@ -199,6 +199,10 @@ func TestValidFull(t *testing.T) {
 		FileSize: 64,
 	}
 	m.FileModTime = time.Time{}
+	if f := fixture("valid_full.hcl"); m.File != f || m.DefinedAt != f+":47:7" {
+		t.Errorf("model tiny: defined in %s at %s", m.File, m.DefinedAt)
+	}
+	m.File, m.DefinedAt = "", ""
 	if g, w := mustJSON(t, m), mustJSON(t, wantM); g != w {
 		t.Errorf("model tiny:\n got %s\nwant %s", g, w)
 	}
@@ -309,6 +313,10 @@ func TestParseSnippets(t *testing.T) {
   api_keys = ["k"]
 }`, "", ""},
 		{"api key with space", `server { api_keys = ["a b"] }`, "1:22: api key 1 is empty or holds white space", ""},
+		{"allow_pull", `server { allow_pull = true }`, "", ""},
+		{"allow_pull not a bool", `server {
+  allow_pull = "yes please"
+}`, "2:17: allow_pull has the wrong type: a bool is required", ""},
 		{"variables refused", `model "m" { path = var.x }`, "1:20: Variables not allowed", ""},
 		{"number as size", `memory {
   budget = 1000000
@@ -578,4 +586,22 @@ func ggufStandIn(size int) []byte {
 	b := make([]byte, size)
 	copy(b, "GGUF")
 	return b
+}
+
+// TestAllowPull: off unless the server block sets it, and a change applies
+// live (no restart).
+func TestAllowPull(t *testing.T) {
+	dir := t.TempDir()
+	off, err := Parse([]byte(`server {}`), filepath.Join(dir, "a.hcl"))
+	if err != nil || off.Server.AllowPull {
+		t.Fatalf("default: %v, allow_pull %v", err, off.Server.AllowPull)
+	}
+	on, err := Parse([]byte(`server { allow_pull = true }`), filepath.Join(dir, "b.hcl"))
+	if err != nil || !on.Server.AllowPull {
+		t.Fatalf("set: %v, allow_pull %v", err, on.Server.AllowPull)
+	}
+	p := Diff(off, on)
+	if got := p.String(); !strings.Contains(got, "server.allow_pull") || strings.Contains(got, "needs process restart") {
+		t.Fatalf("diff %q: want server.allow_pull, live", got)
+	}
 }

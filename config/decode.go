@@ -31,8 +31,9 @@ type decoder struct {
 	dir   string
 	diags Diagnostics
 	// bad holds the start of every range HCL already complained about, so a
-	// value with a type error is not reported a second time.
-	bad map[hcl.Pos]bool
+	// value with a type error is not reported a second time. Keyed by file
+	// too: the main file and its drop-ins share positions.
+	bad map[badKey]bool
 	// kvCache is memory.kv_cache, the default of every model; kvCacheAt is
 	// where it is set (nil when left out).
 	kvCache   string
@@ -40,7 +41,14 @@ type decoder struct {
 }
 
 func decode(src []byte, filename string) (*Config, Diagnostics) {
-	d := &decoder{file: filename, bad: map[hcl.Pos]bool{}}
+	return decodeFiles(src, filename, nil)
+}
+
+// decodeFiles decodes the main file src (named filename) and its drop-ins
+// (dropin.go) as one config: the drop-ins' blocks follow the main file's,
+// and every diagnostic names the file it is in.
+func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagnostics) {
+	d := &decoder{file: filename, bad: map[badKey]bool{}}
 	dir := filepath.Dir(filename)
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
@@ -48,32 +56,51 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 	d.dir = dir
 
 	f, hd := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	var syntax Diagnostics
 	if hd.HasErrors() {
+		syntax = fromHCL(filename, hd)
+	}
+	var extra []*hclsyntax.Block
+	for _, di := range dropIns {
+		db, ds := parseDropIn(di, filename) // dropin.go
+		if db == nil {
+			syntax = append(syntax, ds...)
+			continue
+		}
+		d.diags = append(d.diags, ds...)
+		extra = append(extra, db.Blocks...)
+	}
+	if syntax != nil {
 		// Syntax errors: the structure is unknown, so semantic checks would
 		// only add noise. HCL reports every syntax error it can recover from.
-		ds := fromHCL(filename, hd)
-		ds.sort()
+		syntax.sort()
+		return nil, syntax
+	}
+	body := f.Body.(*hclsyntax.Body)
+	if len(extra) > 0 {
+		merged := *body
+		merged.Blocks = append(append([]*hclsyntax.Block{}, body.Blocks...), extra...)
+		body = &merged
+	}
+	if ds := checkBlockCount(body, filename); ds != nil { // limits.go
 		return nil, ds
 	}
-	if ds := checkBlockCount(f.Body.(*hclsyntax.Body), filename); ds != nil { // limits.go
-		return nil, ds
-	}
-	if hd := checkNumbers(f.Body.(*hclsyntax.Body)); hd.HasErrors() {
+	if hd := checkNumbers(body); hd.HasErrors() {
 		ds := fromHCL(filename, hd)
 		ds.sort()
 		return nil, ds
 	}
 	var raw fileSchema
-	hd = gohcl.DecodeBody(f.Body, nil, &raw)
+	hd = gohcl.DecodeBody(body, nil, &raw)
 	for _, h := range hd {
 		if h.Subject != nil {
-			d.bad[h.Subject.Start] = true
+			d.bad[at(*h.Subject)] = true
 		}
 		if h.Context != nil {
-			d.bad[h.Context.Start] = true
+			d.bad[at(*h.Context)] = true
 		}
 	}
-	d.diags = append(d.diags, fromHCL(filename, renameTypeErrors(f.Body.(*hclsyntax.Body), hd))...)
+	d.diags = append(d.diags, fromHCL(filename, renameTypeErrors(body, hd))...)
 
 	c := &Config{Path: filename, Dir: dir}
 	d.server(&c.Server, raw.Server)
@@ -90,13 +117,21 @@ func decode(src []byte, filename string) (*Config, Diagnostics) {
 
 // --- diagnostics helpers ---
 
+// badKey is where a range starts: its file and position.
+type badKey struct {
+	file string
+	pos  hcl.Pos
+}
+
+func at(r hcl.Range) badKey { return badKey{r.Filename, r.Start} }
+
 // errf reports an error at r, at most one per position: a value that already
 // has an error (from HCL or from an earlier check) gets no second one.
 func (d *decoder) errf(r hcl.Range, format string, args ...any) {
-	if d.bad[r.Start] {
+	if d.bad[at(r)] {
 		return
 	}
-	d.bad[r.Start] = true
+	d.bad[at(r)] = true
 	d.diags = append(d.diags, newDiag(Error, d.file, &r, fmt.Sprintf(format, args...)))
 }
 
@@ -182,10 +217,10 @@ func (d *decoder) scalarString(expr hcl.Expression, name string) (s *string, ok 
 		d.diags = append(d.diags, fromHCL(d.file, hd)...)
 		for _, h := range hd {
 			if h.Subject != nil {
-				d.bad[h.Subject.Start] = true
+				d.bad[at(*h.Subject)] = true
 			}
 		}
-		d.bad[expr.Range().Start] = true
+		d.bad[at(expr.Range())] = true
 		return nil, false
 	}
 	if v.IsNull() {
@@ -273,6 +308,7 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 	s.QueueTotal = num(b.QueueTotal, DefaultQueueTotal)
 	s.MaxConnections = num(b.MaxConnections, DefaultMaxConnections)
 	s.LogLevel = str(b.LogLevel, DefaultLogLevel)
+	s.AllowPull = b.AllowPull != nil && *b.AllowPull
 
 	loopback := true
 	if host, port, err := net.SplitHostPort(s.Listen); err != nil {
@@ -438,11 +474,18 @@ func (d *decoder) models(c *Config, bs []modelBlock) {
 		}
 		if prev, ok := defined[b.Name]; ok {
 			d.errf(b.NameRange, "model %q is defined twice; the first definition is at %s", b.Name, d.pos(prev))
+			if prev.Filename != b.NameRange.Filename {
+				// Across files (a drop-in): either file may be the one to
+				// change, so both say so.
+				d.errf(prev, "model %q is defined again at %s; a model name belongs to one file", b.Name, d.pos(b.NameRange))
+			}
 			continue
 		}
 		defined[b.Name] = b.NameRange
 		c.byName[b.Name] = len(c.Models)
-		c.Models = append(c.Models, d.model(b))
+		m := d.model(b)
+		m.File, m.DefinedAt = b.NameRange.Filename, d.pos(b.NameRange)
+		c.Models = append(c.Models, m)
 	}
 	blocks := blocksByName(bs)
 	for i := range c.Models {
@@ -841,14 +884,14 @@ func humanSize(s Size) string {
 // Unsuitable value: a number is required") to name the attribute:
 // "context has the wrong type: a number is required".
 func renameTypeErrors(body *hclsyntax.Body, hd hcl.Diagnostics) hcl.Diagnostics {
-	names := map[hcl.Pos]string{}
+	names := map[badKey]string{} // by file too: drop-ins share positions
 	var walk func(b *hclsyntax.Body)
 	walk = func(b *hclsyntax.Body) {
 		for name, a := range b.Attributes {
-			names[a.Expr.Range().Start] = name
+			names[at(a.Expr.Range())] = name
 			if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
 				for _, e := range t.Exprs {
-					names[e.Range().Start] = name
+					names[at(e.Range())] = name
 				}
 			}
 		}
@@ -867,7 +910,7 @@ func renameTypeErrors(body *hclsyntax.Body, hd hcl.Diagnostics) hcl.Diagnostics 
 		if h.Context != nil {
 			r = h.Context
 		}
-		name, ok := names[r.Start]
+		name, ok := names[at(*r)]
 		if !ok {
 			continue
 		}

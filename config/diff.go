@@ -177,6 +177,7 @@ var globalFields = []field[*Config]{
 	}},
 	{"server.cors_origins", false, func(c *Config) string { return strList(c.Server.CORSOrigins) }},
 	{"server.allowed_hosts", false, func(c *Config) string { return strList(c.Server.AllowedHosts) }},
+	{"server.allow_pull", false, func(c *Config) string { return strconv.FormatBool(c.Server.AllowPull) }},
 	{"server.max_body", false, func(c *Config) string { return c.Server.MaxBody.String() }},
 	{"server.request_timeout", false, func(c *Config) string { return formatDuration(c.Server.RequestTimeout) }},
 	{"server.queue_per_model", false, func(c *Config) string { return strconv.Itoa(c.Server.QueuePerModel) }},

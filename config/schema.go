@@ -33,6 +33,7 @@ type serverBlock struct {
 	QueueTotal     *int           `hcl:"queue_total,optional"`
 	MaxConnections *int           `hcl:"max_connections,optional"`
 	LogLevel       *string        `hcl:"log_level,optional"`
+	AllowPull      *bool          `hcl:"allow_pull,optional"`
 	Body           hcl.Body       `hcl:",body"`
 	DefRange       hcl.Range      `hcl:",def_range"`
 }

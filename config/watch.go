@@ -2,11 +2,10 @@ package config
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -60,8 +59,10 @@ type Change struct {
 	First time.Time
 }
 
-// Watcher watches one config file. It watches the directory, not the file,
-// so it follows how files are really replaced:
+// Watcher watches one config file and its drop-in directory (DropInDir):
+// a drop-in added, changed or removed is a change of the config. It
+// watches the directories, not the files, so it follows how files are
+// really replaced:
 //
 //   - write to a temporary file, then rename it over the file (most editors,
 //     config management);
@@ -215,7 +216,8 @@ const deletedMark = "deleted"
 // errEmpty is an empty file: a save in progress.
 var errEmpty = errors.New("empty file")
 
-// fingerprint is the sha256 of the file's content (following symlinks),
+// fingerprint is the hash of the file's content (following symlinks) and
+// its drop-ins', as Config.Hash,
 // deletedMark when it does not exist, or an error (errEmpty for an empty
 // file). The file is small: hashing it is cheaper than trusting mtimes,
 // which coarse or network file systems do not always move.
@@ -230,8 +232,11 @@ func (w *Watcher) fingerprint() (string, error) {
 	if len(b) == 0 {
 		return "", errEmpty
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	dropIns, err := readDropIns(w.path)
+	if err != nil {
+		return "", fmt.Errorf("drop-in directory %s: %w", DropInDir(w.path), err)
+	}
+	return contentHash(b, dropIns), nil // as Load hashes it
 }
 
 // addWatches watches the file's directory and, when the file is a symlink,
@@ -245,6 +250,12 @@ func (w *Watcher) addWatches() {
 	dirs := []string{filepath.Dir(w.path)}
 	if real, err := filepath.EvalSymlinks(w.path); err == nil {
 		dirs = append(dirs, filepath.Dir(real))
+	}
+	// The drop-in directory, once it exists: its creation is an event in
+	// the file's directory, and the check that follows adds it.
+	dropIn := DropInDir(w.path)
+	if fi, err := os.Stat(dropIn); err == nil && fi.IsDir() {
+		dirs = append(dirs, dropIn)
 	}
 	for _, d := range dirs {
 		if w.watched[d] {

@@ -33,7 +33,7 @@ func init() {
 			Help: "The daemon parses and checks the file first: a file with errors is rejected as a whole\n(each error with file:line:col), the running config stays, and jetai-ctl exits 1.\nThis is the unit's ExecReload=.",
 			Run:  runReload},
 		{Name: "validate", Args: "FILE", Summary: "check a config file and show what a reload to it would change", MinArgs: 1, MaxArgs: 1,
-			Help:     "jetai-ctl reads FILE and sends it to the daemon, which checks it as a reload would.\nExit 0 when usable (warnings, such as a model file that is not there yet, are printed and allowed), 1 when not.\nWithout a running daemon use: jetaid --check-config FILE",
+			Help:     "jetai-ctl reads FILE and sends it to the daemon, which checks it as a reload would: with the\ndrop-in files in jetai.d/ beside it; a FILE in the running config's jetai.d/ is checked as a\ndrop-in, with the config file and the other drop-ins.\nExit 0 when usable (warnings, such as a model file that is not there yet, are printed and allowed), 1 when not.\nWithout a running daemon use: jetaid --check-config FILE",
 			Complete: []string{"files"}, Run: runValidate},
 		{Name: "log-level", Args: "[LEVEL]", Summary: "show or set the daemon's log level (debug, info, warn, error)", MaxArgs: 1,
 			Help:     "The level set here lasts until jetaid restarts or server.log_level changes in the config.",
@@ -85,6 +85,9 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 	t.kv("listen", listen)
 	t.kv("admin socket", s.AdminSocket)
 	t.kv("config", fmt.Sprintf("%s (generation %d, %s)", s.Config.Path, s.Config.Generation, short(s.Config.Hash)))
+	if n := len(s.Config.DropIns); n > 0 {
+		t.kv("drop-ins", fmt.Sprintf("%d in %s", n, s.Config.DropInDir))
+	}
 	if at := s.Config.LastReload; at != nil {
 		verdict := "applied"
 		if s.Config.LastError != "" {

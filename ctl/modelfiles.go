@@ -15,8 +15,8 @@ import (
 
 // fileFlags are the flags of import and quantize.
 var fileFlags struct {
-	name, typ string
-	verify    bool
+	name, typ, add string
+	verify         bool
 }
 
 func init() {
@@ -24,9 +24,13 @@ func init() {
 		{Name: "import", Args: "FILE", Summary: "check a GGUF model, copy it into the model cache and print a model block", MinArgs: 1, MaxArgs: 1,
 			Help: "The daemon checks the file (GGUF layout, architecture, quantisation, a trial load by the engine,\n" +
 				"memory at the default context), copies it into cache.dir with its sha256, and prints a `model`\n" +
-				"block to paste into the config. FILE must be readable by the daemon's user.",
+				"block to paste into the config. FILE must be readable by the daemon's user.\n" +
+				"With --add NAME the daemon writes the block itself, as jetai.d/NAME.hcl beside the config\n" +
+				"(context: the file's trained context, capped to fit memory.budget), and reloads: the model\n" +
+				"serves when the command returns. A NAME the config has already is refused, with where.",
 			Flags: func(fs *flag.FlagSet, e *Env) {
-				fs.StringVar(&fileFlags.name, "name", "", "model `NAME` (default: the file's base name)")
+				fs.StringVar(&fileFlags.name, "name", "", "cache file `NAME` (default: --add's NAME, else the file's base name)")
+				fs.StringVar(&fileFlags.add, "add", "", "also add model `NAME` to the config: writes jetai.d/NAME.hcl and reloads")
 			},
 			Complete: []string{"files"}, Run: runImport},
 		{Name: "quantize", Args: "MODEL", Summary: "write a quantized copy of a configured model into the model cache", MinArgs: 1, MaxArgs: 1,
@@ -103,10 +107,13 @@ func runImport(ctx context.Context, e *Env, args []string) error {
 	}
 	show, end := progressPrinter(e, "copying")
 	start := time.Now()
-	r, err := e.Client.Import(ctx, admin.ImportRequest{Path: path, Name: fileFlags.name}, show)
+	r, err := e.Client.Import(ctx, admin.ImportRequest{Path: path, Name: fileFlags.name, Add: fileFlags.add}, show)
 	end()
 	if err != nil {
 		return err
+	}
+	if r.DropIn != nil && !e.JSON {
+		return printDropIn(e, r, time.Since(start))
 	}
 	return printFileResult(e, r, "imported", time.Since(start))
 }
@@ -181,5 +188,16 @@ func runVerify(ctx context.Context, e *Env) error {
 	if len(r.Corrupt) > 0 {
 		return failed()
 	}
+	return nil
+}
+
+// printDropIn reports an import --add: the file, then the drop-in.
+func printDropIn(e *Env, r admin.FileResult, took time.Duration) error {
+	d := r.DropIn
+	fmt.Fprintf(e.Stdout, "imported %s in %.1fs\n", r.Entry.Path, took.Seconds())
+	fmt.Fprintf(e.Stdout, "  size %s, sha256 %s\n", bytesize.IEC(uint64(r.Entry.Size)), r.Entry.SHA256)
+	fmt.Fprintf(e.Stdout, "added model %s in %s (config generation %d)\n", d.Model, d.File, d.Generation)
+	fmt.Fprintf(e.Stdout, "  context: %s; estimated memory %s of the %s budget\n\n", d.Reason, bytesize.IEC(d.EstimateBytes), bytesize.IEC(d.BudgetBytes))
+	fmt.Fprint(e.Stdout, d.Content)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -212,9 +213,22 @@ func (b adminBackend) Reload(ctx context.Context) (admin.ReloadResult, error) {
 // reload of that file would.
 func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) admin.ValidateResult {
 	var rep config.Report
-	if req.Content == "" {
+	cfg := b.d.Config()
+	switch {
+	case filepath.Dir(req.Path) == cfg.DropInDirOrDefault():
+		// A drop-in of the running config: checked with the config file
+		// and the other drop-ins, as a reload will read it.
+		src := []byte(req.Content)
+		if req.Content == "" {
+			var err error
+			if src, err = os.ReadFile(req.Path); err != nil {
+				return admin.ValidateResult{Path: req.Path, Diagnostics: []string{req.Path + ": " + err.Error()}, Summary: req.Path + ": not usable"}
+			}
+		}
+		rep = config.CheckDropIn(cfg.Path, req.Path, src)
+	case req.Content == "":
 		rep = config.Check(req.Path)
-	} else {
+	default:
 		rep = config.CheckSource([]byte(req.Content), req.Path)
 	}
 	res := admin.ValidateResult{OK: rep.OK, Path: req.Path, Hash: rep.Hash, Diagnostics: rep.Diagnostics}
@@ -222,7 +236,7 @@ func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) a
 		res.Summary = fmt.Sprintf("%s: not usable", req.Path)
 		return res
 	}
-	plan := config.Diff(b.d.Config(), rep.Config)
+	plan := config.Diff(cfg, rep.Config)
 	res.Plan = wirePlan(plan)
 	res.Summary = fmt.Sprintf("%s: ok (%d models, listen %s, default model %q); a reload to it would change: %s",
 		req.Path, rep.Models, rep.Listen, rep.DefaultModel, plan.String())
@@ -230,7 +244,7 @@ func (b adminBackend) Validate(ctx context.Context, req admin.ValidateRequest) a
 }
 
 func configStatus(cfg *config.Config, r admin.ReloadStatus) admin.ConfigStatus {
-	return admin.ConfigStatus{Path: cfg.Path, Hash: cfg.Hash, ReloadStatus: r}
+	return admin.ConfigStatus{Path: cfg.Path, Hash: cfg.Hash, DropInDir: cfg.DropInDir, DropIns: append([]string{}, cfg.DropIns...), ReloadStatus: r}
 }
 
 // LogLevel implements admin.Backend.

@@ -81,6 +81,9 @@ type Daemon struct {
 	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
 	ingest  *ingest.Ingester
 	puller  *pull.Manager // pull.go; nil without a cache
+	// dropIns serialises the writers of drop-in files and model files
+	// (AddModelDropIn, RemoveModel; localmodels.go).
+	dropIns sync.Mutex
 
 	mu     sync.Mutex
 	cfg    *config.Config // the config in force

@@ -202,15 +202,34 @@ func (b adminBackend) VerifyCache(ctx context.Context) (admin.VerifyResult, erro
 }
 
 func (b adminBackend) Import(ctx context.Context, req admin.ImportRequest, progress func(admin.Progress)) (admin.FileResult, error) {
+	name := req.Name
+	if req.Add != "" {
+		// Refused before a byte is copied; AddModelDropIn checks again.
+		if err := b.d.CheckAddName(req.Add); err != nil {
+			return admin.FileResult{}, err
+		}
+		if name == "" {
+			name = req.Add
+		}
+	}
 	var last time.Time
-	r, err := b.d.ImportModel(ctx, req.Path, req.Name, func(done, total int64) {
+	r, err := b.d.ImportModel(ctx, req.Path, name, func(done, total int64) {
 		if done < total && time.Since(last) < 200*time.Millisecond {
 			return
 		}
 		last = time.Now()
 		progress(admin.Progress{Done: done, Total: total, Unit: "bytes"})
 	})
-	return wireFileResult(r), err
+	res := wireFileResult(r)
+	if err != nil || req.Add == "" {
+		return res, err
+	}
+	dr, err := b.d.AddModelDropIn(ctx, req.Add, r.Entry.Path, req.Path, r.Entry.SHA256)
+	if err != nil {
+		return res, fmt.Errorf("imported %s, but: %w", r.Entry.Path, err)
+	}
+	res.DropIn = &dr
+	return res, nil
 }
 
 func (b adminBackend) Quantize(ctx context.Context, req admin.QuantizeRequest, progress func(admin.Progress)) (admin.FileResult, error) {

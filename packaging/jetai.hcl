@@ -22,6 +22,14 @@
 # rest serves. GET /status shows the generation in force and the last
 # reload's error.
 # Check a file by hand with: jetaid --check-config /etc/jetai/jetai.hcl
+#
+# Drop-ins: every *.hcl file in /etc/jetai/jetai.d/ (jetai.d beside this
+# file) is read after this one, in name order, as part of one config, and
+# watched with it. A drop-in holds model blocks only (the blocks below other
+# than model belong here); a model name defined twice, in any two files, is
+# an error at both places; relative paths in a drop-in resolve against this
+# file's directory. `jetai-ctl import FILE --add NAME` (and pull --add)
+# writes jetai.d/NAME.hcl; `jetai-ctl rm NAME` removes it with its file.
 
 server {
   # REST API address (host:port), used when systemd does not pass a socket.
@@ -88,6 +96,10 @@ server {
   # jetaid restarts or this setting changes. Under systemd the log goes to
   # the journal with fields of its own: journalctl -u jetaid MODEL=assistant
   log_level = "info"
+
+  # Let clients of the Ollama-compatible API (/api/) manage models:
+  # /api/pull and /api/delete answer 403 while this is false.
+  allow_pull = false
 }
 
 memory {

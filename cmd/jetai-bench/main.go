@@ -41,6 +41,7 @@ func main() {
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
 	pullBench := flag.Bool("pull", true, "also measure jetai-ctl pull from a local hub: throughput against curl, bytes fetched twice after a cut, download to first answer (the 0.8B Q4_K_M with -large, else a generated 54 MB model)")
+	ollama := flag.Bool("ollama", true, "also measure the Ollama API's streams (/api/chat, /api/generate) against /v1's on stories260K")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -144,6 +145,10 @@ Flags:
 	}
 	if err == nil && *kv {
 		err = runKV(ctx, *tiny, *large, *cache, *kvText, *kvBudget, *threads, *repeats)
+	}
+	if err == nil && *ollama && *tiny != "" {
+		_, err = bench.RunOllama(ctx, bench.OllamaConfig{Jetaid: exe, Model: *tiny, Cache: *cache, Threads: *threads,
+			GenTokens: 1024, Streams: 4, Repeats: max(*repeats, 5), Out: os.Stdout, Log: os.Stderr})
 	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)

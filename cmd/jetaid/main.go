@@ -60,8 +60,8 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("jetaid", flag.ContinueOnError)
-	configPath := fs.String("config", daemon.DefaultConfigPath, "config `FILE`")
-	check := fs.String("check-config", "", "validate config `FILE` as a start or a reload reads it, print its errors and warnings and exit (0: usable, warnings allowed; 1: not, an empty file too)")
+	configPath := fs.String("config", daemon.DefaultConfigPath, "config `FILE`, read with the drop-in files jetai.d/*.hcl beside it")
+	check := fs.String("check-config", "", "validate config `FILE` (and the drop-ins beside it) as a start or a reload reads it, print its errors and warnings and exit (0: usable, warnings allowed; 1: not, an empty file too)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	platformRoot := fs.String("platform-root", "/", "read /sys, /proc and /etc (thermal zones, memory, power) under `DIR`; for trying the thermal policy on a fake machine tree such as testdata/platform/orin-nano")
 	fs.Usage = func() {

@@ -1,7 +1,9 @@
 // Package api owns jetaid's REST surface: the seed system's endpoints
 // (/health, /status, /models, /load_model, /unload_model, /inference,
-// /batch_inference, /performance, /optimize) and the OpenAI-compatible ones
-// under /v1. It decodes and validates requests, chooses a model (manual,
+// /batch_inference, /performance, /optimize), the OpenAI-compatible ones
+// under /v1, the Ollama-compatible ones under /api (errors in Ollama's
+// shape there) and llama-server's utility endpoints (/tokenize,
+// /detokenize, /apply-template, /props). It decodes and validates requests, chooses a model (manual,
 // automatic or hybrid selection), fills in each model's configured sampling
 // defaults, maps the request onto the pool, and renders answers, streams
 // (Server-Sent Events) and errors (always a JSON body).

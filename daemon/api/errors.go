@@ -77,8 +77,13 @@ func typeFor(status int) string {
 	}
 }
 
-// writeError writes e as JSON with its status (and Retry-After).
+// writeError writes e as JSON with its status (and Retry-After), in
+// Ollama's shape under /api/.
 func writeError(w http.ResponseWriter, e *Error) {
+	if ollamaShaped(w) {
+		writeOllamaError(w, e) // ollama.go
+		return
+	}
 	if e.Type == "" {
 		e.Type = typeFor(e.Status)
 	}

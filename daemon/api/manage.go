@@ -37,10 +37,12 @@ type statusResponse struct {
 }
 
 type configSummary struct {
-	Path         string `json:"path"`
-	Hash         string `json:"hash"`
-	DefaultModel string `json:"default_model"`
-	Tiers        int    `json:"tiers"`
+	Path string `json:"path"`
+	Hash string `json:"hash"`
+	// DropIns are the drop-in files (config.DropInDir) read with Path.
+	DropIns      []string `json:"drop_ins"`
+	DefaultModel string   `json:"default_model"`
+	Tiers        int      `json:"tiers"`
 	// The config generation and reloads, as the admin socket shows them.
 	admin.ReloadStatus
 }
@@ -99,7 +101,7 @@ func (s *Server) platformStatus() any {
 
 func (s *Server) configSummary() configSummary {
 	cfg := s.cfg()
-	sum := configSummary{Path: cfg.Path, Hash: cfg.Hash, DefaultModel: cfg.Router.DefaultModel, Tiers: len(cfg.Router.Tiers)}
+	sum := configSummary{Path: cfg.Path, Hash: cfg.Hash, DropIns: append([]string{}, cfg.DropIns...), DefaultModel: cfg.Router.DefaultModel, Tiers: len(cfg.Router.Tiers)}
 	if s.reload != nil {
 		sum.ReloadStatus = s.reload()
 	} else {

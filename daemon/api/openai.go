@@ -227,13 +227,23 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if !decodeChecked(w, r, &req, false) {
 		return
 	}
-	if len(req.Tools) > 0 {
-		writeError(w, badRequest("tools", "tools (function calling) are not supported"))
+	j, e := req.job()
+	if e != nil {
+		writeError(w, e)
 		return
 	}
+	s.openaiRun(w, r, j, &req.openaiCommon, true)
+}
+
+// job turns a chat request into its generation. Every chat surface (/v1
+// and Ollama's /api/chat, which converts its request into a chatRequest)
+// goes through here.
+func (req *chatRequest) job() (genJob, *Error) {
+	if len(req.Tools) > 0 {
+		return genJob{}, badRequest("tools", "tools (function calling) are not supported")
+	}
 	if len(req.Messages) == 0 {
-		writeError(w, badRequest("messages", "messages is empty; send at least one {\"role\": \"user\", \"content\": \"...\"}"))
-		return
+		return genJob{}, badRequest("messages", "messages is empty; send at least one {\"role\": \"user\", \"content\": \"...\"}")
 	}
 	msgs := make([]runner.Message, len(req.Messages))
 	var all strings.Builder
@@ -241,8 +251,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		switch m.Role {
 		case "system", "developer", "user", "assistant", "tool":
 		default:
-			writeError(w, badRequest("messages", "message %d: role %q is not one of system, developer, user, assistant, tool", i, m.Role))
-			return
+			return genJob{}, badRequest("messages", "message %d: role %q is not one of system, developer, user, assistant, tool", i, m.Role)
 		}
 		role := m.Role
 		if role == "developer" {
@@ -252,7 +261,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		all.WriteString(string(m.Content))
 		all.WriteString("\n\n")
 	}
-	j := genJob{
+	return genJob{
 		spec: req.spec(),
 		est:  estimateFor(all.String(), &req.sampleFields, false),
 		build: func(m *config.Model) (runner.Request, *Error) {
@@ -260,8 +269,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			rr.Messages = msgs
 			return rr, e
 		},
-	}
-	s.openaiRun(w, r, j, &req.openaiCommon, true)
+	}, nil
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {

@@ -162,8 +162,10 @@ func New(opts Options) *Server {
 	route("POST", "/v1/chat/completions", s.chatCompletions)
 	route("POST", "/v1/completions", s.completions)
 	route("POST", "/v1/embeddings", s.embeddings)
+	s.ollamaRoutes(route)  // ollama.go
+	s.utilityRoutes(route) // utility.go
 	mux.HandleFunc("/", s.notFound)
-	s.handler = s.recoverer(s.guard(s.auth(s.limits(mux)))) // guard.go
+	s.handler = ollamaErrors(s.recoverer(s.guard(s.auth(s.limits(mux))))) // guard.go, ollama.go
 	return s
 }
 

@@ -113,5 +113,6 @@ func runsAlready(m *model, want config.Model) bool {
 	}
 	cur := m.cfg
 	cur.FileSize, cur.FileModTime, cur.FileError = want.FileSize, want.FileModTime, want.FileError
+	cur.File, cur.DefinedAt = want.File, want.DefinedAt // where the block is says nothing of the runner
 	return reflect.DeepEqual(cur, want)
 }

@@ -221,3 +221,41 @@ type RestoreResult struct {
 	Tokens   int      `json:"tokens"`
 	Failed   []string `json:"failed,omitempty"`
 }
+
+// TokenizeRequest asks for the tokens of Content (the llama-server
+// utility /tokenize). Special-token text in Content is parsed; AddSpecial
+// adds the model's BOS token when it wants one.
+type TokenizeRequest struct {
+	Content    string `json:"content"`
+	AddSpecial bool   `json:"add_special,omitempty"`
+	WithPieces bool   `json:"with_pieces,omitempty"`
+}
+
+// TokenizeResult holds the tokens and, with WithPieces, each token's
+// bytes (bytes, not strings: a piece may hold part of a UTF-8 character,
+// which a JSON string cannot carry).
+type TokenizeResult struct {
+	Tokens []int    `json:"tokens"`
+	Pieces [][]byte `json:"pieces,omitempty"`
+}
+
+// DetokenizeRequest asks for the text of Tokens.
+type DetokenizeRequest struct {
+	Tokens []int `json:"tokens"`
+}
+
+// DetokenizeResult is the text of a token sequence.
+type DetokenizeResult struct {
+	Content string `json:"content"`
+}
+
+// TemplateRequest asks for Messages formatted with the model's chat
+// template, the assistant's turn opened, as a chat completion formats them.
+type TemplateRequest struct {
+	Messages []Message `json:"messages"`
+}
+
+// TemplateResult is the formatted prompt.
+type TemplateResult struct {
+	Prompt string `json:"prompt"`
+}

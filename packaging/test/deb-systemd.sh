@@ -251,6 +251,8 @@ check "admin socket /run/jetai/admin.sock: socket, mode 660, root:jetai" \
 check "/var/lib/jetai and /var/cache/jetai belong to jetai" \
 	[ "$(in_ct stat -c '%U:%G %a' /var/lib/jetai /var/lib/jetai/models /var/cache/jetai | tr '\n' ' ')" = "jetai:jetai 750 jetai:jetai 755 jetai:jetai 750 " ]
 check "conffile /etc/jetai/jetai.hcl is packaging/jetai.hcl" cmp -s "$root/etc/jetai/jetai.hcl" packaging/jetai.hcl
+check "drop-in directory /etc/jetai/jetai.d belongs to jetai (jetaid writes --add drop-ins there)" \
+	[ "$(in_ct stat -c '%U:%G %a' /etc/jetai/jetai.d)" = "jetai:jetai 755" ]
 check "/etc/jetai/jetai.hcl is root:jetai 0640 (it may hold API keys), through a dpkg statoverride" \
 	[ "$(in_ct stat -c '%U:%G %a' /etc/jetai/jetai.hcl):$(in_ct dpkg-statoverride --list /etc/jetai/jetai.hcl)" = "root:jetai 640:root jetai 640 /etc/jetai/jetai.hcl" ]
 check "/etc/jetai/jetai.hcl is registered as a conffile" \
@@ -375,6 +377,30 @@ check "jetaid keeps running the old config after the failed reload (pid $pid, al
 check "and keeps serving" serves tiny
 cp "$work/good.hcl" "$root/etc/jetai/jetai.hcl"
 check "reload with the config repaired succeeds" in_ct systemctl reload jetaid
+
+# --- drop-ins: import --add, ls and rm under the service's sandbox ------------------
+# jetaid (user jetai, ProtectSystem=strict) writes /etc/jetai/jetai.d through
+# ReadWritePaths=; the model added there answers; rm takes it away again and
+# refuses the main config's model.
+in_ct install -m 0644 /root/stories260K.gguf /var/lib/jetai/models/extra.gguf
+if ! in_ct jetai-ctl import /var/lib/jetai/models/extra.gguf --add extra >"$work/add.out" 2>&1; then
+	cat "$work/add.out" >&2
+	fail "jetai-ctl import --add extra"
+fi
+ok "jetai-ctl import --add extra: $(grep -m1 '^added model' "$work/add.out")"
+check "the drop-in /etc/jetai/jetai.d/extra.hcl belongs to jetai" [ "$(in_ct stat -c %U /etc/jetai/jetai.d/extra.hcl)" = jetai ]
+check "the added model answers" serves extra 4
+ls_extra() { in_ct jetai-ctl ls | grep -E '^extra\.gguf .*extra\*'; }
+check "jetai-ctl ls lists extra.gguf with its drop-in model" q ls_extra
+rm_refused() {
+	! in_ct jetai-ctl rm assistant >"$work/rm-refused.out" 2>&1 &&
+		grep -q 'in the main config file, at /etc/jetai/jetai.hcl:[0-9]*:[0-9]*' "$work/rm-refused.out"
+}
+check "jetai-ctl rm assistant is refused, naming its place in jetai.hcl" rm_refused
+check "jetai-ctl rm extra succeeds" q in_ct jetai-ctl rm extra
+check "rm deleted the drop-in and the cached file" in_ct test ! -e /etc/jetai/jetai.d/extra.hcl -a ! -e /var/cache/jetai/models/extra.gguf
+check "the removed model is unknown (HTTP 404)" [ "$(infer extra 4)" = 404 ]
+in_ct rm /var/lib/jetai/models/extra.gguf
 
 # --- journal -----------------------------------------------------------------------
 in_ct journalctl -u jetaid -o json --no-pager >"$work/journal.json"

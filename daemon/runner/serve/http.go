@@ -39,6 +39,7 @@ func newHandler(s *scheduler, m *engine.Model) http.Handler {
 	h.mux.HandleFunc("POST /shutdown", h.shutdown)
 	h.mux.HandleFunc("POST /park", h.park)
 	h.mux.HandleFunc("POST /restore", h.restore)
+	h.utilityRoutes() // utility.go
 	return h.mux
 }
 

@@ -1,0 +1,97 @@
+// Starts a real jetaid (bin/jetaid from `make build`) for the client
+// tests: stories260K as "story" (alias "gpt2"; no chat template) and a tiny
+// ChatML model made by bin/jetai-modelgen as "chat", behind an API key.
+// Nothing is downloaded.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, existsSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const KEY = "sk-client-test";
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => ok(p));
+    });
+    s.on("error", fail);
+  });
+}
+
+export async function startClientDaemon() {
+  const story = process.env.JETAI_TEST_MODEL || resolve(ROOT, "../shared/models/stories260K.gguf");
+  if (!existsSync(story)) throw new Error(`the real tiny model ${story} is missing (JETAI_TEST_MODEL)`);
+  const bin = process.env.JETAID || join(ROOT, "bin/jetaid");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run make build`);
+  const gen = join(ROOT, "bin/jetai-modelgen");
+  if (!existsSync(gen)) throw new Error(`${gen} is missing: run make build`);
+  const dir = mkdtempSync(join(tmpdir(), "jetai-clients-"));
+  const chat = join(dir, "chat.gguf");
+  execFileSync(gen, ["-preset", "tiny", "-chat-template", "-out", chat]);
+  const port = await freePort();
+  const conf = join(dir, "jetai.hcl");
+  writeFileSync(conf, `
+server {
+  listen       = "127.0.0.1:${port}"
+  admin_socket = "${join(dir, "admin.sock")}"
+  api_keys     = ["${KEY}"]
+}
+memory {
+  budget  = "1GiB"
+  reserve = "64MiB"
+}
+model "story" {
+  path       = "${story}"
+  aliases    = ["gpt2"]
+  context    = 256
+  parallel   = 2
+  threads    = 1
+  preload    = true
+  keep_alive = "forever"
+  sampling {
+    max_tokens = 24
+  }
+}
+model "chat" {
+  path       = "${chat}"
+  context    = 256
+  parallel   = 2
+  threads    = 1
+  preload    = true
+  keep_alive = "forever"
+  sampling {
+    max_tokens = 12
+  }
+}
+`);
+  let out = "";
+  const proc = spawn(bin, ["--config", conf], { stdio: ["ignore", "pipe", "pipe"] });
+  proc.stdout.on("data", b => { out += b; });
+  proc.stderr.on("data", b => { out += b; });
+  const exited = new Promise(ok => proc.on("exit", code => ok(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`jetaid exited (${proc.exitCode}):\n${out}`);
+    try {
+      const r = await fetch(url + "/health");
+      if (r.status === 200) break;
+    } catch (_) { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`jetaid not healthy after 60 s:\n${out}`);
+    await new Promise(ok => setTimeout(ok, 100));
+  }
+  return {
+    url,
+    log: () => out,
+    async stop() {
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 15000);
+      await exited;
+      clearTimeout(t);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
