@@ -78,11 +78,13 @@ type PullResult struct {
 	Files   []PulledFile `json:"files"`
 	Fetched int64        `json:"fetched"`
 	Seconds float64      `json:"seconds"`
-	// With add: the model, its drop-in file and block, and the reload.
-	Model  string        `json:"model,omitempty"`
-	DropIn string        `json:"drop_in,omitempty"`
-	Block  string        `json:"block,omitempty"`
-	Reload *ReloadResult `json:"reload,omitempty"`
+	// With add: the model, its drop-in file and block, where its context
+	// comes from, and the config generation that serves it.
+	Model      string `json:"model,omitempty"`
+	DropIn     string `json:"drop_in,omitempty"`
+	Block      string `json:"block,omitempty"`
+	Context    string `json:"context,omitempty"`
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // PullFrame is one line of a pull stream.

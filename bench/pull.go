@@ -154,7 +154,7 @@ func RunPull(ctx context.Context, cfg PullConfig) (rep PullReport, err error) {
 	rep.AddStep = time.Since(downloaded)
 	cut := hub.Stats(fmt.Sprintf("bench/r%d-GGUF/", last))
 	rep.Twice, rep.Ranged = cut.Served-cut.Size, cut.Ranged
-	rep.AddedByDrop = r.Reload != nil && r.Reload.Plan != nil && contains(r.Reload.Plan.Added, "pulled")
+	rep.AddedByDrop = r.DropIn != ""
 	if !rep.AddedByDrop {
 		// This jetaid reads no drop-in directory: the block goes into
 		// the main config, as an operator would paste it.

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +35,7 @@ func init() {
 				"hub's before the file is usable. Ctrl-C stops watching, not the download; --cancel stops it, and\n" +
 				"the next pull of the same source resumes where it stopped (--discard deletes the partial file).\n" +
 				"--add NAME then writes jetai.d/NAME.hcl beside the config (a model block: context from the model's\n" +
-				"trained context, capped to fit half of memory.budget) and reloads; an existing NAME is refused.\n" +
+				"trained context, capped to fit memory.budget) and reloads; an existing NAME is refused.\n" +
 				"Gated repos want a token: HF_TOKEN in jetai-ctl's environment (sent to jetaid over the admin\n" +
 				"socket), HF_TOKEN in jetaid's, or pull { hf_token_file = PATH } in the config.\n" +
 				"With --json, the progress events and the result are NDJSON lines on stdout.",
@@ -108,9 +107,6 @@ func runPull(ctx context.Context, e *Env, args []string) error {
 		return nil
 	}
 	printPullResult(e, res)
-	if res.Reload != nil && !res.Reload.OK {
-		return failed()
-	}
 	return nil
 }
 
@@ -146,22 +142,11 @@ func printPullResult(e *Env, r admin.PullResult) {
 		}
 		return
 	}
-	fmt.Fprintf(e.Stdout, "added model %q: %s\n", r.Model, r.DropIn)
-	if r.Reload != nil {
-		if r.Reload.OK {
-			added := r.Reload.Plan != nil && slices.Contains(r.Reload.Plan.Added, r.Model)
-			if added {
-				fmt.Fprintf(e.Stdout, "reloaded: model %q is served (it loads at its first request)\n", r.Model)
-			} else {
-				fmt.Fprintf(e.Stdout, "reloaded (generation %d); model %q was not among the models added: is it in jetai-ctl models?\n", r.Reload.Generation, r.Model)
-			}
-		} else {
-			fmt.Fprintf(e.Stdout, "the reload was refused; the drop-in stays, fix it or remove it:\n")
-			for _, d := range r.Reload.Diagnostics {
-				fmt.Fprintf(e.Stdout, "  %s\n", d)
-			}
-		}
+	fmt.Fprintf(e.Stdout, "added model %s in %s (config generation %d); it loads at its first request\n", r.Model, r.DropIn, r.Generation)
+	if r.Context != "" {
+		fmt.Fprintf(e.Stdout, "  context: %s\n", r.Context)
 	}
+	fmt.Fprintf(e.Stdout, "\n%s", r.Block)
 }
 
 // pullBar draws a progress bar on stderr: in place on a terminal, a line
