@@ -52,9 +52,10 @@ const (
 type PullEvent struct {
 	Phase   string  `json:"phase"`
 	File    string  `json:"file,omitempty"`
-	Done    int64   `json:"done"`  // bytes present, all files
-	Total   int64   `json:"total"` // bytes, all files (0 while resolving)
-	Rate    float64 `json:"rate"`  // bytes/s, recent
+	SHA256  string  `json:"sha256,omitempty"` // File's declared sha256
+	Done    int64   `json:"done"`             // bytes present, all files
+	Total   int64   `json:"total"`            // bytes, all files (0 while resolving)
+	Rate    float64 `json:"rate"`             // bytes/s, recent
 	Message string  `json:"message,omitempty"`
 }
 

@@ -166,7 +166,8 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.initPlatform(cfg)
 	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
-		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus})
+		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus,
+		Models: ollamaModels{d}})
 	d.reload.parts = d.reloadParts() // reload.go
 	return d, nil
 }

@@ -151,3 +151,38 @@ func (b adminBackend) Pulls(ctx context.Context) ([]admin.PullStatus, error) {
 	}
 	return out, nil
 }
+
+// ollamaModels is the API's /api/pull and /api/delete (api.Models): the
+// admin socket's pull and rm, with a re-pull of a model that a pull of the
+// same source added refreshing its file instead of refusing the name.
+type ollamaModels struct{ d *Daemon }
+
+func (m ollamaModels) Pull(ctx context.Context, req admin.PullRequest, events func(admin.PullEvent)) (admin.PullResult, error) {
+	if req.Add != "" && m.d.pulledFrom(req.Add, req.Source) {
+		req.Add = ""
+	}
+	return adminBackend{m.d}.Pull(ctx, req, events)
+}
+
+func (m ollamaModels) RemoveModel(ctx context.Context, req admin.RemoveRequest) (admin.RemoveResult, error) {
+	return m.d.RemoveModel(ctx, req)
+}
+
+// pulledFrom reports whether model name serves a cached file that a pull
+// of source brought (its cache record's source is the source's file).
+func (d *Daemon) pulledFrom(name, source string) bool {
+	src, err := pull.ParseSource(source)
+	if err != nil || d.cache == nil {
+		return false
+	}
+	mc, ok := d.Config().Lookup(name)
+	if !ok || mc.Name != name {
+		return false
+	}
+	for _, e := range d.cache.Entries() {
+		if e.Path == mc.Path && e.Origin == "pulled" && strings.HasPrefix(e.Source, src.String()+"@") {
+			return true
+		}
+	}
+	return false
+}

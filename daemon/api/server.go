@@ -63,6 +63,9 @@ type Options struct {
 	// reading (a stream it never consumes) has its request canceled, which
 	// frees the model's slot; default DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Models, when set, serves /api/pull and /api/delete (with
+	// server.allow_pull); the daemon's pull and rm.
+	Models Models
 }
 
 // Defaults of Options.BodyTimeout and WriteTimeout. There is no
@@ -94,6 +97,7 @@ type Server struct {
 	// each use.
 	live    atomic.Pointer[liveConfig]
 	reload  func() admin.ReloadStatus
+	manage  Models // /api/pull, /api/delete (ollama_pull.go)
 	handler http.Handler
 	methods map[string][]string // path -> methods, for 405 answers
 	plat    func() any
@@ -108,7 +112,7 @@ type Server struct {
 // New builds the API over opts.Pool. The server starts in the "starting"
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
-	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus}
+	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus, manage: opts.Models}
 	s.SetConfig(opts.Config)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

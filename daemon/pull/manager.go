@@ -95,9 +95,10 @@ const (
 type Event struct {
 	Phase   string  `json:"phase"`
 	File    string  `json:"file,omitempty"`
-	Done    int64   `json:"done"`  // bytes of all files present
-	Total   int64   `json:"total"` // bytes of all files
-	Rate    float64 `json:"rate"`  // bytes/s, recent
+	SHA256  string  `json:"sha256,omitempty"` // File's declared sha256
+	Done    int64   `json:"done"`             // bytes of all files present
+	Total   int64   `json:"total"`            // bytes of all files
+	Rate    float64 `json:"rate"`             // bytes/s, recent
 	Message string  `json:"message,omitempty"`
 }
 
@@ -305,7 +306,7 @@ func (m *Manager) run(p *Pull, o Options, after After) (Result, error) {
 		}
 		b := base
 		fr, err := m.file(p.ctx, o, f, func(phase string, n int64, msg string) {
-			p.update(Event{Phase: phase, File: f.Name, Done: b + n, Total: total, Message: msg})
+			p.update(Event{Phase: phase, File: f.Name, SHA256: f.SHA256, Done: b + n, Total: total, Message: msg})
 		})
 		if err != nil {
 			return res, m.ctxErr(p.ctx, err)
