@@ -98,7 +98,9 @@ server {
   log_level = "info"
 
   # Let clients of the Ollama-compatible API (/api/) manage models:
-  # /api/pull and /api/delete answer 403 while this is false.
+  # /api/pull downloads from the Ollama registry into the model cache and
+  # adds a drop-in model (jetai.d/NAME.hcl), /api/delete removes one.
+  # Both answer 403 while this is false.
   allow_pull = false
 }
 
