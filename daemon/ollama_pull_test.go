@@ -135,11 +135,32 @@ model "tiny" {
 		t.Errorf("ls does not name the pull: %d\n%s%s", code, out, errs)
 	}
 
-	// A tag other than latest is part of the name; stream false answers
-	// once.
-	code, ls = ollamaCall(t, "POST", d.URL+"/api/pull", `{"model": "tinyllama:1b", "stream": false}`)
-	if code != 200 || len(ls) != 1 || ls[0]["status"] != "success" {
-		t.Fatalf("pull without stream: %d %v", code, ls)
+	// A tag other than latest is part of the name. The download held at
+	// half: the stream shows the bytes so far while it runs.
+	hub.SetFault("tinyllama:1b/model", &testhub.Fault{StallAt: 1 << 20})
+	resp, err := http.Post(d.URL+"/api/pull", "application/json", strings.NewReader(`{"model": "tinyllama:1b"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var partial, success bool
+	for sc.Scan() {
+		var l struct {
+			Status           string
+			Total, Completed int64
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("%v: %s", err, sc.Text())
+		}
+		if strings.HasPrefix(l.Status, "downloading sha256:") && l.Completed > 0 && l.Completed < l.Total && !partial {
+			partial = true
+			hub.Release()
+		}
+		success = l.Status == "success"
+	}
+	resp.Body.Close()
+	if !partial || !success {
+		t.Fatalf("a held pull's stream: progress %v, success %v", partial, success)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "jetai.d", "tinyllama:1b.hcl")); err != nil {
 		t.Fatalf("tinyllama:1b: %v", err)
@@ -175,7 +196,7 @@ model "tiny" {
 	if _, err := os.Stat(filepath.Join(dir, "cache", "models", "ollama--library--smol--latest.gguf")); !os.IsNotExist(err) {
 		t.Errorf("delete left the model file: %v", err)
 	}
-	resp, err := http.Post(d.URL+"/api/chat", "application/json", strings.NewReader(`{"model": "smol", "stream": false, "messages": [{"role": "user", "content": "Hi"}]}`))
+	resp, err = http.Post(d.URL+"/api/chat", "application/json", strings.NewReader(`{"model": "smol", "stream": false, "messages": [{"role": "user", "content": "Hi"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
