@@ -170,6 +170,11 @@ model "tiny" {
 	if code, ls := ollamaCall(t, "POST", d.URL+"/api/pull", `{"model": "smol", "stream": false}`); code != 200 || ls[0]["status"] != "success" {
 		t.Fatalf("second pull: %d %v", code, ls)
 	}
+	// A name the main config has already: refused before any byte.
+	if code, ls := ollamaCall(t, "POST", d.URL+"/api/pull", `{"model": "tiny", "stream": false}`); code != 409 || len(ls) != 1 || ls[0]["code"] != "name_taken" ||
+		!strings.Contains(fmt.Sprint(ls[0]["error"]), conf) {
+		t.Fatalf("pull of a configured name: %d %v", code, ls)
+	}
 	// A name the registry does not have: Ollama's error shape.
 	if code, ls := ollamaCall(t, "POST", d.URL+"/api/pull", `{"model": "nosuch", "stream": false}`); code != 404 || len(ls) != 1 || ls[0]["error"] == nil || ls[0]["code"] == "" {
 		t.Fatalf("unknown name: %d %v", code, ls)
