@@ -40,7 +40,6 @@ type PullReport struct {
 	Ranged                int   // requests with a Range, with the cut
 	ToAnswer              time.Duration
 	AddStep               time.Duration // of ToAnswer: the --add step (trial load, drop-in, reload)
-	AddedByDrop           bool          // the reload took the drop-in (else the bench pasted the block into the config)
 }
 
 // benchTB runs testhub outside a test.
@@ -154,17 +153,8 @@ func RunPull(ctx context.Context, cfg PullConfig) (rep PullReport, err error) {
 	rep.AddStep = time.Since(downloaded)
 	cut := hub.Stats(fmt.Sprintf("bench/r%d-GGUF/", last))
 	rep.Twice, rep.Ranged = cut.Served-cut.Size, cut.Ranged
-	rep.AddedByDrop = r.DropIn != ""
-	if !rep.AddedByDrop {
-		// This jetaid reads no drop-in directory: the block goes into
-		// the main config, as an operator would paste it.
-		b := r.Block
-		if err := os.WriteFile(d.conf, []byte(d.confHead+pullBlock+b+"\n"), 0o644); err != nil {
-			return rep, err
-		}
-		if res, err := c.Reload(ctx); err != nil || !res.OK {
-			return rep, fmt.Errorf("reload with the pulled model: %v %+v", err, res)
-		}
+	if r.DropIn == "" {
+		return rep, fmt.Errorf("pull --add wrote no drop-in: %+v", r)
 	}
 	for {
 		n, err := d.stream(ctx, "pulled", "Hello", 1, func() {})
@@ -179,15 +169,6 @@ func RunPull(ctx context.Context, cfg PullConfig) (rep PullReport, err error) {
 	rep.ToAnswer = time.Since(downloaded)
 	printPull(cfg.Out, cfg, rep)
 	return rep, nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func printPull(w io.Writer, cfg PullConfig, r PullReport) {
@@ -205,11 +186,7 @@ func printPull(w io.Writer, cfg PullConfig, r PullReport) {
 	fmt.Fprintf(w, "| the same, curl's file fsynced too | %.0f | %.0f | %.2f× |\n", j/(1<<20), cs/(1<<20), j/cs)
 	fmt.Fprintf(w, "\n| figure | value |\n|---|---|\n")
 	fmt.Fprintf(w, "| bytes fetched twice after a cut at 40%% (%s) | %s (%d ranged request) |\n", human(uint64(r.CutAt)), bytesOrZero(r.Twice), r.Ranged)
-	how := "the reload took jetai.d/pulled.hcl"
-	if !r.AddedByDrop {
-		how = "this jetaid reads no drop-in directory: the block pasted into the config, reloaded"
-	}
-	fmt.Fprintf(w, "| download complete → first token of the pulled model | %.2f s (%s) |\n", r.ToAnswer.Seconds(), how)
+	fmt.Fprintf(w, "| download complete → first token of the pulled model | %.2f s (the reload took jetai.d/pulled.hcl) |\n", r.ToAnswer.Seconds())
 	fmt.Fprintf(w, "| of which the --add step: the engine's trial load, the drop-in, the reload | %.2f s |\n", r.AddStep.Seconds())
 	if avg, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Fprintf(w, "\nLoad average at the end: %s on %d CPUs.\n", strings.Join(strings.Fields(string(avg))[:3], " "), runtime.NumCPU())
