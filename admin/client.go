@@ -91,8 +91,12 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Message }
 
-// Forbidden reports whether the daemon refused the caller's credentials.
-func (e *APIError) Forbidden() bool { return e.Status == http.StatusForbidden }
+// Forbidden reports whether the daemon refused the caller's credentials
+// (a 403 "forbidden"; a 403 with another code is about something else,
+// such as a gated repo refusing a pull).
+func (e *APIError) Forbidden() bool {
+	return e.Status == http.StatusForbidden && (e.Code == CodeForbidden || e.Code == "")
+}
 
 // do sends one request; out receives the JSON body of a 2xx answer, and
 // also of the statuses in okAlso (a rejected reload still has a body).

@@ -80,9 +80,10 @@ func NewServer(opts Options) *Server {
 	m.HandleFunc("PUT /v1/log-level", s.setLevel)
 	m.HandleFunc("GET /v1/top", s.top)
 	m.HandleFunc("POST /v1/complete", s.complete)
-	s.routeModelFiles(m) // modelfiles.go
-	s.routeBench(m)      // bench.go
-	s.routeLocalModels(m)
+	s.routeModelFiles(m)  // modelfiles.go
+	s.routeBench(m)       // bench.go
+	s.routePull(m)        // pull.go
+	s.routeLocalModels(m) // localmodels.go
 	s.routeExperiments(m) // experiments.go
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusNotFound, CodeNotFound, "no admin endpoint %s %s (this daemon speaks API v%d; see GET /v1/status)", r.Method, r.URL.Path, APIVersion))

@@ -30,6 +30,7 @@ type Config struct {
 	Cache   Cache   `json:"cache"`
 	Thermal Thermal `json:"thermal"`
 	Router  Router  `json:"router"`
+	Pull    Pull    `json:"pull"` // pull.go
 	// Models are the model blocks in file order.
 	Models []Model `json:"models"`
 	// Experiments are the experiment blocks in file order (experiment.go).

@@ -108,6 +108,7 @@ func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagno
 	d.cache(&c.Cache, raw.Cache)
 	d.responses(&c.Cache, raw.Cache) // responses.go
 	d.thermal(&c.Thermal, raw.Thermal)
+	d.pull(&c.Pull, raw.Pull) // pull.go
 	d.models(c, raw.Models)
 	d.router(c, raw.Router, raw.Models)
 	d.budgets(c, raw.Memory, raw.Models)

@@ -195,6 +195,9 @@ var globalFields = []field[*Config]{
 	{"thermal.hysteresis", false, func(c *Config) string { return ftoa(c.Thermal.Hysteresis) }},
 	{"router.default_model", false, func(c *Config) string { return strconv.Quote(c.Router.DefaultModel) }},
 	{"router.tiers", false, func(c *Config) string { return tiersString(c.Router.Tiers) }},
+	{"pull.hf_endpoint", false, func(c *Config) string { return c.Pull.HFEndpoint }},
+	{"pull.ollama_registry", false, func(c *Config) string { return c.Pull.OllamaRegistry }},
+	{"pull.hf_token_file", false, func(c *Config) string { return c.Pull.HFTokenFile }},
 }
 
 func compare[T any](fs []field[T], old, new T) []FieldChange {

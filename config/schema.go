@@ -19,6 +19,7 @@ type fileSchema struct {
 	Models  []modelBlock  `hcl:"model,block"`
 	// Experiments: see experiment.go.
 	Experiments []experimentBlock `hcl:"experiment,block"`
+	Pull        *pullBlock        `hcl:"pull,block"` // pull.go
 }
 
 type serverBlock struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/jetai/jetai/daemon/ingest"
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/pull"
 	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/version"
 )
@@ -85,6 +86,7 @@ type Daemon struct {
 	api     *api.Server
 	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
 	ingest  *ingest.Ingester
+	puller  *pull.Manager // pull.go; nil without a cache
 	// dropIns serialises the writers of drop-in files and model files
 	// (AddModelDropIn, RemoveModel; localmodels.go).
 	dropIns sync.Mutex
@@ -165,7 +167,7 @@ func New(opts Options) (*Daemon, error) {
 	d.initPlatform(cfg)
 	d.api = api.New(api.Options{Pool: d.pool, Config: cfg, Version: version.Version, Log: d.log, Started: d.started,
 		Platform: func() any { return d.PlatformStatus() }, Metrics: d.metrics.Handler(), ReloadStatus: d.ReloadStatus,
-		Shedding: d.shedding})
+		Shedding: d.shedding, Models: ollamaModels{d}})
 	d.metrics.AttachResponses(d.api.ResponseCache)
 	d.metrics.AttachExperiments(func() []experiment.Report { rs, _ := d.api.Experiments(""); return rs })
 	d.reload.parts = d.reloadParts() // reload.go
@@ -236,6 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	svcCtx, stopServices := context.WithCancel(ctx)
 	defer stopServices()
 	var services sync.WaitGroup
+	d.startPull(svcCtx, &services) // pull.go; before the admin socket, which serves it
 	d.startAdmin(svcCtx, cfg, &services)
 	d.startPlatform(svcCtx, &services)
 	d.startReloaders(svcCtx, &services)

@@ -98,7 +98,9 @@ server {
   log_level = "info"
 
   # Let clients of the Ollama-compatible API (/api/) manage models:
-  # /api/pull and /api/delete answer 403 while this is false.
+  # /api/pull downloads from the Ollama registry into the model cache and
+  # adds a drop-in model (jetai.d/NAME.hcl), /api/delete removes one.
+  # Both answer 403 while this is false.
   allow_pull = false
 
   # Off the journal (a container, a terminal): "text" lines or "json" lines
@@ -157,6 +159,15 @@ cache {
   # renamed into place). "0": memory only. Counted apart from max_size.
   responses_disk = "0"
 }
+
+# Where `jetai-ctl pull` downloads models from (into cache.dir). Gated
+# repos want a Hugging Face token: HF_TOKEN in jetai-ctl's or jetaid's
+# environment, or a file that holds it (readable by user jetai).
+# pull {
+#   hf_endpoint     = "https://huggingface.co"
+#   ollama_registry = "https://registry.ollama.ai"
+#   hf_token_file   = "/etc/jetai/hf-token"
+# }
 
 thermal {
   # Thermal zone types to watch (/sys/class/thermal/thermal_zone*/type); the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetai/jetai/bench"
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/modelgen"
 )
 
 func main() {
@@ -39,6 +40,7 @@ func main() {
 	kvText := flag.String("kv-text", "testdata/kvcache/stories-greedy.txt", "`PATH` of the fixed text whose NLL -kv measures")
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
+	pullBench := flag.Bool("pull", true, "also measure jetai-ctl pull from a local hub: throughput against curl, bytes fetched twice after a cut, download to first answer (the 0.8B Q4_K_M with -large, else a generated 54 MB model)")
 	ollama := flag.Bool("ollama", true, "also measure the Ollama API's streams (/api/chat, /api/generate) against /v1's on stories260K")
 	swap := flag.Bool("swap", true, "also measure model swaps of two generated 0.8B Q4_K_M models: each phase of the load, the whole alternating request, and cold loads against dd iflag=direct")
 	swapRounds := flag.Int("swap-rounds", 6, "swapping requests per binary of -swap")
@@ -58,8 +60,9 @@ stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
 latency, a model swap, config reload latency, the model cache, the CPU
 cost of platform monitoring, the runner CPU that refusing special-token
 text costs, the KV cache types: memory, speed and perplexity, model
-swaps phase by phase (against -baseline-runner, a build from main), and
-the response cache's hit latency and shadow mode's cost. Not a test: the figures are for a quiet machine.
+swaps phase by phase (against -baseline-runner, a build from main), the
+response cache's hit latency and shadow mode's cost, and downloads
+(jetai-ctl pull against curl from a local hub). Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -170,6 +173,9 @@ Flags:
 	if err == nil && *respCache > 0 {
 		err = runRespCache(ctx, *tiny, *large, *cache, exe, *respCache, *respShadow)
 	}
+	if err == nil && *pullBench {
+		err = runPull(ctx, *large, *cache, exe)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jetai-bench:", err)
 		os.Exit(1)
@@ -192,6 +198,21 @@ func runSwap(ctx context.Context, cache, exe, baseline string, threads, rounds i
 	}
 	_, err = bench.RunSwap(ctx, bench.SwapConfig{Jetaid: exe, Baseline: baseline, A: a, B: b, Rounds: rounds,
 		Threads: threads, Cold: cold, Out: os.Stdout, Log: os.Stderr})
+	return err
+}
+
+func runPull(ctx context.Context, large bool, cache, exe string) error {
+	var model string
+	var err error
+	if large {
+		model, err = bench.LargeModel(cache, os.Stderr)
+	} else {
+		model, err = modelgen.Cached(cache, modelgen.Small())
+	}
+	if err != nil {
+		return err
+	}
+	_, err = bench.RunPull(ctx, bench.PullConfig{Jetaid: exe, Model: model, Out: os.Stdout, Log: os.Stderr})
 	return err
 }
 

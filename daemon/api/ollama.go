@@ -677,7 +677,7 @@ func (s *Server) hasChatTemplate(name string) bool {
 	return true
 }
 
-// --- /api/version, /api/pull, /api/delete ---
+// --- /api/version; /api/pull and /api/delete are in ollama_pull.go ---
 
 func (s *Server) ollamaVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"version": s.version})
@@ -692,20 +692,4 @@ func (s *Server) pullGate(w http.ResponseWriter, what string) bool {
 		return false
 	}
 	return true
-}
-
-func (s *Server) ollamaPull(w http.ResponseWriter, r *http.Request) {
-	if !s.pullGate(w, "downloading models") {
-		return
-	}
-	writeError(w, &Error{Status: http.StatusNotImplemented, Code: "not_implemented",
-		Message: "downloading models through /api/pull is not available in this build; add the model's file to jetai.hcl"})
-}
-
-func (s *Server) ollamaDelete(w http.ResponseWriter, r *http.Request) {
-	if !s.pullGate(w, "deleting models") {
-		return
-	}
-	writeError(w, &Error{Status: http.StatusNotImplemented, Code: "not_implemented",
-		Message: "deleting models through /api/delete is not available in this build; remove the model's block from the config"})
 }

@@ -491,7 +491,7 @@ func TestOllamaErrors(t *testing.T) {
 // TestOllamaFakePool covers what a real model cannot be made to do on
 // demand: a full queue (429 with Retry-After, in Ollama's shape), a failure
 // after the stream began (a last NDJSON line {"error": ...}), and the pull
-// endpoints with server.allow_pull set.
+// endpoints with server.allow_pull set on a server built without Models.
 func TestOllamaFakePool(t *testing.T) {
 	fp := &fakePool{ready: true}
 	_, url := fakeServerWithFile(t, "server {\n  allow_pull = true\n}\n", fp)

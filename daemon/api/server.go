@@ -68,6 +68,9 @@ type Options struct {
 	// reading (a stream it never consumes) has its request canceled, which
 	// frees the model's slot; default DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Models, when set, serves /api/pull and /api/delete (with
+	// server.allow_pull); the daemon's pull and rm.
+	Models Models
 }
 
 // Defaults of Options.BodyTimeout and WriteTimeout. There is no
@@ -99,6 +102,7 @@ type Server struct {
 	// each use.
 	live    atomic.Pointer[liveConfig]
 	reload  func() admin.ReloadStatus
+	manage  Models // /api/pull, /api/delete (ollama_pull.go)
 	handler http.Handler
 	methods map[string][]string // path -> methods, for 405 answers
 	plat    func() any
@@ -122,7 +126,7 @@ type Server struct {
 // New builds the API over opts.Pool. The server starts in the "starting"
 // state: /health answers 503 until SetState(StateServing).
 func New(opts Options) *Server {
-	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus, shedding: opts.Shedding}
+	s := &Server{pool: opts.Pool, version: opts.Version, log: opts.Log, started: opts.Started, plat: opts.Platform, reload: opts.ReloadStatus, shedding: opts.Shedding, manage: opts.Models}
 	s.hashes = respcache.NewFileHashes()
 	s.exps, s.shadow = experiment.New(), experiment.NewShadow(experiment.ShadowWorkers, experiment.ShadowQueue)
 	s.SetConfig(opts.Config)
