@@ -46,6 +46,8 @@ var modelIgnored = map[string]string{
 	"file_mod_time":   "the file enters by its sha256",
 	"file_error":      "a model with a file error does not answer",
 	"cache_responses": "whether to cache, not what is generated",
+	"file":            "which config file declares the model",
+	"defined_at":      "where the config declares the model",
 }
 
 // Adapter is a LoRA adapter as the key sees it.
