@@ -72,6 +72,7 @@ func (s *logSink) write(level int, text string) {
 		level = s.last
 	}
 	s.last = level
+	observeLoadLog(text)
 	if level == logError && interruptedLine(text) {
 		return
 	}
