@@ -137,11 +137,16 @@ func (p *Pool) spawn(mc config.Model, started func(Runner)) (Runner, runner.Mode
 	}
 	p.mu.Lock()
 	queue := p.cfg.Server.QueuePerModel
+	backends := p.cfg.GPU.BackendsDir
 	p.mu.Unlock()
+	gpuLayers := mc.GPULayers
+	if gpuLayers == config.GPULayersAuto {
+		gpuLayers = runner.GPULayersAuto
+	}
 	path, release := p.stageModel(mc)
 	opts := runner.Options{
 		Name: mc.Name, Model: path, SlotContext: mc.Context, Slots: mc.Parallel,
-		Threads: mc.Threads, GPULayers: mc.GPULayers, FlashAttention: mc.FlashAttention, KVType: mc.KVCache,
+		Threads: mc.Threads, GPULayers: gpuLayers, BackendsDir: backends, FlashAttention: mc.FlashAttention, KVType: mc.KVCache,
 		Queue: queue, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
 		Dir: p.opts.SocketDir, Log: p.runLog,
 	}

@@ -19,7 +19,8 @@ type Options struct {
 	Slots          int
 	BatchSize      int
 	Threads        int
-	GPULayers      int
+	GPULayers      int    // 0 CPU only, -1 all, GPULayersAuto as many as fit
+	BackendsDir    string // ggml backend libraries loaded at start
 	FlashAttention bool
 	KVType         string
 	NoMmap         bool
@@ -67,6 +68,9 @@ func (o Options) Args() []string {
 	if o.KVType != "" {
 		a = append(a, "-kv-type", o.KVType)
 	}
+	if o.BackendsDir != "" {
+		a = append(a, "-backends-dir", o.BackendsDir)
+	}
 	if o.NoMmap {
 		a = append(a, "-no-mmap")
 	}
@@ -95,7 +99,8 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	fs.IntVar(&o.Slots, "parallel", DefaultSlots, "sequence slots (concurrent requests)")
 	fs.IntVar(&o.BatchSize, "batch", DefaultBatchSize, "most tokens per decode step")
 	fs.IntVar(&o.Threads, "threads", 0, "CPU threads (0 = all)")
-	fs.IntVar(&o.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU")
+	fs.IntVar(&o.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU (-1 all, -2 as many as fit)")
+	fs.StringVar(&o.BackendsDir, "backends-dir", "", "directory of ggml backend libraries (CUDA) to load")
 	fs.BoolVar(&o.FlashAttention, "flash-attn", false, "use flash attention")
 	fs.StringVar(&o.KVType, "kv-type", DefaultKVType, "KV cache type: f16, q8_0, q4_0")
 	fs.BoolVar(&o.NoMmap, "no-mmap", false, "read the model instead of mapping it")

@@ -59,6 +59,14 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 	engine.SetLogOutput(os.Stderr, opts.Verbose)
 	enc := json.NewEncoder(status)
 	lastSent := time.Time{}
+	var backendWarnings []string
+	for _, l := range engine.LoadBackends(opts.BackendsDir) {
+		if l.Err != nil {
+			w := fmt.Sprintf("backend %s not loaded: %v", l.Path, l.Err)
+			fmt.Fprintf(os.Stderr, "runner: %s; continuing without it\n", w)
+			backendWarnings = append(backendWarnings, w)
+		}
+	}
 	model, err := engine.Load(ctx, opts.Model, engine.LoadOptions{
 		GPULayers: opts.GPULayers,
 		NoMmap:    opts.NoMmap,
@@ -109,6 +117,10 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 	go sched.loop()
 
 	info := modelInfo(model.Info())
+	off := engine.TakeOffload()
+	info.GPULayers, info.LayersTotal, info.GPUBytes = off.Layers, off.LayersTotal, off.DeviceBytes()
+	info.Devices = runnerDevices(engine.Devices())
+	info.BackendWarnings = backendWarnings
 	if err := enc.Encode(runner.StatusLine{Ready: true, Info: &info}); err != nil {
 		return fmt.Errorf("runner: report ready: %w", err)
 	}
@@ -139,4 +151,12 @@ func modelInfo(i engine.Info) runner.ModelInfo {
 		ContextTrain: i.ContextTrain, Layers: i.Layers, Embedding: i.Embedding, Heads: i.Heads,
 		HeadsKV: i.HeadsKV, VocabSize: i.VocabSize, ChatTemplate: i.ChatTemplate, ChatSupported: i.ChatSupported,
 	}
+}
+
+func runnerDevices(ds []engine.Device) []runner.Device {
+	out := make([]runner.Device, len(ds))
+	for i, d := range ds {
+		out[i] = runner.Device{Name: d.Name, Description: d.Description, Type: d.Type, FreeBytes: d.FreeBytes, TotalBytes: d.TotalBytes}
+	}
+	return out
 }
