@@ -11,6 +11,7 @@ import (
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
 )
 
 // platformState is the Daemon's part for platform awareness: the monitor
@@ -29,6 +30,8 @@ const ShedRetryAfter = 30 * time.Second
 type PlatformStatus struct {
 	platform.Status
 	Throttle pool.ThrottleStatus `json:"throttle"`
+	// Devices are the ggml devices the last runner to load reported.
+	Devices []runner.Device `json:"devices"`
 }
 
 func (d *Daemon) platformRoot() string {
@@ -70,7 +73,11 @@ func (d *Daemon) Platform() *platform.Monitor { return d.mon }
 
 // PlatformStatus is what /status shows under "platform".
 func (d *Daemon) PlatformStatus() PlatformStatus {
-	return PlatformStatus{Status: d.mon.Status(), Throttle: d.pool.ThrottleStatus()}
+	devs, _ := pool.Devices(d.pool.Models())
+	if devs == nil {
+		devs = []runner.Device{}
+	}
+	return PlatformStatus{Status: d.mon.Status(), Throttle: d.pool.ThrottleStatus(), Devices: devs}
 }
 
 // poolActuator carries the monitor's decisions to the pool.
@@ -123,6 +130,10 @@ func (d *Daemon) adminPlatform() *admin.Platform {
 		if r.Err == "" && (i == 0 || r.Name == "VDD_IN") {
 			p.PowerWatts = r.Watts
 		}
+	}
+	devs, _ := pool.Devices(d.pool.Models())
+	for _, dv := range devs {
+		p.Devices = append(p.Devices, admin.Device{Name: dv.Name, Description: dv.Description, Type: dv.Type, FreeBytes: dv.FreeBytes, TotalBytes: dv.TotalBytes})
 	}
 	for _, g := range s.Reading.GPUs {
 		if g.LoadKnown {

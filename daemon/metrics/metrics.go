@@ -62,6 +62,10 @@ var families = map[string]family{
 	"jetai_memory_reserve_bytes":                {"gauge", "memory.reserve: MemAvailable the daemon keeps free."},
 	"jetai_memory_used_bytes":                   {"gauge", "Memory charged against the budget by all models."},
 	"jetai_memory_available_bytes":              {"gauge", "MemAvailable from /proc/meminfo."},
+	"jetai_device_memory_free_bytes":            {"gauge", "Free memory of a ggml device (CPU, GPU) as the last runner to load reported it."},
+	"jetai_device_memory_total_bytes":           {"gauge", "Total memory of a ggml device (CPU, GPU) as the last runner to load reported it."},
+	"jetai_model_gpu_layers":                    {"gauge", "Layers of a loaded model that llama.cpp offloaded to a GPU device."},
+	"jetai_model_gpu_bytes":                     {"gauge", "Bytes of a loaded model's backend buffers on GPU devices (weights, KV cache, compute)."},
 	"jetai_memory_total_bytes":                  {"gauge", "MemTotal from /proc/meminfo."},
 	"jetai_swap_total_bytes":                    {"gauge", "SwapTotal from /proc/meminfo."},
 	"jetai_swap_free_bytes":                     {"gauge", "SwapFree from /proc/meminfo."},
@@ -225,6 +229,7 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	r.mu.Unlock()
 	if ps != nil {
 		writePool(out, ps)
+		writeDevices(out, ps.Models())
 	}
 	if plat != nil {
 		writePlatform(out, plat())
@@ -439,4 +444,24 @@ func writeCache(o *writer, s cache.Stats) {
 	o.sample("jetai_cache_restores_total", float64(s.Restores), label("result", "ok"))
 	o.sample("jetai_cache_restores_total", float64(s.RestoreFailures), label("result", "failed"))
 	o.sample("jetai_cache_restores_total", float64(s.RestoresDropped), label("result", "dropped"))
+}
+
+func writeDevices(o *writer, ms []pool.ModelStatus) {
+	devs, _ := pool.Devices(ms)
+	for _, d := range devs {
+		o.sample("jetai_device_memory_free_bytes", float64(d.FreeBytes), label("device", d.Name), label("type", d.Type))
+	}
+	for _, d := range devs {
+		o.sample("jetai_device_memory_total_bytes", float64(d.TotalBytes), label("device", d.Name), label("type", d.Type))
+	}
+	for _, m := range ms {
+		if m.Info != nil && m.State == pool.StateReady {
+			o.sample("jetai_model_gpu_layers", float64(m.Info.GPULayers), label("model", m.Name))
+		}
+	}
+	for _, m := range ms {
+		if m.Info != nil && m.State == pool.StateReady {
+			o.sample("jetai_model_gpu_bytes", float64(m.Info.GPUBytes), label("model", m.Name))
+		}
+	}
 }
