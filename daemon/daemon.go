@@ -158,6 +158,7 @@ func New(opts Options) (*Daemon, error) {
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
 		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: opts.RunnerLog, Cache: d.cache,
 		Observer: d.metrics, MemAvailable: d.memAvailable,
+		UnifiedMemory: d.unifiedMemory(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("model pool: %w", err)

@@ -143,3 +143,7 @@ func (d *Daemon) adminPlatform() *admin.Platform {
 	}
 	return p
 }
+
+// unifiedMemory says whether GPU buffers come out of RAM (a Jetson); the
+// pool then charges them to memory.budget.
+func (d *Daemon) unifiedMemory() bool { return platform.UnifiedMemory(d.platformRoot()) }

@@ -66,6 +66,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	var info runner.ModelInfo
 	if err == nil {
 		spawned = true
+		p.noteLoadStart(m)
 		proc, info, err = p.startRunner(m)
 	}
 	p.mu.Lock()
@@ -222,8 +223,9 @@ func (p *Pool) measure(m *model, proc Runner) {
 		p.overhead = rss - base
 		est = p.estimateLocked(m)
 	}
-	m.charge = max(est.Total, m.peak)
+	m.charge = max(est.Total, m.peak+p.gpuChargeLocked(m, rss))
 	p.enforceLocked(m)
+	p.enforceGPULocked(m)
 }
 
 // failedLoad returns the error of the load op a waiter followed when that
