@@ -1,13 +1,16 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/daemon"
 	"github.com/jetai/jetai/internal/promtool"
 	"github.com/jetai/jetai/internal/testdaemon"
@@ -42,7 +45,11 @@ func greedyInfer(t *testing.T, base, model string) string {
 func TestGPUFakeBackend(t *testing.T) {
 	dir := testgpu.Dir(t)
 	testgpu.AddBroken(t, dir)
+	sock := filepath.Join(t.TempDir(), "admin.sock")
 	conf := testdaemon.WriteConfig(t, t.TempDir(), ownCache(fmt.Sprintf(`
+server {
+  admin_socket = %[3]q
+}
 gpu {
   backends_dir = %[2]q
 }
@@ -53,7 +60,7 @@ model "cpu" {
   path       = %[1]q
   gpu_layers = 0
 }
-`, testmodel.Path(t), dir)))
+`, testmodel.Path(t), dir, sock)))
 	t.Setenv("FAKEGPU_TOTAL_MIB", "3072") // runners inherit it
 	d := testdaemon.Start(t, daemon.Options{ConfigPath: conf})
 
@@ -112,6 +119,23 @@ model "cpu" {
 		if len(m.Info.BackendWarnings) != 1 || !strings.Contains(m.Info.BackendWarnings[0], testgpu.BrokenLib) || !strings.Contains(m.Info.BackendWarnings[0], testgpu.MissingDep) {
 			t.Errorf("%s: backend warnings = %q, want the broken library and its missing dependency", m.Name, m.Info.BackendWarnings)
 		}
+	}
+
+	// jetai-ctl status reads the same list over the admin socket.
+	c := admin.NewClient(sock)
+	defer c.Close()
+	as, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found = false
+	if as.Platform != nil {
+		for _, dv := range as.Platform.Devices {
+			found = found || (dv.Name == "FakeGPU0" && dv.Type == "gpu" && dv.TotalBytes == 3072<<20)
+		}
+	}
+	if !found {
+		t.Errorf("admin status platform = %+v, want the FakeGPU0 device", as.Platform)
 	}
 
 	resp, err := http.Get(d.URL + "/metrics")
