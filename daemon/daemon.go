@@ -21,6 +21,7 @@ import (
 	"github.com/jetai/jetai/daemon/ingest"
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/version"
 )
@@ -77,7 +78,8 @@ type Daemon struct {
 	started time.Time
 	pool    *pool.Pool
 	api     *api.Server
-	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
+	cache   *cache.Cache                      // nil when cache.dir is unusable (modelcache.go)
+	probed  atomic.Pointer[runner.DeviceList] // devices listed at start (platform.go)
 	ingest  *ingest.Ingester
 	// dropIns serialises the writers of drop-in files and model files
 	// (AddModelDropIn, RemoveModel; localmodels.go).

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/daemon"
@@ -63,6 +64,23 @@ model "cpu" {
 `, testmodel.Path(t), dir, sock)))
 	t.Setenv("FAKEGPU_TOTAL_MIB", "3072") // runners inherit it
 	d := testdaemon.Start(t, daemon.Options{ConfigPath: conf})
+
+	// Before any model loads, the devices come from a runner listing them
+	// at start.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var st struct {
+			Platform struct {
+				Devices []struct{ Name string } `json:"devices"`
+			} `json:"platform"`
+		}
+		getJSON(t, d.URL+"/status", &st)
+		if len(st.Platform.Devices) > 0 && st.Platform.Devices[0].Name == "FakeGPU0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no FakeGPU0 in /status before any load: %+v", st.Platform.Devices)
+		}
+	}
 
 	cpu := greedyInfer(t, d.URL, "cpu")
 	auto := greedyInfer(t, d.URL, "gpu")

@@ -55,6 +55,7 @@ func (d *Daemon) initPlatform(cfg *config.Config) {
 		Act: poolActuator{d}, Log: d.log.With("component", "platform"),
 	})
 	d.metrics.Attach(d.pool, d.mon.Status)
+	d.metrics.AttachDevices(d.devices)
 	b := d.mon.Board()
 	d.log.Info("platform", "board", b.Model, "l4t", b.L4T, "root", d.platformRoot())
 }
@@ -66,6 +67,11 @@ func (d *Daemon) startPlatform(ctx context.Context, wg *sync.WaitGroup) {
 		defer wg.Done()
 		d.mon.Run(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.probeDevices(ctx)
+	}()
 }
 
 // Platform is the daemon's platform monitor.
@@ -73,7 +79,7 @@ func (d *Daemon) Platform() *platform.Monitor { return d.mon }
 
 // PlatformStatus is what /status shows under "platform".
 func (d *Daemon) PlatformStatus() PlatformStatus {
-	devs, _ := pool.Devices(d.pool.Models())
+	devs := d.devices()
 	if devs == nil {
 		devs = []runner.Device{}
 	}
@@ -131,8 +137,7 @@ func (d *Daemon) adminPlatform() *admin.Platform {
 			p.PowerWatts = r.Watts
 		}
 	}
-	devs, _ := pool.Devices(d.pool.Models())
-	for _, dv := range devs {
+	for _, dv := range d.devices() {
 		p.Devices = append(p.Devices, admin.Device{Name: dv.Name, Description: dv.Description, Type: dv.Type, FreeBytes: dv.FreeBytes, TotalBytes: dv.TotalBytes})
 	}
 	for _, g := range s.Reading.GPUs {
@@ -147,3 +152,34 @@ func (d *Daemon) adminPlatform() *admin.Platform {
 // unifiedMemory says whether GPU buffers come out of RAM (a Jetson); the
 // pool then charges them to memory.budget.
 func (d *Daemon) unifiedMemory() bool { return platform.UnifiedMemory(d.platformRoot()) }
+
+// probeDevices lists the ggml devices through a runner process at start, so
+// that /status, jetai-ctl status and /metrics show the GPUs (or why a
+// backend did not load) before any model loads.
+func (d *Daemon) probeDevices(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	l, err := runner.ListDevices(ctx, d.opts.RunnerCommand, d.opts.RunnerEnv, d.Config().GPU.BackendsDir)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("listing the GPU devices", "err", err)
+		}
+		return
+	}
+	for _, w := range l.BackendWarnings {
+		d.log.Warn(w + "; models run on the CPU")
+	}
+	d.probed.Store(&l)
+}
+
+// devices are the ggml devices as the most recently loaded runner reported
+// them, else as listed at start; nil before either.
+func (d *Daemon) devices() []runner.Device {
+	if devs, _ := pool.Devices(d.pool.Models()); devs != nil {
+		return devs
+	}
+	if l := d.probed.Load(); l != nil {
+		return l.Devices
+	}
+	return nil
+}

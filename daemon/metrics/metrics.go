@@ -30,6 +30,7 @@ import (
 	"github.com/jetai/jetai/daemon/connlimit"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
 )
 
 // family is one metric family's metadata.
@@ -127,6 +128,7 @@ type Registry struct {
 	platform func() platform.Status
 	cache    func() cache.Stats
 	conns    func() connlimit.Stats
+	devices  func() []runner.Device
 }
 
 var _ pool.Observer = (*Registry)(nil)
@@ -139,6 +141,14 @@ func (r *Registry) Attach(p PoolSource, platformStatus func() platform.Status) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pool, r.platform = p, platformStatus
+}
+
+// AttachDevices sets the source of the ggml devices' memory gauges; nil
+// reads them from the pool's models.
+func (r *Registry) AttachDevices(devices func() []runner.Device) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.devices = devices
 }
 
 // AttachCache sets the model cache's scrape-time source; nil (no usable
@@ -225,11 +235,18 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	out.copyWithMetadata(ev.Bytes())
 
 	r.mu.Lock()
-	ps, plat, cs, conns := r.pool, r.platform, r.cache, r.conns
+	ps, plat, cs, conns, devs := r.pool, r.platform, r.cache, r.conns, r.devices
 	r.mu.Unlock()
 	if ps != nil {
 		writePool(out, ps)
-		writeDevices(out, ps.Models())
+		ms := ps.Models()
+		var dl []runner.Device
+		if devs != nil {
+			dl = devs()
+		} else {
+			dl, _ = pool.Devices(ms)
+		}
+		writeDevices(out, ms, dl)
 	}
 	if plat != nil {
 		writePlatform(out, plat())
@@ -446,8 +463,7 @@ func writeCache(o *writer, s cache.Stats) {
 	o.sample("jetai_cache_restores_total", float64(s.RestoresDropped), label("result", "dropped"))
 }
 
-func writeDevices(o *writer, ms []pool.ModelStatus) {
-	devs, _ := pool.Devices(ms)
+func writeDevices(o *writer, ms []pool.ModelStatus, devs []runner.Device) {
 	for _, d := range devs {
 		o.sample("jetai_device_memory_free_bytes", float64(d.FreeBytes), label("device", d.Name), label("type", d.Type))
 	}

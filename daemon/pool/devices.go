@@ -9,8 +9,7 @@ import (
 // Devices are the ggml devices (CPU, and GPUs of backends loaded from the
 // gpu block's backends_dir) with their memory, as the most recently loaded
 // runner reported them when it became ready, and when; nil before any
-// runner is ready. The daemon does not load backends itself: a GPU
-// context in the daemon would hold device memory no model is charged for.
+// runner is ready (the daemon then shows what a runner listed at start).
 func Devices(ms []ModelStatus) ([]runner.Device, time.Time) {
 	var out []runner.Device
 	var at time.Time

@@ -24,6 +24,9 @@ func Main(args []string) error {
 	if err != nil {
 		return err
 	}
+	if opts.ListDevices {
+		return listDevices(opts.BackendsDir, os.Stdout)
+	}
 	status := os.NewFile(4, "status")
 	lnFile := os.NewFile(3, "listener")
 	if status == nil || lnFile == nil {
