@@ -150,3 +150,12 @@ test-image: build
 .PHONY: test-helm
 test-helm:
 	cd deploy/helm && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The CUDA ggml backend (libggml-cuda.so) and its .deb, jetai-cuda, built
+# from the module's own ggml sources: ARCH=arm64 for JetPack 6 (sm_87),
+# ARCH=amd64 with Debian's nvidia-cuda-toolkit (sm_90). Needs nvcc and
+# cmake; fails at once, saying how to get them, without. Cached under
+# .cache/cuda; not part of .ci/run. See docs/gpu.md.
+.PHONY: cuda-backend
+cuda-backend:
+	ARCH=$(if $(filter command line environment,$(origin ARCH)),$(ARCH)) GO=$(GO) packaging/cuda/build.sh

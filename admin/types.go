@@ -165,6 +165,18 @@ type Platform struct {
 	MemAvailable   uint64  `json:"mem_available,omitempty"`
 	PowerWatts     float64 `json:"power_watts,omitempty"`
 	GPUPercent     float64 `json:"gpu_percent,omitempty"`
+	// Devices are the ggml devices (CPU, GPUs) the last runner to load
+	// reported, with their memory then.
+	Devices []Device `json:"devices,omitempty"`
+}
+
+// Device is one ggml backend device.
+type Device struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Type        string `json:"type"` // "cpu", "gpu" or "accel"
+	FreeBytes   uint64 `json:"free_bytes"`
+	TotalBytes  uint64 `json:"total_bytes"`
 }
 
 // Temperature is one thermal zone's reading.

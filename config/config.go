@@ -31,6 +31,7 @@ type Config struct {
 	Thermal Thermal `json:"thermal"`
 	Router  Router  `json:"router"`
 	Pull    Pull    `json:"pull"` // pull.go
+	GPU     GPU     `json:"gpu"`
 	// Models are the model blocks in file order.
 	Models []Model `json:"models"`
 	// Experiments are the experiment blocks in file order (experiment.go).
@@ -71,6 +72,9 @@ type Memory struct {
 	Reserve Size `json:"reserve"`
 	// KVCache is the KV cache type of a model that does not set its own.
 	KVCache string `json:"kv_cache"`
+	// GPUBudget is the device memory loaded models may hold on a discrete
+	// GPU; 0 leaves device memory to what the devices report free.
+	GPUBudget Size `json:"gpu_budget"`
 }
 
 // Cache is the cache block: a disposable directory on fast storage.
@@ -145,7 +149,8 @@ type Model struct {
 	Parallel int `json:"parallel"`
 	// Threads 0 lets the runner choose.
 	Threads int `json:"threads"`
-	// GPULayers is the number of layers offloaded to the GPU; -1 means all.
+	// GPULayers is the number of layers offloaded to the GPU; -1 means all,
+	// GPULayersAuto (the default) as many as fit, none without a GPU.
 	GPULayers int `json:"gpu_layers"`
 	// KeepAlive unloads the model when idle this long; 0 unloads as soon as
 	// it is idle; Forever (negative) never unloads it for idleness.

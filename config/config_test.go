@@ -38,7 +38,7 @@ func TestInvalidFixtures(t *testing.T) {
 		}},
 		{"invalid_unknown.hcl", []want{
 			{"2:3", []string{`argument named "listn" is not expected`, `Did you mean "listen"?`}},
-			{"5:1", []string{`Blocks of type "gpu" are not expected`}},
+			{"5:1", []string{`Blocks of type "gpus" are not expected`}},
 			{"11:3", []string{`"contxt"`, `Did you mean "context"?`}},
 			{"13:5", []string{`"temprature"`, `Did you mean "temperature"?`}},
 		}},
@@ -257,7 +257,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	if mustJSON(t, c.Server) != mustJSON(t, want) || c.Server.APIKeys != nil {
 		t.Errorf("server = %+v", c.Server)
 	}
-	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache}) {
+	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache, 0}) || c.GPU.BackendsDir != DefaultBackendsDir {
 		t.Errorf("memory = %+v", c.Memory)
 	}
 	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize, DefaultResponses, DefaultResponseTTL, DefaultResponsesDisk}) {

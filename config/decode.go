@@ -109,6 +109,8 @@ func decodeFiles(src []byte, filename string, dropIns []source) (*Config, Diagno
 	d.responses(&c.Cache, raw.Cache) // responses.go
 	d.thermal(&c.Thermal, raw.Thermal)
 	d.pull(&c.Pull, raw.Pull) // pull.go
+	d.gpu(&c.GPU, raw.GPU)
+	d.gpuBudget(&c.Memory, raw.Memory)
 	d.models(c, raw.Models)
 	d.router(c, raw.Router, raw.Models)
 	d.budgets(c, raw.Memory, raw.Models)
@@ -562,7 +564,9 @@ func (d *decoder) model(b *modelBlock) Model {
 	d.intRange(body, def, "context", m.Context, 1, 1<<20, "context is the per-slot context in tokens and must be from 1 to 1048576")
 	d.intRange(body, def, "parallel", m.Parallel, 1, 256, "parallel is the number of slots and must be from 1 to 256")
 	d.intRange(body, def, "threads", m.Threads, 0, 1024, "threads must be from 0 (automatic) to 1024")
-	d.intRange(body, def, "gpu_layers", m.GPULayers, -1, 100000, "gpu_layers must be 0 (CPU only), a number of layers, or -1 (all layers)")
+	if has(body, "gpu_layers") {
+		d.intRange(body, def, "gpu_layers", m.GPULayers, -1, 100000, "gpu_layers must be 0 (CPU only), a number of layers, or -1 (all layers)")
+	}
 	if m.MemoryBudget == 0 && has(body, "memory_budget") {
 		d.errf(valueRange(body, "memory_budget", def), "memory_budget of model %q is 0; leave it out to use only the global budget", m.Name)
 	}
@@ -707,7 +711,7 @@ func (d *decoder) kvCacheType(m *Model, body hcl.Body, def hcl.Range) {
 		d.errf(r, "model %q%s: %v", m.Name, from, err)
 		return
 	}
-	if m.GPULayers != 0 && p.KeyLength != 128 {
+	if m.GPULayers != 0 && m.GPULayers != GPULayersAuto && p.KeyLength != 128 {
 		// ggml-cuda's flash-attention kernels take q8_0/q4_0 K and V only
 		// for head size 128 (ggml_backend_cuda_device_supports_op); other
 		// sizes run that op on the CPU, copying the cache each step.

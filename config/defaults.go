@@ -102,8 +102,10 @@ const (
 	DefaultParallel = 4
 	// DefaultThreads: 0 lets the runner pick (the number of performance cores).
 	DefaultThreads = 0
-	// DefaultGPULayers: 0 runs on the CPU; -1 offloads every layer.
-	DefaultGPULayers = 0
+	// DefaultGPULayers offloads as many layers as fit when the runner finds
+	// a GPU device and none otherwise; 0 runs on the CPU, -1 offloads every
+	// layer.
+	DefaultGPULayers = GPULayersAuto
 	// DefaultKeepAlive unloads a model idle this long. "0" unloads as soon as
 	// it is idle; "forever" (or "-1", or any negative duration) never unloads
 	// for idleness (the model can still be evicted unless pinned).

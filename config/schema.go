@@ -16,6 +16,7 @@ type fileSchema struct {
 	Cache   *cacheBlock   `hcl:"cache,block"`
 	Thermal *thermalBlock `hcl:"thermal,block"`
 	Router  *routerBlock  `hcl:"router,block"`
+	GPU     *gpuBlock     `hcl:"gpu,block"`
 	Models  []modelBlock  `hcl:"model,block"`
 	// Experiments: see experiment.go.
 	Experiments []experimentBlock `hcl:"experiment,block"`
@@ -42,11 +43,13 @@ type serverBlock struct {
 }
 
 type memoryBlock struct {
-	Budget   hcl.Expression `hcl:"budget,optional"`
-	Reserve  hcl.Expression `hcl:"reserve,optional"`
-	KVCache  *string        `hcl:"kv_cache,optional"`
-	Body     hcl.Body       `hcl:",body"`
-	DefRange hcl.Range      `hcl:",def_range"`
+	Budget  hcl.Expression `hcl:"budget,optional"`
+	Reserve hcl.Expression `hcl:"reserve,optional"`
+	KVCache *string        `hcl:"kv_cache,optional"`
+	// GPUBudget is the device memory of a discrete GPU (config/gpu.go).
+	GPUBudget hcl.Expression `hcl:"gpu_budget,optional"`
+	Body      hcl.Body       `hcl:",body"`
+	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
 type cacheBlock struct {

@@ -131,6 +131,11 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 		if pl.PowerWatts > 0 {
 			t.kv("power", fmt.Sprintf("%.1f W", pl.PowerWatts))
 		}
+		for _, d := range pl.Devices {
+			if d.Type != "cpu" {
+				t.kv("device", fmt.Sprintf("%s (%s): %s free of %s", d.Name, d.Type, bytesize.IEC(d.FreeBytes), bytesize.IEC(d.TotalBytes)))
+			}
+		}
 	}
 	wd := "off"
 	if s.WatchdogSeconds > 0 {

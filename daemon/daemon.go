@@ -23,6 +23,7 @@ import (
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/daemon/pull"
+	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/daemon/systemd"
 	"github.com/jetai/jetai/version"
 )
@@ -84,7 +85,8 @@ type Daemon struct {
 	started time.Time
 	pool    *pool.Pool
 	api     *api.Server
-	cache   *cache.Cache // nil when cache.dir is unusable (modelcache.go)
+	cache   *cache.Cache                      // nil when cache.dir is unusable (modelcache.go)
+	probed  atomic.Pointer[runner.DeviceList] // devices listed at start (platform.go)
 	ingest  *ingest.Ingester
 	puller  *pull.Manager // pull.go; nil without a cache
 	// dropIns serialises the writers of drop-in files and model files
@@ -160,6 +162,7 @@ func New(opts Options) (*Daemon, error) {
 		Config: cfg, RunnerCommand: opts.RunnerCommand, RunnerEnv: opts.RunnerEnv,
 		SocketDir: opts.SocketDir, Log: d.log, RunnerLog: d.opts.RunnerLog, Cache: d.cache,
 		Observer: d.metrics, MemAvailable: d.memAvailable,
+		UnifiedMemory: d.unifiedMemory(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("model pool: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/jetai/jetai/daemon/metrics"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
 )
 
 // platformState is the Daemon's part for platform awareness: the monitor
@@ -29,6 +30,8 @@ const ShedRetryAfter = 30 * time.Second
 type PlatformStatus struct {
 	platform.Status
 	Throttle pool.ThrottleStatus `json:"throttle"`
+	// Devices are the ggml devices the last runner to load reported.
+	Devices []runner.Device `json:"devices"`
 }
 
 func (d *Daemon) platformRoot() string {
@@ -52,6 +55,7 @@ func (d *Daemon) initPlatform(cfg *config.Config) {
 		Act: poolActuator{d}, Log: d.log.With("component", "platform"),
 	})
 	d.metrics.Attach(d.pool, d.mon.Status)
+	d.metrics.AttachDevices(d.devices)
 	b := d.mon.Board()
 	d.log.Info("platform", "board", b.Model, "l4t", b.L4T, "root", d.platformRoot())
 }
@@ -62,6 +66,11 @@ func (d *Daemon) startPlatform(ctx context.Context, wg *sync.WaitGroup) {
 	go func() {
 		defer wg.Done()
 		d.mon.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.probeDevices(ctx)
 	}()
 }
 
@@ -80,7 +89,11 @@ func (d *Daemon) Platform() *platform.Monitor { return d.mon }
 
 // PlatformStatus is what /status shows under "platform".
 func (d *Daemon) PlatformStatus() PlatformStatus {
-	return PlatformStatus{Status: d.mon.Status(), Throttle: d.pool.ThrottleStatus()}
+	devs := d.devices()
+	if devs == nil {
+		devs = []runner.Device{}
+	}
+	return PlatformStatus{Status: d.mon.Status(), Throttle: d.pool.ThrottleStatus(), Devices: devs}
 }
 
 // poolActuator carries the monitor's decisions to the pool.
@@ -134,6 +147,9 @@ func (d *Daemon) adminPlatform() *admin.Platform {
 			p.PowerWatts = r.Watts
 		}
 	}
+	for _, dv := range d.devices() {
+		p.Devices = append(p.Devices, admin.Device{Name: dv.Name, Description: dv.Description, Type: dv.Type, FreeBytes: dv.FreeBytes, TotalBytes: dv.TotalBytes})
+	}
 	for _, g := range s.Reading.GPUs {
 		if g.LoadKnown {
 			p.GPUPercent = g.Load * 100
@@ -141,4 +157,39 @@ func (d *Daemon) adminPlatform() *admin.Platform {
 		}
 	}
 	return p
+}
+
+// unifiedMemory says whether GPU buffers come out of RAM (a Jetson); the
+// pool then charges them to memory.budget.
+func (d *Daemon) unifiedMemory() bool { return platform.UnifiedMemory(d.platformRoot()) }
+
+// probeDevices lists the ggml devices through a runner process at start, so
+// that /status, jetai-ctl status and /metrics show the GPUs (or why a
+// backend did not load) before any model loads.
+func (d *Daemon) probeDevices(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	l, err := runner.ListDevices(ctx, d.opts.RunnerCommand, d.opts.RunnerEnv, d.Config().GPU.BackendsDir)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("listing the GPU devices", "err", err)
+		}
+		return
+	}
+	for _, w := range l.BackendWarnings {
+		d.log.Warn(w + "; models run on the CPU")
+	}
+	d.probed.Store(&l)
+}
+
+// devices are the ggml devices as the most recently loaded runner reported
+// them, else as listed at start; nil before either.
+func (d *Daemon) devices() []runner.Device {
+	if devs, _ := pool.Devices(d.pool.Models()); devs != nil {
+		return devs
+	}
+	if l := d.probed.Load(); l != nil {
+		return l.Devices
+	}
+	return nil
 }

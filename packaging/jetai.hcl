@@ -126,6 +126,11 @@ memory {
   # KV cache type of a model that sets none: "f16", "q8_0" or "q4_0" (see
   # kv_cache in the model block).
   kv_cache = "f16"
+
+  # Device memory of a discrete GPU that models' GPU buffers may hold, as a
+  # budget of its own (eviction counts both). Left out: none is enforced. On
+  # a Jetson the GPU shares RAM, so its buffers count against budget above.
+  # gpu_budget = "16GiB"
 }
 
 cache {
@@ -168,6 +173,13 @@ cache {
 #   ollama_registry = "https://registry.ollama.ai"
 #   hf_token_file   = "/etc/jetai/hf-token"
 # }
+
+gpu {
+  # ggml backend libraries (the jetai-cuda package's libggml-cuda.so) each
+  # runner loads at start. A library that fails to load is logged with its
+  # cause and the runner goes on with the CPU; no directory means CPU only.
+  backends_dir = "/usr/lib/jetai/backends"
+}
 
 thermal {
   # Thermal zone types to watch (/sys/class/thermal/thermal_zone*/type); the
@@ -247,8 +259,10 @@ model "assistant" {
   # to the CPU count, or the count it started with if that is more).
   threads = 0
 
-  # Layers offloaded to the GPU: 0 for CPU only, -1 for all layers.
-  gpu_layers = 0
+  # Layers offloaded to the GPU. Left out: as many as fit when the runner
+  # finds a GPU backend (see the gpu block), none without one. 0 for CPU
+  # only, -1 for all layers, or a number of layers.
+  # gpu_layers = -1
 
   # Unload after this long idle. "0": as soon as idle. "forever" (or "-1"):
   # never unload for idleness (eviction can still unload it unless pinned).

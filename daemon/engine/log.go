@@ -73,6 +73,7 @@ func (s *logSink) write(level int, text string) {
 	}
 	s.last = level
 	clock.line(text)
+	observeLoadLog(text)
 	if level == logError && interruptedLine(text) {
 		return
 	}

@@ -36,7 +36,7 @@ var ErrNoChatTemplate = errors.New("model has no usable chat template")
 
 // LoadOptions say how to load a model.
 type LoadOptions struct {
-	GPULayers int  // layers to offload to a GPU backend; 0 = CPU only
+	GPULayers int  // layers to offload to a GPU backend; 0 = CPU only, -1 all, GPULayersAuto as many as fit
 	NoMmap    bool // read the file instead of mapping it
 	Mlock     bool // lock the weights in RAM
 	// Progress, when set, is called with values in [0,1] while loading.
@@ -113,8 +113,19 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 
+	gpuLayers := opts.GPULayers
+	if gpuLayers == GPULayersAuto {
+		gpuLayers = AutoGPULayers(path, uint64(st.Size()), Devices())
+	}
+	if gpuLayers < 0 {
+		// llama.cpp offloads nothing for a negative count; "all" is any
+		// count above the model's layers.
+		gpuLayers = maxGPULayers
+	}
+	TakeOffload() // what llama.cpp reports from here on is this model's
+
 	params := C.llama_model_default_params()
-	params.n_gpu_layers = C.int32_t(opts.GPULayers)
+	params.n_gpu_layers = C.int32_t(gpuLayers)
 	params.use_mmap = C.bool(!opts.NoMmap)
 	params.use_mlock = C.bool(opts.Mlock)
 

@@ -30,6 +30,7 @@ import (
 	"github.com/jetai/jetai/daemon/connlimit"
 	"github.com/jetai/jetai/daemon/platform"
 	"github.com/jetai/jetai/daemon/pool"
+	"github.com/jetai/jetai/daemon/runner"
 )
 
 // family is one metric family's metadata.
@@ -63,6 +64,10 @@ var families = map[string]family{
 	"jetai_memory_reserve_bytes":                {"gauge", "memory.reserve: MemAvailable the daemon keeps free."},
 	"jetai_memory_used_bytes":                   {"gauge", "Memory charged against the budget by all models."},
 	"jetai_memory_available_bytes":              {"gauge", "MemAvailable from /proc/meminfo."},
+	"jetai_device_memory_free_bytes":            {"gauge", "Free memory of a ggml device (CPU, GPU) as the last runner to load reported it."},
+	"jetai_device_memory_total_bytes":           {"gauge", "Total memory of a ggml device (CPU, GPU) as the last runner to load reported it."},
+	"jetai_model_gpu_layers":                    {"gauge", "Layers of a loaded model that llama.cpp offloaded to a GPU device."},
+	"jetai_model_gpu_bytes":                     {"gauge", "Bytes of a loaded model's backend buffers on GPU devices (weights, KV cache, compute)."},
 	"jetai_memory_total_bytes":                  {"gauge", "MemTotal from /proc/meminfo."},
 	"jetai_swap_total_bytes":                    {"gauge", "SwapTotal from /proc/meminfo."},
 	"jetai_swap_free_bytes":                     {"gauge", "SwapFree from /proc/meminfo."},
@@ -127,7 +132,8 @@ type Registry struct {
 	conns    func() connlimit.Stats
 	// extra write families of other parts (response cache, experiments),
 	// in attach order; see AttachWriter.
-	extra []func(*writer)
+	extra   []func(*writer)
+	devices func() []runner.Device
 }
 
 var _ pool.Observer = (*Registry)(nil)
@@ -140,6 +146,14 @@ func (r *Registry) Attach(p PoolSource, platformStatus func() platform.Status) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pool, r.platform = p, platformStatus
+}
+
+// AttachDevices sets the source of the ggml devices' memory gauges; nil
+// reads them from the pool's models.
+func (r *Registry) AttachDevices(devices func() []runner.Device) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.devices = devices
 }
 
 // AttachCache sets the model cache's scrape-time source; nil (no usable
@@ -233,10 +247,18 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	out.copyWithMetadata(ev.Bytes())
 
 	r.mu.Lock()
-	ps, plat, cs, conns, extra := r.pool, r.platform, r.cache, r.conns, r.extra
+	ps, plat, cs, conns, extra, devs := r.pool, r.platform, r.cache, r.conns, r.extra, r.devices
 	r.mu.Unlock()
 	if ps != nil {
 		writePool(out, ps)
+		ms := ps.Models()
+		var dl []runner.Device
+		if devs != nil {
+			dl = devs()
+		} else {
+			dl, _ = pool.Devices(ms)
+		}
+		writeDevices(out, ms, dl)
 	}
 	if plat != nil {
 		writePlatform(out, plat())
@@ -455,4 +477,23 @@ func writeCache(o *writer, s cache.Stats) {
 	o.sample("jetai_cache_restores_total", float64(s.Restores), label("result", "ok"))
 	o.sample("jetai_cache_restores_total", float64(s.RestoreFailures), label("result", "failed"))
 	o.sample("jetai_cache_restores_total", float64(s.RestoresDropped), label("result", "dropped"))
+}
+
+func writeDevices(o *writer, ms []pool.ModelStatus, devs []runner.Device) {
+	for _, d := range devs {
+		o.sample("jetai_device_memory_free_bytes", float64(d.FreeBytes), label("device", d.Name), label("type", d.Type))
+	}
+	for _, d := range devs {
+		o.sample("jetai_device_memory_total_bytes", float64(d.TotalBytes), label("device", d.Name), label("type", d.Type))
+	}
+	for _, m := range ms {
+		if m.Info != nil && m.State == pool.StateReady {
+			o.sample("jetai_model_gpu_layers", float64(m.Info.GPULayers), label("model", m.Name))
+		}
+	}
+	for _, m := range ms {
+		if m.Info != nil && m.State == pool.StateReady {
+			o.sample("jetai_model_gpu_bytes", float64(m.Info.GPUBytes), label("model", m.Name))
+		}
+	}
 }

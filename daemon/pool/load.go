@@ -68,6 +68,7 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	var st spawnTimes
 	if err == nil {
 		spawned = true
+		p.noteLoadStart(m)
 		proc, info, err = p.startRunner(m, &st)
 	}
 	p.mu.Lock()
@@ -148,11 +149,16 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 	}
 	p.mu.Lock()
 	queue := p.cfg.Server.QueuePerModel
+	backends := p.cfg.GPU.BackendsDir
 	p.mu.Unlock()
+	gpuLayers := mc.GPULayers
+	if gpuLayers == config.GPULayersAuto {
+		gpuLayers = runner.GPULayersAuto
+	}
 	path, release := p.stageModel(mc)
 	opts := runner.Options{
 		Name: mc.Name, Model: path, SlotContext: mc.Context, Slots: mc.Parallel,
-		Threads: mc.Threads, GPULayers: mc.GPULayers, FlashAttention: mc.FlashAttention, KVType: mc.KVCache,
+		Threads: mc.Threads, GPULayers: gpuLayers, BackendsDir: backends, FlashAttention: mc.FlashAttention, KVType: mc.KVCache,
 		Queue: queue, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
 		Dir: p.opts.SocketDir, Log: p.runLog,
 	}
@@ -231,8 +237,9 @@ func (p *Pool) measure(m *model, proc Runner) {
 		p.overhead = rss - base
 		est = p.estimateLocked(m)
 	}
-	m.charge = max(est.Total, m.peak)
+	m.charge = max(est.Total, m.peak+p.gpuChargeLocked(m, rss))
 	p.enforceLocked(m)
+	p.enforceGPULocked(m)
 }
 
 // failedLoad returns the error of the load op a waiter followed when that

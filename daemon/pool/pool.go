@@ -53,6 +53,9 @@ type Options struct {
 	// MemAvailable reads the system's available memory; nil reads
 	// /proc/meminfo (the platform monitor passes its own reader).
 	MemAvailable func() (uint64, bool)
+	// UnifiedMemory says the GPU shares RAM (a Jetson): models' GPU buffers
+	// count against memory.budget, not memory.gpu_budget (gpu.go).
+	UnifiedMemory bool
 	// StartRunner starts a model's runner; nil starts a runner.Process.
 	StartRunner StartRunner
 	// CrashBurst crashes of a model's runner within CrashInterval make it
@@ -75,8 +78,13 @@ type ModelStatus struct {
 	Estimate       Estimate `json:"estimate"`
 	MeasuredBytes  uint64   `json:"measured_bytes"` // runner RSS; 0 when not loaded
 	ChargedBytes   uint64   `json:"charged_bytes"`  // what counts against the budget now
-	BudgetBytes    uint64   `json:"budget_bytes"`   // memory_budget; 0: only the global one
-	LoadProgress   float32  `json:"load_progress"`
+	// GPUChargedBytes is what counts against memory.gpu_budget (a discrete
+	// GPU's buffers); GPUShareBytes the GPU buffers included in
+	// ChargedBytes on unified memory. See gpu.go.
+	GPUChargedBytes uint64  `json:"gpu_charged_bytes,omitempty"`
+	GPUShareBytes   uint64  `json:"gpu_share_bytes,omitempty"`
+	BudgetBytes     uint64  `json:"budget_bytes"` // memory_budget; 0: only the global one
+	LoadProgress    float32 `json:"load_progress"`
 	// StageProgress is the copy into the model cache before the load, in
 	// [0,1], while it runs (stage.go).
 	StageProgress  float32    `json:"stage_progress,omitempty"`
@@ -162,6 +170,7 @@ type model struct {
 	loadedSize config.Size
 	loadedMod  time.Time
 	info       *runner.ModelInfo
+	gpu        gpuState // see gpu.go
 	crashes    crashLog // see crash.go
 
 	requests, failures, rejected, tokens, loads, evictions uint64
@@ -464,6 +473,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		Name: m.cfg.Name, Aliases: append([]string{}, m.cfg.Aliases...), State: m.state.String(),
 		Priority: m.cfg.Priority, Pinned: m.cfg.Pinned, Preload: m.cfg.Preload, Tier: m.cfg.Tier,
 		EstimatedBytes: est.Total, Estimate: est, MeasuredBytes: m.measured, ChargedBytes: m.charge,
+		GPUChargedBytes: m.gpu.device, GPUShareBytes: m.gpu.share,
 		BudgetBytes: uint64(max(m.cfg.MemoryBudget, 0)),
 		LastUsed:    tp(m.lastUsed), Active: m.active, Queued: m.queued, Draining: m.draining > 0,
 		Requests: m.requests, Failures: m.failures, Rejected: m.rejected, Tokens: m.tokens,

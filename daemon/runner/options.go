@@ -27,6 +27,11 @@ type Options struct {
 	Verbose        bool
 	// Adapters are LoRA adapters applied to the context, in order.
 	Adapters []Adapter
+	// GPULayers: 0 CPU only, -1 all, GPULayersAuto as many as fit.
+	// BackendsDir holds the ggml backend libraries loaded at start;
+	// ListDevices makes the runner print a DeviceList and exit (no model).
+	BackendsDir string
+	ListDevices bool
 
 	// Command is the runner's executable and leading arguments; the default
 	// is this executable with the argument "runner".
@@ -67,6 +72,9 @@ func (o Options) Args() []string {
 	if o.KVType != "" {
 		a = append(a, "-kv-type", o.KVType)
 	}
+	if o.BackendsDir != "" {
+		a = append(a, "-backends-dir", o.BackendsDir)
+	}
 	if o.NoMmap {
 		a = append(a, "-no-mmap")
 	}
@@ -95,7 +103,9 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	fs.IntVar(&o.Slots, "parallel", DefaultSlots, "sequence slots (concurrent requests)")
 	fs.IntVar(&o.BatchSize, "batch", DefaultBatchSize, "most tokens per decode step")
 	fs.IntVar(&o.Threads, "threads", 0, "CPU threads (0 = all)")
-	fs.IntVar(&o.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU")
+	fs.IntVar(&o.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU (-1 all, -2 as many as fit)")
+	fs.StringVar(&o.BackendsDir, "backends-dir", "", "directory of ggml backend libraries (CUDA) to load")
+	fs.BoolVar(&o.ListDevices, "list-devices", false, "print the devices (with -backends-dir) as JSON and exit")
 	fs.BoolVar(&o.FlashAttention, "flash-attn", false, "use flash attention")
 	fs.StringVar(&o.KVType, "kv-type", DefaultKVType, "KV cache type: f16, q8_0, q4_0")
 	fs.BoolVar(&o.NoMmap, "no-mmap", false, "read the model instead of mapping it")
@@ -118,7 +128,7 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("runner flags: unexpected argument %q", fs.Arg(0))
 	}
-	if o.Model == "" {
+	if o.Model == "" && !o.ListDevices {
 		return o, errors.New("runner flags: -model is required")
 	}
 	return o, nil

@@ -18,8 +18,11 @@ func TestArgsRoundTrip(t *testing.T) {
 		{"every flag", Options{
 			Model: "/m.gguf", SlotContext: 256, Slots: 2, BatchSize: 64, Threads: 3, GPULayers: 99,
 			FlashAttention: true, KVType: "q8_0", NoMmap: true, Queue: 7, Verbose: true,
-			Adapters: []Adapter{{Path: "/a.gguf", Scale: 0.5}, {Path: "/b:c.gguf", Scale: 1}},
+			Adapters:    []Adapter{{Path: "/a.gguf", Scale: 0.5}, {Path: "/b:c.gguf", Scale: 1}},
+			BackendsDir: "/usr/lib/jetai/backends",
 		}, Options{}},
+		{"gpu layers auto", Options{Model: "/m.gguf", GPULayers: GPULayersAuto, Queue: 1},
+			Options{Model: "/m.gguf", SlotContext: DefaultSlotContext, Slots: DefaultSlots, BatchSize: DefaultBatchSize, KVType: DefaultKVType, GPULayers: GPULayersAuto, Queue: 1}},
 		// Daemon-side fields do not travel.
 		{"launch fields", Options{Model: "/m.gguf", Name: "x", Command: []string{"/bin/x"}, Dir: "/tmp", Queue: 16},
 			Options{Model: "/m.gguf", SlotContext: DefaultSlotContext, Slots: DefaultSlots, BatchSize: DefaultBatchSize, KVType: DefaultKVType, Queue: 16}},

@@ -197,6 +197,16 @@ type ModelInfo struct {
 	VocabSize     int    `json:"vocab_size"`
 	ChatTemplate  string `json:"chat_template,omitempty"`
 	ChatSupported bool   `json:"chat_supported"`
+	// GPULayers and LayersTotal are the layers llama.cpp offloaded to a GPU
+	// device out of those it could; GPUBytes sums the buffers the backend
+	// allocated on non-CPU devices (weights, KV cache, compute).
+	GPULayers   int    `json:"gpu_layers"`
+	LayersTotal int    `json:"layers_offloadable,omitempty"`
+	GPUBytes    uint64 `json:"gpu_bytes"`
+	// Devices are the runner's ggml devices with their memory after the load.
+	Devices []Device `json:"devices,omitempty"`
+	// BackendWarnings name each backend library that did not load and why.
+	BackendWarnings []string `json:"backend_warnings,omitempty"`
 }
 
 // Health is the runner's state.

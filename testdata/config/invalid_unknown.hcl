@@ -2,7 +2,7 @@ server {
   listn = "127.0.0.1:8000"
 }
 
-gpu {
+gpus {
   enabled = true
 }
 

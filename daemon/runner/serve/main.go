@@ -25,6 +25,9 @@ func Main(args []string) error {
 	if err != nil {
 		return err
 	}
+	if opts.ListDevices {
+		return listDevices(opts.BackendsDir, os.Stdout)
+	}
 	status := os.NewFile(4, "status")
 	lnFile := os.NewFile(3, "listener")
 	if status == nil || lnFile == nil {
@@ -70,6 +73,14 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 	phases.Mark(runner.PhaseEngineInit)
 	enc := json.NewEncoder(status)
 	lastSent := time.Time{}
+	var backendWarnings []string
+	for _, l := range engine.LoadBackends(opts.BackendsDir) {
+		if l.Err != nil {
+			w := fmt.Sprintf("backend %s not loaded: %v", l.Path, l.Err)
+			fmt.Fprintf(os.Stderr, "runner: %s; continuing without it\n", w)
+			backendWarnings = append(backendWarnings, w)
+		}
+	}
 	model, err := engine.Load(ctx, opts.Model, engine.LoadOptions{
 		GPULayers: opts.GPULayers,
 		NoMmap:    opts.NoMmap,
@@ -130,6 +141,10 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 	go sched.loop()
 
 	info := modelInfo(model.Info())
+	off := engine.TakeOffload()
+	info.GPULayers, info.LayersTotal, info.GPUBytes = off.Layers, off.LayersTotal, off.DeviceBytes()
+	info.Devices = runnerDevices(engine.Devices())
+	info.BackendWarnings = backendWarnings
 	phases.Mark(runner.PhaseReady)
 	if err := enc.Encode(runner.StatusLine{Ready: true, Info: &info, MainAt: begin.UnixNano(), Phases: phases.Phases()}); err != nil {
 		return fmt.Errorf("runner: report ready: %w", err)
@@ -161,4 +176,12 @@ func modelInfo(i engine.Info) runner.ModelInfo {
 		ContextTrain: i.ContextTrain, Layers: i.Layers, Embedding: i.Embedding, Heads: i.Heads,
 		HeadsKV: i.HeadsKV, VocabSize: i.VocabSize, ChatTemplate: i.ChatTemplate, ChatSupported: i.ChatSupported,
 	}
+}
+
+func runnerDevices(ds []engine.Device) []runner.Device {
+	out := make([]runner.Device, len(ds))
+	for i, d := range ds {
+		out[i] = runner.Device{Name: d.Name, Description: d.Description, Type: d.Type, FreeBytes: d.FreeBytes, TotalBytes: d.TotalBytes}
+	}
+	return out
 }
