@@ -27,6 +27,11 @@ type Options struct {
 	Verbose        bool
 	// Adapters are LoRA adapters applied to the context, in order.
 	Adapters []Adapter
+	// Speculative decoding: NGram proposes continuations of n-grams
+	// found earlier in each sequence; MaxDraft bounds the tokens
+	// proposed per slot and step (0: off).
+	NGram    bool
+	MaxDraft int
 
 	// Command is the runner's executable and leading arguments; the default
 	// is this executable with the argument "runner".
@@ -44,6 +49,10 @@ const (
 	DefaultKVType      = "f16"
 	DefaultQueue       = 16
 )
+
+// MaxDraftLimit bounds max_draft: past it the verification of a rejected
+// draft costs more than any acceptance saves on these machines.
+const MaxDraftLimit = 32
 
 // Args are the runner's flags for o; zero numbers and an empty KVType are
 // left out, so the runner's defaults apply.
@@ -76,6 +85,10 @@ func (o Options) Args() []string {
 	for _, ad := range o.Adapters {
 		a = append(a, "-lora", ad.Flag())
 	}
+	if o.NGram {
+		a = append(a, "-spec-ngram")
+	}
+	add("-spec-max-draft", o.MaxDraft)
 	return a
 }
 
@@ -108,6 +121,8 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 		}
 		return err
 	})
+	fs.BoolVar(&o.NGram, "spec-ngram", false, "speculative decoding with n-gram (prompt lookup) drafts")
+	fs.IntVar(&o.MaxDraft, "spec-max-draft", 0, "most tokens drafted per slot and step (0 = off)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
 		fs.PrintDefaults()

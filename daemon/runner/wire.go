@@ -39,6 +39,9 @@ type Request struct {
 	Stop      []string  `json:"stop,omitempty"`
 	// IgnoreEOS keeps generating past end-of-generation tokens (benchmarks).
 	IgnoreEOS bool `json:"ignore_eos,omitempty"`
+	// Speculative false turns speculative decoding off for this request
+	// (the output is the same either way; only speed differs).
+	Speculative *bool `json:"speculative,omitempty"`
 }
 
 // Finish reasons.
@@ -59,6 +62,10 @@ type Timings struct {
 	QueueMS         float64 `json:"queue_ms"` // waiting for a free slot
 	FirstTokenMS    float64 `json:"first_token_ms"`
 	Slot            int     `json:"slot"`
+	// Speculative decoding: tokens proposed for verification, and those
+	// of them the sampler drew (each one a decode step saved).
+	DraftedTokens  int `json:"drafted_tokens,omitempty"`
+	AcceptedTokens int `json:"accepted_tokens,omitempty"`
 }
 
 // Frame is one line of a completion stream. Text frames carry Text; the
@@ -137,6 +144,16 @@ type Health struct {
 	Active      int    `json:"active"`
 	Queued      int    `json:"queued"`
 	Threads     int    `json:"threads"`
+	// Speculative decoding since the runner started: tokens drafted and
+	// accepted, and max_draft in force.
+	DraftedTokens  int64 `json:"drafted_tokens"`
+	AcceptedTokens int64 `json:"accepted_tokens"`
+	MaxDraft       int   `json:"max_draft"`
+}
+
+// SpeculativeRequest changes max_draft of a running runner (0: off).
+type SpeculativeRequest struct {
+	MaxDraft int `json:"max_draft"`
 }
 
 // ThreadsRequest changes the runner's CPU thread count.

@@ -1,0 +1,129 @@
+package serve
+
+import (
+	"github.com/jetai/jetai/daemon/runner/speculate"
+)
+
+// Speculative decoding in the decode loop. A generating slot's next token
+// goes into the batch followed by up to max_draft proposed tokens, all
+// with logits. After the decode, sample walks the positions in order with
+// the job's own sampler, exactly as it would without drafts: the token
+// drawn at position i is kept and, when it equals draft i, the draft's KV
+// entry is already the right one and the draw at position i+1 follows at
+// once. The first mismatch ends the run: the drawn token becomes the next
+// one fed, and the KV of the rejected drafts is removed. Rejected drafts
+// never reach the sampler, so its RNG, repetition history and grammar see
+// the same sequence as without speculation, and so do stop strings and
+// limits: the output is the same, token for token.
+
+// specOptions are the runner's speculation settings.
+type specOptions struct {
+	ngram    bool
+	maxDraft int
+	// proposer replaces the n-gram proposer (benchmarks and tests).
+	proposer speculate.Proposer
+	// fixed turns adaptation off.
+	fixed bool
+}
+
+// specSlot is one slot's speculation state.
+type specSlot struct {
+	ctl   speculate.Controller
+	on    bool  // this job speculates
+	draft []int // tokens drafted in this step's batch, after the fed token
+	idx   []int // their batch indices
+}
+
+func (s *scheduler) proposer() speculate.Proposer {
+	if s.spec.proposer != nil {
+		return s.spec.proposer
+	}
+	if s.spec.ngram {
+		return speculate.DefaultNGram
+	}
+	return nil
+}
+
+// startSpec sets a new job's speculation up.
+func (s *scheduler) startSpec(sl *slot, j *job) {
+	sl.spec.on = !j.noSpec && s.proposer() != nil && s.spec.maxDraft > 0
+	sl.spec.ctl.Fixed = s.spec.fixed
+	sl.spec.ctl.Reset(s.spec.maxDraft)
+	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
+}
+
+// setMaxDraft changes max_draft for the running jobs and the next ones.
+func (s *scheduler) setMaxDraft(n int) {
+	s.spec.maxDraft = n
+	s.maxDraft.Store(int32(n))
+	for _, sl := range s.slots {
+		if sl.job != nil {
+			sl.spec.ctl.SetMax(n)
+			sl.spec.on = sl.spec.on && n > 0
+		}
+	}
+}
+
+// speculating says whether drafting pays now. Under a batch that is more
+// than half full the box is compute-bound: verifying drafts would slow
+// every slot. With its threads cut below the count it started with (the
+// thermal throttle), the runner has less compute than it was sized for,
+// and speculation steps back too.
+func (s *scheduler) speculating(generating int) bool {
+	if generating > max(1, len(s.slots)/2) {
+		return false
+	}
+	return int(s.threads.Load()) >= s.startThreads
+}
+
+// addDrafts puts each generating slot's drafts into the batch, after the
+// slots' next tokens and before prompt chunks, so a slot that does not
+// speculate waits for no one: the drafts of a step are bounded by
+// max_draft per slot and by what the batch holds.
+func (s *scheduler) addDrafts(generating int) {
+	for _, sl := range s.slots {
+		sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
+	}
+	p := s.proposer()
+	if p == nil || !s.speculating(generating) {
+		return
+	}
+	b := s.batch
+	for _, sl := range s.slots {
+		if sl.job == nil || !sl.spec.on || !sl.fed {
+			continue
+		}
+		k := sl.spec.ctl.Len()
+		// No draft past what can be kept: the token limit and the slot's
+		// context.
+		if m := sl.job.maxTokens; m > 0 {
+			k = min(k, m-sl.generated-1)
+		}
+		k = min(k, s.slotCtx-len(sl.cache)-1, b.Cap()-b.Len())
+		if k <= 0 {
+			continue
+		}
+		sl.spec.draft = p.Propose(sl.cache, k, sl.spec.draft)
+		pos := len(sl.cache)
+		for i, t := range sl.spec.draft {
+			sl.spec.idx = append(sl.spec.idx, b.Add(t, pos+i, sl.seq, true))
+		}
+	}
+}
+
+// verified records a slot's verification: accepted of its drafts were
+// kept. The KV of the rest is removed, so the cache holds exactly the
+// slot's tokens again.
+func (s *scheduler) verified(sl *slot, accepted int) {
+	d := len(sl.spec.draft)
+	if d == 0 {
+		return
+	}
+	if accepted < d {
+		s.lctx.RemoveFrom(sl.seq, len(sl.cache))
+	}
+	sl.spec.ctl.Observe(d, accepted)
+	s.drafted.Add(int64(d))
+	s.accepted.Add(int64(accepted))
+	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
+}

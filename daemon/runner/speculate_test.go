@@ -1,0 +1,176 @@
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/internal/testrunner"
+	"github.com/jetai/jetai/modelgen"
+)
+
+func startSpec(t *testing.T, model string, slots, ctx, maxDraft int) *runner.Process {
+	t.Helper()
+	p, err := runner.Start(runner.Options{
+		Name: "spec", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
+		NGram: maxDraft > 0, MaxDraft: maxDraft,
+		Command: testrunner.Command(), Env: testrunner.Env(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	})
+	ready(t, p)
+	return p
+}
+
+// copyPrompt is a passage and the start of its repetition: the model's
+// continuation copies it, and n-gram drafts are accepted.
+const copyPrompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog Max. " +
+	"One day, Lily and Max found a big red ball under a tree.\n" +
+	"Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog Max. " +
+	"One day, Lily and Max found a big red ball under a tree.\n" +
+	"Once upon a time, there was"
+
+func seed(n uint32) *uint32 { return &n }
+
+// runAll runs every request at once (several slots busy) and returns the
+// results in order.
+func runAll(t *testing.T, p *runner.Process, reqs []runner.Request) []runner.Result {
+	return run(t, p, reqs, true)
+}
+
+// run runs the requests at once or one after the other.
+func run(t *testing.T, p *runner.Process, reqs []runner.Request, concurrent bool) []runner.Result {
+	t.Helper()
+	out := make([]runner.Result, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		one := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out[i], errs[i] = p.Complete(ctx, r, nil)
+		}
+		if concurrent {
+			wg.Go(one)
+		} else {
+			one()
+		}
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	return out
+}
+
+// TestSpeculativeSameOutput is speculative decoding's main test: with it
+// on, every request's output is the one without it, token for token:
+// greedy and seeded sampling, with penalties, under a grammar, with stop
+// strings, several slots at once, on the real tiny model and on a
+// generated one. Each request runs on a runner that speculates, with
+// speculation turned off per request on that runner, and on a runner
+// started without it.
+func TestSpeculativeSameOutput(t *testing.T) {
+	jsonGrammar := `root ::= "{" ws "\"name\":" ws "\"" [a-zA-Z ]{1,20} "\"" ws "}"
+ws ::= [ ]?`
+	sampled := runner.Sampling{Temperature: 0.8, TopK: 40, TopP: 0.95, Seed: seed(42)}
+	penalised := runner.Sampling{Temperature: 0.7, MinP: 0.05, RepeatPenalty: 1.1, RepeatLastN: 64, Seed: seed(7)}
+	for _, tc := range []struct {
+		name  string
+		model func(t *testing.T) string
+		// A random model's distributions are flat: there, even without
+		// speculation, the batches that concurrent requests share may
+		// tip a sampled token by rounding. Its sampled requests run one
+		// after the other (the same on both runners).
+		concurrent bool
+	}{
+		{"stories260K", func(t *testing.T) string { return testmodel.Path(t) }, true},
+		{"generated", func(t *testing.T) string { return testmodel.Gen(t, modelgen.Tiny()) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			model := tc.model(t)
+			// Each group runs at once on fresh runners: a slot's reused
+			// prefix is decoded in other batches than a fresh prompt, and
+			// on a random model's flat distributions that alone may tip a
+			// sampled token, speculation or not.
+			groups := [][]runner.Request{{
+				{Prompt: copyPrompt, Sampling: greedy, MaxTokens: 120},
+				{Prompt: testmodel.GoldenPrompt, Sampling: greedy, MaxTokens: 200, IgnoreEOS: true},
+				{Prompt: copyPrompt, Sampling: sampled, MaxTokens: 120},
+				{Prompt: copyPrompt, Sampling: penalised, MaxTokens: 100},
+			}, {
+				{Prompt: copyPrompt, Sampling: runner.Sampling{Temperature: 0.9, Seed: seed(3), Grammar: jsonGrammar}, MaxTokens: 40},
+				{Prompt: copyPrompt, Sampling: greedy, MaxTokens: 30, Stop: []string{"Max"}},
+				// A stop string that ends inside the copied passage: the
+				// text ends where it starts, however many tokens the
+				// last verification accepted after it.
+				{Prompt: copyPrompt, Sampling: greedy, MaxTokens: 120, Stop: []string{"named Li"}},
+				{Prompt: copyPrompt, Sampling: sampled, MaxTokens: 120, Stop: []string{"park"}},
+			}}
+			drafted, accepted := 0, 0
+			for gi, reqs := range groups {
+				// 8 slots for 4 requests: speculation steps back when more
+				// than half of the slots generate.
+				want := run(t, startSpec(t, model, 8, 1024, 0), reqs, tc.concurrent)
+				got := run(t, startSpec(t, model, 8, 1024, 8), reqs, tc.concurrent)
+				off := make([]runner.Request, len(reqs))
+				for i, r := range reqs {
+					r.Speculative = new(bool)
+					off[i] = r
+				}
+				gotOff := run(t, startSpec(t, model, 8, 1024, 8), off, tc.concurrent)
+				for i := range reqs {
+					what := fmt.Sprintf("group %d request %d", gi, i)
+					same(t, what, want[i], got[i])
+					same(t, what+" (speculative false)", want[i], gotOff[i])
+					if gotOff[i].Timings.DraftedTokens != 0 {
+						t.Fatalf("%s: speculative false drafted %d tokens", what, gotOff[i].Timings.DraftedTokens)
+					}
+					drafted += got[i].Timings.DraftedTokens
+					accepted += got[i].Timings.AcceptedTokens
+				}
+				if gi == 0 && tc.name == "stories260K" {
+					// The copying prompt's continuation starts with the
+					// passage: the test is void unless drafts were accepted.
+					if got[0].Timings.AcceptedTokens < 10 {
+						t.Fatalf("copying prompt: %d of %d tokens accepted from %d drafted", got[0].Timings.AcceptedTokens, got[0].Timings.GeneratedTokens, got[0].Timings.DraftedTokens)
+					}
+					if i := strings.Index(want[0].Text, "named Li"); i < 0 {
+						t.Fatalf("the copying prompt's continuation %q does not repeat the passage", want[0].Text)
+					}
+				}
+				if gi == 1 && tc.name == "stories260K" {
+					if i := strings.Index(want[0].Text, "named Li"); i >= 0 && got[2].Text != want[0].Text[:i] {
+						t.Fatalf("stop inside an accepted run: %q", got[2].Text)
+					}
+				}
+			}
+			if drafted == 0 {
+				t.Fatal("nothing was drafted")
+			}
+			t.Logf("drafted %d, accepted %d", drafted, accepted)
+		})
+	}
+}
+
+func same(t *testing.T, what string, want, got runner.Result) {
+	t.Helper()
+	if got.Text != want.Text || got.FinishReason != want.FinishReason || got.Timings.GeneratedTokens != want.Timings.GeneratedTokens {
+		t.Fatalf("%s: speculative output differs:\n got %q (%s, %d tokens, %d/%d accepted)\nwant %q (%s, %d tokens)", what,
+			got.Text, got.FinishReason, got.Timings.GeneratedTokens, got.Timings.AcceptedTokens, got.Timings.DraftedTokens,
+			want.Text, want.FinishReason, want.Timings.GeneratedTokens)
+	}
+}
