@@ -414,6 +414,9 @@ type Timings struct {
 	QueueMS         float64 `json:"queue_ms"` // waiting for a free slot
 	FirstTokenMS    float64 `json:"first_token_ms"`
 	Slot            int     `json:"slot"`
+	// Speculative decoding: tokens drafted, and those accepted.
+	DraftedTokens  int `json:"drafted_tokens,omitempty"`
+	AcceptedTokens int `json:"accepted_tokens,omitempty"`
 }
 
 // ErrorBody is the JSON body of every error answer.

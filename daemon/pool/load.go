@@ -148,6 +148,7 @@ func (p *Pool) spawn(mc config.Model, started func(Runner)) (Runner, runner.Mode
 	for _, a := range mc.Adapters {
 		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
 	}
+	opts.NGram, opts.Draft, opts.MaxDraft = specOptions(mc.Speculative)
 	proc, err := p.newRunner(opts)
 	if err != nil {
 		release()

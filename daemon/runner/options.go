@@ -32,6 +32,9 @@ type Options struct {
 	// proposed per slot and step (0: off).
 	NGram    bool
 	MaxDraft int
+	// Draft is the GGUF file of a smaller model with the same vocabulary
+	// that drafts tokens, loaded in the runner with its own context.
+	Draft string
 
 	// Command is the runner's executable and leading arguments; the default
 	// is this executable with the argument "runner".
@@ -89,6 +92,9 @@ func (o Options) Args() []string {
 		a = append(a, "-spec-ngram")
 	}
 	add("-spec-max-draft", o.MaxDraft)
+	if o.Draft != "" {
+		a = append(a, "-spec-draft", o.Draft)
+	}
 	return a
 }
 
@@ -123,6 +129,7 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	})
 	fs.BoolVar(&o.NGram, "spec-ngram", false, "speculative decoding with n-gram (prompt lookup) drafts")
 	fs.IntVar(&o.MaxDraft, "spec-max-draft", 0, "most tokens drafted per slot and step (0 = off)")
+	fs.StringVar(&o.Draft, "spec-draft", "", "GGUF `file` of a draft model with the target's vocabulary")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
 		fs.PrintDefaults()
@@ -135,6 +142,9 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	}
 	if o.Model == "" {
 		return o, errors.New("runner flags: -model is required")
+	}
+	if o.MaxDraft < 0 || o.MaxDraft > MaxDraftLimit {
+		return o, fmt.Errorf("runner flags: -spec-max-draft %d out of range [0, %d]", o.MaxDraft, MaxDraftLimit)
 	}
 	return o, nil
 }

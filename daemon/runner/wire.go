@@ -149,11 +149,14 @@ type Health struct {
 	DraftedTokens  int64 `json:"drafted_tokens"`
 	AcceptedTokens int64 `json:"accepted_tokens"`
 	MaxDraft       int   `json:"max_draft"`
+	NGram          bool  `json:"ngram"`
 }
 
-// SpeculativeRequest changes max_draft of a running runner (0: off).
+// SpeculativeRequest changes a running runner's speculation: n-gram
+// drafts on or off, and max_draft (0: off).
 type SpeculativeRequest struct {
-	MaxDraft int `json:"max_draft"`
+	NGram    bool `json:"ngram"`
+	MaxDraft int  `json:"max_draft"`
 }
 
 // ThreadsRequest changes the runner's CPU thread count.

@@ -247,7 +247,7 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(runner.Health{
 		State: state, Slots: len(h.sched.slots), SlotContext: h.sched.slotCtx,
 		Active: int(h.sched.active.Load()), Queued: int(h.sched.queued.Load()), Threads: int(h.sched.threads.Load()),
-		DraftedTokens: h.sched.drafted.Load(), AcceptedTokens: h.sched.accepted.Load(), MaxDraft: int(h.sched.maxDraft.Load()),
+		DraftedTokens: h.sched.drafted.Load(), AcceptedTokens: h.sched.accepted.Load(), MaxDraft: int(h.sched.maxDraft.Load()), NGram: h.sched.ngram.Load(),
 	})
 }
 
@@ -267,8 +267,8 @@ func (h *handler) threads(w http.ResponseWriter, r *http.Request) {
 	h.health(w, r)
 }
 
-// speculative changes max_draft between two decode steps; the running
-// jobs keep what their slots learnt about acceptance.
+// speculative changes n-gram drafting and max_draft between two decode
+// steps; the running jobs keep what their slots learnt about acceptance.
 func (h *handler) speculative(w http.ResponseWriter, r *http.Request) {
 	var req runner.SpeculativeRequest
 	if !decode(w, r, &req) {
@@ -278,7 +278,7 @@ func (h *handler) speculative(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, fmt.Sprintf("max_draft %d out of range [0, %d]", req.MaxDraft, runner.MaxDraftLimit))
 		return
 	}
-	if err := h.sched.do(func() { h.sched.setMaxDraft(req.MaxDraft) }); err != nil {
+	if err := h.sched.do(func() { h.sched.setSpec(req.NGram, req.MaxDraft) }); err != nil {
 		writeError(w, http.StatusServiceUnavailable, runner.CodeStopping, err.Error())
 		return
 	}

@@ -103,8 +103,7 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 		reportError(status, err)
 		return err
 	}
-	sched.spec = specOptions{ngram: opts.NGram}
-	sched.setMaxDraft(opts.MaxDraft)
+	sched.setSpec(opts.NGram, opts.MaxDraft)
 	srv := &http.Server{Handler: newHandler(sched, model), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -149,6 +149,7 @@ type scheduler struct {
 	spec              specOptions
 	drafted, accepted atomic.Int64 // speculative tokens since the start
 	maxDraft          atomic.Int32 // spec.maxDraft, for /health
+	ngram             atomic.Bool  // spec.ngram, for /health
 
 	quit          chan struct{}
 	stopped       chan struct{}

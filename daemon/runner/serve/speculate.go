@@ -52,14 +52,16 @@ func (s *scheduler) startSpec(sl *slot, j *job) {
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
 }
 
-// setMaxDraft changes max_draft for the running jobs and the next ones.
-func (s *scheduler) setMaxDraft(n int) {
-	s.spec.maxDraft = n
+// setSpec changes n-gram drafting and max_draft for the running jobs and
+// the next ones.
+func (s *scheduler) setSpec(ngram bool, n int) {
+	s.spec.ngram, s.spec.maxDraft = ngram, n
+	s.ngram.Store(ngram)
 	s.maxDraft.Store(int32(n))
 	for _, sl := range s.slots {
 		if sl.job != nil {
 			sl.spec.ctl.SetMax(n)
-			sl.spec.on = sl.spec.on && n > 0
+			sl.spec.on = sl.spec.on && n > 0 && s.proposer() != nil
 		}
 	}
 }
