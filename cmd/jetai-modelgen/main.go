@@ -20,7 +20,7 @@ func main() {
 	chat := flag.Bool("chat-template", false, "include the ChatML chat template and its control tokens")
 	nan := flag.Bool("nan", false, "make every F16 weight NaN: a model llama.cpp loads and then aborts on (for fault tests)")
 	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-modelgen -out PATH [-preset tiny|small|0.8b] [-seed N] [-chat-template] [-nan]
+		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-modelgen -out PATH [-preset tiny|small|0.8b|0.8b-draft] [-seed N] [-chat-template] [-nan]
 
 jetai-modelgen writes a llama-architecture GGUF model (F16) with realistic
 shapes and deterministic random weights: it loads and generates like a real
@@ -33,7 +33,7 @@ Flags:
 	}
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: jetai-modelgen -preset tiny|small|0.8b -out PATH [-seed N] [-chat-template] [-nan]")
+		fmt.Fprintln(os.Stderr, "usage: jetai-modelgen -preset tiny|small|0.8b|0.8b-draft -out PATH [-seed N] [-chat-template] [-nan]")
 		os.Exit(2)
 	}
 	spec, err := modelgen.Preset(*preset)

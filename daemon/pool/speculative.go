@@ -2,10 +2,13 @@ package pool
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/gguf"
+	"github.com/jetai/jetai/internal/bytesize"
 )
 
 // specOptions are a model's speculative settings as runner options.
@@ -98,4 +101,46 @@ func (m *model) speculativeStatus() *SpeculativeStatus {
 		SpeculativeFigures: SpeculativeFigures{DraftedTokens: m.counts.spec.drafted, AcceptedTokens: m.counts.spec.accepted}}
 	st.rate()
 	return st
+}
+
+// draftParams memoizes draft models' headers by file identity: estimates
+// are made often (every status), headers change only with the file.
+var draftParams sync.Map // draftKey -> gguf.Params
+
+type draftKey struct {
+	path string
+	size config.Size
+	mod  time.Time
+}
+
+// draftEstimate is the memory of m's draft model in its runner: its
+// weights, an f16 KV cache of the model's shape (a sequence per slot, as
+// long as the model's) and compute buffers for the draft's batch. 0
+// without a draft, or when its header cannot be read (the runner reports
+// that at load).
+func draftEstimate(m config.Model) uint64 {
+	s := m.Speculative
+	if s.Draft == "" {
+		return 0
+	}
+	k := draftKey{s.Draft, s.DraftFileSize, s.DraftFileModTime}
+	v, ok := draftParams.Load(k)
+	if !ok {
+		f, err := gguf.Open(s.Draft)
+		if err != nil {
+			return uint64(max(s.DraftFileSize, 0))
+		}
+		p, err := f.Params()
+		if err != nil {
+			return max(f.TensorBytes(), uint64(max(s.DraftFileSize, 0)))
+		}
+		draftParams.Store(k, p)
+		v = p
+	}
+	p := v.(gguf.Params)
+	dm := m
+	dm.KVCache, dm.FlashAttention, dm.Speculative = gguf.KVCacheF16, false, config.Speculative{}
+	e := EstimateParams(p, dm, 0)
+	// The draft's batch is 256 tokens, not the model's 512.
+	return bytesize.AddSat(bytesize.AddSat(e.Weights, e.KV), e.Compute/2)
 }

@@ -174,3 +174,67 @@ func same(t *testing.T, what string, want, got runner.Result) {
 			want.Text, want.FinishReason, want.Timings.GeneratedTokens)
 	}
 }
+
+func startDraft(t *testing.T, model, draft string, slots, ctx, maxDraft int) *runner.Process {
+	t.Helper()
+	p, err := runner.Start(runner.Options{
+		Name: "draft", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
+		Draft: draft, MaxDraft: maxDraft,
+		Command: testrunner.Command(), Env: testrunner.Env(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	})
+	ready(t, p)
+	return p
+}
+
+// TestSpeculativeDraftModel: a draft model in the runner proposes, the
+// target verifies, and the output is the one without speculation. A model
+// that drafts for itself is accepted whole under greedy decoding; a
+// smaller generated model with the same vocabulary mostly is not, and the
+// output is the same either way.
+func TestSpeculativeDraftModel(t *testing.T) {
+	story := testmodel.Path(t)
+	small := modelgen.Tiny()
+	smaller := small
+	smaller.Embd, smaller.FF, smaller.Layers, smaller.Heads, smaller.HeadsKV, smaller.Seed = 256, 256, 1, 2, 1, 2
+	tiny, tinyDraft := testmodel.Gen(t, small), testmodel.Gen(t, smaller)
+	sampled := runner.Sampling{Temperature: 0.8, TopK: 40, Seed: seed(5)}
+	for _, tc := range []struct {
+		name, model, draft string
+		concurrent         bool
+		minRate            float64
+	}{
+		{"itself", story, story, true, 0.8},
+		{"smaller", tiny, tinyDraft, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs := []runner.Request{
+				{Prompt: testmodel.GoldenPrompt, Sampling: greedy, MaxTokens: 150, IgnoreEOS: true},
+				{Prompt: copyPrompt, Sampling: greedy, MaxTokens: 100, Stop: []string{"ball"}},
+				{Prompt: copyPrompt, Sampling: sampled, MaxTokens: 100},
+			}
+			want := run(t, startSpec(t, tc.model, 8, 1024, 0), reqs, tc.concurrent)
+			p := startDraft(t, tc.model, tc.draft, 8, 1024, 6)
+			// Twice: the second time the slots and the draft's cache
+			// reuse the prompts' prefixes.
+			for round := range 2 {
+				got := run(t, p, reqs, false)
+				for i := range reqs {
+					same(t, fmt.Sprintf("round %d request %d", round, i), want[i], got[i])
+				}
+				g := got[0].Timings
+				if g.DraftedTokens == 0 || float64(g.AcceptedTokens) < tc.minRate*float64(g.DraftedTokens) {
+					t.Fatalf("greedy: %d of %d drafted tokens accepted", g.AcceptedTokens, g.DraftedTokens)
+				}
+				t.Logf("round %d: greedy %d/%d accepted", round, g.AcceptedTokens, g.DraftedTokens)
+			}
+		})
+	}
+}

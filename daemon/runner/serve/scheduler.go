@@ -147,6 +147,7 @@ type scheduler struct {
 	startThreads            int
 
 	spec              specOptions
+	drafter           *drafter     // nil without a draft model
 	drafted, accepted atomic.Int64 // speculative tokens since the start
 	maxDraft          atomic.Int32 // spec.maxDraft, for /health
 	ngram             atomic.Bool  // spec.ngram, for /health
@@ -216,6 +217,9 @@ func (s *scheduler) submit(j *job) error {
 func (s *scheduler) setThreads(n int) error {
 	return s.do(func() {
 		s.lctx.SetThreads(n)
+		if s.drafter != nil {
+			s.drafter.lctx.SetThreads(n)
+		}
 		s.threads.Store(int32(s.lctx.Threads()))
 	})
 }

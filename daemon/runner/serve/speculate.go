@@ -44,9 +44,12 @@ func (s *scheduler) proposer() speculate.Proposer {
 	return nil
 }
 
+// canPropose says whether any proposer is on.
+func (s *scheduler) canPropose() bool { return s.proposer() != nil || s.drafter != nil }
+
 // startSpec sets a new job's speculation up.
 func (s *scheduler) startSpec(sl *slot, j *job) {
-	sl.spec.on = !j.noSpec && s.proposer() != nil && s.spec.maxDraft > 0
+	sl.spec.on = !j.noSpec && s.canPropose() && s.spec.maxDraft > 0
 	sl.spec.ctl.Fixed = s.spec.fixed
 	sl.spec.ctl.Reset(s.spec.maxDraft)
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
@@ -61,7 +64,7 @@ func (s *scheduler) setSpec(ngram bool, n int) {
 	for _, sl := range s.slots {
 		if sl.job != nil {
 			sl.spec.ctl.SetMax(n)
-			sl.spec.on = sl.spec.on && n > 0 && s.proposer() != nil
+			sl.spec.on = sl.spec.on && n > 0 && s.canPropose()
 		}
 	}
 }
@@ -87,7 +90,7 @@ func (s *scheduler) addDrafts(generating int) {
 		sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
 	}
 	p := s.proposer()
-	if p == nil || !s.speculating(generating) {
+	if !s.canPropose() || !s.speculating(generating) {
 		return
 	}
 	b := s.batch
@@ -105,7 +108,14 @@ func (s *scheduler) addDrafts(generating int) {
 		if k <= 0 {
 			continue
 		}
-		sl.spec.draft = p.Propose(sl.cache, k, sl.spec.draft)
+		// N-grams first: they cost nothing; the draft model where
+		// there is no match.
+		if p != nil {
+			sl.spec.draft = p.Propose(sl.cache, k, sl.spec.draft)
+		}
+		if len(sl.spec.draft) == 0 && s.drafter != nil {
+			sl.spec.draft = s.drafter.propose(sl.seq, sl.cache, k, sl.spec.draft)
+		}
 		pos := len(sl.cache)
 		for i, t := range sl.spec.draft {
 			sl.spec.idx = append(sl.spec.idx, b.Add(t, pos+i, sl.seq, true))
