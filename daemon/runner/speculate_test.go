@@ -238,3 +238,58 @@ func TestSpeculativeDraftModel(t *testing.T) {
 		})
 	}
 }
+
+// TestSpeculativeLiveSettings: a runner whose threads are cut (the thermal
+// throttle) drafts nothing until they are back; max_draft 0 and ngram off
+// sent to a running runner turn drafting off, and back on.
+func TestSpeculativeLiveSettings(t *testing.T) {
+	p, err := runner.Start(runner.Options{
+		Name: "live", Model: testmodel.Path(t), Slots: 2, SlotContext: 1024, Threads: 2, Queue: 4,
+		NGram: true, MaxDraft: 8, Command: testrunner.Command(), Env: testrunner.Env(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	})
+	ready(t, p)
+	ctx := context.Background()
+	req := runner.Request{Prompt: copyPrompt, Sampling: greedy, MaxTokens: 60}
+	drafted := func() int {
+		t.Helper()
+		r, err := p.Complete(ctx, req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Timings.DraftedTokens
+	}
+	if drafted() == 0 {
+		t.Fatal("no drafts")
+	}
+	steps := []struct {
+		what  string
+		set   func() error
+		draft bool
+	}{
+		{"threads cut", func() error { return p.SetThreads(ctx, 1) }, false},
+		{"threads back", func() error { return p.SetThreads(ctx, 2) }, true},
+		{"max_draft 0", func() error { return p.SetSpeculative(ctx, true, 0) }, false},
+		{"max_draft 3", func() error { return p.SetSpeculative(ctx, true, 3) }, true},
+		{"ngram off", func() error { return p.SetSpeculative(ctx, false, 3) }, false},
+	}
+	for _, s := range steps {
+		if err := s.set(); err != nil {
+			t.Fatal(err)
+		}
+		if n := drafted(); (n > 0) != s.draft {
+			t.Fatalf("%s: %d tokens drafted", s.what, n)
+		}
+	}
+	h, err := p.Health(ctx)
+	if err != nil || h.MaxDraft != 3 || h.NGram || h.DraftedTokens == 0 || h.AcceptedTokens == 0 {
+		t.Fatalf("health %+v %v", h, err)
+	}
+}
