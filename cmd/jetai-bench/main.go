@@ -39,6 +39,7 @@ func main() {
 	kvText := flag.String("kv-text", "testdata/kvcache/stories-greedy.txt", "`PATH` of the fixed text whose NLL -kv measures")
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
+	spec := flag.Bool("spec", true, "also measure speculative decoding: its bounds on the raw engine (oracle and always-wrong drafts, 0.8B Q4_K_M with -large) and n-gram drafts on stories260K through the runner and jetaid")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -48,7 +49,8 @@ prints tables: the runner against a minimal in-process engine loop (for
 stories260K and a generated 0.8B Q4_K_M model), jetaid over HTTP, endpoint
 latency, a model swap, config reload latency, the model cache, the CPU
 cost of platform monitoring, the runner CPU that refusing special-token
-text costs, and the KV cache types: memory, speed and perplexity. Not a test: the figures are for a quiet machine.
+text costs, the KV cache types: memory, speed and perplexity, and
+speculative decoding: its bounds and its n-gram acceptance. Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -142,6 +144,9 @@ Flags:
 	if err == nil && *kv {
 		err = runKV(ctx, *tiny, *large, *cache, *kvText, *kvBudget, *threads, *repeats)
 	}
+	if err == nil && *spec {
+		err = runSpec(ctx, *tiny, *large, *cache, *kvText, exe, *threads, *repeats)
+	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
 	}
@@ -177,6 +182,18 @@ func genText(ctx context.Context, tiny, path string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+func runSpec(ctx context.Context, tiny string, large bool, cache, text, exe string, threads, repeats int) error {
+	cfg := bench.SpecConfig{Tiny: tiny, Jetaid: exe, Text: text, Threads: threads, Repeats: repeats, Out: os.Stdout, Log: os.Stderr}
+	if large {
+		var err error
+		if cfg.Large, err = bench.LargeModel(cache, os.Stderr); err != nil {
+			return err
+		}
+	}
+	_, err := bench.RunSpec(ctx, cfg)
+	return err
 }
 
 func runCache(ctx context.Context, large bool, cache, exe string, threads int) error {
