@@ -30,15 +30,16 @@ import (
 // through the runner and jetaid. Every figure is speculation off against
 // on, measured back to back in one run.
 type SpecConfig struct {
-	Tiny    string // stories260K.gguf; "" skips its rows
-	Large   string // the generated 0.8B Q4_K_M; "" skips the bounds
-	Jetaid  string // jetaid binary (runner and HTTP rows)
-	Text    string // stories whose passages make the copying prompts
-	Threads int
-	Gen     int // tokens generated per stream (0 = 64 on the 0.8B, 4× on stories260K)
-	Repeats int // the best of each side counts (0 = 3)
-	Out     io.Writer
-	Log     io.Writer
+	Tiny     string // stories260K.gguf; "" skips its rows
+	Large    string // the generated 0.8B Q4_K_M; "" skips the bounds
+	Jetaid   string // jetaid binary (runner and HTTP rows)
+	Text     string // stories whose passages make the copying prompts
+	Threads  int
+	Gen      int // tokens generated per request on stories260K (0 = 256)
+	LargeGen int // tokens generated per run of the bounds (0 = 64)
+	Repeats  int // the best of each side counts (0 = 3)
+	Out      io.Writer
+	Log      io.Writer
 }
 
 // SpecRow is one figure: tokens/s with speculation off and on.
@@ -235,7 +236,7 @@ func (e *specEngine) run(gen, k int, ctl *speculate.Controller, propose proposeF
 func specBounds(ctx context.Context, cfg SpecConfig) ([]SpecRow, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	gen := cfg.Gen
+	gen := cfg.LargeGen
 	if gen <= 0 {
 		gen = 64
 	}

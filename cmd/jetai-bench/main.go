@@ -40,6 +40,7 @@ func main() {
 	kvBudget := flag.String("kv-budget", "1.5GiB", "memory `SIZE` of -kv's fit table")
 	kvGenText := flag.String("kv-gen-text", "", "write stories260K's greedy stories (the -kv-text fixture) to `PATH` and exit")
 	spec := flag.Bool("spec", true, "also measure speculative decoding: its bounds on the raw engine (oracle and always-wrong drafts, 0.8B Q4_K_M with -large) and n-gram drafts on stories260K through the runner and jetaid")
+	specGen := flag.Int("spec-gen", 64, "tokens generated per run of -spec's bounds on the 0.8B model")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-bench [flags]
@@ -145,7 +146,7 @@ Flags:
 		err = runKV(ctx, *tiny, *large, *cache, *kvText, *kvBudget, *threads, *repeats)
 	}
 	if err == nil && *spec {
-		err = runSpec(ctx, *tiny, *large, *cache, *kvText, exe, *threads, *repeats)
+		err = runSpec(ctx, *tiny, *large, *cache, *kvText, exe, *threads, *repeats, *specGen)
 	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
@@ -184,8 +185,8 @@ func genText(ctx context.Context, tiny, path string) error {
 	return os.WriteFile(path, []byte(text), 0o644)
 }
 
-func runSpec(ctx context.Context, tiny string, large bool, cache, text, exe string, threads, repeats int) error {
-	cfg := bench.SpecConfig{Tiny: tiny, Jetaid: exe, Text: text, Threads: threads, Repeats: repeats, Out: os.Stdout, Log: os.Stderr}
+func runSpec(ctx context.Context, tiny string, large bool, cache, text, exe string, threads, repeats, gen int) error {
+	cfg := bench.SpecConfig{Tiny: tiny, Jetaid: exe, Text: text, Threads: threads, Repeats: repeats, LargeGen: gen, Out: os.Stdout, Log: os.Stderr}
 	if large {
 		var err error
 		if cfg.Large, err = bench.LargeModel(cache, os.Stderr); err != nil {
