@@ -156,6 +156,24 @@ type specEngine struct {
 	eog    []int
 }
 
+// stepCost is a step's decode time over the moving average of steps
+// without drafts (which it updates when drafted is false); 0 when that is
+// not known yet. The runner's scheduler does the same.
+func stepCost(d time.Duration, drafted bool, base *time.Duration) float64 {
+	if !drafted {
+		if *base == 0 {
+			*base = d
+		} else {
+			*base = (*base*7 + d) / 8
+		}
+		return 0
+	}
+	if *base == 0 {
+		return 0
+	}
+	return float64(d) / float64(*base)
+}
+
 // proposeFunc drafts up to k tokens after out (the stream's output so far).
 type proposeFunc func(out []int, k int, dst []int) []int
 
@@ -187,6 +205,7 @@ func (e *specEngine) run(gen, k int, ctl *speculate.Controller, propose proposeF
 		ctl.Reset(k)
 	}
 	var draft []int
+	var base time.Duration // moving average of a step without drafts
 	start := time.Now()
 	for len(out) < gen {
 		n := k
@@ -203,9 +222,12 @@ func (e *specEngine) run(gen, k int, ctl *speculate.Controller, propose proposeF
 		for i, d := range draft {
 			b.Add(d, pos+1+i, 0, true)
 		}
+		t0 := time.Now()
 		if err := lctx.Decode(b); err != nil {
 			return nil, 0, 0, 0, err
 		}
+		took := time.Since(t0)
+		cost := stepCost(took, len(draft) > 0, &base)
 		acc := 0
 		for i := 0; ; i++ {
 			t, err := sampleMasked(lctx, s, i, e.eog)
@@ -226,7 +248,7 @@ func (e *specEngine) run(gen, k int, ctl *speculate.Controller, propose proposeF
 		drafted += len(draft)
 		accepted += acc
 		if ctl != nil {
-			ctl.Observe(len(draft), acc)
+			ctl.Observe(len(draft), acc, cost)
 		}
 	}
 	tps = float64(len(out)-1) / time.Since(start).Seconds()

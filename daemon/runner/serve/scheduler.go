@@ -146,8 +146,13 @@ type scheduler struct {
 	active, queued, threads atomic.Int32
 	startThreads            int
 
-	spec              specOptions
-	drafter           *drafter     // nil without a draft model
+	spec    specOptions
+	drafter *drafter // nil without a draft model
+	// baseStep is the moving average of a decode of only next tokens, by
+	// the number of them; stepCost the last step's decode time over it
+	// when it held drafts (0: unknown). See stepTook.
+	baseStep          []time.Duration
+	stepCost          float64
 	drafted, accepted atomic.Int64 // speculative tokens since the start
 	maxDraft          atomic.Int32 // spec.maxDraft, for /health
 	ngram             atomic.Bool  // spec.ngram, for /health
@@ -506,7 +511,9 @@ func (s *scheduler) step() {
 	if b.Len() == 0 {
 		return
 	}
+	t0 := time.Now()
 	err := s.lctx.DecodeInterruptible(b)
+	s.stepTook(time.Since(t0), generating, b.Len())
 	if errors.Is(err, engine.ErrInterrupted) {
 		// A job was cancelled: llama.cpp has put the KV cache back, the
 		// slots go back to where they were, the next loop reaps the

@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"time"
+
 	"github.com/jetai/jetai/daemon/runner/speculate"
 )
 
@@ -123,6 +125,34 @@ func (s *scheduler) addDrafts(generating int) {
 	}
 }
 
+// stepTook records a decode's duration. A step of only the slots' next
+// tokens sets the baseline for that many; a step of next tokens and drafts
+// gets its cost over that baseline, which each drafting slot's controller
+// weighs against the tokens it gained. Steps with prompt chunks tell
+// nothing about drafts and are left out.
+func (s *scheduler) stepTook(d time.Duration, generating, tokens int) {
+	s.stepCost = 0
+	drafts := 0
+	for _, sl := range s.slots {
+		drafts += len(sl.spec.draft)
+	}
+	if generating == 0 || tokens != generating+drafts {
+		return
+	}
+	if s.baseStep == nil {
+		s.baseStep = make([]time.Duration, len(s.slots)+1)
+	}
+	base := &s.baseStep[generating]
+	switch {
+	case drafts == 0 && *base == 0:
+		*base = d
+	case drafts == 0:
+		*base = (*base*7 + d) / 8
+	case *base > 0:
+		s.stepCost = float64(d) / float64(*base)
+	}
+}
+
 // verified records a slot's verification: accepted of its drafts were
 // kept. The KV of the rest is removed, so the cache holds exactly the
 // slot's tokens again.
@@ -134,7 +164,7 @@ func (s *scheduler) verified(sl *slot, accepted int) {
 	if accepted < d {
 		s.lctx.RemoveFrom(sl.seq, len(sl.cache))
 	}
-	sl.spec.ctl.Observe(d, accepted)
+	sl.spec.ctl.Observe(d, accepted, s.stepCost)
 	s.drafted.Add(int64(d))
 	s.accepted.Add(int64(accepted))
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]

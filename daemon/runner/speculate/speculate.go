@@ -93,7 +93,8 @@ type Controller struct {
 	max     int
 	k       int
 	rate    float64
-	off     int // steps left without drafting
+	gain    float64 // moving average of tokens per step over the step's cost
+	off     int     // steps left without drafting
 	backoff int
 }
 
@@ -102,6 +103,7 @@ func (c *Controller) Reset(max int) {
 	c.max = max
 	c.k = max
 	c.rate = 0.5
+	c.gain = initialGain
 	c.off = 0
 	c.backoff = firstBackoff
 }
@@ -131,19 +133,34 @@ func (c *Controller) Len() int {
 // Rate is the moving average of accepted per drafted token.
 func (c *Controller) Rate() float64 { return c.rate }
 
+// Gain is the moving average of tokens per step over the step's cost
+// relative to a step without drafts: above 1, speculation pays.
+func (c *Controller) Gain() float64 { return c.gain }
+
+// initialGain is the gain a sequence starts with: speculation is tried
+// before its cost is known.
+const initialGain = 1.5
+
 // Observe records one verification: drafted tokens proposed, accepted of
-// them kept.
-func (c *Controller) Observe(drafted, accepted int) {
+// them kept, and cost, the step's decode time over that of a step without
+// drafts (0: unknown). A step yields accepted+1 tokens; when that does not
+// pay for its cost on average, drafting stops for a while, whatever the
+// acceptance rate: on a model whose batches of several tokens cost much
+// more than one (a tiny model on a CPU), even most drafts accepted lose.
+func (c *Controller) Observe(drafted, accepted int, cost float64) {
 	if c.Fixed || drafted <= 0 {
 		return
 	}
 	c.rate = (1-weight)*c.rate + weight*float64(accepted)/float64(drafted)
+	if cost > 0 {
+		c.gain = (1-weight)*c.gain + weight*float64(accepted+1)/cost
+	}
 	if accepted == drafted {
 		c.k = min(c.max, c.k+2)
 	} else {
 		c.k = max(1, accepted+1)
 	}
-	if c.rate < MinRate {
+	if c.rate < MinRate || c.gain < 1 {
 		c.off = c.backoff
 		c.backoff = min(2*c.backoff, maxBackoff)
 		c.k = 1

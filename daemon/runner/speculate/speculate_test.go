@@ -35,11 +35,11 @@ func TestControllerAdapts(t *testing.T) {
 	if c.Len() != 8 {
 		t.Fatal("starts at max")
 	}
-	c.Observe(8, 3)
+	c.Observe(8, 3, 0)
 	if c.Len() != 4 {
 		t.Fatalf("after 3 of 8: %d, want 4", c.Len())
 	}
-	c.Observe(4, 4)
+	c.Observe(4, 4, 0)
 	if c.Len() != 6 {
 		t.Fatalf("after all accepted: %d, want 6", c.Len())
 	}
@@ -50,7 +50,7 @@ func TestControllerAdapts(t *testing.T) {
 	for range 2000 {
 		if k := c.Len(); k > 0 {
 			drafted += k
-			c.Observe(k, 0)
+			c.Observe(k, 0, 0)
 		}
 	}
 	if drafted > 40 {
@@ -59,7 +59,7 @@ func TestControllerAdapts(t *testing.T) {
 	// A probe that is accepted brings drafting back.
 	for c.Len() == 0 {
 	}
-	c.Observe(1, 1)
+	c.Observe(1, 1, 0)
 	if c.Len() < 1 {
 		t.Fatal("accepted probe did not resume drafting")
 	}
@@ -67,9 +67,29 @@ func TestControllerAdapts(t *testing.T) {
 	if c.Len() != 0 {
 		t.Fatal("max 0 drafts")
 	}
+	// Accepted drafts that cost more than they yield: drafting stops.
+	c.Reset(8)
+	for range 3 {
+		if k := c.Len(); k > 0 {
+			c.Observe(k, k/2, 20)
+		}
+	}
+	if c.Len() != 0 {
+		t.Fatalf("drafting on although each step costs 20 steps for at most 5 tokens (gain %.2f)", c.Gain())
+	}
+	// Cheap verification keeps it on at the same acceptance.
+	c.Reset(8)
+	for range 20 {
+		if k := c.Len(); k > 0 {
+			c.Observe(k, k/2, 1.2)
+		}
+	}
+	if c.Len() == 0 {
+		t.Fatalf("drafting off although it pays (gain %.2f)", c.Gain())
+	}
 	f := Controller{Fixed: true}
 	f.Reset(4)
-	f.Observe(4, 0)
+	f.Observe(4, 0, 0)
 	if f.Len() != 4 {
 		t.Fatal("fixed controller adapted")
 	}
