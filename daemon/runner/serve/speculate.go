@@ -53,7 +53,7 @@ func (s *scheduler) canPropose() bool { return s.proposer() != nil || s.drafter 
 func (s *scheduler) startSpec(sl *slot, j *job) {
 	sl.spec.on = !j.noSpec && s.canPropose() && s.spec.maxDraft > 0
 	sl.spec.ctl.Fixed = s.spec.fixed
-	sl.spec.ctl.Reset(s.spec.maxDraft)
+	sl.spec.ctl.Start(s.spec.maxDraft)
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
 }
 

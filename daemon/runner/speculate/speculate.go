@@ -108,6 +108,21 @@ func (c *Controller) Reset(max int) {
 	c.backoff = firstBackoff
 }
 
+// Start starts a new sequence in the same place (a runner's slot): the
+// draft length and acceptance start afresh, but what was learnt about the
+// cost of verification (the gain, and a pause it caused) carries over,
+// since it is the model's and the machine's, not the text's.
+func (c *Controller) Start(max int) {
+	if c.gain == 0 {
+		c.Reset(max)
+		return
+	}
+	c.max, c.k, c.rate = max, max, 0.5
+	if c.gain < 1 {
+		c.k = 1
+	}
+}
+
 // SetMax changes the most tokens drafted per step, keeping what was
 // learnt.
 func (c *Controller) SetMax(max int) {

@@ -77,6 +77,11 @@ func TestControllerAdapts(t *testing.T) {
 	if c.Len() != 0 {
 		t.Fatalf("drafting on although each step costs 20 steps for at most 5 tokens (gain %.2f)", c.Gain())
 	}
+	// A new sequence in the same place keeps the pause the cost caused.
+	c.Start(8)
+	if c.Len() != 0 {
+		t.Fatal("a new sequence forgot that verification does not pay")
+	}
 	// Cheap verification keeps it on at the same acceptance.
 	c.Reset(8)
 	for range 20 {
