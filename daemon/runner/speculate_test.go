@@ -229,8 +229,10 @@ func TestSpeculativeDraftModel(t *testing.T) {
 				for i := range reqs {
 					same(t, fmt.Sprintf("round %d request %d", round, i), want[i], got[i])
 				}
+				// A slot that learnt that the drafts do not pay may draft
+				// nothing the second time.
 				g := got[0].Timings
-				if g.DraftedTokens == 0 || float64(g.AcceptedTokens) < tc.minRate*float64(g.DraftedTokens) {
+				if (round == 0 || tc.minRate > 0) && g.DraftedTokens == 0 || float64(g.AcceptedTokens) < tc.minRate*float64(g.DraftedTokens) {
 					t.Fatalf("greedy: %d of %d drafted tokens accepted", g.AcceptedTokens, g.DraftedTokens)
 				}
 				t.Logf("round %d: greedy %d/%d accepted", round, g.AcceptedTokens, g.DraftedTokens)
