@@ -152,6 +152,7 @@ type scheduler struct {
 	// the number of them; stepCost the last step's decode time over it
 	// when it held drafts (0: unknown). See stepTook.
 	baseStep          []time.Duration
+	baseAge           []int // steps with drafts since baseStep was last measured
 	stepCost          float64
 	drafted, accepted atomic.Int64 // speculative tokens since the start
 	maxDraft          atomic.Int32 // spec.maxDraft, for /health

@@ -92,7 +92,7 @@ func (s *scheduler) addDrafts(generating int) {
 		sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
 	}
 	p := s.proposer()
-	if !s.canPropose() || !s.speculating(generating) {
+	if !s.canPropose() || !s.speculating(generating) || s.measureBase(generating) {
 		return
 	}
 	b := s.batch
@@ -139,18 +139,39 @@ func (s *scheduler) stepTook(d time.Duration, generating, tokens int) {
 	if generating == 0 || tokens != generating+drafts {
 		return
 	}
-	if s.baseStep == nil {
-		s.baseStep = make([]time.Duration, len(s.slots)+1)
-	}
+	s.initBase()
 	base := &s.baseStep[generating]
 	switch {
 	case drafts == 0 && *base == 0:
 		*base = d
+		s.baseAge[generating] = 0
 	case drafts == 0:
 		*base = (*base*7 + d) / 8
+		s.baseAge[generating] = 0
 	case *base > 0:
 		s.stepCost = float64(d) / float64(*base)
+		s.baseAge[generating]++
 	}
+}
+
+// baseRefresh is how many steps with drafts may pass before one step of
+// the same number of slots goes without, to measure the baseline again:
+// text that repeats itself would otherwise draft at every step, and the
+// cost of its drafts would never be known.
+const baseRefresh = 64
+
+func (s *scheduler) initBase() {
+	if s.baseStep == nil {
+		s.baseStep = make([]time.Duration, len(s.slots)+1)
+		s.baseAge = make([]int, len(s.slots)+1)
+	}
+}
+
+// measureBase says whether this step goes without drafts to measure the
+// baseline of generating slots.
+func (s *scheduler) measureBase(generating int) bool {
+	s.initBase()
+	return s.baseStep[generating] == 0 || s.baseAge[generating] >= baseRefresh
 }
 
 // verified records a slot's verification: accepted of its drafts were
