@@ -296,9 +296,21 @@ func specBounds(ctx context.Context, cfg SpecConfig) ([]SpecRow, error) {
 	oracle := func(out []int, k int, dst []int) []int {
 		return append(dst, replay[len(out):min(len(out)+k, len(replay))]...)
 	}
+	// wrong proposes tokens of the same text from elsewhere: words the
+	// model produces, never the one that follows. (Arbitrary token ids
+	// make contexts whose attention underflows into denormal floats, and
+	// their decodes are several times slower than any text's.)
 	wrong := func(out []int, k int, dst []int) []int {
 		for i := range min(k, len(ref)-len(out)) {
-			dst = append(dst, (ref[len(out)+i]+1)%vocab)
+			want := ref[len(out)+i]
+			t := ref[(len(out)+i+len(ref)/2)%len(ref)]
+			for j := 1; t == want && j < len(ref); j++ {
+				t = ref[(len(out)+i+len(ref)/2+j)%len(ref)]
+			}
+			if t == want {
+				t = (want + 1) % vocab
+			}
+			dst = append(dst, t)
 		}
 		return dst
 	}
