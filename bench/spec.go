@@ -202,7 +202,9 @@ func (e *specEngine) run(gen, k int, ctl *speculate.Controller, propose proposeF
 	out = append(out, tok)
 	pos := len(e.prompt)
 	if ctl != nil {
-		ctl.Reset(k)
+		// As a runner's slot does: a new request keeps what was learnt
+		// about the cost of verification.
+		ctl.Start(k)
 	}
 	var draft []int
 	var base time.Duration // moving average of a step without drafts
@@ -342,14 +344,14 @@ func specBounds(ctx context.Context, cfg SpecConfig) ([]SpecRow, error) {
 			}
 			replay = out
 		}
+		var ctl *speculate.Controller
+		if v.adapt {
+			ctl = &speculate.Controller{}
+		}
 		for range cfg.Repeats {
 			_, off, _, _, err := e.run(gen, 0, nil, nil)
 			if err != nil {
 				return nil, err
-			}
-			var ctl *speculate.Controller
-			if v.adapt {
-				ctl = &speculate.Controller{}
 			}
 			out, on, d, a, err := e.run(gen, v.k, ctl, v.propose)
 			if err != nil {

@@ -101,7 +101,7 @@ type Controller struct {
 // Reset starts a new sequence with at most max drafted tokens per step.
 func (c *Controller) Reset(max int) {
 	c.max = max
-	c.k = max
+	c.k = (max + 1) / 2
 	c.rate = 0.5
 	c.gain = initialGain
 	c.off = 0
@@ -117,7 +117,7 @@ func (c *Controller) Start(max int) {
 		c.Reset(max)
 		return
 	}
-	c.max, c.k, c.rate = max, max, 0.5
+	c.max, c.k, c.rate = max, (max+1)/2, 0.5
 	if c.gain < 1 {
 		c.k = 1
 	}

@@ -32,10 +32,10 @@ func TestNGram(t *testing.T) {
 func TestControllerAdapts(t *testing.T) {
 	var c Controller
 	c.Reset(8)
-	if c.Len() != 8 {
-		t.Fatal("starts at max")
+	if c.Len() != 4 {
+		t.Fatal("starts at half of max")
 	}
-	c.Observe(8, 3, 0)
+	c.Observe(4, 3, 0)
 	if c.Len() != 4 {
 		t.Fatalf("after 3 of 8: %d, want 4", c.Len())
 	}
