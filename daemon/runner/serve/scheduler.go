@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetai/jetai/daemon/engine"
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/daemon/runner/speculate"
 )
 
 // promptChunkWhileGenerating caps the prompt tokens added to a decode step
@@ -152,7 +153,8 @@ type scheduler struct {
 	// the number of them; stepCost the last step's decode time over it
 	// when it held drafts (0: unknown). See stepTook.
 	baseStep          []time.Duration
-	baseAge           []int // steps with drafts since baseStep was last measured
+	baseAge           []int                 // steps with drafts since baseStep was last measured
+	learnt            *speculate.Controller // the last priced verification's state
 	stepCost          float64
 	drafted, accepted atomic.Int64 // speculative tokens since the start
 	maxDraft          atomic.Int32 // spec.maxDraft, for /health

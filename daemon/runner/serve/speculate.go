@@ -52,6 +52,12 @@ func (s *scheduler) canPropose() bool { return s.proposer() != nil || s.drafter 
 // startSpec sets a new job's speculation up.
 func (s *scheduler) startSpec(sl *slot, j *job) {
 	sl.spec.on = !j.noSpec && s.canPropose() && s.spec.maxDraft > 0
+	// What the runner learnt last about the cost of verification is the
+	// model's and the machine's: a request starts from it, whichever slot
+	// it gets.
+	if s.learnt != nil {
+		sl.spec.ctl = *s.learnt
+	}
 	sl.spec.ctl.Fixed = s.spec.fixed
 	sl.spec.ctl.Start(s.spec.maxDraft)
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
@@ -186,6 +192,10 @@ func (s *scheduler) verified(sl *slot, accepted int) {
 		s.lctx.RemoveFrom(sl.seq, len(sl.cache))
 	}
 	sl.spec.ctl.Observe(d, accepted, s.stepCost)
+	if s.stepCost > 0 {
+		l := sl.spec.ctl
+		s.learnt = &l
+	}
 	s.drafted.Add(int64(d))
 	s.accepted.Add(int64(accepted))
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
