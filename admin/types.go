@@ -244,6 +244,7 @@ type MemoryEstimate struct {
 	KVType     string `json:"kv_type,omitempty"`
 	KVPerToken uint64 `json:"kv_per_token,omitempty"`
 	Compute    uint64 `json:"compute"`
+	Draft      uint64 `json:"draft,omitempty"` // speculative draft model
 	Overhead   uint64 `json:"overhead"`
 	Total      uint64 `json:"total"`
 }
@@ -434,6 +435,9 @@ type Timings struct {
 	QueueMS         float64 `json:"queue_ms"` // waiting for a free slot
 	FirstTokenMS    float64 `json:"first_token_ms"`
 	Slot            int     `json:"slot"`
+	// Speculative decoding: tokens drafted, and those accepted.
+	DraftedTokens  int `json:"drafted_tokens,omitempty"`
+	AcceptedTokens int `json:"accepted_tokens,omitempty"`
 }
 
 // ErrorBody is the JSON body of every error answer.

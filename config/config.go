@@ -172,6 +172,8 @@ type Model struct {
 	Sampling       Sampling `json:"sampling"`
 	// Adapters are LoRA adapters applied to the model, in file order.
 	Adapters []Adapter `json:"adapters,omitempty"`
+	// Speculative is speculative decoding; off without the block.
+	Speculative Speculative `json:"speculative"`
 
 	// FileSize and FileModTime are the model file's, read at validation.
 	// A change of either restarts the model on reload.

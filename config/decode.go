@@ -517,6 +517,7 @@ func (d *decoder) models(c *Config, bs []modelBlock) {
 			c.byName[a] = i
 		}
 	}
+	d.speculativeDrafts(c, bs)
 }
 
 // blocksByName maps each model name to its first block. (A scan per model
@@ -577,6 +578,7 @@ func (d *decoder) model(b *modelBlock) Model {
 	d.modelFile(&m, body, def)
 	d.kvCacheType(&m, body, def)
 	d.adapters(&m, b.Adapters)
+	d.speculative(&m, b.Speculative)
 
 	s := b.Sampling
 	if s == nil {

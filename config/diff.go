@@ -114,8 +114,9 @@ type field[T any] struct {
 // time (a replaced file, or one that appeared; one that went away or went
 // bad is an update: the running runner serves on), context, parallel and
 // kv_cache (the llama context is sized from them at creation), gpu_layers and flash_attention (fixed when the model
-// and context load), cache (whether the runner loads a staged copy) and
-// adapters (applied when the context is created).
+// and context load), cache (whether the runner loads a staged copy),
+// adapters (applied when the context is created) and speculative.draft
+// (the draft model loads with the runner).
 //
 // Applied to the running runner or the pool (in place): threads (the runner
 // changes its thread count between two decode steps, as the thermal
@@ -123,7 +124,9 @@ type field[T any] struct {
 // pinned and preload (pool policy), aliases and tier (routing),
 // memory_budget (the pool checks it against the measured figure; a lowered
 // budget may evict), and the sampling defaults (each request carries its own
-// sampling settings to the runner).
+// sampling settings to the runner), speculative.ngram and
+// speculative.max_draft (sent to the runner, which applies them between two
+// decode steps).
 var modelFields = []field[*Model]{
 	{"path", true, func(m *Model) string { return m.Path }},
 	// "file" is reported only when the path is unchanged (the same path now
@@ -142,6 +145,9 @@ var modelFields = []field[*Model]{
 	{"kv_cache", true, func(m *Model) string { return m.KVCache }},
 	{"cache", true, func(m *Model) string { return strconv.FormatBool(m.Cache) }},
 	{"adapters", true, func(m *Model) string { return adaptersString(m.Adapters) }},
+	{"speculative.draft", true, func(m *Model) string { return speculativeDraftString(m.Speculative) }},
+	{"speculative.ngram", false, func(m *Model) string { return strconv.FormatBool(m.Speculative.NGram) }},
+	{"speculative.max_draft", false, func(m *Model) string { return strconv.Itoa(m.Speculative.MaxDraft) }},
 
 	{"aliases", false, func(m *Model) string { return strList(m.Aliases) }},
 	{"priority", false, func(m *Model) string { return strconv.Itoa(m.Priority) }},

@@ -92,28 +92,29 @@ type tierBlock struct {
 }
 
 type modelBlock struct {
-	Name           string         `hcl:"name,label"`
-	NameRange      hcl.Range      `hcl:"name,label_range"`
-	Path           string         `hcl:"path"`
-	Aliases        *[]string      `hcl:"aliases,optional"`
-	Priority       *int           `hcl:"priority,optional"`
-	MemoryBudget   hcl.Expression `hcl:"memory_budget,optional"`
-	Context        *int           `hcl:"context,optional"`
-	Parallel       *int           `hcl:"parallel,optional"`
-	Threads        *int           `hcl:"threads,optional"`
-	GPULayers      *int           `hcl:"gpu_layers,optional"`
-	KeepAlive      hcl.Expression `hcl:"keep_alive,optional"`
-	Preload        *bool          `hcl:"preload,optional"`
-	Pinned         *bool          `hcl:"pinned,optional"`
-	Tier           *string        `hcl:"tier,optional"`
-	FlashAttention *bool          `hcl:"flash_attention,optional"`
-	KVCache        *string        `hcl:"kv_cache,optional"`
-	Cache          *bool          `hcl:"cache,optional"`
-	CacheResponses *bool          `hcl:"cache_responses,optional"`
-	Sampling       *samplingBlock `hcl:"sampling,block"`
-	Adapters       []adapterBlock `hcl:"adapter,block"`
-	Body           hcl.Body       `hcl:",body"`
-	DefRange       hcl.Range      `hcl:",def_range"`
+	Name           string            `hcl:"name,label"`
+	NameRange      hcl.Range         `hcl:"name,label_range"`
+	Path           string            `hcl:"path"`
+	Aliases        *[]string         `hcl:"aliases,optional"`
+	Priority       *int              `hcl:"priority,optional"`
+	MemoryBudget   hcl.Expression    `hcl:"memory_budget,optional"`
+	Context        *int              `hcl:"context,optional"`
+	Parallel       *int              `hcl:"parallel,optional"`
+	Threads        *int              `hcl:"threads,optional"`
+	GPULayers      *int              `hcl:"gpu_layers,optional"`
+	KeepAlive      hcl.Expression    `hcl:"keep_alive,optional"`
+	Preload        *bool             `hcl:"preload,optional"`
+	Pinned         *bool             `hcl:"pinned,optional"`
+	Tier           *string           `hcl:"tier,optional"`
+	FlashAttention *bool             `hcl:"flash_attention,optional"`
+	KVCache        *string           `hcl:"kv_cache,optional"`
+	Cache          *bool             `hcl:"cache,optional"`
+	CacheResponses *bool             `hcl:"cache_responses,optional"`
+	Sampling       *samplingBlock    `hcl:"sampling,block"`
+	Adapters       []adapterBlock    `hcl:"adapter,block"`
+	Speculative    *speculativeBlock `hcl:"speculative,block"`
+	Body           hcl.Body          `hcl:",body"`
+	DefRange       hcl.Range         `hcl:",def_range"`
 }
 
 type samplingBlock struct {

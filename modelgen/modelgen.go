@@ -71,7 +71,14 @@ func Llama08B() Spec {
 	return Spec{Name: "jetai-llama-0.8b", Vocab: 32000, Embd: 2048, Layers: 15, FF: 5632, Heads: 32, HeadsKV: 8, Context: 4096, Seed: 1}
 }
 
-// Preset returns the preset named tiny, small or 0.8b.
+// Llama08BDraft is a ~46M-parameter model with Llama08B's vocabulary: a
+// draft model for its speculative decoding (the vocabulary is a function
+// of Vocab alone).
+func Llama08BDraft() Spec {
+	return Spec{Name: "jetai-llama-0.8b-draft", Vocab: 32000, Embd: 512, Layers: 4, FF: 1536, Heads: 8, HeadsKV: 4, Context: 4096, Seed: 2}
+}
+
+// Preset returns the preset named tiny, small, 0.8b or 0.8b-draft.
 func Preset(name string) (Spec, error) {
 	switch strings.ToLower(name) {
 	case "tiny":
@@ -80,8 +87,10 @@ func Preset(name string) (Spec, error) {
 		return Small(), nil
 	case "0.8b", "llama08b", "llama-0.8b":
 		return Llama08B(), nil
+	case "0.8b-draft":
+		return Llama08BDraft(), nil
 	}
-	return Spec{}, fmt.Errorf("modelgen: unknown preset %q (want tiny, small or 0.8b)", name)
+	return Spec{}, fmt.Errorf("modelgen: unknown preset %q (want tiny, small, 0.8b or 0.8b-draft)", name)
 }
 
 // Validate checks that the shape is one llama.cpp can load.

@@ -23,6 +23,7 @@ func TestPresets(t *testing.T) {
 		{Tiny(), 1_000_000, 4_000_000},
 		{Small(), 20_000_000, 30_000_000},
 		{Llama08B(), 750_000_000, 850_000_000},
+		{Llama08BDraft(), 30_000_000, 60_000_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec.Name, func(t *testing.T) {

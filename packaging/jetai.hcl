@@ -303,6 +303,21 @@ model "assistant" {
   #   scale = 1.0 # -10..10; 1 applies the adapter as trained
   # }
 
+  # Speculative decoding: proposed tokens are verified with the request's own
+  # sampler, so output is the same with it on or off; only speed differs.
+  # ngram drafts from the request's own prompt and output (no memory);
+  # draft names a smaller model block (or a GGUF path) with the same
+  # vocabulary, loaded in this model's runner and charged to its memory.
+  # max_draft (0..32) bounds the tokens drafted per request and step; each
+  # request adapts below it. A new draft restarts the model on reload;
+  # ngram and max_draft apply in place. Requests opt out with
+  # "speculative": false.
+  # speculative {
+  #   ngram     = true
+  #   draft     = "small-draft"
+  #   max_draft = 8
+  # }
+
   # Defaults for requests that do not set them.
   sampling {
     temperature    = 0.8  # 0: greedy

@@ -48,6 +48,8 @@ func main() {
 	baseline := flag.String("baseline-runner", "", "another jetaid `BINARY` (e.g. built from main) that -swap measures the same way in the same run")
 	tools := flag.String("tools", "tiny,small", "`PRESETS` of generated models carrying -tools-template on which to measure tool calling: first tool_calls delta against a plain chat's first token, decode per token with and without the call grammar (empty = skip)")
 	toolsTemplate := flag.String("tools-template", "daemon/chattmpl/testdata/templates/qwen2.5.jinja", "the Jinja chat template `PATH` (with tool support) of the -tools models")
+	spec := flag.Bool("spec", true, "also measure speculative decoding: its bounds on the raw engine (oracle and always-wrong drafts, 0.8B Q4_K_M with -large) and n-gram drafts on stories260K through the runner and jetaid")
+	specGen := flag.Int("spec-gen", 64, "tokens generated per run of -spec's bounds on the 0.8B model")
 	modelCache := flag.Bool("model-cache", true, "also measure the model cache: a parked conversation's first token after evict + reload, and staging vs cp")
 	respShadow := flag.Int("respcache-shadow", 40, "requests of each kind (shadow on, off) for -respcache's shadow figure")
 	respCache := flag.Int("respcache", 2000, "cached answers to time through HTTP (response cache hit p50/p99 against /health, on stories260K and the 0.8B model) and shadow mode's cost to the primary (0 = skip)")
@@ -62,7 +64,8 @@ cost of platform monitoring, the runner CPU that refusing special-token
 text costs, the KV cache types: memory, speed and perplexity, model
 swaps phase by phase (against -baseline-runner, a build from main), the
 response cache's hit latency and shadow mode's cost, and downloads
-(jetai-ctl pull against curl from a local hub). Not a test: the figures are for a quiet machine.
+(jetai-ctl pull against curl from a local hub), and speculative decoding:
+its bounds and its n-gram acceptance. Not a test: the figures are for a quiet machine.
 make bench runs it with the defaults below.
 
 Flags:
@@ -164,6 +167,9 @@ Flags:
 		_, err = bench.RunTools(ctx, bench.ToolsConfig{Jetaid: exe, Cache: *cache, TemplatePath: *toolsTemplate,
 			Presets: strings.Split(*tools, ","), Repeats: *repeats, Tokens: 128, Threads: *threads, Out: os.Stdout, Log: io.Discard})
 	}
+	if err == nil && *spec {
+		err = runSpec(ctx, *tiny, *large, *cache, *kvText, exe, *threads, *repeats, *specGen)
+	}
 	if err == nil && *modelCache {
 		err = runCache(ctx, *large, *cache, exe, *threads)
 	}
@@ -242,6 +248,18 @@ func genText(ctx context.Context, tiny, path string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+func runSpec(ctx context.Context, tiny string, large bool, cache, text, exe string, threads, repeats, gen int) error {
+	cfg := bench.SpecConfig{Tiny: tiny, Jetaid: exe, Text: text, Threads: threads, Repeats: repeats, LargeGen: gen, Out: os.Stdout, Log: os.Stderr}
+	if large {
+		var err error
+		if cfg.Large, err = bench.LargeModel(cache, os.Stderr); err != nil {
+			return err
+		}
+	}
+	_, err := bench.RunSpec(ctx, cfg)
+	return err
 }
 
 func runCache(ctx context.Context, large bool, cache, exe string, threads int) error {

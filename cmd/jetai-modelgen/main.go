@@ -21,7 +21,7 @@ func main() {
 	chatFile := flag.String("chat-template-file", "", "include the chat template in `FILE` (a model family's Jinja template, for tool calling) and the ChatML control tokens")
 	nan := flag.Bool("nan", false, "make every F16 weight NaN: a model llama.cpp loads and then aborts on (for fault tests)")
 	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-modelgen -out PATH [-preset tiny|small|0.8b] [-seed N] [-chat-template | -chat-template-file FILE] [-nan]
+		fmt.Fprint(flag.CommandLine.Output(), `usage: jetai-modelgen -out PATH [-preset tiny|small|0.8b|0.8b-draft] [-seed N] [-chat-template | -chat-template-file FILE] [-nan]
 
 jetai-modelgen writes a llama-architecture GGUF model (F16) with realistic
 shapes and deterministic random weights: it loads and generates like a real
@@ -34,7 +34,7 @@ Flags:
 	}
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: jetai-modelgen -preset tiny|small|0.8b -out PATH [-seed N] [-chat-template | -chat-template-file FILE] [-nan]")
+		fmt.Fprintln(os.Stderr, "usage: jetai-modelgen -preset tiny|small|0.8b|0.8b-draft -out PATH [-seed N] [-chat-template | -chat-template-file FILE] [-nan]")
 		os.Exit(2)
 	}
 	spec, err := modelgen.Preset(*preset)

@@ -280,6 +280,7 @@ model "story" {
   threads    = 1
   preload    = true
   keep_alive = "forever"
+  speculative {}
 }
 model "chat" {
   path     = %q
@@ -318,6 +319,8 @@ model "absent" {
 		{method: "GET", path: "/models", status: 200},
 		{method: "POST", path: "/inference", body: `{"prompt": "Once upon a time", "model": "gpt2", "max_length": 12, "temperature": 0}`, status: 200},
 		{method: "POST", path: "/inference", body: `{"prompt": "Once upon a time", "auto_select": true, "max_tokens": 8, "stop": ["."], "seed": 3}`, status: 200},
+		{method: "POST", path: "/inference", body: `{"prompt": "Once upon a time, there was a little girl. Once upon a time, there was", "model": "story", "max_tokens": 24, "temperature": 0}`, status: 200},
+		{method: "POST", path: "/inference", body: `{"prompt": "Once upon a time", "model": "story", "max_tokens": 8, "speculative": false}`, status: 200},
 		{method: "POST", path: "/inference", body: `{"prompt": "Once upon a time", "model": "story", "max_tokens": 8, "stream": true}`, status: 200, stream: "InferenceStreamEvent"},
 		{method: "POST", path: "/inference", body: `{"prompt": "Once", "model": "nope"}`, status: 404},
 		{method: "POST", path: "/inference", body: `{"prompt": "Once", "max_token": 3}`, status: 400},

@@ -30,6 +30,9 @@ type sampleFields struct {
 	JSONSchema       json.RawMessage `json:"json_schema"`
 	// IgnoreEOS generates exactly max_tokens (benchmarks).
 	IgnoreEOS bool `json:"ignore_eos"`
+	// Speculative false turns the model's speculative decoding off for
+	// this request; the output is the same either way.
+	Speculative *bool `json:"speculative"`
 }
 
 // stopList is a string or an array of strings.
@@ -160,6 +163,7 @@ func (f *sampleFields) request(m *config.Model) (runner.Request, *Error) {
 	}
 	sp.JSONSchema = schema
 	req.IgnoreEOS = f.IgnoreEOS
+	req.Speculative = f.Speculative
 	req.MaxTokens = pickInt(f.MaxTokens, d.MaxTokens)
 	if req.MaxTokens <= 0 || req.MaxTokens > m.Context {
 		// Absurd requests are capped rather than refused: a model never

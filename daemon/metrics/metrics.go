@@ -42,6 +42,8 @@ type family struct {
 var families = map[string]family{
 	"jetai_requests_total":                      {"counter", "Requests by model and outcome (ok, rejected, throttled, no_room, load_failed, invalid, canceled, timeout, error)."},
 	"jetai_prompt_tokens_total":                 {"counter", "Prompt tokens of finished completions, by model."},
+	"jetai_speculative_drafted_tokens_total":    {"counter", "Tokens drafted by speculative decoding for verification, by model."},
+	"jetai_speculative_accepted_tokens_total":   {"counter", "Drafted tokens the target's sampler accepted, by model (each one a decode step saved)."},
 	"jetai_generated_tokens_total":              {"counter", "Generated tokens, by model (the figure /performance shows as tokens)."},
 	"jetai_time_to_first_token_seconds":         {"histogram", "Time from the pool receiving a completion to its first text, queueing and loading included."},
 	"jetai_token_latency_seconds":               {"histogram", "Mean time per generated token of each completion."},
@@ -363,6 +365,12 @@ func writePool(o *writer, ps PoolSource) {
 	}
 	for _, mp := range perf.Models {
 		o.sample("jetai_prompt_tokens_total", float64(mp.PromptTokens), label("model", mp.Name))
+	}
+	for _, mp := range perf.Models {
+		o.sample("jetai_speculative_drafted_tokens_total", float64(mp.DraftedTokens), label("model", mp.Name))
+	}
+	for _, mp := range perf.Models {
+		o.sample("jetai_speculative_accepted_tokens_total", float64(mp.AcceptedTokens), label("model", mp.Name))
 	}
 	type perModel struct {
 		fam string

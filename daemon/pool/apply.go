@@ -146,6 +146,8 @@ func liveOnto(running, want config.Model) config.Model {
 	running.Pinned = want.Pinned
 	running.Tier = want.Tier
 	running.Sampling = want.Sampling
+	running.Speculative.NGram = want.Speculative.NGram
+	running.Speculative.MaxDraft = want.Speculative.MaxDraft
 	return running
 }
 
@@ -250,6 +252,7 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 		rep.Updated = append(rep.Updated, c.Name)
 		wasPreload := m.cfg.Preload
 		threads = threads || (m.cfg.Threads != mc.Threads && m.proc != nil)
+		p.speculativeLiveLocked(m, mc)
 		m.cfg = liveOnto(m.cfg, mc)
 		if m.crashes.limited && m.state == stFailed {
 			// A changed config is a new try.

@@ -25,8 +25,11 @@ type Estimate struct {
 	KVType     string `json:"kv_type"`
 	KVPerToken uint64 `json:"kv_per_token"`
 	Compute    uint64 `json:"compute"`
-	Overhead   uint64 `json:"overhead"`
-	Total      uint64 `json:"total"`
+	// Draft is the speculative draft model's weights, KV cache and
+	// compute buffers (speculative.go); 0 without one.
+	Draft    uint64 `json:"draft,omitempty"`
+	Overhead uint64 `json:"overhead"`
+	Total    uint64 `json:"total"`
 }
 
 // estimateBatch is the runner's decode batch (its -batch default).
@@ -55,7 +58,9 @@ func EstimateParams(p gguf.Params, m config.Model, overhead uint64) Estimate {
 		Compute:    bytesize.AddSat(bytesize.MulSat(bytesize.MulSat(4, p.VocabSize), batch), bytesize.MulSat(bytesize.MulSat(4, batch), bytesize.AddSat(p.EmbeddingLength, p.FeedForwardLength))),
 		Overhead:   overhead,
 	}
+	e.Draft = draftEstimate(m)
 	e.Total = bytesize.AddSat(bytesize.AddSat(e.Weights, e.KV), bytesize.AddSat(e.Compute, e.Overhead))
+	e.Total = bytesize.AddSat(e.Total, e.Draft)
 	return e
 }
 

@@ -166,6 +166,7 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
 	}
 	st.stage = time.Since(begin)
+	opts.NGram, opts.Draft, opts.MaxDraft = specOptions(mc.Speculative)
 	proc, err := p.newRunner(opts)
 	if err != nil {
 		release()

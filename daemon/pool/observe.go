@@ -87,6 +87,7 @@ func OutcomeOf(err error) string {
 type counts struct {
 	outcomes     map[string]uint64
 	promptTokens uint64
+	spec         specCounts
 }
 
 // fill sets f's counts from c and adds them to the overall figures o.
@@ -98,6 +99,7 @@ func (c *counts) fill(f, o *PerfFigures) {
 	}
 	f.PromptTokens = c.promptTokens
 	o.PromptTokens += c.promptTokens
+	c.spec.fill(f, o)
 }
 
 // observe counts one request and reports it to the observer; s is nil
@@ -110,6 +112,7 @@ func (p *Pool) observe(m *model, kind string, err error, tm runner.Timings, s *s
 	}
 	m.counts.outcomes[outcome]++
 	m.counts.promptTokens += uint64(tm.PromptTokens)
+	m.counts.spec.add(tm)
 	p.mu.Unlock()
 	o := p.opts.Observer
 	if o == nil {

@@ -85,6 +85,8 @@ type PerfFigures struct {
 	// metrics' jetai_requests_total and jetai_prompt_tokens_total are these.
 	Outcomes     map[string]uint64 `json:"outcomes"`
 	PromptTokens uint64            `json:"prompt_tokens"`
+	// Speculative decoding since start (see speculative.go).
+	SpeculativeFigures
 	// WindowRequests are the finished requests inside the window;
 	// WindowTokensPerSecond is their generated tokens over the window.
 	WindowRequests        int     `json:"window_requests"`

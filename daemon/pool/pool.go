@@ -110,6 +110,9 @@ type ModelStatus struct {
 	Pid        int               `json:"pid,omitempty"`
 	Threads    int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
 	Info       *runner.ModelInfo `json:"info,omitempty"`
+	// Speculative is the model's speculative decoding: its settings and
+	// tokens drafted and accepted since start; nil when it is off.
+	Speculative *SpeculativeStatus `json:"speculative,omitempty"`
 }
 
 // Status is the pool as a whole.
@@ -498,6 +501,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 	if m.proc != nil {
 		s.Pid = m.proc.Pid()
 	}
+	s.Speculative = m.speculativeStatus()
 	if m.idle() && m.cfg.KeepAlive >= 0 && !m.cfg.Pinned {
 		s.KeepAliveUntil = tp(m.lastUsed.Add(m.cfg.KeepAlive))
 	}

@@ -32,6 +32,14 @@ type Options struct {
 	// ListDevices makes the runner print a DeviceList and exit (no model).
 	BackendsDir string
 	ListDevices bool
+	// Speculative decoding: NGram proposes continuations of n-grams
+	// found earlier in each sequence; MaxDraft bounds the tokens
+	// proposed per slot and step (0: off).
+	NGram    bool
+	MaxDraft int
+	// Draft is the GGUF file of a smaller model with the same vocabulary
+	// that drafts tokens, loaded in the runner with its own context.
+	Draft string
 
 	// Command is the runner's executable and leading arguments; the default
 	// is this executable with the argument "runner".
@@ -49,6 +57,10 @@ const (
 	DefaultKVType      = "f16"
 	DefaultQueue       = 16
 )
+
+// MaxDraftLimit bounds max_draft: past it the verification of a rejected
+// draft costs more than any acceptance saves on these machines.
+const MaxDraftLimit = 32
 
 // Args are the runner's flags for o; zero numbers and an empty KVType are
 // left out, so the runner's defaults apply.
@@ -84,6 +96,13 @@ func (o Options) Args() []string {
 	for _, ad := range o.Adapters {
 		a = append(a, "-lora", ad.Flag())
 	}
+	if o.NGram {
+		a = append(a, "-spec-ngram")
+	}
+	add("-spec-max-draft", o.MaxDraft)
+	if o.Draft != "" {
+		a = append(a, "-spec-draft", o.Draft)
+	}
 	return a
 }
 
@@ -118,6 +137,9 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 		}
 		return err
 	})
+	fs.BoolVar(&o.NGram, "spec-ngram", false, "speculative decoding with n-gram (prompt lookup) drafts")
+	fs.IntVar(&o.MaxDraft, "spec-max-draft", 0, "most tokens drafted per slot and step (0 = off)")
+	fs.StringVar(&o.Draft, "spec-draft", "", "GGUF `file` of a draft model with the target's vocabulary")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
 		fs.PrintDefaults()
@@ -130,6 +152,9 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	}
 	if o.Model == "" && !o.ListDevices {
 		return o, errors.New("runner flags: -model is required")
+	}
+	if o.MaxDraft < 0 || o.MaxDraft > MaxDraftLimit {
+		return o, fmt.Errorf("runner flags: -spec-max-draft %d out of range [0, %d]", o.MaxDraft, MaxDraftLimit)
 	}
 	return o, nil
 }

@@ -444,6 +444,16 @@ func (p *Process) SetThreads(ctx context.Context, n int) error {
 	return nil
 }
 
+// SetSpeculative changes the runner's n-gram drafting and max_draft.
+func (p *Process) SetSpeculative(ctx context.Context, ngram bool, maxDraft int) error {
+	resp, err := p.post(ctx, "/speculative", SpeculativeRequest{NGram: ngram, MaxDraft: maxDraft})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // StartThreads is the thread count the runner was started with (0 = all
 // CPUs); SetThreads may have changed it since.
 func (p *Process) StartThreads() int { return p.opts.Threads }

@@ -96,6 +96,9 @@ type Request struct {
 	// deltas or logprobs, as it arrives and before its text is passed on;
 	// it stays in the daemon.
 	Observe func(Frame) `json:"-"`
+	// Speculative false turns speculative decoding off for this request
+	// (the output is the same either way; only speed differs).
+	Speculative *bool `json:"speculative,omitempty"`
 }
 
 // MaxTopLogprobs is the most alternatives a request may ask for.
@@ -120,6 +123,10 @@ type Timings struct {
 	QueueMS         float64 `json:"queue_ms"` // waiting for a free slot
 	FirstTokenMS    float64 `json:"first_token_ms"`
 	Slot            int     `json:"slot"`
+	// Speculative decoding: tokens proposed for verification, and those
+	// of them the sampler drew (each one a decode step saved).
+	DraftedTokens  int `json:"drafted_tokens,omitempty"`
+	AcceptedTokens int `json:"accepted_tokens,omitempty"`
 }
 
 // Frame is one line of a completion stream. Text frames carry Text; the
@@ -221,6 +228,19 @@ type Health struct {
 	// holds Slots × SlotContext. A slot's cells kept after its request
 	// (for prefix reuse) count as free: a new request may take them.
 	KVUsed int `json:"kv_used"`
+	// Speculative decoding since the runner started: tokens drafted and
+	// accepted, and max_draft in force.
+	DraftedTokens  int64 `json:"drafted_tokens"`
+	AcceptedTokens int64 `json:"accepted_tokens"`
+	MaxDraft       int   `json:"max_draft"`
+	NGram          bool  `json:"ngram"`
+}
+
+// SpeculativeRequest changes a running runner's speculation: n-gram
+// drafts on or off, and max_draft (0: off).
+type SpeculativeRequest struct {
+	NGram    bool `json:"ngram"`
+	MaxDraft int  `json:"max_draft"`
 }
 
 // ThreadsRequest changes the runner's CPU thread count.

@@ -37,6 +37,7 @@ func newHandler(s *scheduler, m *engine.Model) http.Handler {
 	h.mux.HandleFunc("POST /embed", h.embed)
 	h.mux.HandleFunc("GET /health", h.health)
 	h.mux.HandleFunc("POST /threads", h.threads)
+	h.mux.HandleFunc("POST /speculative", h.speculative)
 	h.mux.HandleFunc("POST /shutdown", h.shutdown)
 	h.mux.HandleFunc("POST /park", h.park)
 	h.mux.HandleFunc("POST /restore", h.restore)
@@ -190,6 +191,7 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 	if req.Logprobs {
 		j.logprobs = req.TopLogprobs
 	}
+	j.noSpec = req.Speculative != nil && !*req.Speculative
 	if !h.submit(w, j) {
 		sampler.Close()
 		return
@@ -273,7 +275,8 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(runner.Health{
 		State: state, Slots: len(h.sched.slots), SlotContext: h.sched.slotCtx,
 		Active: int(h.sched.active.Load()), Queued: int(h.sched.queued.Load()), Threads: int(h.sched.threads.Load()),
-		KVUsed: int(h.sched.kvUsed.Load()),
+		KVUsed:        int(h.sched.kvUsed.Load()),
+		DraftedTokens: h.sched.drafted.Load(), AcceptedTokens: h.sched.accepted.Load(), MaxDraft: int(h.sched.maxDraft.Load()), NGram: h.sched.ngram.Load(),
 	})
 }
 
@@ -287,6 +290,24 @@ func (h *handler) threads(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.sched.setThreads(req.Threads); err != nil {
+		writeError(w, http.StatusServiceUnavailable, runner.CodeStopping, err.Error())
+		return
+	}
+	h.health(w, r)
+}
+
+// speculative changes n-gram drafting and max_draft between two decode
+// steps; the running jobs keep what their slots learnt about acceptance.
+func (h *handler) speculative(w http.ResponseWriter, r *http.Request) {
+	var req runner.SpeculativeRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.MaxDraft < 0 || req.MaxDraft > runner.MaxDraftLimit {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, fmt.Sprintf("max_draft %d out of range [0, %d]", req.MaxDraft, runner.MaxDraftLimit))
+		return
+	}
+	if err := h.sched.do(func() { h.sched.setSpec(req.NGram, req.MaxDraft) }); err != nil {
 		writeError(w, http.StatusServiceUnavailable, runner.CodeStopping, err.Error())
 		return
 	}

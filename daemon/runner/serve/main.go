@@ -135,6 +135,16 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 		reportError(status, err)
 		return err
 	}
+	if opts.Draft != "" {
+		d, err := loadDrafter(ctx, opts, model)
+		if err != nil {
+			reportError(status, err)
+			return err
+		}
+		defer d.close()
+		sched.drafter = d
+	}
+	sched.setSpec(opts.NGram, opts.MaxDraft)
 	srv := &http.Server{Handler: newHandler(sched, model), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

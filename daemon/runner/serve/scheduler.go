@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetai/jetai/daemon/engine"
 	"github.com/jetai/jetai/daemon/runner"
+	"github.com/jetai/jetai/daemon/runner/speculate"
 )
 
 // promptChunkWhileGenerating caps the prompt tokens added to a decode step
@@ -35,6 +36,7 @@ type job struct {
 	stops     []string
 	embed     bool
 	ignoreEOS bool
+	noSpec    bool   // the request turned speculative decoding off
 	code      string // set with a failure the request caused (finishErr)
 	out       *outbox
 	arrived   time.Time
@@ -104,6 +106,8 @@ type slot struct {
 	pending   []int // prompt tokens still to decode
 	next      int   // sampled token to feed next step, -1 for none
 	iBatch    int   // batch index whose logits to sample, -1 for none
+	fed       bool  // this step's batch holds the slot's next token
+	spec      specSlot
 	generated int
 	stream    engine.TextStream
 	held      string // text that may be the start of a stop string
@@ -145,6 +149,20 @@ type scheduler struct {
 
 	active, queued, threads atomic.Int32
 	kvUsed                  atomic.Int32 // KV cells of running requests (publishCounts)
+	startThreads            int
+
+	spec    specOptions
+	drafter *drafter // nil without a draft model
+	// baseStep is the moving average of a decode of only next tokens, by
+	// the number of them; stepCost the last step's decode time over it
+	// when it held drafts (0: unknown). See stepTook.
+	baseStep          []time.Duration
+	baseAge           []int                 // steps with drafts since baseStep was last measured
+	learnt            *speculate.Controller // the last priced verification's state
+	stepCost          float64
+	drafted, accepted atomic.Int64 // speculative tokens since the start
+	maxDraft          atomic.Int32 // spec.maxDraft, for /health
+	ngram             atomic.Bool  // spec.ngram, for /health
 
 	quit          chan struct{}
 	stopped       chan struct{}
@@ -175,6 +193,7 @@ func newScheduler(lctx *engine.Context, queue int) (*scheduler, error) {
 		stopRequested: make(chan struct{}),
 	}
 	s.threads.Store(int32(lctx.Threads()))
+	s.startThreads = lctx.Threads()
 	for i := range opts.Slots {
 		s.slots = append(s.slots, &slot{seq: i, next: -1, iBatch: -1})
 	}
@@ -210,6 +229,9 @@ func (s *scheduler) submit(j *job) error {
 func (s *scheduler) setThreads(n int) error {
 	return s.do(func() {
 		s.lctx.SetThreads(n)
+		if s.drafter != nil {
+			s.drafter.lctx.SetThreads(n)
+		}
 		s.threads.Store(int32(s.lctx.Threads()))
 	})
 }
@@ -434,6 +456,7 @@ func (s *scheduler) start(sl *slot, j *job, reuse int) {
 	// waiting for the end of the step: a long prompt's batch can take
 	// seconds on a big model.
 	sl.unwatch = context.AfterFunc(j.ctx, s.lctx.Interrupt)
+	s.startSpec(sl, j)
 }
 
 func (s *scheduler) runEmbed(sl *slot, j *job) {
@@ -455,20 +478,23 @@ func (s *scheduler) runEmbed(sl *slot, j *job) {
 func (s *scheduler) step() {
 	b := s.batch
 	b.Clear()
-	generating := false
+	generating := 0
 	for _, sl := range s.slots {
 		sl.before.cached, sl.before.pending, sl.before.next = len(sl.cache), sl.pending, sl.next
+		sl.fed = false
 	}
 	for _, sl := range s.slots {
 		if sl.job != nil && sl.next >= 0 {
 			sl.iBatch = b.Add(sl.next, len(sl.cache), sl.seq, true)
 			sl.cache = append(sl.cache, sl.next)
 			sl.next = -1
-			generating = true
+			sl.fed = true
+			generating++
 		}
 	}
+	s.addDrafts(generating)
 	budget := b.Cap() - b.Len()
-	if generating {
+	if generating > 0 {
 		budget = min(budget, promptChunkWhileGenerating)
 	}
 	n := len(s.slots)
@@ -494,7 +520,9 @@ func (s *scheduler) step() {
 	if b.Len() == 0 {
 		return
 	}
+	t0 := time.Now()
 	err := s.lctx.DecodeInterruptible(b)
+	s.stepTook(time.Since(t0), generating, b.Len())
 	if errors.Is(err, engine.ErrInterrupted) {
 		// A job was cancelled: llama.cpp has put the KV cache back, the
 		// slots go back to where they were, the next loop reaps the
@@ -526,23 +554,51 @@ func (s *scheduler) step() {
 	}
 }
 
+// sample draws the slot's next token from the logits at its batch index
+// and, where the slot drafted, walks on through the drafts while the draws
+// equal them (see speculate.go).
 func (s *scheduler) sample(sl *slot) {
+	idx := sl.iBatch
+	sl.iBatch = -1
+	draft := sl.spec.draft
+	sl.timings.DraftedTokens += len(draft)
+	for i := 0; ; i++ {
+		tok, ok := s.sampleAt(sl, idx)
+		if !ok {
+			s.verified(sl, i)
+			return
+		}
+		if i < len(draft) && tok == draft[i] {
+			// The draft's KV entry is the token just drawn: keep it, and
+			// draw the next token from its logits.
+			sl.cache = append(sl.cache, tok)
+			sl.timings.AcceptedTokens++
+			idx = sl.spec.idx[i]
+			continue
+		}
+		s.verified(sl, i)
+		sl.next = tok
+		return
+	}
+}
+
+// sampleAt draws one token from the logits at batch index idx and hands
+// it to the job; false when that ended the job.
+func (s *scheduler) sampleAt(sl *slot, idx int) (int, bool) {
 	j := sl.job
 	if j.ignoreEOS {
-		s.lctx.Ban(sl.iBatch, s.model.EOGTokens())
+		s.lctx.Ban(idx, s.model.EOGTokens())
 	}
-	idx := sl.iBatch
-	tok, err := j.sampler.Sample(s.lctx, sl.iBatch)
-	sl.iBatch = -1
+	tok, err := j.sampler.Sample(s.lctx, idx)
 	switch {
 	case errors.Is(err, engine.ErrGrammarComplete):
 		// ignore_eos under a grammar that is whole: nothing more can be
 		// generated, and the output is complete.
 		s.finish(sl, runner.FinishStop, "")
-		return
+		return -1, false
 	case err != nil:
 		s.finishErr(sl, runner.CodeInvalidGrammar, err.Error())
-		return
+		return -1, false
 	}
 	now := time.Now()
 	if sl.generated == 0 {
@@ -552,22 +608,22 @@ func (s *scheduler) sample(sl *slot) {
 	}
 	if s.model.IsEOG(tok) {
 		s.finish(sl, runner.FinishStop, "")
-		return
+		return -1, false
 	}
 	sl.generated++
 	if err := s.afterSample(sl, idx, tok); err != nil {
 		s.finishErr(sl, runner.CodeInvalidGrammar, err.Error())
-		return
+		return -1, false
 	}
 	if s.emit(sl, sl.stream.Push(s.model.Piece(tok))) {
 		s.finish(sl, runner.FinishStop, "")
-		return
+		return -1, false
 	}
 	if (j.maxTokens > 0 && sl.generated >= j.maxTokens) || len(sl.cache)+1 > s.slotCtx {
 		s.finish(sl, runner.FinishLength, "")
-		return
+		return -1, false
 	}
-	sl.next = tok
+	return tok, true
 }
 
 // flush wakes the handlers of slots with new text, all at once and at most
