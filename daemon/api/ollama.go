@@ -278,12 +278,16 @@ func (s *Server) resolveOllama(name string) (string, *Error) {
 type ollamaMessage struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
-	// Fields jetai cannot honour yet; a message that carries them is
+	// ToolCalls are an assistant's calls; a tool message names the tool
+	// whose result it carries (ollama_tools.go). ToolCallID is not
+	// Ollama's; it is read when a client sends one.
+	ToolCalls  []ollamaToolCall `json:"tool_calls,omitempty"`
+	ToolName   string           `json:"tool_name,omitempty"`
+	ToolCallID string           `json:"tool_call_id,omitempty"`
+	// Images cannot be honoured yet; a message that carries them is
 	// refused.
-	Images    []json.RawMessage `json:"images,omitempty"`
-	ToolCalls []json.RawMessage `json:"tool_calls,omitempty"`
-	ToolName  string            `json:"tool_name,omitempty"`
-	Thinking  string            `json:"thinking,omitempty"`
+	Images   []json.RawMessage `json:"images,omitempty"`
+	Thinking string            `json:"thinking,omitempty"`
 }
 
 // ollamaFinal is the last object of a stream, or the whole answer. Chat
@@ -397,12 +401,15 @@ type ollamaJob struct {
 
 func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, oj ollamaJob, start time.Time) {
 	var nd *ndjson
+	var calls *callCollector
+	model := ""
 	setup := func(j *genJob) {
 		if nd == nil {
 			return
 		}
-		j.before = func(model string) {
-			nd.prefix = append(append(append(nd.prefix[:0], `{"model":`...), appendJSONString(nil, model)...), `,"created_at":`...)
+		j.before = func(m string) {
+			model = m
+			nd.prefix = append(append(append(nd.prefix[:0], `{"model":`...), appendJSONString(nil, m)...), `,"created_at":`...)
 			if oj.chat {
 				nd.middle = []byte(`,"message":{"role":"assistant","content":`)
 				nd.suffix = []byte(`},"done":false}` + "\n")
@@ -412,9 +419,25 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, oj ollamaJob,
 			}
 		}
 		j.onText = nd.text
+		if oj.chat {
+			build := j.build
+			j.build = func(m *config.Model) (runner.Request, *Error) {
+				rr, e := build(m)
+				rr.Observe = calls.observe
+				return rr, e
+			}
+		}
 	}
 	if oj.stream {
 		nd = newNDJSON(w)
+		calls = &callCollector{emit: func(c []ollamaToolCall) {
+			nd.event(ollamaFinal{Model: model, CreatedAt: createdAt(),
+				Message: &ollamaMessage{Role: "assistant", Content: "", ToolCalls: c}})
+		}}
+	}
+	oj.genJob.cache = s.noteFor(w, r)
+	if oj.plain != nil {
+		oj.plain.cache = oj.genJob.cache
 	}
 	setup(&oj.genJob)
 	out, err := s.generate(r.Context(), oj.genJob)
@@ -434,14 +457,24 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, oj ollamaJob,
 		return
 	}
 	s.afterRequest(out.Model, oj.ka)
-	f := ollamaFinal{Model: out.Model, CreatedAt: createdAt(), Done: true, DoneReason: finishReason(out.Result.FinishReason)}
+	reason := finishReason(out.Result.FinishReason)
+	if out.Result.FinishReason == runner.FinishToolCalls {
+		reason = "stop" // Ollama ends an answer of calls as any other
+	}
+	f := ollamaFinal{Model: out.Model, CreatedAt: createdAt(), Done: true, DoneReason: reason}
 	f.metrics(out.Result.Timings, start)
 	text := out.Result.Text
 	if nd != nil {
 		text = "" // streamed already
+		if oj.chat {
+			calls.finish(out.Result.ToolCalls)
+		}
 	}
 	if oj.chat {
 		f.Message = &ollamaMessage{Role: "assistant", Content: text}
+		if nd == nil {
+			f.Message.ToolCalls = ollamaCalls(out.Result.ToolCalls, 0)
+		}
 	} else {
 		f.Response = &text
 	}
@@ -544,14 +577,8 @@ func (s *Server) ollamaChatJob(req *ollamaChatRequest) (ollamaJob, *Error) {
 		cr.Tools = tools
 	}
 	cr.Model = name
-	for i, m := range req.Messages {
-		switch {
-		case len(m.Images) > 0:
-			return oj, badRequest("messages", "message %d: images are not supported: jetai's models take text only", i)
-		case len(m.ToolCalls) > 0:
-			return oj, badRequest("messages", "message %d: tool_calls are not supported (tools, function calling)", i)
-		}
-		cr.Messages = append(cr.Messages, chatMessage{Role: m.Role, Content: chatContent(m.Content)})
+	if cr.Messages, e = ollamaChatMessages(req.Messages); e != nil {
+		return oj, e
 	}
 	if cr.sampleFields, e = req.Options.fields(req.Format); e != nil {
 		return oj, e

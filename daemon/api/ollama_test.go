@@ -435,7 +435,7 @@ func TestOllamaErrors(t *testing.T) {
 		{"malformed JSON", "POST", "/api/generate", `{"model": `, 400, "invalid_request", ""},
 		{"images in chat", "POST", "/api/chat", `{"model": "chat", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}`, 400, "invalid_request", "images"},
 		{"images in generate", "POST", "/api/generate", `{"model": "story", "prompt": "x", "images": ["aGk="]}`, 400, "invalid_request", "images"},
-		{"tools", "POST", "/api/chat", `{"model": "chat", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]}`, 400, "invalid_request", "tools"},
+		{"tools", "POST", "/api/chat", `{"model": "chat", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]}`, 400, "tools_unsupported", "tools"},
 		{"bad role", "POST", "/api/chat", `{"model": "chat", "messages": [{"role": "robot", "content": "x"}]}`, 400, "invalid_request", "robot"},
 		{"chat without a template", "POST", "/api/chat", `{"model": "story", "messages": [{"role": "user", "content": "x"}]}`, 400, "no_chat_template", ""},
 		{"bad format", "POST", "/api/chat", `{"model": "chat", "messages": [{"role": "user", "content": "x"}], "format": "xml"}`, 400, "invalid_request", "format"},

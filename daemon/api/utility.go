@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"unicode/utf8"
 
@@ -156,8 +157,9 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request) {
 }
 
 type applyTemplateRequest struct {
-	Model    string        `json:"model"`
-	Messages []chatMessage `json:"messages"`
+	Model    string          `json:"model"`
+	Messages []chatMessage   `json:"messages"`
+	Tools    json.RawMessage `json:"tools"`
 }
 
 // applyTemplate formats the messages as a chat completion formats them
@@ -174,6 +176,7 @@ func (s *Server) applyTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cr := chatRequest{Messages: req.Messages}
+	cr.Tools = req.Tools
 	j, e := cr.job()
 	if e != nil {
 		writeError(w, e)
@@ -194,7 +197,7 @@ func (s *Server) applyTemplate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	res, err := u.ApplyTemplate(r.Context(), model, runner.TemplateRequest{Messages: rr.Messages})
+	res, err := u.ApplyTemplate(r.Context(), model, runner.TemplateRequest{Messages: rr.Messages, Tools: rr.Tools})
 	if err != nil {
 		writeError(w, errorFor(r.Context(), err, s.cfg().Server.RequestTimeout))
 		return

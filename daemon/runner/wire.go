@@ -358,10 +358,12 @@ type DetokenizeResult struct {
 	Content string `json:"content"`
 }
 
-// TemplateRequest asks for Messages formatted with the model's chat
-// template, the assistant's turn opened, as a chat completion formats them.
+// TemplateRequest asks for Messages (and Tools) formatted with the model's
+// chat template, the assistant's turn opened, as a chat completion formats
+// them.
 type TemplateRequest struct {
-	Messages []Message `json:"messages"`
+	Messages []Message       `json:"messages"`
+	Tools    json.RawMessage `json:"tools,omitempty"`
 }
 
 // TemplateResult is the formatted prompt.

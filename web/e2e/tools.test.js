@@ -4,7 +4,8 @@
 // against a real jetaid serving a generated model that carries Qwen 2.5's
 // real chat template (bin/jetai-modelgen -chat-template-file). Its weights
 // are noise; the grammar makes every required call valid, which is what
-// these tests can assert.
+// these tests can assert. The official ollama client runs the same round
+// trip on /api/chat.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -12,6 +13,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
+import { Ollama } from "ollama";
 import { generateText, jsonSchema, tool } from "ai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { startDaemon, ROOT, KEY } from "./daemon.js";
@@ -131,4 +133,49 @@ test("ai SDK: generateText with a tool", async () => {
   assert.equal(seen.length, 1);
   checkArgs(JSON.stringify(seen[0]));
   assert.deepEqual(r.toolResults[0].output, { temp: 21 });
+});
+
+test("ollama: call, tool result by tool_name, answer, whole and streamed", async () => {
+  // Ollama has no tool_choice: the call comes from /v1 with "required",
+  // and goes back to /api/chat in Ollama's shape (no id, arguments an
+  // object).
+  const first = await client.chat.completions.create({
+    model: "qwen", messages: [{ role: "user", content: "Weather in Oslo?" }], tools: [weather],
+    tool_choice: "required", parallel_tool_calls: false, temperature: 0, max_tokens: 200,
+  });
+  const call = first.choices[0].message.tool_calls[0];
+  const ollama = new Ollama({ host: d.url, headers: { Authorization: "Bearer " + KEY } });
+  const messages = [
+    { role: "user", content: "Weather in Oslo?" },
+    { role: "assistant", content: "", tool_calls: [{ function: { name: call.function.name, arguments: JSON.parse(call.function.arguments) } }] },
+    { role: "tool", tool_name: call.function.name, content: JSON.stringify({ temp: -3 }) },
+  ];
+  const checkCalls = calls => {
+    for (const c of calls ?? []) {
+      assert.equal(c.function.name, "get_weather");
+      assert.equal(typeof c.function.arguments, "object");
+      checkArgs(JSON.stringify(c.function.arguments));
+    }
+  };
+  const options = { temperature: 0, num_predict: 24 };
+  const whole = await ollama.chat({ model: "qwen:latest", messages, tools: [weather], options });
+  assert.equal(whole.message.role, "assistant");
+  assert.equal(whole.done, true);
+  assert.equal(whole.done_reason === "stop" || whole.done_reason === "length", true, whole.done_reason);
+  checkCalls(whole.message.tool_calls);
+
+  let text = "", calls = [], last;
+  for await (const part of await ollama.chat({ model: "qwen", messages, tools: [weather], options, stream: true })) {
+    text += part.message.content;
+    calls.push(...(part.message.tool_calls ?? []));
+    last = part;
+  }
+  assert.equal(last.done, true);
+  assert.equal(text, whole.message.content);
+  assert.deepEqual(calls, whole.message.tool_calls ?? []);
+  checkCalls(calls);
+
+  // A result that answers no call is refused, naming the message.
+  await assert.rejects(ollama.chat({ model: "qwen", tools: [weather], messages: [{ role: "user", content: "x" }, { role: "tool", tool_name: "get_weather", content: "1" }] }),
+    e => e.status_code === 400 && /messages\[1\]/.test(e.message));
 });

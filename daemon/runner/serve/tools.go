@@ -20,95 +20,164 @@ type toolSetup struct {
 	grammar toolcall.Grammar
 }
 
-// chatTokens formats a chat with the model's Jinja chat template (and its
-// tools) and tokenizes it. A template the Jinja engine cannot run falls
-// back to llama.cpp's built-in formatter, which knows the common formats
-// by their markers, unless the request has tools: those need the real
-// template. It answers the client's mistakes itself.
+// chatTokens formats a chat as chatRender does and tokenizes it. It
+// answers the client's mistakes itself.
 func (h *handler) chatTokens(ctx context.Context, w http.ResponseWriter, req *runner.Request, limit int) ([]int, *toolSetup, error, bool) {
+	cr, ok := h.chatRender(w, req)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	var toks []int
+	err := cr.each(func(contents []string, render func([]string) (string, error)) error {
+		var err error
+		toks, err = h.model.ChatTokensRendered(ctx, contents, render, limit)
+		return err
+	})
+	if errors.Is(err, errTemplateRefused) {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "messages: the model's chat template refused them: "+err.Error())
+		return nil, nil, nil, false
+	}
+	return toks, cr.setup, err, true
+}
+
+// chatText is the prompt text a chat request feeds the model: what
+// /apply-template answers. It answers the client's mistakes itself.
+func (h *handler) chatText(w http.ResponseWriter, req *runner.Request) (string, error, bool) {
+	cr, ok := h.chatRender(w, req)
+	if !ok {
+		return "", nil, false
+	}
+	var text string
+	err := cr.each(func(contents []string, render func([]string) (string, error)) error {
+		var err error
+		text, err = render(contents)
+		return err
+	})
+	if errors.Is(err, errTemplateRefused) {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "messages: the model's chat template refused them: "+err.Error())
+		return "", nil, false
+	}
+	return text, err, true
+}
+
+// errTemplateRefused marks a Jinja render that failed on a request with
+// tools or tool turns, which only the real template can format.
+var errTemplateRefused = errors.New("template refused")
+
+// chatRendering is how one chat request becomes prompt text.
+type chatRendering struct {
+	h     *handler
+	req   *runner.Request
+	tmpl  *chattmpl.Template // nil: llama.cpp's built-in formatter
+	tools bool
+	setup *toolSetup
+}
+
+// each runs use with the request's rendering: the model's Jinja chat
+// template (and its tools), or llama.cpp's built-in formatter, which knows
+// the common formats by their markers, when the model has no template or
+// the Jinja engine cannot run it. A template that fails on a request
+// without tools also falls back to the built-in formatter (laxer: no
+// raise_exception); with tools it is errTemplateRefused. render is given
+// each message's content, or a placeholder in its place.
+func (c *chatRendering) each(use func(contents []string, render func([]string) (string, error)) error) error {
+	msgs := c.req.Messages
+	contents := make([]string, len(msgs))
+	for i, m := range msgs {
+		contents[i] = m.Content
+	}
+	builtin := func(contents []string) (string, error) {
+		held := make([]engine.Message, len(msgs))
+		for i, m := range msgs {
+			held[i] = engine.Message{Role: m.Role, Content: contents[i]}
+		}
+		return c.h.model.ApplyChatTemplate(held, true)
+	}
+	if c.tmpl == nil {
+		return use(contents, builtin)
+	}
+	info := c.h.model.Info()
+	bos, eos := "", ""
+	if info.BOS >= 0 {
+		bos = c.h.model.TokenText(info.BOS)
+	}
+	if info.EOS >= 0 {
+		eos = c.h.model.TokenText(info.EOS)
+	}
+	jinja := func(contents []string) (string, error) {
+		cm := make([]chattmpl.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chattmpl.Message{Role: m.Role, Content: contents[i], Name: m.Name, ToolCallID: m.ToolCallID}
+			for _, tc := range m.ToolCalls {
+				t := chattmpl.ToolCall{ID: tc.ID, Type: "function"}
+				t.Function.Name, t.Function.Arguments = tc.Name, tc.Arguments
+				cm[i].ToolCalls = append(cm[i].ToolCalls, t)
+			}
+		}
+		in := chattmpl.Input{Messages: cm, AddGenerationPrompt: true, BOSToken: bos, EOSToken: eos}
+		if c.tools {
+			in.Tools = c.req.Tools
+		}
+		return c.tmpl.Render(in)
+	}
+	err := use(contents, jinja)
+	if err != nil && errors.Is(err, chattmpl.ErrRender) {
+		if c.tools || hasToolTurns(msgs) {
+			return fmt.Errorf("%w: %w", errTemplateRefused, err)
+		}
+		err = use(contents, builtin)
+	}
+	return err
+}
+
+// chatRender reads a chat request's tools and the model's template: the
+// rendering chat uses, and, for a request with tools, the call syntax and
+// grammar. It answers the client's mistakes itself.
+func (h *handler) chatRender(w http.ResponseWriter, req *runner.Request) (*chatRendering, bool) {
 	info := h.model.Info()
 	tools, err := toolcall.ParseTools(req.Tools)
 	if err != nil {
-		return nil, nil, nil, refuseTool(w, err)
+		return nil, refuseTool(w, err)
 	}
 	choice, err := toolcall.ParseChoice(req.ToolChoice, tools)
 	if err != nil {
-		return nil, nil, nil, refuseTool(w, err)
+		return nil, refuseTool(w, err)
 	}
-	var tmpl *chattmpl.Template
+	cr := &chatRendering{h: h, req: req, tools: len(tools) > 0}
 	var tmplErr error
 	if info.ChatTemplate != "" {
-		tmpl, tmplErr = chattmpl.Compile(info.ChatTemplate)
+		cr.tmpl, tmplErr = chattmpl.Compile(info.ChatTemplate)
+		if tmplErr != nil {
+			cr.tmpl = nil
+		}
 	}
-	var setup *toolSetup
 	if len(tools) > 0 {
-		if tmpl == nil || !tmpl.SupportsTools() {
+		if cr.tmpl == nil || !cr.tmpl.SupportsTools() {
 			why := "its GGUF has no chat template"
 			if tmplErr != nil {
 				why = "its chat template does not run: " + tmplErr.Error()
-			} else if tmpl != nil {
+			} else if cr.tmpl != nil {
 				why = "its chat template does not render tools"
 			}
 			writeError(w, http.StatusBadRequest, runner.CodeToolsUnsupported,
 				fmt.Sprintf("tools: this model cannot take tools (%s); leave tools out or use a model whose template supports them", why))
-			return nil, nil, nil, false
+			return nil, false
 		}
 		f, _ := toolcall.Detect(info.ChatTemplate, true)
 		parallel := req.ParallelToolCalls == nil || *req.ParallelToolCalls
 		g, err := toolcall.BuildGrammar(f, tools, choice, parallel, engine.SchemaToGrammar)
 		if err != nil {
-			return nil, nil, nil, refuseTool(w, err)
+			return nil, refuseTool(w, err)
 		}
 		if g.GBNF != "" && (req.Sampling.Grammar != "" || req.Sampling.JSONSchema != "") {
 			writeError(w, http.StatusBadRequest, runner.CodeInvalid, "tools: a request with tools cannot also set a grammar or a JSON schema (response_format)")
-			return nil, nil, nil, false
+			return nil, false
 		}
 		if choice.Mode != toolcall.ChoiceNone {
-			setup = &toolSetup{format: f, grammar: g}
+			cr.setup = &toolSetup{format: f, grammar: g}
 		}
 	}
-	if tmpl == nil {
-		toks, err := h.model.ChatTokens(ctx, engineMessages(req.Messages), limit)
-		return toks, setup, err, true
-	}
-	bos, eos := "", ""
-	if info.BOS >= 0 {
-		bos = h.model.TokenText(info.BOS)
-	}
-	if info.EOS >= 0 {
-		eos = h.model.TokenText(info.EOS)
-	}
-	contents := make([]string, len(req.Messages))
-	for i, m := range req.Messages {
-		contents[i] = m.Content
-	}
-	render := func(contents []string) (string, error) {
-		msgs := make([]chattmpl.Message, len(req.Messages))
-		for i, m := range req.Messages {
-			msgs[i] = chattmpl.Message{Role: m.Role, Content: contents[i], Name: m.Name, ToolCallID: m.ToolCallID}
-			for _, c := range m.ToolCalls {
-				tc := chattmpl.ToolCall{ID: c.ID, Type: "function"}
-				tc.Function.Name, tc.Function.Arguments = c.Name, c.Arguments
-				msgs[i].ToolCalls = append(msgs[i].ToolCalls, tc)
-			}
-		}
-		in := chattmpl.Input{Messages: msgs, AddGenerationPrompt: true, BOSToken: bos, EOSToken: eos}
-		if len(tools) > 0 {
-			in.Tools = req.Tools
-		}
-		return tmpl.Render(in)
-	}
-	toks, err := h.model.ChatTokensRendered(ctx, contents, render, limit)
-	if err != nil && errors.Is(err, chattmpl.ErrRender) {
-		if len(tools) > 0 || hasToolTurns(req.Messages) {
-			writeError(w, http.StatusBadRequest, runner.CodeInvalid, "messages: the model's chat template refused them: "+err.Error())
-			return nil, nil, nil, false
-		}
-		// llama.cpp's formatter is laxer (no raise_exception), and it is
-		// what answered before Jinja templates ran here.
-		toks, err = h.model.ChatTokens(ctx, engineMessages(req.Messages), limit)
-	}
-	return toks, setup, err, true
+	return cr, true
 }
 
 func hasToolTurns(msgs []runner.Message) bool {
@@ -118,14 +187,6 @@ func hasToolTurns(msgs []runner.Message) bool {
 		}
 	}
 	return false
-}
-
-func engineMessages(msgs []runner.Message) []engine.Message {
-	out := make([]engine.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = engine.Message{Role: m.Role, Content: m.Content}
-	}
-	return out
 }
 
 func refuseTool(w http.ResponseWriter, err error) bool {

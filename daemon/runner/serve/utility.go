@@ -67,11 +67,12 @@ func (h *handler) applyTemplate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "messages is empty")
 		return
 	}
-	msgs := make([]engine.Message, len(req.Messages))
-	for i, m := range req.Messages {
-		msgs[i] = engine.Message{Role: m.Role, Content: m.Content}
+	// The chat path's own rendering: the text a chat request with these
+	// messages and tools feeds the model.
+	prompt, err, ok := h.chatText(w, &runner.Request{Messages: req.Messages, Tools: req.Tools})
+	if !ok {
+		return
 	}
-	prompt, err := h.model.ApplyChatTemplate(msgs, true)
 	switch {
 	case errors.Is(err, engine.ErrNoChatTemplate):
 		writeError(w, http.StatusBadRequest, runner.CodeNoChatTemplate, fmt.Sprintf("this model cannot take chat messages (%v)", err))
