@@ -2,24 +2,14 @@
 // tests: stories260K as "story" (alias "gpt2"; no chat template) and a tiny
 // ChatML model made by bin/jetai-modelgen as "chat", behind an API key.
 // Nothing is downloaded.
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, existsSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort, runJetaid } from "./jetaid.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const KEY = "sk-client-test";
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => ok(p));
-    });
-    s.on("error", fail);
-  });
-}
 
 export async function startClientDaemon() {
   const story = process.env.JETAI_TEST_MODEL || resolve(ROOT, "../shared/models/stories260K.gguf");
@@ -67,31 +57,6 @@ model "chat" {
   }
 }
 `);
-  let out = "";
-  const proc = spawn(bin, ["--config", conf], { stdio: ["ignore", "pipe", "pipe"] });
-  proc.stdout.on("data", b => { out += b; });
-  proc.stderr.on("data", b => { out += b; });
-  const exited = new Promise(ok => proc.on("exit", code => ok(code)));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`jetaid exited (${proc.exitCode}):\n${out}`);
-    try {
-      const r = await fetch(url + "/health");
-      if (r.status === 200) break;
-    } catch (_) { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`jetaid not healthy after 60 s:\n${out}`);
-    await new Promise(ok => setTimeout(ok, 100));
-  }
-  return {
-    url,
-    log: () => out,
-    async stop() {
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 15000);
-      await exited;
-      clearTimeout(t);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return runJetaid({ bin, args: ["--config", conf], port, timeoutMs: 60000,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }) });
 }

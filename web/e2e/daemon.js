@@ -1,27 +1,16 @@
 // Starts a real jetaid (bin/jetaid from `make build`) on a temporary config
 // with the real tiny model, for the browser tests, and launches Debian's
 // chromium through playwright-core. Nothing is downloaded.
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, existsSync, cpSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
+import { freePort, runJetaid } from "./jetaid.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const KEY = "sk-browser-test";
 export const ARTIFACTS = resolve(ROOT, process.env.ARTIFACTS || ".cache/artifacts/browser");
 mkdirSync(ARTIFACTS, { recursive: true });
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => ok(p));
-    });
-    s.on("error", fail);
-  });
-}
 
 // startDaemon runs jetaid with two models on the tiny model's file:
 // "stories" (preloaded) and "spare" (loaded by the tests' buttons), reading
@@ -76,36 +65,8 @@ experiment "ab" {
 }
 ${extra}`;
   writeFileSync(conf, text);
-  let out = "";
-  const proc = spawn(bin, ["--config", conf, "--platform-root", root], { stdio: ["ignore", "pipe", "pipe"] });
-  proc.stdout.on("data", b => { out += b; });
-  proc.stderr.on("data", b => { out += b; });
-  const exited = new Promise(ok => proc.on("exit", code => ok(code)));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`jetaid exited (${proc.exitCode}):\n${out}`);
-    try {
-      const r = await fetch(url + "/health");
-      if (r.status === 200) break;
-    } catch (_) { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`jetaid not healthy after 30 s:\n${out}`);
-    await new Promise(ok => setTimeout(ok, 100));
-  }
-  return {
-    url,
-    root,
-    conf,
-    text,
-    model,
-    log: () => out,
-    async stop() {
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 15000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+  const d = await runJetaid({ bin, args: ["--config", conf, "--platform-root", root], port });
+  return { ...d, root, conf, text, model };
 }
 
 // api calls the daemon with the key.
