@@ -1,10 +1,7 @@
 package admin
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 )
 
@@ -151,30 +148,5 @@ func (s *Server) routeBench(m *http.ServeMux) {
 // Bench runs a benchmark in the daemon; onLog (may be nil) gets its
 // progress lines. Cancelling ctx stops it.
 func (c *Client) Bench(ctx context.Context, req BenchRequest, onLog func(string)) (BenchResult, error) {
-	resp, err := c.send(ctx, "POST", "/v1/bench", req)
-	if err != nil {
-		return BenchResult{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return BenchResult{}, readError(resp)
-	}
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
-	for {
-		var f BenchFrame
-		if err := dec.Decode(&f); err != nil {
-			if ctx.Err() != nil {
-				return BenchResult{}, ctx.Err()
-			}
-			return BenchResult{}, fmt.Errorf("bench: stream ended early: %w", err)
-		}
-		switch {
-		case f.Error != nil:
-			return BenchResult{}, &APIError{Status: statusOf(f.Error), Code: f.Error.Code, Message: f.Error.Message}
-		case f.Result != nil:
-			return *f.Result, nil
-		case f.Log != "" && onLog != nil:
-			onLog(f.Log)
-		}
-	}
+	return readStream[string, BenchResult](ctx, c, "/v1/bench", "log", req, onLog)
 }

@@ -1,10 +1,7 @@
 package admin
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -245,32 +242,5 @@ func (c *Client) Quantize(ctx context.Context, req QuantizeRequest, progress fun
 }
 
 func (c *Client) fileStream(ctx context.Context, path string, req any, progress func(Progress)) (FileResult, error) {
-	resp, err := c.send(ctx, "POST", path, req)
-	if err != nil {
-		return FileResult{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return FileResult{}, readError(resp)
-	}
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
-	for {
-		var f FileFrame
-		if err := dec.Decode(&f); err != nil {
-			if ctx.Err() != nil {
-				return FileResult{}, ctx.Err()
-			}
-			return FileResult{}, fmt.Errorf("%s: stream ended early: %w", path, err)
-		}
-		switch {
-		case f.Progress != nil:
-			if progress != nil {
-				progress(*f.Progress)
-			}
-		case f.Error != nil:
-			return FileResult{}, &APIError{Status: statusOf(f.Error), Code: f.Error.Code, Message: f.Error.Message}
-		case f.Result != nil:
-			return *f.Result, nil
-		}
-	}
+	return readStream[Progress, FileResult](ctx, c, path, "progress", req, progress)
 }

@@ -1,10 +1,7 @@
 package admin
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -176,34 +173,7 @@ func (s *Server) routePull(m *http.ServeMux) {
 // Pull pulls a model; onEvent (may be nil) gets its progress. Ending ctx
 // stops watching, not the download.
 func (c *Client) Pull(ctx context.Context, req PullRequest, onEvent func(PullEvent)) (PullResult, error) {
-	resp, err := c.send(ctx, "POST", "/v1/pull", req)
-	if err != nil {
-		return PullResult{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return PullResult{}, readError(resp)
-	}
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
-	for {
-		var f PullFrame
-		if err := dec.Decode(&f); err != nil {
-			if ctx.Err() != nil {
-				return PullResult{}, ctx.Err()
-			}
-			return PullResult{}, fmt.Errorf("pull: stream ended early: %w", err)
-		}
-		switch {
-		case f.Event != nil:
-			if onEvent != nil {
-				onEvent(*f.Event)
-			}
-		case f.Error != nil:
-			return PullResult{}, &APIError{Status: statusOf(f.Error), Code: f.Error.Code, Message: f.Error.Message}
-		case f.Result != nil:
-			return *f.Result, nil
-		}
-	}
+	return readStream[PullEvent, PullResult](ctx, c, "/v1/pull", "event", req, onEvent)
 }
 
 // CancelPull cancels the running pulls of a source.

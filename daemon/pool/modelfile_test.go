@@ -30,7 +30,9 @@ func TestUnavailableModel(t *testing.T) {
 	ctx := context.Background()
 	good := waitState(t, p, "good", StateReady, 60*time.Second)
 
-	s := state(t, p, "gone")
+	// Preloads go one at a time: "gone" is tried after "good" and passes
+	// through loading until its file check fails.
+	s := waitState(t, p, "gone", StateUnavailable, 10*time.Second)
 	if s.State != StateUnavailable || s.Pid != 0 || s.ChargedBytes != 0 {
 		t.Fatalf("gone: %+v", s)
 	}
