@@ -229,11 +229,24 @@ type oaResponse struct {
 	Model             string       `json:"model"`
 	SystemFingerprint string       `json:"system_fingerprint"`
 	Choices           []chatChoice `json:"choices"`
-	Usage             *oaUsage     `json:"usage,omitempty"`
+	Usage             usageField   `json:"usage,omitzero"`
 	// Selection is jetai's own: how the model was chosen.
 	Selection *Selection `json:"selection,omitempty"`
 	Timings   *Timings   `json:"timings,omitempty"`
 }
+
+// usageField is an answer's usage: absent (a stream without
+// stream_options.include_usage), null (every chunk but the last of a stream
+// with it: OpenAI sends "usage": null there, and its clients read the key)
+// or the counts.
+type usageField struct {
+	counts *oaUsage
+	null   bool
+}
+
+func (u usageField) IsZero() bool { return u.counts == nil && !u.null }
+
+func (u usageField) MarshalJSON() ([]byte, error) { return json.Marshal(u.counts) }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
@@ -348,19 +361,24 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 	j.user, j.header, j.respID = c.User, r.Header, id
 	var st *sse
 	var ex *streamExtras
+	includeUsage := c.Stream && c.StreamOptions != nil && c.StreamOptions.IncludeUsage
 	if c.Stream {
 		st = newSSE(w)
-		ex = &streamExtras{st: st, chat: chat, lo: lo, id: id, object: chunkObject, created: created}
+		ex = &streamExtras{st: st, chat: chat, lo: lo, id: id, object: chunkObject, created: created, usageNull: includeUsage}
 		j.before = func(model string) {
 			ex.model = model
 			head := `data: {"id":"` + id + `","object":"` + chunkObject + `","created":` + strconv.FormatInt(created, 10) +
 				`,"model":` + string(appendJSONString(nil, model)) + `,"system_fingerprint":"jetai","choices":[{"index":0,`
+			end := `]}`
+			if includeUsage {
+				end = `],"usage":null}`
+			}
 			if chat {
 				st.prefix = []byte(head + `"delta":{"content":`)
-				st.suffix = []byte(`},"logprobs":null,"finish_reason":null}]}` + "\n\n")
+				st.suffix = []byte(`},"logprobs":null,"finish_reason":null}` + end + "\n\n")
 			} else {
 				st.prefix = []byte(head + `"text":`)
-				st.suffix = []byte(`,"logprobs":null,"finish_reason":null}]}` + "\n\n")
+				st.suffix = []byte(`,"logprobs":null,"finish_reason":null}` + end + "\n\n")
 			}
 		}
 		ex.first = chat
@@ -392,11 +410,11 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 		} else {
 			ch.Text = &out.Result.Text
 			if lo.on {
-				ch.Logprobs = legacyLogprobs(out.Result.Logprobs, lo, 0)
+				ch.Logprobs = legacyLogprobs(out.Result.Logprobs, 0)
 			}
 		}
 		resp.Choices = []chatChoice{ch}
-		resp.Usage = oaUsageOf(out.Result.Timings)
+		resp.Usage = usageField{counts: oaUsageOf(out.Result.Timings)}
 		resp.Timings = &timings
 		writeJSON(w, http.StatusOK, resp)
 		return
@@ -411,10 +429,11 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, j genJob, c *
 	}
 	ex.flushLogprobs(&ch)
 	resp.Choices = []chatChoice{ch}
+	resp.Usage = usageField{null: includeUsage}
 	st.event(resp)
-	if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {
+	if includeUsage {
 		resp.Choices = []chatChoice{}
-		resp.Usage = oaUsageOf(out.Result.Timings)
+		resp.Usage = usageField{counts: oaUsageOf(out.Result.Timings)}
 		resp.Timings = &timings
 		resp.Selection = nil
 		st.event(resp)

@@ -206,23 +206,20 @@ type oaLegacyLogprobs struct {
 }
 
 // legacyLogprobs shapes lps; offset is the text's length before them.
-func legacyLogprobs(lps []runner.TokenLogprob, lo logprobOptions, offset int) *oaLegacyLogprobs {
-	out := &oaLegacyLogprobs{Tokens: []string{}, TokenLogprobs: []float32{}, TextOffset: []int{}}
-	if lo.top > 0 {
-		out.TopLogprobs = []map[string]float32{}
-	}
+// top_logprobs has one object per token, empty with "logprobs": 0: OpenAI's
+// schema types it as an array, never null.
+func legacyLogprobs(lps []runner.TokenLogprob, offset int) *oaLegacyLogprobs {
+	out := &oaLegacyLogprobs{Tokens: []string{}, TokenLogprobs: []float32{}, TopLogprobs: []map[string]float32{}, TextOffset: []int{}}
 	for _, l := range lps {
 		out.Tokens = append(out.Tokens, l.Token)
 		out.TokenLogprobs = append(out.TokenLogprobs, l.Logprob)
 		out.TextOffset = append(out.TextOffset, offset)
 		offset += len(l.Bytes)
-		if lo.top > 0 {
-			m := make(map[string]float32, len(l.Top))
-			for _, t := range l.Top {
-				m[t.Token] = t.Logprob
-			}
-			out.TopLogprobs = append(out.TopLogprobs, m)
+		m := make(map[string]float32, len(l.Top))
+		for _, t := range l.Top {
+			m[t.Token] = t.Logprob
 		}
+		out.TopLogprobs = append(out.TopLogprobs, m)
 	}
 	return out
 }
@@ -241,10 +238,13 @@ type streamExtras struct {
 	first   bool // the next chat chunk is the first: it carries the role
 	pending []runner.TokenLogprob
 	offset  int // legacy text_offset: bytes of text sent
+	// usageNull: the stream ends with a usage chunk, so every chunk before
+	// it says "usage": null.
+	usageNull bool
 }
 
 func (x *streamExtras) chunk(ch chatChoice) oaResponse {
-	return oaResponse{ID: x.id, Object: x.object, Created: x.created, Model: x.model, SystemFingerprint: "jetai", Choices: []chatChoice{ch}}
+	return oaResponse{ID: x.id, Object: x.object, Created: x.created, Model: x.model, SystemFingerprint: "jetai", Choices: []chatChoice{ch}, Usage: usageField{null: x.usageNull}}
 }
 
 func (x *streamExtras) observe(f runner.Frame) {
@@ -312,7 +312,7 @@ func (x *streamExtras) flushLogprobs(ch *chatChoice) {
 	if x.chat {
 		ch.Logprobs = chatLogprobs(x.pending, x.lo)
 	} else {
-		ch.Logprobs = legacyLogprobs(x.pending, x.lo, x.offset)
+		ch.Logprobs = legacyLogprobs(x.pending, x.offset)
 	}
 	x.pending = nil
 }
