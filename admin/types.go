@@ -428,7 +428,8 @@ type CompleteResult struct {
 // Timings of one completion, in token counts and milliseconds.
 type Timings struct {
 	PromptTokens    int     `json:"prompt_tokens"`
-	CachedTokens    int     `json:"cached_tokens"` // prompt tokens reused from the slot's KV cache
+	ImageTokens     int     `json:"image_tokens,omitempty"` // of PromptTokens, those that are image embeddings
+	CachedTokens    int     `json:"cached_tokens"`          // prompt tokens reused from the slot's KV cache
 	PromptMS        float64 `json:"prompt_ms"`
 	GeneratedTokens int     `json:"generated_tokens"`
 	GenerationMS    float64 `json:"generation_ms"`

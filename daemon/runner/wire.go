@@ -99,6 +99,9 @@ type Request struct {
 	// Speculative false turns speculative decoding off for this request
 	// (the output is the same either way; only speed differs).
 	Speculative *bool `json:"speculative,omitempty"`
+	// Images are encoded image files (JPEG, PNG, …) for a model with a
+	// projector; they go into the prompt before its text.
+	Images [][]byte `json:"images,omitempty"`
 }
 
 // MaxTopLogprobs is the most alternatives a request may ask for.
@@ -116,7 +119,8 @@ const (
 // Timings of one request, in token counts and milliseconds.
 type Timings struct {
 	PromptTokens    int     `json:"prompt_tokens"`
-	CachedTokens    int     `json:"cached_tokens"` // prompt tokens reused from the slot's KV cache
+	ImageTokens     int     `json:"image_tokens,omitempty"` // of PromptTokens, those that are image embeddings
+	CachedTokens    int     `json:"cached_tokens"`          // prompt tokens reused from the slot's KV cache
 	PromptMS        float64 `json:"prompt_ms"`
 	GeneratedTokens int     `json:"generated_tokens"`
 	GenerationMS    float64 `json:"generation_ms"`
@@ -168,6 +172,8 @@ const (
 	CodeContextOverflow = "context_overflow"
 	CodeNoChatTemplate  = "no_chat_template"
 	CodeInvalidGrammar  = "invalid_grammar"
+	CodeNoVision        = "no_vision"     // images sent to a model without a projector
+	CodeInvalidImage    = "invalid_image" // an image the projector cannot decode
 	// CodeToolsUnsupported: the model's chat template does not render
 	// tools.
 	CodeToolsUnsupported = "tools_unsupported"

@@ -26,13 +26,14 @@ const (
 )
 
 type handler struct {
-	sched *scheduler
-	model *engine.Model
-	mux   *http.ServeMux
+	sched  *scheduler
+	model  *engine.Model
+	vision *vision // nil without a projector
+	mux    *http.ServeMux
 }
 
 func newHandler(s *scheduler, m *engine.Model) http.Handler {
-	h := &handler{sched: s, model: m, mux: http.NewServeMux()}
+	h := &handler{sched: s, model: m, vision: s.vision, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /completion", h.completion)
 	h.mux.HandleFunc("POST /embed", h.embed)
 	h.mux.HandleFunc("GET /health", h.health)
@@ -159,6 +160,10 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	toks, images, imageTokens, ok := h.withImages(r.Context(), w, &req, toks)
+	if !ok {
+		return
+	}
 	params := samplingParams(req.Sampling)
 	var lazy *lazyGrammar
 	var parser *toolcall.Parser
@@ -187,11 +192,12 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, ignoreEOS: req.IgnoreEOS, out: newOutbox(), arrived: arrived,
-		lazy: lazy, logprobs: -1}
+		lazy: lazy, logprobs: -1, images: images, imageTokens: imageTokens}
 	if req.Logprobs {
 		j.logprobs = req.TopLogprobs
 	}
-	j.noSpec = req.Speculative != nil && !*req.Speculative
+	// Drafters read the slot's tokens, which hold image rows, not tokens.
+	j.noSpec = (req.Speculative != nil && !*req.Speculative) || imageTokens > 0
 	if !h.submit(w, j) {
 		sampler.Close()
 		return
