@@ -244,7 +244,8 @@ type MemoryEstimate struct {
 	KVType     string `json:"kv_type,omitempty"`
 	KVPerToken uint64 `json:"kv_per_token,omitempty"`
 	Compute    uint64 `json:"compute"`
-	Draft      uint64 `json:"draft,omitempty"` // speculative draft model
+	Draft      uint64 `json:"draft,omitempty"`     // speculative draft model
+	Projector  uint64 `json:"projector,omitempty"` // multimodal projector (mmproj)
 	Overhead   uint64 `json:"overhead"`
 	Total      uint64 `json:"total"`
 }

@@ -20,6 +20,23 @@ type Projector struct {
 	Type string
 	// TensorBytes is the size of the weights.
 	TensorBytes uint64
+	// Hidden, FF and Heads are the vision tower's width, feed-forward
+	// width and attention heads (0 when the header lacks them).
+	Hidden, FF, Heads int
+}
+
+// ComputeBytes estimates clip's compute buffer for one image: the input
+// pixels and their patches, and the largest activations of a block (its
+// attention scores, hidden states, feed-forward and projector outputs) as
+// f32, each counted twice because ggml's allocator keeps a tensor and the
+// next alive together.
+func (p Projector) ComputeBytes() uint64 {
+	pos := uint64(p.ImageTokens() + 1)
+	side := uint64(max(p.ImageSize, 0))
+	n := 2*side*side*3 +
+		2*uint64(max(p.Heads, 1))*pos*pos +
+		pos*(8*uint64(max(p.Hidden, 0))+2*uint64(max(p.FF, 0))+2*uint64(max(p.TextEmbd, 0)))
+	return 4 * n
 }
 
 // ImageTokens is how many embeddings one image becomes.
@@ -88,5 +105,14 @@ func projectorOf(f *File) (Projector, error) {
 	}
 	p.TextEmbd = int(t.Shape[0])
 	p.TensorBytes = f.TensorBytes()
+	if v, ok := f.Uint("clip.vision.embedding_length"); ok {
+		p.Hidden = int(v)
+	}
+	if v, ok := f.Uint("clip.vision.feed_forward_length"); ok {
+		p.FF = int(v)
+	}
+	if v, ok := f.Uint("clip.vision.attention.head_count"); ok {
+		p.Heads = int(v)
+	}
 	return p, nil
 }
