@@ -182,6 +182,23 @@ func TestVisionSurfaces(t *testing.T) {
 	}
 }
 
+// TestVisionAdvertised: clients find out which models take images.
+func TestVisionAdvertised(t *testing.T) {
+	e := visionServer(t)
+	for model, want := range map[string]bool{"vision": true, "story": false} {
+		show := post(t, e.url+"/api/show", fmt.Sprintf(`{"model":%q}`, model))
+		caps := fmt.Sprint(show.JSON["capabilities"])
+		if strings.Contains(caps, "vision") != want {
+			t.Errorf("%s: /api/show capabilities %s", model, caps)
+		}
+		props := do(t, "GET", e.url+"/props?model="+model, "")
+		mod, _ := props.JSON["modalities"].(map[string]any)
+		if mod["vision"] != want {
+			t.Errorf("%s: /props modalities %v", model, mod)
+		}
+	}
+}
+
 func TestVisionErrors(t *testing.T) {
 	e := visionServer(t)
 	img := imageB64(t, "gradient.png")
