@@ -23,7 +23,7 @@ func projectorFor(t *testing.T, embd int) (string, modelgen.ProjectorSpec) {
 	return path, spec
 }
 
-func readImage(t *testing.T, name string) []byte {
+func readImage(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
 	if err != nil {

@@ -24,7 +24,7 @@ func TestProjectorEstimate(t *testing.T) {
 	base := EstimateParams(gguf.Params{TensorBytes: 1 << 20, EmbeddingLength: 64, FeedForwardLength: 172, VocabSize: 512}, m, 0)
 	m.Mmproj, m.MmprojFileSize = proj, 1
 	with := EstimateParams(gguf.Params{TensorBytes: 1 << 20, EmbeddingLength: 64, FeedForwardLength: 172, VocabSize: 512}, m, 0)
-	if with.Projector != h.TensorBytes+h.ComputeBytes() || with.Total != base.Total+with.Projector {
+	if with.Projector != h.TensorBytes+h.ComputeBytes()+projectorOverhead || with.Total != base.Total+with.Projector {
 		t.Fatalf("projector %d (weights %d compute %d), total %d without %d", with.Projector, h.TensorBytes, h.ComputeBytes(), with.Total, base.Total)
 	}
 	if h.TensorBytes == 0 || h.ComputeBytes() < uint64(spec.ImageSize*spec.ImageSize*3*4) {

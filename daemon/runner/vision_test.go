@@ -48,7 +48,7 @@ func visionRunner(t *testing.T, slots, ctx int) (*runner.Process, modelgen.Proje
 	return p, spec
 }
 
-func image(t *testing.T, name string) []byte {
+func testImage(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
 	if err != nil {
@@ -69,9 +69,9 @@ func TestVisionCompletion(t *testing.T) {
 		return res
 	}
 	text := ask()
-	grad := ask(image(t, "gradient.png"))
-	again := ask(image(t, "gradient.png"))
-	checker := ask(image(t, "checker.jpg"))
+	grad := ask(testImage(t, "gradient.png"))
+	again := ask(testImage(t, "gradient.png"))
+	checker := ask(testImage(t, "checker.jpg"))
 	if grad.Text == text.Text {
 		t.Errorf("the image did not change the answer: %q", grad.Text)
 	}
@@ -90,7 +90,7 @@ func TestVisionCompletion(t *testing.T) {
 		t.Errorf("second identical request reused %d tokens, want at least %d (BOS and the image)", again.Timings.CachedTokens, n+1)
 	}
 	// Two images: both in the prompt.
-	both := ask(image(t, "gradient.png"), image(t, "checker.jpg"))
+	both := ask(testImage(t, "gradient.png"), testImage(t, "checker.jpg"))
 	if both.Timings.ImageTokens != 2*n {
 		t.Errorf("two images: %d image tokens, want %d", both.Timings.ImageTokens, 2*n)
 	}
@@ -111,7 +111,7 @@ func TestVisionAlongsideText(t *testing.T) {
 	}()
 	go func() {
 		defer wg.Done()
-		imgRes, err2 = p.Complete(ctx, runner.Request{Prompt: "Lily saw", Images: [][]byte{image(t, "checker.jpg")}, Sampling: greedy, MaxTokens: 40, IgnoreEOS: true}, nil)
+		imgRes, err2 = p.Complete(ctx, runner.Request{Prompt: "Lily saw", Images: [][]byte{testImage(t, "checker.jpg")}, Sampling: greedy, MaxTokens: 40, IgnoreEOS: true}, nil)
 	}()
 	wg.Wait()
 	if err1 != nil || err2 != nil {
@@ -138,10 +138,10 @@ func TestVisionErrors(t *testing.T) {
 		code   string
 		msg    string
 	}{
-		{"no projector", plain, runner.Request{Prompt: "Hi", Images: [][]byte{image(t, "gradient.png")}}, 400, runner.CodeNoVision, "mmproj"},
-		{"corrupt", p, runner.Request{Prompt: "Hi", Images: [][]byte{image(t, "truncated.png")}}, 400, runner.CodeInvalidImage, "image 1"},
+		{"no projector", plain, runner.Request{Prompt: "Hi", Images: [][]byte{testImage(t, "gradient.png")}}, 400, runner.CodeNoVision, "mmproj"},
+		{"corrupt", p, runner.Request{Prompt: "Hi", Images: [][]byte{testImage(t, "truncated.png")}}, 400, runner.CodeInvalidImage, "image 1"},
 		{"not an image", p, runner.Request{Prompt: "Hi", Images: [][]byte{[]byte("hello")}}, 400, runner.CodeInvalidImage, "could not be decoded"},
-		{"over the context", p, runner.Request{Prompt: "Hi", Images: [][]byte{image(t, "gradient.png"), image(t, "checker.jpg")}}, 400, runner.CodeContextOverflow, "at most 95"},
+		{"over the context", p, runner.Request{Prompt: "Hi", Images: [][]byte{testImage(t, "gradient.png"), testImage(t, "checker.jpg")}}, 400, runner.CodeContextOverflow, "at most 95"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.MaxTokens = 4
