@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +197,26 @@ func TestVisionAdvertised(t *testing.T) {
 		if mod["vision"] != want {
 			t.Errorf("%s: /props modalities %v", model, mod)
 		}
+	}
+}
+
+// TestVisionBombAllocatesNothing: an image whose header claims
+// 60000×60000 pixels (3.6 billion, 10 GB of RGB) is refused from its
+// header; twenty of them allocate almost nothing in the daemon.
+func TestVisionBombAllocatesNothing(t *testing.T) {
+	e := visionServer(t)
+	body := chatWithImage("vision", "Hi", "data:image/png;base64,"+imageB64(t, "bomb-header.png"))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 20 {
+		if a := post(t, e.url+"/v1/chat/completions", body); a.Status != 413 {
+			t.Fatalf("status %d: %s", a.Status, a.Body)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+		t.Fatalf("20 refused bombs allocated %d bytes", d)
 	}
 }
 
