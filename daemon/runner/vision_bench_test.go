@@ -77,7 +77,9 @@ func benchVisionRunner(b *testing.B, size, patch, slots, ctx, threads int) (*run
 // BenchmarkVisionTextPace: a slot generating text while another slot takes
 // image after image (LLaVA-1.5 geometry: 336 pixels, 576 tokens each),
 // against the same generation alone. pace is the ratio of the two
-// generation speeds.
+// generation speeds; it counts the images' prompt work (576 embeddings
+// each, which cost what a 576-token prompt costs) as well as their
+// encoding.
 //
 //	go test -run '^$' -bench VisionTextPace -benchtime 3x ./daemon/runner/
 func BenchmarkVisionTextPace(b *testing.B) {
