@@ -164,6 +164,12 @@ func TestVisionSurfaces(t *testing.T) {
 				v, _ := u["image_tokens"].(float64)
 				return v
 			}},
+		{"webp", "/inference", fmt.Sprintf(`{"model":"vision","prompt":"Look","images":["data:image/webp;base64,%s"]}`, imageB64(t, "gradient.webp")),
+			func(m map[string]any) float64 {
+				u, _ := m["usage"].(map[string]any)
+				v, _ := u["image_tokens"].(float64)
+				return v
+			}},
 		{"inference data URL", "/inference", fmt.Sprintf(`{"model":"vision","prompt":"Look","images":["data:image/png;base64,%s"]}`, img),
 			func(m map[string]any) float64 {
 				u, _ := m["usage"].(map[string]any)
