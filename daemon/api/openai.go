@@ -332,7 +332,7 @@ func (req *chatRequest) job() (genJob, *Error) {
 		if role == "developer" {
 			role = "system"
 		}
-		msgs[i] = runner.Message{Role: role, Content: string(m.Content), Name: m.Name, ToolCallID: m.ToolCallID}
+		msgs[i] = runner.Message{Role: role, Content: string(m.Content), Name: m.Name, ToolCallID: m.ToolCallID, Images: len(m.Images)}
 		for _, c := range m.ToolCalls {
 			msgs[i].ToolCalls = append(msgs[i].ToolCalls, runner.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: c.Function.Arguments})
 		}

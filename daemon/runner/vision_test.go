@@ -153,3 +153,47 @@ func TestVisionErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestVisionChatPlacement: a chat message's images go at the start of its
+// content (after the template's text for the user's turn), not before the
+// whole conversation as a plain prompt's do; the two prompts differ.
+func TestVisionChatPlacement(t *testing.T) {
+	spec := modelgen.Tiny()
+	spec.ChatTemplate = modelgen.ChatML
+	model := testmodel.Gen(t, spec)
+	proj := filepath.Join(t.TempDir(), "mmproj.gguf")
+	if err := modelgen.GenerateProjector(proj, modelgen.TinyProjector(spec.Embd)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := runner.Start(runner.Options{Name: "chat-vision", Model: model, Mmproj: proj, Slots: 1, SlotContext: 256, Threads: threadsForTest,
+		Command: testrunner.Command(), Env: testrunner.Env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	})
+	ready(t, p)
+	ask := func(images int) runner.Result {
+		t.Helper()
+		res, err := p.Complete(context.Background(), runner.Request{
+			Messages: []runner.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "what is this", Images: images}},
+			Images:   [][]byte{testImage(t, "gradient.png")}, Sampling: greedy, MaxTokens: 12, IgnoreEOS: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	inTurn, again, first := ask(1), ask(1), ask(0)
+	if inTurn.Timings.ImageTokens != 64 || first.Timings.ImageTokens != 64 {
+		t.Fatalf("image tokens %d and %d, want 64", inTurn.Timings.ImageTokens, first.Timings.ImageTokens)
+	}
+	if inTurn.Text == first.Text {
+		t.Errorf("the image in the user's turn and before the conversation gave the same answer %q", inTurn.Text)
+	}
+	if again.Text != inTurn.Text || again.Timings.CachedTokens < 64 {
+		t.Errorf("again: %q (cached %d), first %q", again.Text, again.Timings.CachedTokens, inTurn.Text)
+	}
+}

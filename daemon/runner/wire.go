@@ -11,8 +11,11 @@ import (
 // Message is one chat turn. An assistant turn may carry the tool calls
 // it made; a tool turn answers the call ToolCallID names.
 type Message struct {
-	Role       string     `json:"role"`
-	Content    string     `json:"content"`
+	Role    string `json:"role"`
+	Content string `json:"content"`
+	// Images is how many of the request's Images belong to this message
+	// (they are in message order): they go at the start of its content.
+	Images     int        `json:"images,omitempty"`
 	Name       string     `json:"name,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
@@ -100,7 +103,8 @@ type Request struct {
 	// (the output is the same either way; only speed differs).
 	Speculative *bool `json:"speculative,omitempty"`
 	// Images are encoded image files (JPEG, PNG, …) for a model with a
-	// projector; they go into the prompt before its text.
+	// projector: each message's (Message.Images, in order) at the start of
+	// its content, the rest (a plain prompt's) after BOS, before the text.
 	Images [][]byte `json:"images,omitempty"`
 }
 

@@ -110,7 +110,8 @@ test("ollama: images on chat and generate reach the vision model", async () => {
   assert.ok(show.capabilities.includes("vision"), JSON.stringify(show.capabilities));
   const plain = await ollama.chat({ model: "chat", messages: [{ role: "user", content: "Look" }], options: { temperature: 0, num_predict: 8 } });
   const c = await ollama.chat({ model: "chat", messages: [{ role: "user", content: "Look", images: [img] }], options: { temperature: 0, num_predict: 8 } });
-  assert.equal(c.prompt_eval_count, plain.prompt_eval_count + 64);
+  const extra = c.prompt_eval_count - 64 - plain.prompt_eval_count; // text tokenized around the image
+  assert.ok(extra >= 0 && extra <= 2, `prompt_eval_count ${c.prompt_eval_count}, without the image ${plain.prompt_eval_count}`);
   const bytes = Uint8Array.from(Buffer.from(img, "base64"));
   const g = await ollama.generate({ model: "chat", prompt: "Look", images: [bytes], options: { temperature: 0, num_predict: 8 } });
   assert.ok(g.prompt_eval_count >= 64, `prompt_eval_count ${g.prompt_eval_count}`);

@@ -78,7 +78,9 @@ test("openai: image_url parts reach the vision model", async () => {
   const a = await ask(grad), b = await ask(grad);
   assert.equal(a.choices[0].message.content, b.choices[0].message.content);
   assert.notEqual(a.choices[0].message.content, text.choices[0].message.content);
-  assert.equal(a.usage.prompt_tokens, text.usage.prompt_tokens + 64);
+  // The text around the image is tokenized piece by piece: a token or two more.
+  const extra = a.usage.prompt_tokens - 64 - text.usage.prompt_tokens;
+  assert.ok(extra >= 0 && extra <= 2, `prompt_tokens ${a.usage.prompt_tokens}, without the image ${text.usage.prompt_tokens}`);
   assert.equal(a.usage.prompt_tokens_details.image_tokens, 64);
   await assert.rejects(client.chat.completions.create({ model: "story", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: grad } }, { type: "text", text: "x" }] }] }),
     err => err.status === 400 && err.code === "model_not_vision" && /mmproj/.test(err.message));

@@ -65,7 +65,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // A prompt that cannot fit the slot's context is refused as soon as that is
 // certain, without tokenizing all of it; a client that goes away stops the
 // tokenization.
-func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner.Request) ([]int, *toolSetup, bool) {
+func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner.Request, starts *[]int) ([]int, *toolSetup, bool) {
 	limit := h.sched.slotCtx - 1 // one position is left for the first generated token
 	var toks []int
 	var err error
@@ -80,7 +80,7 @@ func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner
 	case len(req.Messages) > 0:
 		// Special-token text in a message stays text (no role injection).
 		var ok bool
-		toks, setup, err, ok = h.chatTokens(ctx, w, req, limit)
+		toks, setup, err, ok = h.chatTokens(ctx, w, req, limit, starts)
 		if !ok {
 			return nil, nil, false
 		}
@@ -156,11 +156,12 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, fmt.Sprintf("top_logprobs must be 0 to %d", runner.MaxTopLogprobs))
 		return
 	}
-	toks, tools, ok := h.prompt(r.Context(), w, &req)
+	var starts []int // where each message's content starts, for its images
+	toks, tools, ok := h.prompt(r.Context(), w, &req, &starts)
 	if !ok {
 		return
 	}
-	toks, images, imageTokens, ok := h.withImages(r.Context(), w, &req, toks)
+	toks, images, imageTokens, ok := h.withImages(r.Context(), w, &req, toks, starts)
 	if !ok {
 		return
 	}

@@ -87,11 +87,23 @@ func (v *vision) encode(ctx context.Context, b []byte) (uint64, *engine.ImageEmb
 	return h, e, nil
 }
 
-// withImages puts the request's images into the prompt tokens: after the
-// BOS token when there is one, else first, in the order given, so the
-// text that follows (the user's question) reads them. It answers the
-// client's mistakes itself and reports whether the prompt can go on.
-func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *runner.Request, toks []int) ([]int, map[uint64]*engine.ImageEmbedding, int, bool) {
+// messageImages counts the images the request's messages say they carry.
+func messageImages(req *runner.Request) int {
+	n := 0
+	for _, m := range req.Messages {
+		n += max(m.Images, 0)
+	}
+	return n
+}
+
+// withImages puts the request's images into the prompt tokens. Images
+// that belong to chat messages (Message.Images, with starts from
+// chatTokens) go at the start of their message's content, as a LLaVA
+// prompt has them in the user's turn; the others (a plain prompt's) go
+// after the BOS token when there is one, else first, so the text that
+// follows reads them. It answers the client's mistakes itself and reports
+// whether the prompt can go on.
+func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *runner.Request, toks []int, starts []int) ([]int, map[uint64]*engine.ImageEmbedding, int, bool) {
 	if len(req.Images) == 0 {
 		return toks, nil, 0, true
 	}
@@ -109,6 +121,7 @@ func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *ru
 	}
 	embeds := make(map[uint64]*engine.ImageEmbedding, len(req.Images))
 	var rows []int
+	imageRows := make([][]int, len(req.Images)) // each image's rows
 	for i, b := range req.Images {
 		hash, e, err := h.vision.encode(ctx, b)
 		switch {
@@ -127,6 +140,7 @@ func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *ru
 		embeds[hash] = e
 		for r := range e.Tokens {
 			rows = append(rows, imageRow(hash, r))
+			imageRows[i] = append(imageRows[i], imageRow(hash, r))
 		}
 	}
 	if len(toks)+len(rows) > limit {
@@ -138,14 +152,35 @@ func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *ru
 	if len(toks) > 0 && h.model.Info().AddBOS && toks[0] == h.model.Info().BOS {
 		at = 1
 	}
-	if at >= len(toks) {
+	// Where each image goes: its message's content start, else at.
+	where := make([]int, len(req.Images))
+	for i := range where {
+		where[i] = at
+	}
+	if len(starts) == len(req.Messages) && messageImages(req) == len(req.Images) {
+		k := 0
+		for m, msg := range req.Messages {
+			for range max(msg.Images, 0) {
+				if starts[m] >= 0 {
+					where[k] = starts[m]
+				}
+				k++
+			}
+		}
+	}
+	out := make([]int, 0, len(toks)+len(rows))
+	next := 0
+	for i, rs := range imageRows {
+		w := max(where[i], next) // a template that reorders messages keeps the images in order
+		out = append(out, toks[next:w]...)
+		next = w
+		out = append(out, rs...)
+	}
+	out = append(out, toks[next:]...)
+	if isImageRow(out[len(out)-1]) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "the prompt has images but no text after them")
 		return nil, nil, 0, false
 	}
-	out := make([]int, 0, len(toks)+len(rows))
-	out = append(out, toks[:at]...)
-	out = append(out, rows...)
-	out = append(out, toks[at:]...)
 	return out, embeds, len(rows), true
 }
 
