@@ -78,6 +78,7 @@ require (
 require (
 	github.com/ardanlabs/jinja v1.8.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
+	golang.org/x/image v0.22.0
 )
 
 require (

@@ -244,7 +244,8 @@ type MemoryEstimate struct {
 	KVType     string `json:"kv_type,omitempty"`
 	KVPerToken uint64 `json:"kv_per_token,omitempty"`
 	Compute    uint64 `json:"compute"`
-	Draft      uint64 `json:"draft,omitempty"` // speculative draft model
+	Draft      uint64 `json:"draft,omitempty"`     // speculative draft model
+	Projector  uint64 `json:"projector,omitempty"` // multimodal projector (mmproj)
 	Overhead   uint64 `json:"overhead"`
 	Total      uint64 `json:"total"`
 }
@@ -428,7 +429,8 @@ type CompleteResult struct {
 // Timings of one completion, in token counts and milliseconds.
 type Timings struct {
 	PromptTokens    int     `json:"prompt_tokens"`
-	CachedTokens    int     `json:"cached_tokens"` // prompt tokens reused from the slot's KV cache
+	ImageTokens     int     `json:"image_tokens,omitempty"` // of PromptTokens, those that are image embeddings
+	CachedTokens    int     `json:"cached_tokens"`          // prompt tokens reused from the slot's KV cache
 	PromptMS        float64 `json:"prompt_ms"`
 	GeneratedTokens int     `json:"generated_tokens"`
 	GenerationMS    float64 `json:"generation_ms"`

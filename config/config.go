@@ -64,6 +64,12 @@ type Server struct {
 	// models (/api/pull, /api/delete); off, they get 403.
 	AllowPull bool   `json:"allow_pull"`
 	LogFormat string `json:"log_format"` // text or json, off the journal (logformat.go)
+	// FetchImages lets requests give images as http(s) URLs for the
+	// daemon to download; off, only inline data: URLs and base64 are taken.
+	FetchImages bool `json:"fetch_images"`
+	// MaxImagePixels bounds an input image's width × height, read from its
+	// header before it is decoded (decompression bombs).
+	MaxImagePixels int64 `json:"max_image_pixels"`
 }
 
 // Memory is the memory block: the budget shared by all loaded models.
@@ -174,6 +180,17 @@ type Model struct {
 	Adapters []Adapter `json:"adapters,omitempty"`
 	// Speculative is speculative decoding; off without the block.
 	Speculative Speculative `json:"speculative"`
+	// Mmproj is the multimodal projector (absolute; "" for none): with
+	// one, the model takes images (vision.go).
+	Mmproj string `json:"mmproj,omitempty"`
+	// MmprojOffload lets the projector run on a GPU; false keeps it on
+	// the CPU (the default: on a small shared-memory board the GPU copy
+	// is what runs out of memory).
+	MmprojOffload bool `json:"mmproj_offload"`
+	// MmprojFileSize and MmprojFileModTime identify the projector's file;
+	// a change restarts the model.
+	MmprojFileSize    Size      `json:"mmproj_file_size,omitempty"`
+	MmprojFileModTime time.Time `json:"mmproj_file_mod_time,omitzero"`
 
 	// FileSize and FileModTime are the model file's, read at validation.
 	// A change of either restarts the model on reload.

@@ -253,7 +253,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	want := Server{Listen: DefaultListen, AdminSocket: DefaultAdminSocket, AdminGroup: DefaultAdminGroup,
 		MaxBody: DefaultMaxBody, RequestTimeout: DefaultRequestTimeout, QueuePerModel: DefaultQueuePerModel,
 		QueueTotal: DefaultQueueTotal, MaxConnections: DefaultMaxConnections, LogLevel: DefaultLogLevel,
-		LogFormat: DefaultLogFormat}
+		LogFormat: DefaultLogFormat, MaxImagePixels: DefaultMaxImagePixels}
 	if mustJSON(t, c.Server) != mustJSON(t, want) || c.Server.APIKeys != nil {
 		t.Errorf("server = %+v", c.Server)
 	}

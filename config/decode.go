@@ -313,6 +313,11 @@ func (d *decoder) server(s *Server, b *serverBlock) {
 	s.MaxConnections = num(b.MaxConnections, DefaultMaxConnections)
 	s.LogLevel = str(b.LogLevel, DefaultLogLevel)
 	s.AllowPull = b.AllowPull != nil && *b.AllowPull
+	s.FetchImages = b.FetchImages != nil && *b.FetchImages
+	s.MaxImagePixels = num(b.MaxImagePixels, DefaultMaxImagePixels)
+	if s.MaxImagePixels < 1 {
+		d.errf(valueRange(body, "max_image_pixels", def), "max_image_pixels is %d; it must be at least 1 (width × height of the largest image taken)", s.MaxImagePixels)
+	}
 	d.logFormat(s, b) // logformat.go
 
 	loopback := true
@@ -579,6 +584,7 @@ func (d *decoder) model(b *modelBlock) Model {
 	d.kvCacheType(&m, body, def)
 	d.adapters(&m, b.Adapters)
 	d.speculative(&m, b.Speculative)
+	d.mmproj(&m, b)
 
 	s := b.Sampling
 	if s == nil {

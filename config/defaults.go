@@ -24,6 +24,10 @@ const (
 	DefaultAdminGroup = admin.DefaultGroup
 	// DefaultMaxBody is the largest accepted request body.
 	DefaultMaxBody Size = 1 * MiB
+	// DefaultMaxImagePixels is the largest image (width × height) a
+	// request may send: 4096×4096. A decoded image takes 3 or 4 bytes
+	// per pixel, several times over while it is resized.
+	DefaultMaxImagePixels int64 = 4096 * 4096
 	// DefaultRequestTimeout bounds one inference request from arrival to the
 	// last token, queueing included. "0" means no limit.
 	DefaultRequestTimeout = 5 * time.Minute

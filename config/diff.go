@@ -115,8 +115,9 @@ type field[T any] struct {
 // bad is an update: the running runner serves on), context, parallel and
 // kv_cache (the llama context is sized from them at creation), gpu_layers and flash_attention (fixed when the model
 // and context load), cache (whether the runner loads a staged copy),
-// adapters (applied when the context is created) and speculative.draft
-// (the draft model loads with the runner).
+// adapters (applied when the context is created), speculative.draft
+// (the draft model loads with the runner), mmproj and mmproj_offload (the
+// projector loads with the runner).
 //
 // Applied to the running runner or the pool (in place): threads (the runner
 // changes its thread count between two decode steps, as the thermal
@@ -148,6 +149,8 @@ var modelFields = []field[*Model]{
 	{"speculative.draft", true, func(m *Model) string { return speculativeDraftString(m.Speculative) }},
 	{"speculative.ngram", false, func(m *Model) string { return strconv.FormatBool(m.Speculative.NGram) }},
 	{"speculative.max_draft", false, func(m *Model) string { return strconv.Itoa(m.Speculative.MaxDraft) }},
+	{"mmproj", true, func(m *Model) string { return mmprojString(m) }},
+	{"mmproj_offload", true, func(m *Model) string { return strconv.FormatBool(m.MmprojOffload) }},
 
 	{"aliases", false, func(m *Model) string { return strList(m.Aliases) }},
 	{"priority", false, func(m *Model) string { return strconv.Itoa(m.Priority) }},

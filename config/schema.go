@@ -38,6 +38,8 @@ type serverBlock struct {
 	LogLevel       *string        `hcl:"log_level,optional"`
 	AllowPull      *bool          `hcl:"allow_pull,optional"`
 	LogFormat      *string        `hcl:"log_format,optional"`
+	FetchImages    *bool          `hcl:"fetch_images,optional"`
+	MaxImagePixels *int64         `hcl:"max_image_pixels,optional"`
 	Body           hcl.Body       `hcl:",body"`
 	DefRange       hcl.Range      `hcl:",def_range"`
 }
@@ -113,6 +115,8 @@ type modelBlock struct {
 	Sampling       *samplingBlock    `hcl:"sampling,block"`
 	Adapters       []adapterBlock    `hcl:"adapter,block"`
 	Speculative    *speculativeBlock `hcl:"speculative,block"`
+	Mmproj         *string           `hcl:"mmproj,optional"`
+	MmprojOffload  *bool             `hcl:"mmproj_offload,optional"`
 	Body           hcl.Body          `hcl:",body"`
 	DefRange       hcl.Range         `hcl:",def_range"`
 }

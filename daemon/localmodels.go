@@ -34,6 +34,12 @@ import (
 // rejects the result removes the drop-in again and returns the reload's
 // diagnostics (code config_rejected, 422): nothing is left behind.
 func (d *Daemon) AddModelDropIn(ctx context.Context, name, path, source, sha256 string) (admin.DropInResult, error) {
+	return d.addModelDropIn(ctx, name, path, "", source, sha256)
+}
+
+// addModelDropIn is AddModelDropIn for a model with a vision projector
+// (mmproj "" for none).
+func (d *Daemon) addModelDropIn(ctx context.Context, name, path, mmproj, source, sha256 string) (admin.DropInResult, error) {
 	d.dropIns.Lock()
 	defer d.dropIns.Unlock()
 	if err := d.CheckAddName(name); err != nil {
@@ -67,7 +73,7 @@ func (d *Daemon) AddModelDropIn(ctx context.Context, name, path, source, sha256 
 	}
 	fit.KVCache = blockKV
 	facts := fmt.Sprintf("%s, %s, %s parameters, %s on disk", params.Architecture, orUnknown(quantOf(g)), humanCount(paramCount(g)), bytesize.IEC(uint64(st.Size())))
-	content := dropin.Render(dropin.Block{Name: name, Path: path, Source: source, SHA256: sha256, Added: time.Now(), Facts: facts, Fit: fit})
+	content := dropin.Render(dropin.Block{Name: name, Path: path, Mmproj: mmproj, Source: source, SHA256: sha256, Added: time.Now(), Facts: facts, Fit: fit})
 	file, err := dropin.Write(cfg.DropInDirOrDefault(), name, content)
 	if err != nil {
 		return admin.DropInResult{}, err

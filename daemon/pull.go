@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetai/jetai/admin"
 	"github.com/jetai/jetai/daemon/pull"
+	"github.com/jetai/jetai/gguf"
 )
 
 // Pulls: the daemon downloads (package pull) because it owns the cache
@@ -72,7 +73,34 @@ func (d *Daemon) addPulled(ctx context.Context, name string, r pull.Result) (adm
 			return admin.DropInResult{}, fmt.Errorf("add %s: %w (the file stays in the cache)", name, err)
 		}
 	}
-	return d.AddModelDropIn(ctx, name, model.CachePath, r.Source, model.SHA256)
+	return d.addModelDropIn(ctx, name, model.CachePath, d.pulledProjector(name, model.CachePath, r), r.Source, model.SHA256)
+}
+
+// pulledProjector is the projector a pull brought beside its model, when
+// its output width is the model's embedding length ("" otherwise: the
+// model is added for text, and the log says why).
+func (d *Daemon) pulledProjector(name, modelPath string, r pull.Result) string {
+	for _, f := range r.Files {
+		if f.Role != "mmproj" {
+			continue
+		}
+		p, err := gguf.ReadProjector(f.CachePath)
+		if err != nil {
+			d.log.Warn("pull: the projector is not usable; the model is added for text only", "model", name, "mmproj", f.CachePath, "err", err)
+			return ""
+		}
+		g, err := gguf.Open(modelPath)
+		if err != nil {
+			return ""
+		}
+		params, err := g.Params()
+		if err != nil || params.EmbeddingLength != uint64(p.TextEmbd) {
+			d.log.Warn("pull: the projector's width is not the model's embedding length; the model is added for text only", "model", name, "mmproj", f.CachePath, "projector_width", p.TextEmbd, "model_width", params.EmbeddingLength)
+			return ""
+		}
+		return f.CachePath
+	}
+	return ""
 }
 
 // The admin socket's pull endpoints (admin.Puller).

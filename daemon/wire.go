@@ -35,7 +35,7 @@ func wirePhases(ps []runner.Phase) []admin.LoadPhase {
 
 func wireEstimate(e pool.Estimate) admin.MemoryEstimate {
 	return admin.MemoryEstimate{Weights: e.Weights, KV: e.KV, KVType: e.KVType, KVPerToken: e.KVPerToken,
-		Compute: e.Compute, Draft: e.Draft, Overhead: e.Overhead, Total: e.Total}
+		Compute: e.Compute, Draft: e.Draft, Projector: e.Projector, Overhead: e.Overhead, Total: e.Total}
 }
 
 func wireInfo(i *runner.ModelInfo) *admin.ModelInfo {

@@ -108,6 +108,14 @@ server {
   # collectors read; the container image sets "json". Under systemd the
   # journal gets native entries either way. Takes effect at a restart.
   log_format = "text"
+
+  # Images for vision models (a model block with mmproj). Each image's
+  # header is read before it is decoded: more than max_image_pixels
+  # (width x height) is refused with 413, so a small file that claims a
+  # huge image costs nothing. Images come inline (base64, data: URLs); an
+  # http(s) image URL is fetched only with fetch_images = true.
+  # max_image_pixels = 16777216
+  # fetch_images     = false
 }
 
 memory {
@@ -302,6 +310,14 @@ model "assistant" {
   #   path  = "/var/lib/jetai/models/assistant-lora.gguf"
   #   scale = 1.0 # -10..10; 1 applies the adapter as trained
   # }
+
+  # A vision model: the multimodal projector (the mmproj-*.gguf beside a
+  # LLaVA-style model; `jetai-ctl pull --add` writes it when the repo has
+  # one). Its output width must be the model's embedding length. It runs
+  # on the CPU unless mmproj_offload = true (on a Jetson the GPU copy is
+  # what runs out of memory). Its memory is charged to the model.
+  # mmproj         = "/var/lib/jetai/models/mmproj-model-f16.gguf"
+  # mmproj_offload = false
 
   # Speculative decoding: proposed tokens are verified with the request's own
   # sampler, so output is the same with it on or off; only speed differs.

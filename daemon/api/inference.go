@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ type inferenceRequest struct {
 	// (not counting the prompt). max_tokens wins when both are given.
 	MaxLength *int `json:"max_length"`
 	Stream    bool `json:"stream"`
+	// Images are image files, each base64 or a data: URL, for a model
+	// with a projector; they go before the prompt's text.
+	Images []string `json:"images"`
 	sampleFields
 }
 
@@ -44,7 +48,9 @@ type InferenceResponse struct {
 
 // Usage counts tokens.
 type Usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
+	PromptTokens int `json:"prompt_tokens"`
+	// ImageTokens are the prompt tokens that are image embeddings.
+	ImageTokens      int `json:"image_tokens,omitempty"`
 	CompletionTokens int `json:"completion_tokens"`
 	CachedTokens     int `json:"cached_tokens"`
 	TotalTokens      int `json:"total_tokens"`
@@ -60,7 +66,7 @@ type Timings struct {
 }
 
 func usageOf(t runner.Timings) Usage {
-	return Usage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, CachedTokens: t.CachedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens, Cached: t.Slot < 0}
+	return Usage{PromptTokens: t.PromptTokens, ImageTokens: t.ImageTokens, CompletionTokens: t.GeneratedTokens, CachedTokens: t.CachedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens, Cached: t.Slot < 0}
 }
 
 func timingsOf(t runner.Timings, start time.Time) Timings {
@@ -94,10 +100,19 @@ func (req *inferenceRequest) spec() selectSpec {
 }
 
 func (req *inferenceRequest) job() genJob {
+	var images []imageRef
+	for _, s := range req.Images {
+		if strings.HasPrefix(s, "data:") {
+			images = append(images, imageRef{URL: s})
+		} else {
+			images = append(images, imageRef{Base64: s})
+		}
+	}
 	return genJob{
-		spec: req.spec(),
-		user: req.User,
-		est:  estimateFor(req.Prompt, &req.sampleFields, false),
+		spec:   req.spec(),
+		user:   req.User,
+		images: images,
+		est:    estimateFor(req.Prompt, &req.sampleFields, false),
 		build: func(m *config.Model) (runner.Request, *Error) {
 			r, e := req.sampleFields.request(m)
 			r.Prompt = req.Prompt

@@ -21,7 +21,7 @@ import (
 // decoded into the same internal requests as /v1 (a chat becomes a
 // chatRequest and goes through chatRequest.job), so the surfaces differ only
 // in decoding and encoding. Unknown fields and unknown options are ignored,
-// as Ollama does; fields whose meaning cannot be honoured (images, suffix,
+// as Ollama does; fields whose meaning cannot be honoured (suffix,
 // template, context, think) are refused with a 400 that names them.
 
 func (s *Server) ollamaRoutes(route func(method, pattern string, h http.HandlerFunc)) {
@@ -284,8 +284,7 @@ type ollamaMessage struct {
 	ToolCalls  []ollamaToolCall `json:"tool_calls,omitempty"`
 	ToolName   string           `json:"tool_name,omitempty"`
 	ToolCallID string           `json:"tool_call_id,omitempty"`
-	// Images cannot be honoured yet; a message that carries them is
-	// refused.
+	// Images are base64 image files, for a model with a projector.
 	Images   []json.RawMessage `json:"images,omitempty"`
 	Thinking string            `json:"thinking,omitempty"`
 }
@@ -601,11 +600,12 @@ type ollamaGenerateRequest struct {
 	Stream    *bool           `json:"stream"`
 	KeepAlive json.RawMessage `json:"keep_alive"`
 	Think     json.RawMessage `json:"think"`
+	// Images are base64 image files, for a model with a projector.
+	Images []json.RawMessage `json:"images"`
 	// Fields jetai cannot honour; a value that asks for them is refused.
-	Suffix   string            `json:"suffix"`
-	Images   []json.RawMessage `json:"images"`
-	Template string            `json:"template"`
-	Context  []int             `json:"context"`
+	Suffix   string `json:"suffix"`
+	Template string `json:"template"`
+	Context  []int  `json:"context"`
 }
 
 func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
@@ -639,9 +639,11 @@ func (s *Server) ollamaGenerateJob(req *ollamaGenerateRequest) (ollamaJob, *Erro
 	if oj.ka, e = parseKeepAlive(req.KeepAlive); e != nil {
 		return oj, e
 	}
+	images, e := ollamaImages(req.Images, "images", "images")
+	if e != nil {
+		return oj, e
+	}
 	switch {
-	case len(req.Images) > 0:
-		return oj, badRequest("images", "images are not supported: jetai's models take text only")
 	case req.Suffix != "":
 		return oj, unsupported("suffix", "inserting text before a suffix")
 	case req.Template != "":
@@ -664,8 +666,9 @@ func (s *Server) ollamaGenerateJob(req *ollamaGenerateRequest) (ollamaJob, *Erro
 		prompt = req.System + "\n\n" + req.Prompt
 	}
 	plain := genJob{
-		spec: selectSpec{Model: name},
-		est:  estimateFor(prompt, &f, false),
+		spec:   selectSpec{Model: name},
+		images: images,
+		est:    estimateFor(prompt, &f, false),
 		build: func(m *config.Model) (runner.Request, *Error) {
 			rr, e := f.request(m)
 			rr.Prompt = prompt
@@ -681,7 +684,7 @@ func (s *Server) ollamaGenerateJob(req *ollamaGenerateRequest) (ollamaJob, *Erro
 	if req.System != "" {
 		cr.Messages = append(cr.Messages, chatMessage{Role: "system", Content: chatContent(req.System)})
 	}
-	cr.Messages = append(cr.Messages, chatMessage{Role: "user", Content: chatContent(req.Prompt)})
+	cr.Messages = append(cr.Messages, chatMessage{Role: "user", Content: chatContent(req.Prompt), Images: images})
 	if oj.genJob, e = cr.job(); e != nil {
 		return oj, e
 	}
@@ -719,4 +722,19 @@ func (s *Server) pullGate(w http.ResponseWriter, what string) bool {
 		return false
 	}
 	return true
+}
+
+// ollamaImages reads Ollama's images: base64 strings (the JSON of a byte
+// array, as Go clients marshal []byte). param is the error's parameter,
+// field the array's path.
+func ollamaImages(raw []json.RawMessage, param, field string) ([]imageRef, *Error) {
+	var out []imageRef
+	for k, r := range raw {
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil || s == "" {
+			return nil, badRequest(param, "%s[%d] must be a base64 string of an image file", field, k)
+		}
+		out = append(out, imageRef{Base64: s})
+	}
+	return out, nil
 }

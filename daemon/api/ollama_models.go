@@ -247,7 +247,7 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 		"template":     f.template,
 		"details":      f.details(),
 		"model_info":   info,
-		"capabilities": []string{"completion"},
+		"capabilities": capabilities(m),
 		"modified_at":  m.FileModTime.Format(time.RFC3339Nano),
 	})
 }
@@ -425,4 +425,13 @@ func (s *Server) ollamaEmbeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	s.afterRequest(canon, ka)
 	writeJSON(w, http.StatusOK, map[string]any{"embedding": res.Embedding})
+}
+
+// capabilities are Ollama's for a model: completion, and vision with a
+// projector.
+func capabilities(m *config.Model) []string {
+	if m.Mmproj != "" {
+		return []string{"completion", "vision"}
+	}
+	return []string{"completion"}
 }

@@ -35,10 +35,11 @@ func ollamaChatMessages(in []ollamaMessage) ([]chatMessage, *Error) {
 	var pending []open // calls not answered yet
 	out := make([]chatMessage, 0, len(in))
 	for i, m := range in {
-		if len(m.Images) > 0 {
-			return nil, badRequest("messages", "message %d: images are not supported: jetai's models take text only", i)
+		images, e := ollamaImages(m.Images, "messages", fmt.Sprintf("messages[%d].images", i))
+		if e != nil {
+			return nil, e
 		}
-		cm := chatMessage{Role: m.Role, Content: chatContent(m.Content)}
+		cm := chatMessage{Role: m.Role, Content: chatContent(m.Content), Images: images}
 		if len(m.ToolCalls) > 0 {
 			if m.Role != "assistant" {
 				return nil, badRequest("messages", "messages[%d].tool_calls: only an assistant message carries tool calls", i)

@@ -69,7 +69,7 @@ func TestOllamaChatMessagesErrors(t *testing.T) {
 		"arguments not object":   `[{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": [1]}}]}]`,
 		"call without name":      `[{"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]}]`,
 		"user message with call": `[{"role": "user", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]}]`,
-		"images":                 `[{"role": "user", "content": "x", "images": ["aGk="]}]`,
+		"images not strings":     `[{"role": "user", "content": "x", "images": [7]}]`,
 	} {
 		var in []ollamaMessage
 		if err := json.Unmarshal([]byte(body), &in); err != nil {

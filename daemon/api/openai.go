@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -89,39 +90,97 @@ type chatMessage struct {
 	Name       string       `json:"name,omitempty"`
 	ToolCalls  []oaToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string       `json:"tool_call_id,omitempty"`
+	// Images are the message's image_url content parts, in order
+	// (images.go); Ollama's images land here too.
+	Images []imageRef `json:"-"`
+}
+
+// UnmarshalJSON reads the message with its content parts: text parts
+// become Content, image_url parts Images.
+func (m *chatMessage) UnmarshalJSON(b []byte) error {
+	type fields chatMessage // without this method
+	var v struct {
+		fields
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// The field path is the message's own, without the
+			// embedding used here.
+			te.Field = strings.TrimPrefix(te.Field, "fields.")
+		}
+		return err
+	}
+	*m = chatMessage(v.fields)
+	text, images, err := contentParts(v.Content)
+	if err != nil {
+		return err
+	}
+	m.Content, m.Images = chatContent(text), images
+	return nil
 }
 
 // chatContent is a string, null, or an array of text parts.
 type chatContent string
 
 func (c *chatContent) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		*c = ""
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		err := json.Unmarshal(b, &s)
-		*c = chatContent(s)
+	text, images, err := contentParts(b)
+	if err != nil {
 		return err
 	}
+	if len(images) > 0 {
+		return badRequest("messages", "image parts are taken in chat messages only")
+	}
+	*c = chatContent(text)
+	return nil
+}
+
+// contentParts reads a message's content: a string, null, or an array of
+// parts {"type":"text","text":...} and {"type":"image_url","image_url":
+// {"url":...}} (the url may also be the value of image_url itself).
+func contentParts(b []byte) (string, []imageRef, error) {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0, bytes.Equal(b, []byte("null")):
+		return "", nil, nil
+	case b[0] == '"':
+		var s string
+		err := json.Unmarshal(b, &s)
+		return s, nil, err
+	}
 	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
+		Type     string          `json:"type"`
+		Text     string          `json:"text"`
+		ImageURL json.RawMessage `json:"image_url"`
 	}
 	if err := json.Unmarshal(b, &parts); err != nil {
-		return badRequest("messages", "a message's content must be a string or an array of text parts")
+		return "", nil, badRequest("messages", "a message's content must be a string or an array of text and image_url parts")
 	}
 	var sb strings.Builder
+	var images []imageRef
 	for _, p := range parts {
-		if p.Type != "text" {
-			return badRequest("messages", "content part type %q is not supported; only text", p.Type)
+		switch p.Type {
+		case "text":
+			sb.WriteString(p.Text)
+		case "image_url":
+			var u struct {
+				URL string `json:"url"`
+			}
+			if len(p.ImageURL) > 0 && p.ImageURL[0] == '"' {
+				json.Unmarshal(p.ImageURL, &u.URL)
+			} else if err := json.Unmarshal(p.ImageURL, &u); err != nil {
+				return "", nil, badRequest("messages", "an image_url part must be {\"url\": \"data:image/...;base64,...\"}")
+			}
+			if u.URL == "" {
+				return "", nil, badRequest("messages", "an image_url part has no url")
+			}
+			images = append(images, imageRef{URL: u.URL})
+		default:
+			return "", nil, badRequest("messages", "content part type %q is not supported; text and image_url are", p.Type)
 		}
-		sb.WriteString(p.Text)
 	}
-	*c = chatContent(sb.String())
-	return nil
+	return sb.String(), images, nil
 }
 
 type chatRequest struct {
@@ -184,6 +243,9 @@ type oaUsage struct {
 	TotalTokens         int `json:"total_tokens"`
 	PromptTokensDetails struct {
 		CachedTokens int `json:"cached_tokens"`
+		// ImageTokens (jetai's) are the prompt tokens that are image
+		// embeddings.
+		ImageTokens int `json:"image_tokens,omitempty"`
 	} `json:"prompt_tokens_details"`
 	// Cached is jetai's own: the answer came from the response cache (its
 	// tokens were counted when it was generated).
@@ -193,6 +255,7 @@ type oaUsage struct {
 func oaUsageOf(t runner.Timings) *oaUsage {
 	u := &oaUsage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens}
 	u.PromptTokensDetails.CachedTokens = t.CachedTokens
+	u.PromptTokensDetails.ImageTokens = t.ImageTokens
 	u.Cached = t.Slot < 0
 	return u
 }
@@ -270,7 +333,9 @@ func (req *chatRequest) job() (genJob, *Error) {
 	}
 	msgs := make([]runner.Message, len(req.Messages))
 	var all strings.Builder
+	var images []imageRef
 	for i, m := range req.Messages {
+		images = append(images, m.Images...)
 		switch m.Role {
 		case "system", "developer", "user", "assistant", "tool":
 		default:
@@ -280,7 +345,7 @@ func (req *chatRequest) job() (genJob, *Error) {
 		if role == "developer" {
 			role = "system"
 		}
-		msgs[i] = runner.Message{Role: role, Content: string(m.Content), Name: m.Name, ToolCallID: m.ToolCallID}
+		msgs[i] = runner.Message{Role: role, Content: string(m.Content), Name: m.Name, ToolCallID: m.ToolCallID, Images: len(m.Images)}
 		for _, c := range m.ToolCalls {
 			msgs[i].ToolCalls = append(msgs[i].ToolCalls, runner.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: c.Function.Arguments})
 		}
@@ -292,8 +357,9 @@ func (req *chatRequest) job() (genJob, *Error) {
 	}
 	all.Write(req.Tools)
 	return genJob{
-		spec: req.spec(),
-		est:  estimateFor(all.String(), &req.sampleFields, false),
+		spec:   req.spec(),
+		images: images,
+		est:    estimateFor(all.String(), &req.sampleFields, false),
 		build: func(m *config.Model) (runner.Request, *Error) {
 			rr, e := req.sampleFields.request(m)
 			rr.Messages = msgs

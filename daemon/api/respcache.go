@@ -97,6 +97,9 @@ func (s *Server) applyCacheConfig(cfg *config.Config) {
 		for _, a := range m.Adapters {
 			paths = append(paths, a.Path)
 		}
+		if m.Mmproj != "" {
+			paths = append(paths, m.Mmproj)
+		}
 	}
 	s.hashes.Prime(paths)
 }
@@ -127,7 +130,13 @@ func (s *Server) cacheKey(m *config.Model, req runner.Request, n *cacheNote) (re
 		}
 		ads = append(ads, respcache.Adapter{SHA256: as, Scale: a.Scale})
 	}
-	k, err := respcache.MakeKey(m, sum, ads, req)
+	var proj string
+	if m.Mmproj != "" {
+		if proj, ok = s.hashes.Sum(m.Mmproj); !ok {
+			return respcache.Key{}, "the projector's sha256 is not known yet"
+		}
+	}
+	k, err := respcache.MakeKeyWithProjector(m, sum, ads, proj, req)
 	if err != nil {
 		return respcache.Key{}, err.Error()
 	}

@@ -191,6 +191,10 @@ type genJob struct {
 	user   string
 	header http.Header
 	respID string
+	// images are the request's images as given; generate checks them
+	// once (images.go) into imageData, which attempt hands the runner.
+	images    []imageRef
+	imageData [][]byte
 }
 
 // generate chooses the model and runs the completion. In hybrid mode a
@@ -200,6 +204,13 @@ type genJob struct {
 func (s *Server) generate(ctx context.Context, j genJob) (outcome, error) {
 	var out outcome
 	var model string
+	if len(j.images) > 0 && j.imageData == nil {
+		data, e := s.loadImages(ctx, j.images)
+		if e != nil {
+			return out, e
+		}
+		j.imageData = data
+	}
 	// notFound fails with the name the client asked for as out.Model, so
 	// that the failure's log entry (journal field MODEL) names it; param is
 	// the field that named it.
@@ -294,6 +305,12 @@ func (s *Server) attempt(ctx context.Context, model string, j genJob, onText fun
 	req, e := j.build(m)
 	if e != nil {
 		return runner.Result{}, e
+	}
+	if len(j.imageData) > 0 {
+		if m.Mmproj == "" {
+			return runner.Result{}, noVision(model)
+		}
+		req.Images = j.imageData
 	}
 	if j.before != nil {
 		j.before(model)

@@ -249,7 +249,7 @@ func (s *Server) props(w http.ResponseWriter, r *http.Request) {
 			"n_ctx":  m.Context,
 			"params": params,
 		},
-		"modalities": map[string]bool{"vision": false, "audio": false},
+		"modalities": map[string]bool{"vision": m.Mmproj != "", "audio": false},
 		"build_info": "jetai " + s.version,
 	})
 }

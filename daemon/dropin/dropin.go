@@ -28,6 +28,8 @@ import (
 type Block struct {
 	Name string
 	Path string // absolute
+	// Mmproj is the model's vision projector (absolute; "" for none).
+	Mmproj string
 	// Source is where the file came from: a Hugging Face or Ollama
 	// reference, or the path it was imported from.
 	Source string
@@ -58,6 +60,9 @@ func Render(b Block) []byte {
 	fmt.Fprintf(&s, "# context: %s; estimated memory %s of the %s budget\n", f.Reason, bytesize.IEC(f.Estimate.Total), bytesize.IEC(f.Budget))
 	fmt.Fprintf(&s, "model %q {\n", b.Name)
 	fmt.Fprintf(&s, "  path     = %q\n", b.Path)
+	if b.Mmproj != "" {
+		fmt.Fprintf(&s, "  mmproj   = %q\n", b.Mmproj)
+	}
 	fmt.Fprintf(&s, "  context  = %d\n", f.Context)
 	fmt.Fprintf(&s, "  parallel = %d\n", f.Parallel)
 	if f.KVCache != "" {

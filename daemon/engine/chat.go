@@ -156,10 +156,26 @@ func (m *Model) hasSpecialText(ctx context.Context, s string) (bool, error) {
 	return false, nil
 }
 
+// ChatTokensAt is ChatTokensRendered tokenized piece by piece (see
+// chatTokensPiecewise) that also says where each message's content starts
+// in the tokens (-1 for a message the template leaves out): where a
+// message's images go.
+func (m *Model) ChatTokensAt(ctx context.Context, contents []string, render func(contents []string) (string, error), limit int) ([]int, []int, error) {
+	starts := make([]int, len(contents))
+	toks, err := m.chatTokensPiecewiseAt(ctx, contents, render, limit, starts)
+	return toks, starts, err
+}
+
 // chatTokensPiecewise formats msgs with a random placeholder for each
 // content, then tokenizes the template's text with special tokens parsed
 // and each content, in its place, as plain text.
 func (m *Model) chatTokensPiecewise(ctx context.Context, contents []string, render func([]string) (string, error), limit int) ([]int, error) {
+	return m.chatTokensPiecewiseAt(ctx, contents, render, limit, nil)
+}
+
+// chatTokensPiecewiseAt is chatTokensPiecewise that records, when starts
+// is not nil, the token index where each content begins.
+func (m *Model) chatTokensPiecewiseAt(ctx context.Context, contents []string, render func([]string) (string, error), limit int, starts []int) ([]int, error) {
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
@@ -195,12 +211,18 @@ func (m *Model) chatTokensPiecewise(ctx context.Context, contents []string, rend
 		return err
 	}
 	for i, content := range contents {
+		if starts != nil {
+			starts[i] = -1
+		}
 		before, after, found := strings.Cut(text, held[i])
 		if !found {
 			continue // the template leaves this message out
 		}
 		if err := add(before, true); err != nil {
 			return nil, err
+		}
+		if starts != nil {
+			starts[i] = len(toks)
 		}
 		if err := add(content, false); err != nil {
 			return nil, err

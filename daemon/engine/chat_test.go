@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jetai/jetai/internal/testmodel"
@@ -34,5 +35,45 @@ func TestChatTokensRenderedNoDoubleBOS(t *testing.T) {
 		if toks[0] != m.Info().BOS || toks[1] == m.Info().BOS {
 			t.Errorf("%q: prompt starts %v, want one BOS (%d)", content, toks[:3], m.Info().BOS)
 		}
+	}
+}
+
+// ChatTokensAt says where each message's content starts: the content's
+// own tokens follow from there, after the template's text for its role.
+func TestChatTokensAt(t *testing.T) {
+	spec := modelgen.Tiny()
+	spec.ChatTemplate = modelgen.ChatML
+	m, err := Load(context.Background(), testmodel.Gen(t, spec), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	render := func(contents []string) (string, error) {
+		return "<|im_start|>system\n" + contents[0] + "<|im_end|>\n<|im_start|>user\n" + contents[1] + "<|im_end|>\n<|im_start|>assistant\n", nil
+	}
+	contents := []string{"be brief", "what is this"}
+	toks, starts, err := m.ChatTokensAt(context.Background(), contents, render, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(starts) != 2 || starts[0] <= 0 || starts[1] <= starts[0] {
+		t.Fatalf("starts %v", starts)
+	}
+	for i, c := range contents {
+		want, err := m.Tokenize(c, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := toks[starts[i] : starts[i]+len(want)]
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("content %d at %d: %v, want %v", i, starts[i], got, want)
+		}
+	}
+	// A message the template leaves out starts nowhere.
+	_, starts, err = m.ChatTokensAt(context.Background(), contents, func(c []string) (string, error) {
+		return "<|im_start|>user\n" + c[1] + "<|im_end|>\n", nil
+	}, 0)
+	if err != nil || starts[0] != -1 || starts[1] < 0 {
+		t.Fatalf("starts %v, %v", starts, err)
 	}
 }

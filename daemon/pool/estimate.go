@@ -27,9 +27,12 @@ type Estimate struct {
 	Compute    uint64 `json:"compute"`
 	// Draft is the speculative draft model's weights, KV cache and
 	// compute buffers (speculative.go); 0 without one.
-	Draft    uint64 `json:"draft,omitempty"`
-	Overhead uint64 `json:"overhead"`
-	Total    uint64 `json:"total"`
+	Draft uint64 `json:"draft,omitempty"`
+	// Projector is the multimodal projector's weights and compute buffer
+	// (from its header; vision.go); 0 without one.
+	Projector uint64 `json:"projector,omitempty"`
+	Overhead  uint64 `json:"overhead"`
+	Total     uint64 `json:"total"`
 }
 
 // estimateBatch is the runner's decode batch (its -batch default).
@@ -61,6 +64,8 @@ func EstimateParams(p gguf.Params, m config.Model, overhead uint64) Estimate {
 	e.Draft = draftEstimate(m)
 	e.Total = bytesize.AddSat(bytesize.AddSat(e.Weights, e.KV), bytesize.AddSat(e.Compute, e.Overhead))
 	e.Total = bytesize.AddSat(e.Total, e.Draft)
+	e.Projector = projectorEstimate(m)
+	e.Total = bytesize.AddSat(e.Total, e.Projector)
 	return e
 }
 

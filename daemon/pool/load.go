@@ -167,6 +167,7 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 	}
 	st.stage = time.Since(begin)
 	opts.NGram, opts.Draft, opts.MaxDraft = specOptions(mc.Speculative)
+	opts.Mmproj, opts.MmprojOffload = mc.Mmproj, mc.MmprojOffload
 	proc, err := p.newRunner(opts)
 	if err != nil {
 		release()

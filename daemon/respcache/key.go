@@ -28,26 +28,29 @@ const keyVersion = "jetai-respcache-v1"
 // in the key unless someone lists it here on purpose; a test enumerates the
 // struct's fields against this list.
 var modelIgnored = map[string]string{
-	"name":            "a name; the key has the file's sha256",
-	"path":            "the file enters by its sha256",
-	"aliases":         "names",
-	"priority":        "scheduling",
-	"memory_budget":   "memory accounting",
-	"parallel":        "slot count; each slot has its own context",
-	"threads":         "CPU threads; ggml's results do not depend on them",
-	"keep_alive":      "scheduling",
-	"preload":         "scheduling",
-	"pinned":          "scheduling",
-	"tier":            "routing",
-	"cache":           "staging in cache.dir; the bytes are the same",
-	"sampling":        "applied into the runner request, which is in the key",
-	"adapters":        "enter by their sha256 and scale",
-	"file_size":       "the file enters by its sha256",
-	"file_mod_time":   "the file enters by its sha256",
-	"file_error":      "a model with a file error does not answer",
-	"cache_responses": "whether to cache, not what is generated",
-	"file":            "which config file declares the model",
-	"defined_at":      "where the config declares the model",
+	"name":                 "a name; the key has the file's sha256",
+	"path":                 "the file enters by its sha256",
+	"aliases":              "names",
+	"priority":             "scheduling",
+	"memory_budget":        "memory accounting",
+	"parallel":             "slot count; each slot has its own context",
+	"threads":              "CPU threads; ggml's results do not depend on them",
+	"keep_alive":           "scheduling",
+	"preload":              "scheduling",
+	"pinned":               "scheduling",
+	"tier":                 "routing",
+	"cache":                "staging in cache.dir; the bytes are the same",
+	"sampling":             "applied into the runner request, which is in the key",
+	"adapters":             "enter by their sha256 and scale",
+	"file_size":            "the file enters by its sha256",
+	"file_mod_time":        "the file enters by its sha256",
+	"file_error":           "a model with a file error does not answer",
+	"cache_responses":      "whether to cache, not what is generated",
+	"file":                 "which config file declares the model",
+	"defined_at":           "where the config declares the model",
+	"mmproj":               "the projector enters by its sha256",
+	"mmproj_file_size":     "the projector enters by its sha256",
+	"mmproj_file_mod_time": "the projector enters by its sha256",
 }
 
 // Adapter is a LoRA adapter as the key sees it.
@@ -58,11 +61,14 @@ type Adapter struct {
 
 // keyInput is everything hashed into a Key.
 type keyInput struct {
-	Version  string         `json:"v"`
-	Model    string         `json:"model_sha256"`
-	Adapters []Adapter      `json:"adapters"`
-	Settings map[string]any `json:"settings"`
-	Request  runner.Request `json:"request"`
+	Version  string    `json:"v"`
+	Model    string    `json:"model_sha256"`
+	Adapters []Adapter `json:"adapters"`
+	// Projector is the multimodal projector's sha256 ("" without one);
+	// the request's images are in Request.
+	Projector string         `json:"projector_sha256,omitempty"`
+	Settings  map[string]any `json:"settings"`
+	Request   runner.Request `json:"request"`
 }
 
 // MakeKey builds the key of req for model m whose file has the hex sha256
@@ -73,11 +79,17 @@ type keyInput struct {
 // sha256 is in the key) or of the model block (in the key's settings), so
 // equal keys give equal formatted prompts.
 func MakeKey(m *config.Model, modelSHA string, adapters []Adapter, req runner.Request) (Key, error) {
+	return MakeKeyWithProjector(m, modelSHA, adapters, "", req)
+}
+
+// MakeKeyWithProjector is MakeKey for a model with a multimodal projector
+// whose file has the hex sha256 projectorSHA.
+func MakeKeyWithProjector(m *config.Model, modelSHA string, adapters []Adapter, projectorSHA string, req runner.Request) (Key, error) {
 	settings, err := modelSettings(m)
 	if err != nil {
 		return Key{}, err
 	}
-	b, err := json.Marshal(keyInput{Version: keyVersion, Model: modelSHA, Adapters: adapters, Settings: settings, Request: req})
+	b, err := json.Marshal(keyInput{Version: keyVersion, Model: modelSHA, Adapters: adapters, Projector: projectorSHA, Settings: settings, Request: req})
 	if err != nil {
 		return Key{}, fmt.Errorf("response cache key: %w", err)
 	}

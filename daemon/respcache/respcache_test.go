@@ -77,6 +77,10 @@ func setNonZero(t *testing.T, v reflect.Value, name string) {
 		v.SetBytes([]byte(`{"set":true}`))
 		return
 	}
+	if v.Type() == reflect.TypeFor[[][]byte]() {
+		v.Set(reflect.ValueOf([][]byte{[]byte("image")}))
+		return
+	}
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString("x")

@@ -40,6 +40,10 @@ type Options struct {
 	// Draft is the GGUF file of a smaller model with the same vocabulary
 	// that drafts tokens, loaded in the runner with its own context.
 	Draft string
+	// Mmproj is the GGUF file of a multimodal projector: with it the
+	// runner takes images. MmprojOffload lets it run on a GPU.
+	Mmproj        string
+	MmprojOffload bool
 
 	// Command is the runner's executable and leading arguments; the default
 	// is this executable with the argument "runner".
@@ -103,6 +107,12 @@ func (o Options) Args() []string {
 	if o.Draft != "" {
 		a = append(a, "-spec-draft", o.Draft)
 	}
+	if o.Mmproj != "" {
+		a = append(a, "-mmproj", o.Mmproj)
+	}
+	if o.MmprojOffload {
+		a = append(a, "-mmproj-offload")
+	}
 	return a
 }
 
@@ -140,6 +150,8 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	fs.BoolVar(&o.NGram, "spec-ngram", false, "speculative decoding with n-gram (prompt lookup) drafts")
 	fs.IntVar(&o.MaxDraft, "spec-max-draft", 0, "most tokens drafted per slot and step (0 = off)")
 	fs.StringVar(&o.Draft, "spec-draft", "", "GGUF `file` of a draft model with the target's vocabulary")
+	fs.StringVar(&o.Mmproj, "mmproj", "", "GGUF `file` of a multimodal projector (the model then takes images)")
+	fs.BoolVar(&o.MmprojOffload, "mmproj-offload", false, "let the projector run on a GPU (default: CPU)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
 		fs.PrintDefaults()

@@ -21,6 +21,7 @@ const (
 	PhaseModelInfo    = "model_info"    // facts and token tables read into Go
 	PhaseContext      = "context"       // llama context: KV cache, compute buffers, threads
 	PhaseAdapters     = "adapters"      // LoRA adapters applied
+	PhaseProjector    = "projector"     // the multimodal projector (mmproj) loaded
 	PhaseReady        = "ready_report"  // scheduler and server started, ready reported
 	PhaseRestore      = "restore"       // parked conversations restored into the new runner
 	PhaseFirstPrompt  = "first_prompt"  // the first request's prompt in the new runner
@@ -29,7 +30,7 @@ const (
 // PhaseOrder is the order of the phases in a swap.
 var PhaseOrder = []string{PhaseDrain, PhasePark, PhaseRunnerExit, PhaseStage, PhaseProcessStart, PhaseEngineInit,
 	PhaseCheck, PhaseMetadata, PhaseMmap, PhaseWeights, PhaseModelInfo, PhaseContext, PhaseAdapters,
-	PhaseReady, PhaseRestore, PhaseFirstPrompt}
+	PhaseProjector, PhaseReady, PhaseRestore, PhaseFirstPrompt}
 
 // Phase is one timed step of a load.
 type Phase struct {

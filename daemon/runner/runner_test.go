@@ -48,7 +48,7 @@ func parentMain() {
 	select {}
 }
 
-func start(t *testing.T, model string, slots, ctx int) *runner.Process {
+func start(t testing.TB, model string, slots, ctx int) *runner.Process {
 	t.Helper()
 	p, err := runner.Start(runner.Options{
 		Name: "test", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,

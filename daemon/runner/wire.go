@@ -11,8 +11,11 @@ import (
 // Message is one chat turn. An assistant turn may carry the tool calls
 // it made; a tool turn answers the call ToolCallID names.
 type Message struct {
-	Role       string     `json:"role"`
-	Content    string     `json:"content"`
+	Role    string `json:"role"`
+	Content string `json:"content"`
+	// Images is how many of the request's Images belong to this message
+	// (they are in message order): they go at the start of its content.
+	Images     int        `json:"images,omitempty"`
 	Name       string     `json:"name,omitempty"`
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
@@ -99,6 +102,10 @@ type Request struct {
 	// Speculative false turns speculative decoding off for this request
 	// (the output is the same either way; only speed differs).
 	Speculative *bool `json:"speculative,omitempty"`
+	// Images are encoded image files (JPEG, PNG, …) for a model with a
+	// projector: each message's (Message.Images, in order) at the start of
+	// its content, the rest (a plain prompt's) after BOS, before the text.
+	Images [][]byte `json:"images,omitempty"`
 }
 
 // MaxTopLogprobs is the most alternatives a request may ask for.
@@ -116,7 +123,8 @@ const (
 // Timings of one request, in token counts and milliseconds.
 type Timings struct {
 	PromptTokens    int     `json:"prompt_tokens"`
-	CachedTokens    int     `json:"cached_tokens"` // prompt tokens reused from the slot's KV cache
+	ImageTokens     int     `json:"image_tokens,omitempty"` // of PromptTokens, those that are image embeddings
+	CachedTokens    int     `json:"cached_tokens"`          // prompt tokens reused from the slot's KV cache
 	PromptMS        float64 `json:"prompt_ms"`
 	GeneratedTokens int     `json:"generated_tokens"`
 	GenerationMS    float64 `json:"generation_ms"`
@@ -168,6 +176,8 @@ const (
 	CodeContextOverflow = "context_overflow"
 	CodeNoChatTemplate  = "no_chat_template"
 	CodeInvalidGrammar  = "invalid_grammar"
+	CodeNoVision        = "no_vision"     // images sent to a model without a projector
+	CodeInvalidImage    = "invalid_image" // an image the projector cannot decode
 	// CodeToolsUnsupported: the model's chat template does not render
 	// tools.
 	CodeToolsUnsupported = "tools_unsupported"

@@ -1,9 +1,10 @@
 // Starts a real jetaid (bin/jetaid from `make build`) for the client
 // tests: stories260K as "story" (alias "gpt2"; no chat template) and a tiny
-// ChatML model made by bin/jetai-modelgen as "chat", behind an API key.
-// Nothing is downloaded.
+// ChatML model made by bin/jetai-modelgen as "chat", with a generated
+// vision projector (64 tokens an image), behind an API key. Nothing is
+// downloaded.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, existsSync, rmSync } from "node:fs";
+import { mkdtempSync, writeFileSync, existsSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, runJetaid } from "./jetaid.js";
@@ -21,6 +22,8 @@ export async function startClientDaemon() {
   const dir = mkdtempSync(join(tmpdir(), "jetai-clients-"));
   const chat = join(dir, "chat.gguf");
   execFileSync(gen, ["-preset", "tiny", "-chat-template", "-out", chat]);
+  const mmproj = join(dir, "mmproj.gguf");
+  execFileSync(gen, ["-projector", "-for", chat, "-out", mmproj]);
   const port = await freePort();
   const conf = join(dir, "jetai.hcl");
   writeFileSync(conf, `
@@ -47,6 +50,7 @@ model "story" {
 }
 model "chat" {
   path       = "${chat}"
+  mmproj     = "${mmproj}"
   context    = 256
   parallel   = 2
   threads    = 1
@@ -60,3 +64,7 @@ model "chat" {
   return runJetaid({ bin, args: ["--config", conf], port, timeoutMs: 60000,
     cleanup: () => rmSync(dir, { recursive: true, force: true }) });
 }
+
+// IMAGES are the test images (testdata/images), base64.
+export const IMAGES = Object.fromEntries(["gradient.png", "checker.jpg"].map(
+  n => [n, readFileSync(join(ROOT, "testdata/images", n)).toString("base64")]));

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Ollama } from "ollama";
-import { startClientDaemon, KEY } from "./clients.js";
+import { startClientDaemon, KEY, IMAGES } from "./clients.js";
 
 let d, ollama;
 before(async () => {
@@ -97,9 +97,24 @@ test("errors reach the client with Ollama's message and status", async () => {
   await assert.rejects(ollama.chat({ model: "nope", messages: [{ role: "user", content: "x" }] }),
     e => e.status_code === 404 && /unknown model "nope"/.test(e.message));
   await assert.rejects(ollama.chat({ model: "chat", messages: [{ role: "user", content: "x", images: ["aGk="] }] }),
-    e => e.status_code === 400 && /images/.test(e.message));
+    e => e.status_code === 400 && /image 1: not a PNG/.test(e.message));
   await assert.rejects(ollama.pull({ model: "llama3.2" }),
     e => e.status_code === 403 && /server.allow_pull = true/.test(e.message));
   const noKey = new Ollama({ host: d.url });
   await assert.rejects(noKey.list(), e => e.status_code === 401 && /API key/.test(e.message));
+});
+
+test("ollama: images on chat and generate reach the vision model", async () => {
+  const img = IMAGES["checker.jpg"];
+  const show = await ollama.show({ model: "chat" });
+  assert.ok(show.capabilities.includes("vision"), JSON.stringify(show.capabilities));
+  const plain = await ollama.chat({ model: "chat", messages: [{ role: "user", content: "Look" }], options: { temperature: 0, num_predict: 8 } });
+  const c = await ollama.chat({ model: "chat", messages: [{ role: "user", content: "Look", images: [img] }], options: { temperature: 0, num_predict: 8 } });
+  const extra = c.prompt_eval_count - 64 - plain.prompt_eval_count; // text tokenized around the image
+  assert.ok(extra >= 0 && extra <= 2, `prompt_eval_count ${c.prompt_eval_count}, without the image ${plain.prompt_eval_count}`);
+  const bytes = Uint8Array.from(Buffer.from(img, "base64"));
+  const g = await ollama.generate({ model: "chat", prompt: "Look", images: [bytes], options: { temperature: 0, num_predict: 8 } });
+  assert.ok(g.prompt_eval_count >= 64, `prompt_eval_count ${g.prompt_eval_count}`);
+  await assert.rejects(ollama.generate({ model: "story", prompt: "x", images: [img] }),
+    e => e.status_code === 400 && /mmproj/.test(e.message));
 });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { generateText, streamText } from "ai";
-import { startClientDaemon, KEY } from "./clients.js";
+import { startClientDaemon, KEY, IMAGES } from "./clients.js";
 
 let d, client, provider;
 before(async () => {
@@ -65,4 +65,25 @@ test("ai SDK: generateText and streamText", async () => {
   // not the bare prompt's continuation; the wire format is what is checked.
   assert.ok(c.text.length > 0);
   assert.equal(c.usage.outputTokens, 16);
+});
+
+test("openai: image_url parts reach the vision model", async () => {
+  const ask = async image => {
+    const content = [{ type: "text", text: "What is this?" }];
+    if (image) content.unshift({ type: "image_url", image_url: { url: image } });
+    return client.chat.completions.create({ model: "chat", messages: [{ role: "user", content }], temperature: 0, max_tokens: 8 });
+  };
+  const grad = "data:image/png;base64," + IMAGES["gradient.png"];
+  const text = await ask(null);
+  const a = await ask(grad), b = await ask(grad);
+  assert.equal(a.choices[0].message.content, b.choices[0].message.content);
+  assert.notEqual(a.choices[0].message.content, text.choices[0].message.content);
+  // The text around the image is tokenized piece by piece: a token or two more.
+  const extra = a.usage.prompt_tokens - 64 - text.usage.prompt_tokens;
+  assert.ok(extra >= 0 && extra <= 2, `prompt_tokens ${a.usage.prompt_tokens}, without the image ${text.usage.prompt_tokens}`);
+  assert.equal(a.usage.prompt_tokens_details.image_tokens, 64);
+  await assert.rejects(client.chat.completions.create({ model: "story", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: grad } }, { type: "text", text: "x" }] }] }),
+    err => err.status === 400 && err.code === "model_not_vision" && /mmproj/.test(err.message));
+  await assert.rejects(ask("https://example.com/cat.png"),
+    err => err.status === 400 && err.code === "image_url_not_allowed");
 });

@@ -26,13 +26,14 @@ const (
 )
 
 type handler struct {
-	sched *scheduler
-	model *engine.Model
-	mux   *http.ServeMux
+	sched  *scheduler
+	model  *engine.Model
+	vision *vision // nil without a projector
+	mux    *http.ServeMux
 }
 
 func newHandler(s *scheduler, m *engine.Model) http.Handler {
-	h := &handler{sched: s, model: m, mux: http.NewServeMux()}
+	h := &handler{sched: s, model: m, vision: s.vision, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /completion", h.completion)
 	h.mux.HandleFunc("POST /embed", h.embed)
 	h.mux.HandleFunc("GET /health", h.health)
@@ -64,7 +65,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // A prompt that cannot fit the slot's context is refused as soon as that is
 // certain, without tokenizing all of it; a client that goes away stops the
 // tokenization.
-func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner.Request) ([]int, *toolSetup, bool) {
+func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner.Request, starts *[]int) ([]int, *toolSetup, bool) {
 	limit := h.sched.slotCtx - 1 // one position is left for the first generated token
 	var toks []int
 	var err error
@@ -79,7 +80,7 @@ func (h *handler) prompt(ctx context.Context, w http.ResponseWriter, req *runner
 	case len(req.Messages) > 0:
 		// Special-token text in a message stays text (no role injection).
 		var ok bool
-		toks, setup, err, ok = h.chatTokens(ctx, w, req, limit)
+		toks, setup, err, ok = h.chatTokens(ctx, w, req, limit, starts)
 		if !ok {
 			return nil, nil, false
 		}
@@ -155,7 +156,12 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, fmt.Sprintf("top_logprobs must be 0 to %d", runner.MaxTopLogprobs))
 		return
 	}
-	toks, tools, ok := h.prompt(r.Context(), w, &req)
+	var starts []int // where each message's content starts, for its images
+	toks, tools, ok := h.prompt(r.Context(), w, &req, &starts)
+	if !ok {
+		return
+	}
+	toks, images, imageTokens, ok := h.withImages(r.Context(), w, &req, toks, starts)
 	if !ok {
 		return
 	}
@@ -187,11 +193,12 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, ignoreEOS: req.IgnoreEOS, out: newOutbox(), arrived: arrived,
-		lazy: lazy, logprobs: -1}
+		lazy: lazy, logprobs: -1, images: images, imageTokens: imageTokens}
 	if req.Logprobs {
 		j.logprobs = req.TopLogprobs
 	}
-	j.noSpec = req.Speculative != nil && !*req.Speculative
+	// Drafters read the slot's tokens, which hold image rows, not tokens.
+	j.noSpec = (req.Speculative != nil && !*req.Speculative) || imageTokens > 0
 	if !h.submit(w, j) {
 		sampler.Close()
 		return

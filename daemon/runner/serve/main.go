@@ -145,6 +145,18 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 		sched.drafter = d
 	}
 	sched.setSpec(opts.NGram, opts.MaxDraft)
+	if opts.Mmproj != "" {
+		proj, err := engine.LoadProjector(ctx, opts.Mmproj, model, engine.ProjectorOptions{Offload: opts.MmprojOffload})
+		if err != nil {
+			reportError(status, err)
+			return err
+		}
+		defer proj.Close()
+		// The encode runs beside the decode loop, with half the
+		// model's threads, so the slots that generate keep the rest.
+		sched.vision = &vision{proj: proj, threads: func() int { return max(1, int(sched.threads.Load())/2) }}
+		phases.Mark(runner.PhaseProjector)
+	}
 	srv := &http.Server{Handler: newHandler(sched, model), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

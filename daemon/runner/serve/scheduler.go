@@ -42,6 +42,10 @@ type job struct {
 	arrived   time.Time
 	lazy      *lazyGrammar // tool_choice auto: the call grammar waits for its trigger
 	logprobs  int          // alternatives per token to report; -1: no logprobs
+	// images are the embeddings of the image rows in tokens, by hash
+	// (vision.go); imageTokens counts those rows.
+	images      map[uint64]*engine.ImageEmbedding
+	imageTokens int
 }
 
 // outbox hands a job's output from the decode loop to its HTTP handler
@@ -138,6 +142,10 @@ type scheduler struct {
 	slots   []*slot
 	batch   *engine.Batch
 	rotate  int
+	// vision encodes images (nil without a projector); ebatch holds the
+	// image rows of a step (vision.go).
+	vision *vision
+	ebatch *engine.EmbedBatch
 
 	lastFlush time.Time // when the loop last woke handlers with text
 
@@ -267,6 +275,11 @@ func (s *scheduler) loop() {
 	runtime.LockOSThread()
 	defer close(s.stopped)
 	defer s.batch.Free()
+	defer func() {
+		if s.ebatch != nil {
+			s.ebatch.Free()
+		}
+	}()
 	for {
 		if s.idle() {
 			select {
@@ -296,6 +309,7 @@ func (s *scheduler) loop() {
 		}
 		s.reapCancelled()
 		s.assign()
+		s.stepImages()
 		s.step()
 		s.flush(time.Now())
 		s.publishCounts()
@@ -441,6 +455,7 @@ func (s *scheduler) start(sl *slot, j *job, reuse int) {
 	sl.firstTok = time.Time{}
 	sl.timings = runner.Timings{
 		PromptTokens: len(j.tokens),
+		ImageTokens:  j.imageTokens,
 		CachedTokens: reuse,
 		QueueMS:      runner.Ms(now.Sub(j.arrived)),
 		Slot:         sl.seq,
@@ -450,7 +465,9 @@ func (s *scheduler) start(sl *slot, j *job, reuse int) {
 		hist = hist[len(hist)-samplerHistory:]
 	}
 	for _, t := range hist {
-		j.sampler.Accept(t)
+		if !isImageRow(t) {
+			j.sampler.Accept(t)
+		}
 	}
 	// A client that goes away stops the decode in progress instead of
 	// waiting for the end of the step: a long prompt's batch can take
@@ -501,10 +518,14 @@ func (s *scheduler) step() {
 	s.rotate = (s.rotate + 1) % n
 	for k := range n {
 		sl := s.slots[(s.rotate+k)%n]
-		if sl.job == nil || len(sl.pending) == 0 || budget <= 0 {
+		if sl.job == nil || len(sl.pending) == 0 || budget <= 0 || isImageRow(sl.pending[0]) {
 			continue
 		}
-		take := min(len(sl.pending), budget)
+		// Text up to the next image row: stepImages decodes the rows.
+		take := 0
+		for take < len(sl.pending) && take < budget && !isImageRow(sl.pending[take]) {
+			take++
+		}
 		last := take == len(sl.pending)
 		pos := len(sl.cache)
 		for i := range take {

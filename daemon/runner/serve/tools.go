@@ -22,7 +22,9 @@ type toolSetup struct {
 
 // chatTokens formats a chat as chatRender does and tokenizes it. It
 // answers the client's mistakes itself.
-func (h *handler) chatTokens(ctx context.Context, w http.ResponseWriter, req *runner.Request, limit int) ([]int, *toolSetup, error, bool) {
+// starts, when not nil, receives where each message's content starts in
+// the tokens, for a request whose messages carry images.
+func (h *handler) chatTokens(ctx context.Context, w http.ResponseWriter, req *runner.Request, limit int, starts *[]int) ([]int, *toolSetup, error, bool) {
 	cr, ok := h.chatRender(w, req)
 	if !ok {
 		return nil, nil, nil, false
@@ -30,6 +32,12 @@ func (h *handler) chatTokens(ctx context.Context, w http.ResponseWriter, req *ru
 	var toks []int
 	err := cr.each(func(contents []string, render func([]string) (string, error)) error {
 		var err error
+		if starts != nil && messageImages(req) > 0 {
+			// Piece by piece, to know where each message's content
+			// starts: its images go there (vision.go).
+			toks, *starts, err = h.model.ChatTokensAt(ctx, contents, render, limit)
+			return err
+		}
 		toks, err = h.model.ChatTokensRendered(ctx, contents, render, limit)
 		return err
 	})
