@@ -116,11 +116,12 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	secs := p.markReadyLocked(m, proc, info, start, size, mod)
 	phases := loadPhases(room, st, proc)
 	p.recordPhasesLocked(m, proc, phases)
+	m.swap.spare = st.spare
 	p.eventLocked(Event{At: m.loadedAt, Kind: EventLoad, Model: m.cfg.Name, Seconds: secs})
 	close(op.done)
 	p.mu.Unlock()
 	p.observeLoad(m, start, nil)
-	p.log.Info("model loaded", "model", m.cfg.Name, "seconds", secs, "pid", proc.Pid(), "phases", phaseText(phases))
+	p.log.Info("model loaded", "model", m.cfg.Name, "seconds", secs, "pid", proc.Pid(), "spare", st.spare, "phases", phaseText(phases))
 	p.measure(m, proc)
 }
 
@@ -149,30 +150,38 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 	}
 	p.mu.Lock()
 	queue := p.cfg.Server.QueuePerModel
-	backends := p.cfg.GPU.BackendsDir
+	opts := p.processOptionsLocked() // as the warm spare's (spare.go)
 	p.mu.Unlock()
 	gpuLayers := mc.GPULayers
 	if gpuLayers == config.GPULayersAuto {
 		gpuLayers = runner.GPULayersAuto
 	}
 	path, release := p.stageModel(mc)
-	opts := runner.Options{
-		Name: mc.Name, Model: path, SlotContext: mc.Context, Slots: mc.Parallel,
-		Threads: mc.Threads, GPULayers: gpuLayers, BackendsDir: backends, FlashAttention: mc.FlashAttention, KVType: mc.KVCache,
-		Queue: queue, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
-		Dir: p.opts.SocketDir, Log: p.runLog,
-	}
+	opts.Name, opts.Model, opts.SlotContext, opts.Slots = mc.Name, path, mc.Context, mc.Parallel
+	opts.Threads, opts.GPULayers, opts.FlashAttention, opts.KVType = mc.Threads, gpuLayers, mc.FlashAttention, mc.KVCache
+	opts.Queue = queue
 	for _, a := range mc.Adapters {
 		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
 	}
 	st.stage = time.Since(begin)
 	opts.NGram, opts.Draft, opts.MaxDraft = specOptions(mc.Speculative)
-	proc, err := p.newRunner(opts)
-	if err != nil {
-		release()
-		return nil, runner.ModelInfo{}, err
+	// The warm spare, or a new process: either way the model is handed
+	// over by Load.
+	proc := p.takeSpare(opts)
+	st.spare = proc != nil
+	if proc == nil {
+		var err error
+		if proc, err = p.newRunner(opts); err != nil {
+			release()
+			return nil, runner.ModelInfo{}, err
+		}
 	}
 	go func() { <-proc.Done(); release() }() // the staged copy is in use while the runner lives
+	if err := proc.Load(opts); err != nil {
+		proc.Kill()
+		<-proc.Done()
+		return nil, runner.ModelInfo{}, err
+	}
 	if started != nil {
 		started(proc)
 	}
