@@ -257,7 +257,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	if mustJSON(t, c.Server) != mustJSON(t, want) || c.Server.APIKeys != nil {
 		t.Errorf("server = %+v", c.Server)
 	}
-	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache, 0}) || c.GPU.BackendsDir != DefaultBackendsDir {
+	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache, 0, DefaultWarmSpare}) || c.GPU.BackendsDir != DefaultBackendsDir {
 		t.Errorf("memory = %+v", c.Memory)
 	}
 	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize, DefaultResponses, DefaultResponseTTL, DefaultResponsesDisk}) {

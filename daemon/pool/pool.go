@@ -122,7 +122,7 @@ type ModelStatus struct {
 type Status struct {
 	Budget       uint64 `json:"budget"`
 	Reserve      uint64 `json:"reserve"`
-	Used         uint64 `json:"used"` // sum of charges of loading, ready and unloading models
+	Used         uint64 `json:"used"` // charges of loading, ready and unloading models and the warm spare
 	MemAvailable uint64 `json:"mem_available,omitempty"`
 	Loaded       int    `json:"loaded"` // ready models
 	Loading      int    `json:"loading"`
