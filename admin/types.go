@@ -241,11 +241,11 @@ type Model struct {
 	LoadPhases []LoadPhase `json:"load_phases,omitempty"`
 	// LoadSpare says the last load ran in the warm spare runner: its
 	// process_start and engine_init were done before the load began.
-	LoadSpare bool   `json:"load_spare,omitempty"`
-	LastError string `json:"last_error,omitempty"`
-	Reload     string      `json:"reload,omitempty"` // a config reload's phase
-	Pid        int         `json:"pid,omitempty"`
-	Info       *ModelInfo  `json:"info,omitempty"`
+	LoadSpare bool       `json:"load_spare,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	Reload    string     `json:"reload,omitempty"` // a config reload's phase
+	Pid       int        `json:"pid,omitempty"`
+	Info      *ModelInfo `json:"info,omitempty"`
 	// The model's config: its file and shape.
 	Path     string `json:"path"`
 	Context  int    `json:"context"`

@@ -24,7 +24,7 @@ type fakeRunners struct {
 	entered chan string              // a request reached a runner (model name)
 	// dieSpares makes runners die with this cause in WaitSpare.
 	dieSpares string
-	nextPid atomic.Int32
+	nextPid   atomic.Int32
 }
 
 func newFakeRunners() *fakeRunners {

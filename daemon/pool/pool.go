@@ -107,12 +107,12 @@ type ModelStatus struct {
 	LoadPhases []runner.Phase `json:"load_phases,omitempty"`
 	// LoadSpare says the last load ran in the warm spare (spare.go): its
 	// process_start and engine_init were done before the load began.
-	LoadSpare  bool              `json:"load_spare,omitempty"`
-	LastError  string            `json:"last_error,omitempty"`
-	Reload     string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
-	Pid        int               `json:"pid,omitempty"`
-	Threads    int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
-	Info       *runner.ModelInfo `json:"info,omitempty"`
+	LoadSpare bool              `json:"load_spare,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
+	Reload    string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
+	Pid       int               `json:"pid,omitempty"`
+	Threads   int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
+	Info      *runner.ModelInfo `json:"info,omitempty"`
 	// Speculative is the model's speculative decoding: its settings and
 	// tokens drafted and accepted since start; nil when it is off.
 	Speculative *SpeculativeStatus `json:"speculative,omitempty"`

@@ -58,10 +58,10 @@ type Process struct {
 	progressMu sync.Mutex
 	progress   float32
 
-	ready    chan struct{}
-	info     ModelInfo
-	phases   []Phase
-	startAt  time.Time // just before the exec
+	ready   chan struct{}
+	info    ModelInfo
+	phases  []Phase
+	startAt time.Time // just before the exec
 
 	// waiting closes when the runner reports its engine ready and waits
 	// for a model; handedAt is when Load wrote the model's flags (the
