@@ -32,7 +32,9 @@ func newFakeRunners() *fakeRunners {
 }
 
 func (f *fakeRunners) start(o runner.Options) (Runner, error) {
-	r := &fakeRunner{f: f, opts: o, pid: 100000 + int(f.nextPid.Add(1)), done: make(chan struct{})}
+	// As runner.Spawn: the process's settings only; Load brings the model.
+	po := runner.Options{Command: o.Command, Env: o.Env, Dir: o.Dir, Log: o.Log, BackendsDir: o.BackendsDir, Verbose: o.Verbose}
+	r := &fakeRunner{f: f, opts: po, pid: 100000 + int(f.nextPid.Add(1)), done: make(chan struct{})}
 	f.mu.Lock()
 	f.all = append(f.all, r)
 	f.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jetai/jetai/daemon/runner"
 )
 
 // spareBlock is a memory block with warm_spare set.
@@ -93,9 +95,10 @@ func TestFakeSpareBudget(t *testing.T) {
 	p, f := newFakePool(t, spareBlock("1GiB", false)+models)
 	need := state(t, p, "a").EstimatedBytes
 
-	// Room for the model and not for a spare beside it (16 MiB until one
-	// is measured).
-	apply(t, p, spareBlock(fmt.Sprintf("%dKiB", need/1024+1024), true)+models)
+	// Room for the model and not for a spare beside it (a fake runner's
+	// RSS is 1 MiB).
+	apply(t, p, spareBlock(fmt.Sprintf("%dKiB", need/1024+512), true)+models)
+	waitSpare(t, p, "waiting") // the empty pool has room for it
 	if _, err := p.Complete(context.Background(), "a", short, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -215,5 +218,68 @@ func TestFakeSpareReload(t *testing.T) {
 	}
 	if s := state(t, p, "a"); !s.LoadSpare || s.Pid != sp3.Pid {
 		t.Fatalf("a: load_spare %v, pid %d, want the spare %d", s.LoadSpare, s.Pid, sp3.Pid)
+	}
+}
+
+// TestSwapOntoSpare: with real runners and room for one model, a request
+// for b evicts a and loads b in the warm spare, which answers with real
+// text; b's record says spare, with process_start and engine_init 0 (they
+// were done before the load), and a new spare is started after it.
+func TestSwapOntoSpare(t *testing.T) {
+	dir := t.TempDir()
+	real := realModel(t)
+	p := newPool(t, spareBlock("120MiB", true)+
+		modelBlock("a", copyModel(t, real, dir, "a.gguf"), "")+
+		modelBlock("b", copyModel(t, real, dir, "b.gguf"), ""), nil)
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	spare := func() SpareStatus {
+		t.Helper()
+		for {
+			if sp := p.Status().Spare; sp != nil && sp.State == "waiting" {
+				return *sp
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no waiting spare: %+v", p.Status().Spare)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	sp := spare()
+	if sp.MeasuredBytes == 0 || sp.ChargedBytes != sp.MeasuredBytes {
+		t.Fatalf("spare %+v: want its RSS measured and charged", sp)
+	}
+	if _, err := p.Complete(ctx, "a", short, nil); err != nil {
+		t.Fatal(err)
+	}
+	sp = spare()
+	res, err := p.Complete(ctx, "b", short, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Text == "" || res.Timings.GeneratedTokens == 0 {
+		t.Fatalf("b answered %q (%d tokens)", res.Text, res.Timings.GeneratedTokens)
+	}
+	b := state(t, p, "b")
+	if !b.LoadSpare || b.Pid != sp.Pid {
+		t.Fatalf("b: load_spare %v, pid %d; the spare was %d", b.LoadSpare, b.Pid, sp.Pid)
+	}
+	if a := state(t, p, "a"); a.State == StateReady {
+		t.Fatal("a is still loaded beside b")
+	}
+	names := phaseNames(b.LoadPhases)
+	checkPhaseOrder(t, names)
+	for _, ph := range []string{runner.PhaseProcessStart, runner.PhaseEngineInit} {
+		if s, ok := phaseSeconds(b.LoadPhases, ph); !ok || s != 0 {
+			t.Errorf("b's %s: %v s (recorded %v), want 0 in a spare", ph, s, ok)
+		}
+	}
+	for _, ph := range []string{runner.PhaseRunnerExit, runner.PhaseMetadata, runner.PhaseContext} {
+		if s, ok := phaseSeconds(b.LoadPhases, ph); !ok || s <= 0 {
+			t.Errorf("b's %s: %v s (recorded %v)", ph, s, ok)
+		}
+	}
+	if next := spare(); next.Pid == sp.Pid || next.Used != sp.Used+1 {
+		t.Fatalf("after the swap: spare %+v (the used one was pid %d)", next, sp.Pid)
 	}
 }
