@@ -17,7 +17,7 @@ func (p *Pool) enforceLocked(except *model) {
 	if used <= budget {
 		return
 	}
-	if p.spare.proc != nil {
+	if p.spare.proc != nil || p.spare.starting {
 		// The spare goes before any model.
 		used -= p.spare.charge
 		p.stopSpareLocked(fmt.Sprintf("measured memory is over the budget (%s of %s)", human(used+p.spare.charge), human(budget)))

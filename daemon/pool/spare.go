@@ -55,6 +55,7 @@ type spareState struct {
 	proc     Runner // nil when there is none
 	key      string // runner.Options.ProcessKey of the spare
 	starting bool   // a spare's process is being started (proc still nil)
+	abandon  bool   // while starting: stop it once started
 	ready    bool   // proc waits for a model
 	charge   uint64 // what the spare counts against the budget
 	measured uint64
@@ -148,15 +149,16 @@ func (p *Pool) startSpareLocked() {
 	p.mu.Unlock()
 	proc, err := p.newRunner(opts)
 	p.mu.Lock()
-	p.spare.starting = false
+	abandon := p.spare.abandon
+	p.spare.starting, p.spare.abandon = false, false
 	p.spare.starts++
 	if err != nil {
 		p.spare.charge = 0
 		p.spareFailedLocked(fmt.Errorf("start: %w", err))
 		return
 	}
-	if p.closing || !p.cfg.Memory.WarmSpare || opts.ProcessKey() != p.processOptionsLocked().ProcessKey() {
-		// Closed or reconfigured while it started.
+	if abandon || p.closing || !p.cfg.Memory.WarmSpare || opts.ProcessKey() != p.processOptionsLocked().ProcessKey() {
+		// Stopped, closed or reconfigured while it started.
 		p.spare.charge = 0
 		p.broadcastLocked()
 		go proc.Kill()
@@ -252,6 +254,11 @@ func (p *Pool) takeSpare(opts runner.Options) Runner {
 // stopSpareLocked stops the spare, if any (the setting turned off, other
 // process settings, memory needed, Close).
 func (p *Pool) stopSpareLocked(why string) {
+	if p.spare.starting {
+		// startSpareLocked stops it once its process runs.
+		p.spare.abandon, p.spare.charge = true, 0
+		p.broadcastLocked()
+	}
 	proc := p.spare.proc
 	if proc == nil {
 		return
@@ -273,6 +280,7 @@ func (p *Pool) stopSpareLocked(why string) {
 func (p *Pool) applySpareLocked() {
 	switch {
 	case p.spare.proc == nil:
+		// One starting checks the config itself once its process runs.
 	case !p.cfg.Memory.WarmSpare:
 		p.stopSpareLocked("memory.warm_spare is off")
 	case p.spare.key != p.processOptionsLocked().ProcessKey():
