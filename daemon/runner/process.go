@@ -580,8 +580,13 @@ func (p *Process) StartThreads() int { return p.opts.Threads }
 // kills it if it has not exited by ctx's end.
 func (p *Process) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() {
-		if resp, err := p.post(ctx, "/shutdown", struct{}{}); err == nil {
-			resp.Body.Close()
+		// Only a loaded runner serves /shutdown; one awaiting or loading
+		// its model (a warm spare) would leave the request unanswered, and
+		// exits on stdin's EOF.
+		if p.Phases() != nil {
+			if resp, err := p.post(ctx, "/shutdown", struct{}{}); err == nil {
+				resp.Body.Close()
+			}
 		}
 		p.stdin.Close()
 	})
