@@ -24,6 +24,8 @@ type fakeRunners struct {
 	entered chan string              // a request reached a runner (model name)
 	// dieSpares makes runners die with this cause in WaitSpare.
 	dieSpares string
+	// spareGone makes the next Load on a spare find it dead.
+	spareGone bool
 	nextPid   atomic.Int32
 }
 
@@ -124,9 +126,13 @@ func (r *fakeRunner) Load(o runner.Options) error {
 	if r.opts.Model != "" {
 		return fmt.Errorf("runner %s: already has model %s", o.Name, r.opts.Name)
 	}
+	if r.waited && r.f.spareGone {
+		r.f.spareGone = false
+		r.exit("signal: killed", "")
+	}
 	select {
 	case <-r.done:
-		return fmt.Errorf("runner %s: %w", o.Name, runner.ErrExited)
+		return fmt.Errorf("runner %s: hand over the model: %w", o.Name, runner.ErrExited)
 	default:
 	}
 	r.opts = o

@@ -166,8 +166,17 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 	st.stage = time.Since(begin)
 	opts.NGram, opts.Draft, opts.MaxDraft = specOptions(mc.Speculative)
 	// The warm spare, or a new process: either way the model is handed
-	// over by Load.
+	// over by Load. A spare that died just before is not the model's
+	// failure: a new process takes its place.
 	proc := p.takeSpare(opts)
+	if proc != nil {
+		if err := proc.Load(opts); err != nil {
+			p.log.Warn("warm spare could not take the model; starting a runner", "model", mc.Name, "err", err)
+			proc.Kill()
+			<-proc.Done()
+			proc = nil
+		}
+	}
 	st.spare = proc != nil
 	if proc == nil {
 		var err error
@@ -175,13 +184,14 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 			release()
 			return nil, runner.ModelInfo{}, err
 		}
+		if err := proc.Load(opts); err != nil {
+			proc.Kill()
+			<-proc.Done()
+			release()
+			return nil, runner.ModelInfo{}, err
+		}
 	}
 	go func() { <-proc.Done(); release() }() // the staged copy is in use while the runner lives
-	if err := proc.Load(opts); err != nil {
-		proc.Kill()
-		<-proc.Done()
-		return nil, runner.ModelInfo{}, err
-	}
 	if started != nil {
 		started(proc)
 	}

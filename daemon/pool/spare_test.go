@@ -180,6 +180,25 @@ func TestFakeSpareDeath(t *testing.T) {
 	}
 }
 
+// TestFakeSpareGone: a spare that dies between being taken and taking
+// the model costs the load nothing: a new process loads it, and the model
+// is not failed.
+func TestFakeSpareGone(t *testing.T) {
+	paths := tinyModels(t, "a")
+	p, f := newFakePool(t, spareBlock("1GiB", true)+modelBlock("a", paths["a"], ""))
+	sp := waitSpare(t, p, "waiting")
+	f.mu.Lock()
+	f.spareGone = true
+	f.mu.Unlock()
+	if _, err := p.Complete(context.Background(), "a", short, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := state(t, p, "a")
+	if s.State != StateReady || s.LoadSpare || s.Pid == sp.Pid || s.LastError != "" {
+		t.Fatalf("a: %s, load_spare %v, pid %d (the dead spare %d), last error %q", s.State, s.LoadSpare, s.Pid, sp.Pid, s.LastError)
+	}
+}
+
 // TestFakeSpareReload: a reload that turns warm_spare off stops the spare
 // (and none starts again); one that turns it on starts one; a reload
 // that changes the runners' process settings replaces it.
