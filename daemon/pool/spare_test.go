@@ -247,7 +247,8 @@ func TestFakeSpareReload(t *testing.T) {
 func TestSwapOntoSpare(t *testing.T) {
 	dir := t.TempDir()
 	real := realModel(t)
-	p := newPool(t, spareBlock("120MiB", true)+
+	// Room for one model (about 66 MiB each) and a spare beside it.
+	p := newPool(t, spareBlock("130MiB", true)+
 		modelBlock("a", copyModel(t, real, dir, "a.gguf"), "")+
 		modelBlock("b", copyModel(t, real, dir, "b.gguf"), ""), nil)
 	ctx := context.Background()
