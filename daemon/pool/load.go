@@ -260,6 +260,7 @@ func (p *Pool) measure(m *model, proc Runner) {
 	m.charge = max(est.Total, m.peak+p.gpuChargeLocked(m, rss))
 	p.enforceLocked(m)
 	p.enforceGPULocked(m)
+	p.broadcastLocked() // the warm spare waits for a new runner's measurement
 }
 
 // failedLoad returns the error of the load op a waiter followed when that

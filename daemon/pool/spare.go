@@ -94,8 +94,11 @@ func (p *Pool) spareStartableLocked(now time.Time) (ok bool, after time.Time) {
 		return false, p.spare.retryAt
 	}
 	for _, m := range p.order {
-		// Never beside a load or the first prompt of a new runner.
-		if m.state == stLoading || (m.swap.firstPrompt != nil && m.active > 0) {
+		// Never beside a load or the first prompt of a new runner, nor
+		// before a new runner's first measurement (on unified memory
+		// MemAvailable's fall across the load is part of it).
+		if m.state == stLoading || (m.swap.firstPrompt != nil && m.active > 0) ||
+			(m.state == stReady && m.lastMeas.Before(m.loadedAt)) {
 			return false, time.Time{}
 		}
 	}
