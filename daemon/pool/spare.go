@@ -15,10 +15,11 @@ import (
 // start and the engine's init. The spare never holds a model: once handed
 // one it is that model's runner, and the pool starts another spare when
 // nothing loads, new runners are measured and no first prompt runs, so
-// that the start never competes with a load. Its measured RSS counts against memory.budget; it
-// starts only into room that is free, and is the first thing stopped when
-// the charges go over the budget. A spare that dies or fails to start is
-// started again after a backoff that doubles, never in a loop.
+// that the start never competes with a load. Its measured RSS counts
+// against memory.budget; it starts only into room that is free, and is the
+// first thing stopped when the charges go over the budget. A spare that
+// dies or fails to start is started again after a backoff that doubles,
+// never in a loop.
 
 // Spare timing.
 const (
