@@ -60,13 +60,30 @@ type Status struct {
 type PoolStatus struct {
 	Budget       uint64 `json:"budget"`
 	Reserve      uint64 `json:"reserve"`
-	Used         uint64 `json:"used"` // charges of loading, ready and unloading models
+	Used         uint64 `json:"used"` // charges of loading, ready and unloading models and the warm spare
 	MemAvailable uint64 `json:"mem_available,omitempty"`
 	Loaded       int    `json:"loaded"` // ready models
 	Loading      int    `json:"loading"`
 	Queued       int    `json:"queued"`
 	QueueTotal   int    `json:"queue_total"`
 	Models       int    `json:"models"`
+	// Spare is the warm spare runner (memory.warm_spare), charged in
+	// Used; nil when the setting is off.
+	Spare *Spare `json:"spare,omitempty"`
+}
+
+// Spare is the warm spare runner: a process with its engine initialised
+// that the next load takes instead of starting one.
+type Spare struct {
+	State         string     `json:"state"` // starting, waiting, backoff, none
+	Pid           int        `json:"pid,omitempty"`
+	MeasuredBytes uint64     `json:"measured_bytes,omitempty"`
+	ChargedBytes  uint64     `json:"charged_bytes"`
+	Starts        uint64     `json:"starts"`
+	Used          uint64     `json:"used"`
+	Deaths        uint64     `json:"deaths"`
+	RetryAt       *time.Time `json:"retry_at,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
 }
 
 // PerfFigures are counters since start plus rolling-window distributions.
@@ -222,10 +239,13 @@ type Model struct {
 	// eviction that made room (drain, park, runner_exit), the runner's
 	// steps, the restore of parked conversations and the first prompt.
 	LoadPhases []LoadPhase `json:"load_phases,omitempty"`
-	LastError  string      `json:"last_error,omitempty"`
-	Reload     string      `json:"reload,omitempty"` // a config reload's phase
-	Pid        int         `json:"pid,omitempty"`
-	Info       *ModelInfo  `json:"info,omitempty"`
+	// LoadSpare says the last load ran in the warm spare runner: its
+	// process_start and engine_init were done before the load began.
+	LoadSpare bool       `json:"load_spare,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	Reload    string     `json:"reload,omitempty"` // a config reload's phase
+	Pid       int        `json:"pid,omitempty"`
+	Info      *ModelInfo `json:"info,omitempty"`
 	// The model's config: its file and shape.
 	Path     string `json:"path"`
 	Context  int    `json:"context"`

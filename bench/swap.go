@@ -199,9 +199,54 @@ func swapRuns(ctx context.Context, cfg SwapConfig, dir string, bins []string, co
 			for _, ph := range m.LoadPhases {
 				run.Phases[ph.Name] = append(run.Phases[ph.Name], ph.Seconds)
 			}
+			// A warm spare starts after a load: let it settle before the
+			// other build's turn, so that its start takes no CPU from that
+			// build's swap.
+			if err := d.settleSpare(ctx, 5*time.Second); err != nil {
+				return nil, fmt.Errorf("swap %s: %w", bins[k], err)
+			}
 		}
 	}
 	return runs, nil
+}
+
+// settleSpare waits, up to limit, until the daemon's warm spare runner
+// waits for a model (GET /status, pool.spare), or is in backoff, or has
+// had no room for 100 ms; a build without one returns at once.
+func (d *daemonProc) settleSpare(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	noneSince := time.Time{}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/status", nil)
+		resp, err := d.client.Do(req)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		var body struct {
+			Pool struct {
+				Spare *struct {
+					State string `json:"state"`
+				} `json:"spare"`
+			} `json:"pool"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		sp := body.Pool.Spare
+		if sp == nil || sp.State == "waiting" || sp.State == "backoff" || time.Now().After(deadline) {
+			return nil
+		}
+		if sp.State != "none" {
+			noneSince = time.Time{}
+		} else if noneSince.IsZero() {
+			noneSince = time.Now()
+		} else if time.Since(noneSince) > 100*time.Millisecond {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // loadRecord is the part of GET /models the swap bench reads.

@@ -81,6 +81,9 @@ type Memory struct {
 	// GPUBudget is the device memory loaded models may hold on a discrete
 	// GPU; 0 leaves device memory to what the devices report free.
 	GPUBudget Size `json:"gpu_budget"`
+	// WarmSpare keeps one runner process started, its engine initialised,
+	// for the next load to take (daemon/pool/spare.go).
+	WarmSpare bool `json:"warm_spare"`
 }
 
 // Cache is the cache block: a disposable directory on fast storage.

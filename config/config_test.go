@@ -257,7 +257,7 @@ func TestValidMinimalDefaults(t *testing.T) {
 	if mustJSON(t, c.Server) != mustJSON(t, want) || c.Server.APIKeys != nil {
 		t.Errorf("server = %+v", c.Server)
 	}
-	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache, 0}) || c.GPU.BackendsDir != DefaultBackendsDir {
+	if c.Memory != (Memory{DefaultMemoryBudget, DefaultMemoryReserve, DefaultKVCache, 0, DefaultWarmSpare}) || c.GPU.BackendsDir != DefaultBackendsDir {
 		t.Errorf("memory = %+v", c.Memory)
 	}
 	if c.Cache != (Cache{DefaultCacheDir, DefaultCacheMaxSize, DefaultResponses, DefaultResponseTTL, DefaultResponsesDisk}) {
@@ -604,5 +604,38 @@ func TestAllowPull(t *testing.T) {
 	p := Diff(off, on)
 	if got := p.String(); !strings.Contains(got, "server.allow_pull") || strings.Contains(got, "needs process restart") {
 		t.Fatalf("diff %q: want server.allow_pull, live", got)
+	}
+}
+
+// TestWarmSpare: memory.warm_spare defaults to on, takes a bool (anything
+// else is an error at its line and column) and changes live on reload.
+func TestWarmSpare(t *testing.T) {
+	dir := t.TempDir()
+	for i, tc := range []struct {
+		src     string
+		want    bool
+		wantErr string
+	}{
+		{`memory {}`, true, ""},
+		{`server {}`, true, ""},
+		{"memory {\n  warm_spare = false\n}", false, ""},
+		{"memory {\n  warm_spare = true\n}", true, ""},
+		{"memory {\n  warm_spare = \"maybe\"\n}", false, "2:17"},
+	} {
+		c, err := Parse([]byte(tc.src), filepath.Join(dir, fmt.Sprintf("%d.hcl", i)))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "bool") {
+				t.Errorf("%q: error %v, want one at %s about a bool", tc.src, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || c.Memory.WarmSpare != tc.want {
+			t.Errorf("%q: %v, warm_spare %v, want %v", tc.src, err, c != nil && c.Memory.WarmSpare, tc.want)
+		}
+	}
+	on, _ := Parse([]byte(`memory {}`), filepath.Join(dir, "on.hcl"))
+	off, _ := Parse([]byte("memory {\n  warm_spare = false\n}"), filepath.Join(dir, "off.hcl"))
+	if got := Diff(on, off).String(); !strings.Contains(got, "memory.warm_spare") || strings.Contains(got, "needs process restart") {
+		t.Fatalf("diff %q: want memory.warm_spare, live", got)
 	}
 }

@@ -387,6 +387,10 @@ func (d *decoder) memory(m *Memory, b *memoryBlock) {
 	m.Budget = d.size(b.Body, b.DefRange, "budget", b.Budget, DefaultMemoryBudget)
 	m.Reserve = d.size(b.Body, b.DefRange, "reserve", b.Reserve, DefaultMemoryReserve)
 	m.KVCache = str(b.KVCache, DefaultKVCache)
+	m.WarmSpare = DefaultWarmSpare
+	if b.WarmSpare != nil {
+		m.WarmSpare = *b.WarmSpare
+	}
 	if _, ok := gguf.KVCacheGGMLType(m.KVCache); !ok || m.KVCache == "" {
 		d.errf(valueRange(b.Body, "kv_cache", b.DefRange), "memory kv_cache %q is not one of %s", m.KVCache, strings.Join(gguf.KVCacheTypes, ", "))
 		m.KVCache = DefaultKVCache

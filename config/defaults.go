@@ -55,6 +55,9 @@ const (
 	// DefaultMemoryReserve is how much MemAvailable the pool keeps free: a
 	// load that would push MemAvailable under it evicts first, or fails.
 	DefaultMemoryReserve Size = 512 * MiB
+	// DefaultWarmSpare keeps a warm spare runner: about 11 MiB for a
+	// faster model swap (docs/benchmarks.md, "Model swaps").
+	DefaultWarmSpare = true
 	// DefaultKVCache is the KV cache type of a model that sets none: full
 	// precision. q8_0 takes 53% of its memory and q4_0 28%, and both need
 	// flash_attention.

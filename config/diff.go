@@ -196,6 +196,7 @@ var globalFields = []field[*Config]{
 	{"server.log_level", false, func(c *Config) string { return c.Server.LogLevel }},
 	{"memory.budget", false, func(c *Config) string { return c.Memory.Budget.String() }},
 	{"memory.reserve", false, func(c *Config) string { return c.Memory.Reserve.String() }},
+	{"memory.warm_spare", false, func(c *Config) string { return strconv.FormatBool(c.Memory.WarmSpare) }},
 	{"cache.max_size", false, func(c *Config) string { return c.Cache.MaxSize.String() }},
 	{"thermal.zones", false, func(c *Config) string { return strList(c.Thermal.Zones) }},
 	{"thermal.soft_limit", false, func(c *Config) string { return ftoa(c.Thermal.SoftLimit) }},

@@ -50,6 +50,7 @@ type memoryBlock struct {
 	KVCache *string        `hcl:"kv_cache,optional"`
 	// GPUBudget is the device memory of a discrete GPU (config/gpu.go).
 	GPUBudget hcl.Expression `hcl:"gpu_budget,optional"`
+	WarmSpare *bool          `hcl:"warm_spare,optional"`
 	Body      hcl.Body       `hcl:",body"`
 	DefRange  hcl.Range      `hcl:",def_range"`
 }

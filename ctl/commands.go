@@ -109,6 +109,9 @@ func runStatus(ctx context.Context, e *Env, _ []string) error {
 		mem += fmt.Sprintf(", %s available", bytesize.IEC(s.Pool.MemAvailable))
 	}
 	t.kv("memory", mem)
+	if sp := s.Pool.Spare; sp != nil {
+		t.kv("warm spare", spareLine(sp))
+	}
 	if c := s.Cache; c != nil {
 		t.kv("cache", cacheUsage(c))
 	}

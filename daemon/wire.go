@@ -22,6 +22,7 @@ func wireModel(m pool.ModelStatus) admin.Model {
 		Active: m.Active, Queued: m.Queued, Draining: m.Draining, Requests: m.Requests, Failures: m.Failures,
 		Rejected: m.Rejected, Tokens: m.Tokens, Loads: m.Loads, Evictions: m.Evictions, LoadSeconds: m.LoadSeconds,
 		LastError: m.LastError, Reload: m.Reload, Pid: m.Pid, Info: wireInfo(m.Info), LoadPhases: wirePhases(m.LoadPhases),
+		LoadSpare: m.LoadSpare,
 	}
 }
 
@@ -51,8 +52,13 @@ func wireInfo(i *runner.ModelInfo) *admin.ModelInfo {
 }
 
 func wirePool(s pool.Status) admin.PoolStatus {
-	return admin.PoolStatus{Budget: s.Budget, Reserve: s.Reserve, Used: s.Used, MemAvailable: s.MemAvailable,
+	out := admin.PoolStatus{Budget: s.Budget, Reserve: s.Reserve, Used: s.Used, MemAvailable: s.MemAvailable,
 		Loaded: s.Loaded, Loading: s.Loading, Queued: s.Queued, QueueTotal: s.QueueTotal, Models: s.Models}
+	if sp := s.Spare; sp != nil {
+		out.Spare = &admin.Spare{State: sp.State, Pid: sp.Pid, MeasuredBytes: sp.MeasuredBytes, ChargedBytes: sp.ChargedBytes,
+			Starts: sp.Starts, Used: sp.Used, Deaths: sp.Deaths, RetryAt: sp.RetryAt, LastError: sp.LastError}
+	}
+	return out
 }
 
 func wirePerf(p pool.PerfFigures) admin.PerfFigures {

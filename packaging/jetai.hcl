@@ -135,6 +135,11 @@ memory {
   # kv_cache in the model block).
   kv_cache = "f16"
 
+  # Keep one runner process started, its engine initialised, for the next
+  # model load to take: a swap then skips the process start and the
+  # engine's init. It holds about 11 MiB, charged against budget.
+  warm_spare = true
+
   # Device memory of a discrete GPU that models' GPU buffers may hold, as a
   # budget of its own (eviction counts both). Left out: none is enforced. On
   # a Jetson the GPU shares RAM, so its buffers count against budget above.

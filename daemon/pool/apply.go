@@ -204,6 +204,7 @@ func (p *Pool) Apply(cfg *config.Config, plan config.Plan) (ApplyReport, error) 
 	gen := p.applyGen
 	oldBudget := p.cfg.Memory.Budget
 	p.cfg = cfg
+	p.applySpareLocked()
 
 	for _, name := range plan.Removed {
 		m := p.models[name]

@@ -38,7 +38,8 @@ func TestCrashLimitRealRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	var starts atomic.Int32
-	p := newPool(t, memBlock("1GiB", "1MiB")+modelBlock("nan", path, ""), countStarts(&starts))
+	// No warm spare: every process start counted is the model's.
+	p := newPool(t, spareBlock("1GiB", false)+modelBlock("nan", path, ""), countStarts(&starts))
 	ctx := context.Background()
 	crash := func() {
 		t.Helper()
@@ -105,7 +106,7 @@ func TestTruncatedHeaderNoRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	var starts atomic.Int32
-	p := newPool(t, memBlock("1GiB", "1MiB")+modelBlock("cut", path, ""), countStarts(&starts))
+	p := newPool(t, spareBlock("1GiB", false)+modelBlock("cut", path, ""), countStarts(&starts))
 	for _, load := range []func() error{
 		func() error { return p.Load(context.Background(), "cut") },
 		func() error { _, err := p.Complete(context.Background(), "cut", short, nil); return err },

@@ -1,7 +1,7 @@
 // Package pool owns which models are loaded: memory estimates, the global
 // and per-model budgets, priorities, eviction, keep-alive, load queues, the
 // crash limit and the runner processes themselves (one per loaded model,
-// started through Options.StartRunner and driven through the Runner
+// plus the warm spare awaiting the next one, started through Options.StartRunner and driven through the Runner
 // interface; runner.Process is the real one). It serves no HTTP; its errors say
 // how they reach a client (Code, HTTPStatus, RetryAfter; see errors.go),
 // and the REST API and admin socket read them.
@@ -19,6 +19,7 @@
 //	apply.go      putting a reloaded config in force
 //	modelfile.go  model files that are missing or bad (unavailable)
 //	runner.go     the Runner seam
+//	spare.go      the warm spare runner (memory.warm_spare)
 //
 // # States
 //

@@ -17,6 +17,11 @@ func (p *Pool) enforceLocked(except *model) {
 	if used <= budget {
 		return
 	}
+	if p.spare.proc != nil || p.spare.starting {
+		// The spare goes before any model.
+		used -= p.spare.charge
+		p.stopSpareLocked(fmt.Sprintf("measured memory is over the budget (%s of %s)", human(used+p.spare.charge), human(budget)))
+	}
 	for _, c := range p.idleCandidatesLocked(except) {
 		if used <= budget {
 			break
@@ -88,6 +93,9 @@ func (p *Pool) planLocked(m *model, need, avail uint64, haveAvail bool) plan {
 	}
 	// Loads under way are charged but not yet resident.
 	avail -= min(avail, loading)
+	// The warm spare is not counted: the load takes it as its runner,
+	// whose memory m's estimate already holds (spare.go).
+	avail += p.spare.measured
 	fits := func(freed uint64) bool {
 		if used-freed+need > budget {
 			return false

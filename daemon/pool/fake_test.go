@@ -22,7 +22,11 @@ type fakeRunners struct {
 	hold    map[string]chan struct{} // model → requests wait for it to close
 	crash   map[string]string        // model → requests crash the runner with this cause
 	entered chan string              // a request reached a runner (model name)
-	nextPid atomic.Int32
+	// dieSpares makes runners die with this cause in WaitSpare.
+	dieSpares string
+	// spareGone makes the next Load on a spare find it dead.
+	spareGone bool
+	nextPid   atomic.Int32
 }
 
 func newFakeRunners() *fakeRunners {
@@ -30,7 +34,9 @@ func newFakeRunners() *fakeRunners {
 }
 
 func (f *fakeRunners) start(o runner.Options) (Runner, error) {
-	r := &fakeRunner{f: f, opts: o, pid: 100000 + int(f.nextPid.Add(1)), done: make(chan struct{})}
+	// As runner.Spawn: the process's settings only; Load brings the model.
+	po := runner.Options{Command: o.Command, Env: o.Env, Dir: o.Dir, Log: o.Log, BackendsDir: o.BackendsDir, Verbose: o.Verbose}
+	r := &fakeRunner{f: f, opts: po, pid: 100000 + int(f.nextPid.Add(1)), done: make(chan struct{})}
 	f.mu.Lock()
 	f.all = append(f.all, r)
 	f.mu.Unlock()
@@ -101,6 +107,9 @@ type fakeRunner struct {
 	served   atomic.Int32
 	stopped  atomic.Bool
 	threadsN atomic.Int32
+	// waited: WaitSpare returned (a warm spare); spareLoad: it had when
+	// Load came. Guarded by f.mu.
+	waited, spareLoad bool
 }
 
 func (r *fakeRunner) exit(why, cause string) {
@@ -110,7 +119,46 @@ func (r *fakeRunner) exit(why, cause string) {
 	})
 }
 
+// Load takes the model as the real runner does: once.
+func (r *fakeRunner) Load(o runner.Options) error {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	if r.opts.Model != "" {
+		return fmt.Errorf("runner %s: already has model %s", o.Name, r.opts.Name)
+	}
+	if r.waited && r.f.spareGone {
+		r.f.spareGone = false
+		r.exit("signal: killed", "")
+	}
+	select {
+	case <-r.done:
+		return fmt.Errorf("runner %s: hand over the model: %w", o.Name, runner.ErrExited)
+	default:
+	}
+	r.opts = o
+	r.spareLoad = r.waited
+	return nil
+}
+
+// WaitSpare: a fake runner waits for its model at once, unless the test
+// made its spares fail (dieSpares).
+func (r *fakeRunner) WaitSpare(ctx context.Context) error {
+	r.f.mu.Lock()
+	die := r.f.dieSpares
+	r.f.mu.Unlock()
+	if die != "" {
+		r.exit("exit status 1", die)
+		return fmt.Errorf("runner spare: %w before it was ready: %s", runner.ErrExited, die)
+	}
+	r.f.mu.Lock()
+	r.waited = true
+	r.f.mu.Unlock()
+	return nil
+}
+
 func (r *fakeRunner) WaitReady(ctx context.Context) (runner.ModelInfo, error) {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
 	return runner.ModelInfo{Path: r.opts.Model}, nil
 }
 func (r *fakeRunner) Progress() float32     { return 1 }

@@ -116,11 +116,12 @@ func (p *Pool) doLoad(m *model, op *loadOp) {
 	secs := p.markReadyLocked(m, proc, info, start, size, mod)
 	phases := loadPhases(room, st, proc)
 	p.recordPhasesLocked(m, proc, phases)
+	m.swap.spare = st.spare
 	p.eventLocked(Event{At: m.loadedAt, Kind: EventLoad, Model: m.cfg.Name, Seconds: secs})
 	close(op.done)
 	p.mu.Unlock()
 	p.observeLoad(m, start, nil)
-	p.log.Info("model loaded", "model", m.cfg.Name, "seconds", secs, "pid", proc.Pid(), "phases", phaseText(phases))
+	p.log.Info("model loaded", "model", m.cfg.Name, "seconds", secs, "pid", proc.Pid(), "spare", st.spare, "phases", phaseText(phases))
 	p.measure(m, proc)
 }
 
@@ -149,29 +150,47 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 	}
 	p.mu.Lock()
 	queue := p.cfg.Server.QueuePerModel
-	backends := p.cfg.GPU.BackendsDir
+	opts := p.processOptionsLocked() // as the warm spare's (spare.go)
 	p.mu.Unlock()
 	gpuLayers := mc.GPULayers
 	if gpuLayers == config.GPULayersAuto {
 		gpuLayers = runner.GPULayersAuto
 	}
 	path, release := p.stageModel(mc)
-	opts := runner.Options{
-		Name: mc.Name, Model: path, SlotContext: mc.Context, Slots: mc.Parallel,
-		Threads: mc.Threads, GPULayers: gpuLayers, BackendsDir: backends, FlashAttention: mc.FlashAttention, KVType: mc.KVCache,
-		Queue: queue, Command: p.opts.RunnerCommand, Env: p.opts.RunnerEnv,
-		Dir: p.opts.SocketDir, Log: p.runLog,
-	}
+	opts.Name, opts.Model, opts.SlotContext, opts.Slots = mc.Name, path, mc.Context, mc.Parallel
+	opts.Threads, opts.GPULayers, opts.FlashAttention, opts.KVType = mc.Threads, gpuLayers, mc.FlashAttention, mc.KVCache
+	opts.Queue = queue
 	for _, a := range mc.Adapters {
 		opts.Adapters = append(opts.Adapters, runner.Adapter{Path: a.Path, Scale: float32(a.Scale)})
 	}
 	st.stage = time.Since(begin)
 	opts.NGram, opts.Draft, opts.MaxDraft = specOptions(mc.Speculative)
 	opts.Mmproj, opts.MmprojOffload = mc.Mmproj, mc.MmprojOffload
-	proc, err := p.newRunner(opts)
-	if err != nil {
-		release()
-		return nil, runner.ModelInfo{}, err
+	// The warm spare, or a new process: either way the model is handed
+	// over by Load. A spare that died just before is not the model's
+	// failure: a new process takes its place.
+	proc := p.takeSpare(opts)
+	if proc != nil {
+		if err := proc.Load(opts); err != nil {
+			p.log.Warn("warm spare could not take the model; starting a runner", "model", mc.Name, "err", err)
+			proc.Kill()
+			<-proc.Done()
+			proc = nil
+		}
+	}
+	st.spare = proc != nil
+	if proc == nil {
+		var err error
+		if proc, err = p.newRunner(opts); err != nil {
+			release()
+			return nil, runner.ModelInfo{}, err
+		}
+		if err := proc.Load(opts); err != nil {
+			proc.Kill()
+			<-proc.Done()
+			release()
+			return nil, runner.ModelInfo{}, err
+		}
 	}
 	go func() { <-proc.Done(); release() }() // the staged copy is in use while the runner lives
 	if started != nil {
@@ -242,6 +261,7 @@ func (p *Pool) measure(m *model, proc Runner) {
 	m.charge = max(est.Total, m.peak+p.gpuChargeLocked(m, rss))
 	p.enforceLocked(m)
 	p.enforceGPULocked(m)
+	p.broadcastLocked() // the warm spare waits for a new runner's measurement
 }
 
 // failedLoad returns the error of the load op a waiter followed when that

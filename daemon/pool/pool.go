@@ -104,12 +104,15 @@ type ModelStatus struct {
 	LoadSeconds    float64    `json:"load_seconds"` // last load
 	// LoadPhases are where the last load's time went, in order, from the
 	// eviction that made room for it to its first prompt (swap.go).
-	LoadPhases []runner.Phase    `json:"load_phases,omitempty"`
-	LastError  string            `json:"last_error,omitempty"`
-	Reload     string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
-	Pid        int               `json:"pid,omitempty"`
-	Threads    int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
-	Info       *runner.ModelInfo `json:"info,omitempty"`
+	LoadPhases []runner.Phase `json:"load_phases,omitempty"`
+	// LoadSpare says the last load ran in the warm spare (spare.go): its
+	// process_start and engine_init were done before the load began.
+	LoadSpare bool              `json:"load_spare,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
+	Reload    string            `json:"reload,omitempty"` // a config reload's phase; see apply.go
+	Pid       int               `json:"pid,omitempty"`
+	Threads   int               `json:"threads,omitempty"` // the runner's CPU threads now (config, reload, throttle)
+	Info      *runner.ModelInfo `json:"info,omitempty"`
 	// Speculative is the model's speculative decoding: its settings and
 	// tokens drafted and accepted since start; nil when it is off.
 	Speculative *SpeculativeStatus `json:"speculative,omitempty"`
@@ -119,7 +122,7 @@ type ModelStatus struct {
 type Status struct {
 	Budget       uint64 `json:"budget"`
 	Reserve      uint64 `json:"reserve"`
-	Used         uint64 `json:"used"` // sum of charges of loading, ready and unloading models
+	Used         uint64 `json:"used"` // charges of loading, ready and unloading models and the warm spare
 	MemAvailable uint64 `json:"mem_available,omitempty"`
 	Loaded       int    `json:"loaded"` // ready models
 	Loading      int    `json:"loading"`
@@ -127,6 +130,9 @@ type Status struct {
 	Queued       int    `json:"queued"`
 	QueueTotal   int    `json:"queue_total"`
 	Models       int    `json:"models"`
+	// Spare is the warm spare runner (spare.go), charged in Used; nil
+	// when memory.warm_spare is off.
+	Spare *SpareStatus `json:"spare,omitempty"`
 }
 
 // OptimizeReport says what Optimize did.
@@ -204,6 +210,7 @@ type Pool struct {
 	crashInterval                      time.Duration
 	measureEvery, reapEvery, stopGrace time.Duration
 	drainTimeout                       time.Duration // 0: drainTimeoutLocked decides
+	spareBackoff                       time.Duration
 
 	mu       sync.Mutex
 	wake     chan struct{} // closed and replaced on every state change
@@ -214,6 +221,7 @@ type Pool struct {
 	started  bool
 	closing  bool
 	thr      throttleState // see throttle.go
+	spare    spareState    // see spare.go
 	events   []Event       // recent, oldest first; see Events
 	applyGen uint64        // counts Apply calls
 	// badTransitions counts state changes the life cycle does not allow
@@ -233,7 +241,7 @@ func New(opts Options) (*Pool, error) {
 		opts: opts, cfg: opts.Config, log: opts.Log,
 		wake: make(chan struct{}), models: map[string]*model{},
 		overhead: DefaultRunnerOverhead, memAvailable: readMemAvailable,
-		measureEvery: MeasureEvery, reapEvery: ReapEvery, stopGrace: StopGrace,
+		measureEvery: MeasureEvery, reapEvery: ReapEvery, stopGrace: StopGrace, spareBackoff: SpareBackoff,
 	}
 	if opts.RunnerOverhead > 0 {
 		p.overhead = opts.RunnerOverhead
@@ -307,9 +315,10 @@ func (p *Pool) Start() {
 			pre = append(pre, m.cfg.Name)
 		}
 	}
-	p.wg.Add(2)
+	p.wg.Add(3)
 	p.mu.Unlock()
 	go p.reaper()
+	go p.keepSpare()
 	// Preloads go one at a time in priority order, so that the most
 	// important models get the memory first.
 	sort.SliceStable(pre, func(i, j int) bool { return p.models[pre[i]].cfg.Priority > p.models[pre[j]].cfg.Priority })
@@ -362,6 +371,7 @@ func (p *Pool) Close(ctx context.Context) error {
 			ready = append(ready, parking{m.cfg, m.proc})
 		}
 	}
+	p.stopSpareLocked("closing")
 	p.broadcastLocked()
 	p.mu.Unlock()
 	// Conversations survive a restart (an upgrade, a reboot): park them
@@ -434,7 +444,7 @@ func (p *Pool) estimateLocked(m *model) Estimate {
 }
 
 func (p *Pool) usedLocked() uint64 {
-	var u uint64
+	u := p.spare.charge
 	for _, m := range p.order {
 		u += m.charge + m.extraChargeLocked()
 	}
@@ -481,7 +491,7 @@ func (p *Pool) statusLocked(m *model) ModelStatus {
 		LastUsed:    tp(m.lastUsed), Active: m.active, Queued: m.queued, Draining: m.draining > 0,
 		Requests: m.requests, Failures: m.failures, Rejected: m.rejected, Tokens: m.tokens,
 		Loads: m.loads, Evictions: m.evictions, LoadSeconds: m.loadSeconds, LastError: m.lastError,
-		KeepAlive: "forever", Reload: m.rl.phase, LoadPhases: m.phasesCopy(),
+		KeepAlive: "forever", Reload: m.rl.phase, LoadPhases: m.phasesCopy(), LoadSpare: m.swap.spare,
 	}
 	if m.cfg.KeepAlive >= 0 {
 		s.KeepAlive = m.cfg.KeepAlive.String()
@@ -515,7 +525,7 @@ func (p *Pool) Status() Status {
 	defer p.mu.Unlock()
 	s := Status{
 		Budget: uint64(p.cfg.Memory.Budget), Reserve: uint64(p.cfg.Memory.Reserve), Used: p.usedLocked(),
-		Queued: p.queued, QueueTotal: p.cfg.Server.QueueTotal, Models: len(p.order),
+		Queued: p.queued, QueueTotal: p.cfg.Server.QueueTotal, Models: len(p.order), Spare: p.spareStatusLocked(),
 	}
 	if ok {
 		s.MemAvailable = avail

@@ -9,6 +9,12 @@ import (
 // Runner is what the pool needs of a model's runner process. The real one
 // is *runner.Process; tests of eviction, draining and swaps use a fake.
 type Runner interface {
+	// Load hands the runner its model: every runner starts without one
+	// (a warm spare is one that waits for it).
+	Load(opts runner.Options) error
+	// WaitSpare waits until the runner has initialised its engine and
+	// waits for a model.
+	WaitSpare(ctx context.Context) error
 	// WaitReady waits for the model to load (killing the runner when ctx
 	// ends first).
 	WaitReady(ctx context.Context) (runner.ModelInfo, error)
@@ -35,13 +41,14 @@ type Runner interface {
 	Kill()
 }
 
-// StartRunner starts a runner process; it returns once the process runs
-// (Runner.WaitReady waits for its model).
+// StartRunner starts a runner process with the process settings of o
+// (runner.Options.ProcessKey); it returns once the process runs.
+// Runner.Load hands it its model.
 type StartRunner func(runner.Options) (Runner, error)
 
 // startProcess is the real StartRunner.
 func startProcess(o runner.Options) (Runner, error) {
-	proc, err := runner.Start(o)
+	proc, err := runner.Spawn(o)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ type swapState struct {
 	// unloadPark and unloadExit are how long the last unload of this
 	// model took to park its conversations and to stop its runner.
 	unloadPark, unloadExit time.Duration
+	// spare says the last load ran in the warm spare (spare.go).
+	spare bool
 }
 
 // roomTimes are the parts of waiting for room: the drain of busy victims,
@@ -64,6 +66,7 @@ func (r roomTimes) phases() []runner.Phase {
 // spawnTimes are what spawn times around the runner's own phases.
 type spawnTimes struct {
 	stage    time.Duration // from spawn's start to the exec: file check, model-cache staging
+	spare    bool          // the load ran in the warm spare
 	restore  time.Duration
 	restored bool // parked conversations were restored
 }

@@ -32,6 +32,11 @@ type Options struct {
 	// ListDevices makes the runner print a DeviceList and exit (no model).
 	BackendsDir string
 	ListDevices bool
+	// AwaitModel starts the runner without a model: it initialises the
+	// engine, says so on the status pipe and reads the model's flags from
+	// stdin (one ModelLine). Every runner the daemon starts does this, so
+	// a warm spare and a fresh process load a model the same way.
+	AwaitModel bool
 	// Speculative decoding: NGram proposes continuations of n-grams
 	// found earlier in each sequence; MaxDraft bounds the tokens
 	// proposed per slot and step (0: off).
@@ -116,6 +121,26 @@ func (o Options) Args() []string {
 	return a
 }
 
+// ProcessArgs are the flags of a runner process that awaits its model:
+// the settings of the process itself (backends, logging), none of a model.
+func (o Options) ProcessArgs() []string {
+	a := []string{"-await-model"}
+	if o.BackendsDir != "" {
+		a = append(a, "-backends-dir", o.BackendsDir)
+	}
+	if o.Verbose {
+		a = append(a, "-verbose")
+	}
+	return a
+}
+
+// ProcessKey says which processes can take a model for o: those started
+// with the same executable, environment, socket directory and process
+// flags. A warm spare whose key differs cannot load it.
+func (o Options) ProcessKey() string {
+	return fmt.Sprintf("%q %q %q %q", o.Command, o.Env, o.Dir, o.ProcessArgs())
+}
+
 // ParseArgs reads the flags Args writes (the runner's command line after
 // the "runner" word); usage, when not nil, receives the help text on
 // -help and on a bad flag.
@@ -135,6 +160,7 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	fs.IntVar(&o.GPULayers, "gpu-layers", 0, "layers offloaded to the GPU (-1 all, -2 as many as fit)")
 	fs.StringVar(&o.BackendsDir, "backends-dir", "", "directory of ggml backend libraries (CUDA) to load")
 	fs.BoolVar(&o.ListDevices, "list-devices", false, "print the devices (with -backends-dir) as JSON and exit")
+	fs.BoolVar(&o.AwaitModel, "await-model", false, "initialise the engine, then read the model's flags from stdin (a JSON line {\"args\": [...]})")
 	fs.BoolVar(&o.FlashAttention, "flash-attn", false, "use flash attention")
 	fs.StringVar(&o.KVType, "kv-type", DefaultKVType, "KV cache type: f16, q8_0, q4_0")
 	fs.BoolVar(&o.NoMmap, "no-mmap", false, "read the model instead of mapping it")
@@ -162,8 +188,8 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("runner flags: unexpected argument %q", fs.Arg(0))
 	}
-	if o.Model == "" && !o.ListDevices {
-		return o, errors.New("runner flags: -model is required")
+	if o.Model == "" && !o.ListDevices && !o.AwaitModel {
+		return o, errors.New("runner flags: -model (or -await-model) is required")
 	}
 	if o.MaxDraft < 0 || o.MaxDraft > MaxDraftLimit {
 		return o, fmt.Errorf("runner flags: -spec-max-draft %d out of range [0, %d]", o.MaxDraft, MaxDraftLimit)

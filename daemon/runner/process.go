@@ -39,8 +39,14 @@ type RequestError struct {
 
 func (e *RequestError) Error() string { return e.Msg }
 
-// Process is a started runner.
+// Process is a started runner. Every process starts awaiting its model
+// (Options.AwaitModel); Load hands it one. Start does both at once, and a
+// warm spare is a process that Spawn started and Load has not yet been
+// called on.
 type Process struct {
+	// optsMu guards opts' Name and Model, which Load sets while the status
+	// reader may read them; other fields of opts are read only after Load.
+	optsMu   sync.Mutex
 	opts     Options
 	cmd      *exec.Cmd
 	sockPath string
@@ -52,10 +58,18 @@ type Process struct {
 	progressMu sync.Mutex
 	progress   float32
 
-	ready    chan struct{}
-	info     ModelInfo
-	phases   []Phase
-	startAt  time.Time // just before the exec
+	ready   chan struct{}
+	info    ModelInfo
+	phases  []Phase
+	startAt time.Time // just before the exec
+
+	// waiting closes when the runner reports its engine ready and waits
+	// for a model; handedAt is when Load wrote the model's flags (the
+	// load's start), handed that Load ran. Guarded by optsMu.
+	waiting  chan struct{}
+	handedAt time.Time
+	handed   bool
+	spare    bool // the process was waiting when Load came
 	loadErr  error
 	done     chan struct{}
 	waitErr  error
@@ -63,10 +77,30 @@ type Process struct {
 }
 
 // Start starts a runner for opts.Model. It returns once the process runs;
-// WaitReady waits for the model to load.
+// WaitReady waits for the model to load. It is Spawn, then Load.
 func Start(opts Options) (*Process, error) {
 	if opts.Name == "" {
 		opts.Name = filepath.Base(opts.Model)
+	}
+	p, err := Spawn(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Load(opts); err != nil {
+		p.Kill()
+		<-p.done
+		return nil, err
+	}
+	return p, nil
+}
+
+// Spawn starts a runner process that initialises its engine and awaits a
+// model (Load). Of opts only the process's settings count (Command, Env,
+// Dir, Log, BackendsDir, Verbose: see ProcessKey); Name names it in errors
+// until it has a model ("spare" when empty).
+func Spawn(opts Options) (*Process, error) {
+	if opts.Name == "" {
+		opts.Name = "spare"
 	}
 	if len(opts.Command) == 0 {
 		exe, err := os.Executable()
@@ -104,7 +138,7 @@ func Start(opts Options) (*Process, error) {
 	}
 	defer statusW.Close()
 
-	args := append(append([]string{}, opts.Command[1:]...), opts.Args()...)
+	args := append(append([]string{}, opts.Command[1:]...), opts.ProcessArgs()...)
 	cmd := exec.Command(opts.Command[0], args...)
 	cmd.Env = append(os.Environ(), opts.Env...)
 	cmd.ExtraFiles = []*os.File{lnFile, statusW}
@@ -131,7 +165,7 @@ func Start(opts Options) (*Process, error) {
 
 	p := &Process{
 		opts: opts, cmd: cmd, sockPath: sockPath, sockDir: sockDir, stdin: stdin, tail: tail,
-		ready: make(chan struct{}), done: make(chan struct{}), startAt: startAt,
+		ready: make(chan struct{}), done: make(chan struct{}), waiting: make(chan struct{}), startAt: startAt,
 	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -151,22 +185,80 @@ func Start(opts Options) (*Process, error) {
 	return p, nil
 }
 
+// Load hands the process its model: the flags of opts (Options.Args) on
+// its stdin. It may come before the process has initialised its engine
+// (Start) or long after (a warm spare); WaitReady then waits for the
+// load. A process takes one model in its life.
+func (p *Process) Load(opts Options) error {
+	if opts.Name == "" {
+		opts.Name = filepath.Base(opts.Model)
+	}
+	b, err := json.Marshal(ModelLine{Args: opts.Args()})
+	if err != nil {
+		return fmt.Errorf("runner %s: %w", opts.Name, err)
+	}
+	p.optsMu.Lock()
+	if p.handed {
+		p.optsMu.Unlock()
+		return fmt.Errorf("runner %s: already has model %s", opts.Name, p.opts.Name)
+	}
+	// The process's own settings stay those it was spawned with.
+	keep := p.opts
+	p.opts = opts
+	p.opts.Command, p.opts.Env, p.opts.Dir, p.opts.Log = keep.Command, keep.Env, keep.Dir, keep.Log
+	p.opts.BackendsDir, p.opts.Verbose = keep.BackendsDir, keep.Verbose
+	p.handed, p.handedAt = true, time.Now()
+	select {
+	case <-p.waiting:
+		p.spare = true
+	default:
+	}
+	p.optsMu.Unlock()
+	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("runner %s: hand over the model: %w (%s)", opts.Name, err, p.exitReason())
+	}
+	return nil
+}
+
+// WaitSpare waits until the process has initialised its engine and awaits
+// a model, the process exits (an error) or ctx ends.
+func (p *Process) WaitSpare(ctx context.Context) error {
+	select {
+	case <-p.waiting:
+		return nil
+	case <-p.done:
+		return fmt.Errorf("runner %s: %w before it was ready: %s", p.name(), ErrExited, p.exitReason())
+	case <-ctx.Done():
+		return fmt.Errorf("runner %s: %w", p.name(), ctx.Err())
+	}
+}
+
+// name is the runner's name, safe beside Load.
+func (p *Process) name() string {
+	p.optsMu.Lock()
+	defer p.optsMu.Unlock()
+	return p.opts.Name
+}
+
 func (p *Process) readStatus(r io.ReadCloser) {
 	defer r.Close()
 	sc := bufio.NewScanner(r)
-	readyClosed := false
+	readyClosed, waitingClosed := false, false
 	for sc.Scan() {
 		var line StatusLine
 		if json.Unmarshal(sc.Bytes(), &line) != nil {
 			continue
 		}
 		switch {
+		case line.Waiting && !waitingClosed:
+			close(p.waiting)
+			waitingClosed = true
 		case line.Progress != nil:
 			p.progressMu.Lock()
 			p.progress = *line.Progress
 			p.progressMu.Unlock()
 		case line.Error != "" && !readyClosed:
-			p.loadErr = &LoadError{Name: p.opts.Name, Msg: line.Error}
+			p.loadErr = &LoadError{Name: p.name(), Msg: line.Error}
 			close(p.ready)
 			readyClosed = true
 		case line.Ready && !readyClosed:
@@ -181,7 +273,7 @@ func (p *Process) readStatus(r io.ReadCloser) {
 	if !readyClosed {
 		// The child died (or closed fd 4) before reporting.
 		<-p.done
-		p.loadErr = &LoadError{Name: p.opts.Name, Msg: "runner exited: " + p.exitReason()}
+		p.loadErr = &LoadError{Name: p.name(), Msg: "runner exited: " + p.exitReason()}
 		close(p.ready)
 	}
 }
@@ -204,7 +296,10 @@ func (p *Process) exitReason() string {
 		// frames; its first line says what happened.
 		msg += " (" + f + ")"
 		if strings.HasPrefix(f, "SIGBUS") {
-			msg += "; a bus error in a runner usually means its model file " + p.opts.Model +
+			p.optsMu.Lock()
+			model := p.opts.Model
+			p.optsMu.Unlock()
+			msg += "; a bus error in a runner usually means its model file " + model +
 				" was truncated or overwritten in place while loaded: replace a model file by moving a new file over it (mv), not by writing into it"
 		}
 		return msg
@@ -240,15 +335,38 @@ func (p *Process) WaitReady(ctx context.Context) (ModelInfo, error) {
 }
 
 // loadPhases are the phases of the load the ready line reports: the
-// process start, timed from the exec to the runner's main, then the
-// runner's own.
+// process start (exec to the runner's main) and the engine's init as far
+// as they fell after the model was handed over, then the runner's own.
+// A warm spare had both done before its load began: they are 0.
 func (p *Process) loadPhases(line StatusLine) []Phase {
+	p.optsMu.Lock()
+	from := p.handedAt
+	p.optsMu.Unlock()
 	var out []Phase
 	if line.MainAt > 0 {
-		d := time.Unix(0, line.MainAt).Sub(p.startAt)
-		out = append(out, Phase{Name: PhaseProcessStart, Seconds: max(d, 0).Seconds()})
+		mainAt := time.Unix(0, line.MainAt)
+		out = append(out, Phase{Name: PhaseProcessStart, Seconds: after(p.startAt, mainAt, from)})
+		if line.EngineAt > 0 {
+			out = append(out, Phase{Name: PhaseEngineInit, Seconds: after(mainAt, time.Unix(0, line.EngineAt), from)})
+		}
 	}
 	return append(out, line.Phases...)
+}
+
+// after is the part of the span [a, b] after from, in seconds.
+func after(a, b, from time.Time) float64 {
+	if a.Before(from) {
+		a = from
+	}
+	return max(b.Sub(a), 0).Seconds()
+}
+
+// Spare says whether the process had initialised its engine and was
+// waiting before its model was handed over: a warm spare's load.
+func (p *Process) Spare() bool {
+	p.optsMu.Lock()
+	defer p.optsMu.Unlock()
+	return p.spare
 }
 
 // Phases are the timed steps of the runner's load, in order, once it is
@@ -462,8 +580,13 @@ func (p *Process) StartThreads() int { return p.opts.Threads }
 // kills it if it has not exited by ctx's end.
 func (p *Process) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() {
-		if resp, err := p.post(ctx, "/shutdown", struct{}{}); err == nil {
-			resp.Body.Close()
+		// Only a loaded runner serves /shutdown; one awaiting or loading
+		// its model (a warm spare) would leave the request unanswered, and
+		// exits on stdin's EOF.
+		if p.Phases() != nil {
+			if resp, err := p.post(ctx, "/shutdown", struct{}{}); err == nil {
+				resp.Body.Close()
+			}
 		}
 		p.stdin.Close()
 	})

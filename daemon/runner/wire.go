@@ -267,8 +267,21 @@ type StatusLine struct {
 	// MainAt is when the runner's main began (Unix nanoseconds), sent on
 	// the ready line: the parent times the process start from it.
 	MainAt int64 `json:"main_at,omitempty"`
-	// Phases are the runner's own load steps, in order, on the ready line.
+	// EngineAt is when the engine was initialised (backends loaded,
+	// logging set; Unix nanoseconds), on the waiting and ready lines.
+	EngineAt int64 `json:"engine_at,omitempty"`
+	// Waiting says the runner has initialised its engine and waits for
+	// its model on stdin (an -await-model runner: a warm spare).
+	Waiting bool `json:"waiting,omitempty"`
+	// Phases are the runner's own load steps, in order, on the ready
+	// line, from the moment it had both its engine and its model.
 	Phases []Phase `json:"phases,omitempty"`
+}
+
+// ModelLine is what the daemon writes on an -await-model runner's stdin:
+// the flags of the model to load (Options.Args), one JSON line.
+type ModelLine struct {
+	Args []string `json:"args"`
 }
 
 // Adapter is a LoRA adapter file applied at Scale.

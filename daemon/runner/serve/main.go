@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,37 +43,104 @@ func Main(args []string) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The parent holds the write end of stdin: EOF means it is gone.
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		<-sigs
 		cancel()
 	}()
+	stdin := bufio.NewReader(os.Stdin)
+	if !opts.AwaitModel {
+		watchParent(stdin, cancel)
+		return Run(ctx, opts, ln, status)
+	}
 
-	return Run(ctx, opts, ln, status)
+	// A runner that awaits its model: the engine first, then the model's
+	// flags from the daemon, which may come at once (a fresh process) or
+	// much later (a warm spare).
+	warnings := initEngine(opts)
+	clock := loadClock{main: mainAt, engine: time.Now()}
+	enc := json.NewEncoder(status)
+	if err := enc.Encode(runner.StatusLine{Waiting: true, MainAt: clock.main.UnixNano(), EngineAt: clock.engine.UnixNano()}); err != nil {
+		return fmt.Errorf("runner: report waiting: %w", err)
+	}
+	line := make(chan []byte, 1)
+	go func() {
+		// EOF (the parent is gone) gives nil: the runner exits quietly.
+		b, err := stdin.ReadBytes('\n')
+		if err != nil {
+			b = nil
+		}
+		line <- b
+	}()
+	var b []byte
+	select {
+	case <-ctx.Done():
+		return nil
+	case b = <-line:
+	}
+	if b == nil {
+		return nil
+	}
+	clock.model = time.Now()
+	var ml runner.ModelLine
+	if err := json.Unmarshal(b, &ml); err != nil {
+		err = fmt.Errorf("model line on stdin: %w", err)
+		reportError(status, err)
+		return err
+	}
+	mo, err := runner.ParseArgs(ml.Args, nil)
+	if err != nil {
+		reportError(status, err)
+		return err
+	}
+	if mo.Model == "" {
+		err := errors.New("model line on stdin: no -model")
+		reportError(status, err)
+		return err
+	}
+	// The process's own settings stay those it started with.
+	mo.BackendsDir, mo.Verbose = opts.BackendsDir, opts.Verbose
+	watchParent(stdin, cancel)
+	return serveModel(ctx, mo, ln, status, clock, warnings)
+}
+
+// watchParent cancels when stdin ends: the parent holds its write end, so
+// EOF means the parent is gone.
+func watchParent(stdin io.Reader, cancel func()) {
+	go func() {
+		io.Copy(io.Discard, stdin)
+		cancel()
+	}()
 }
 
 // mainAt is when Main began: the end of the process start phase.
 var mainAt time.Time
 
-// Run loads the model, reports on status and serves on ln until ctx ends
-// or a shutdown request arrives.
+// loadClock is when a runner began (main), had its engine (engine) and
+// had its model's flags (model: the start of its own load phases).
+type loadClock struct {
+	main, engine, model time.Time
+}
+
+// Run initialises the engine, loads opts.Model, reports on status and
+// serves on ln until ctx ends or a shutdown request arrives.
 func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Writer) error {
 	begin := mainAt
 	if begin.IsZero() {
 		begin = time.Now()
 	}
-	phases := runner.NewPhaseTimer(begin)
+	warnings := initEngine(opts)
+	now := time.Now()
+	return serveModel(ctx, opts, ln, status, loadClock{main: begin, engine: now, model: now}, warnings)
+}
+
+// initEngine sets llama.cpp's logging, initialises it and loads the ggml
+// backends of opts.BackendsDir; it returns a warning per backend that did
+// not load (the runner goes on without it).
+func initEngine(opts runner.Options) []string {
 	engine.SetLogOutput(os.Stderr, opts.Verbose)
 	engine.Init()
-	phases.Mark(runner.PhaseEngineInit)
-	enc := json.NewEncoder(status)
-	lastSent := time.Time{}
 	var backendWarnings []string
 	for _, l := range engine.LoadBackends(opts.BackendsDir) {
 		if l.Err != nil {
@@ -81,6 +149,18 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 			backendWarnings = append(backendWarnings, w)
 		}
 	}
+	return backendWarnings
+}
+
+// serveModel loads opts.Model into an initialised engine, reports ready
+// on status with the load's phases (timed from clock.model) and serves.
+func serveModel(ctx context.Context, opts runner.Options, ln net.Listener, status io.Writer, clock loadClock, backendWarnings []string) error {
+	if clock.main.IsZero() {
+		clock.main = clock.engine
+	}
+	phases := runner.NewPhaseTimer(clock.model)
+	enc := json.NewEncoder(status)
+	lastSent := time.Time{}
 	model, err := engine.Load(ctx, opts.Model, engine.LoadOptions{
 		GPULayers: opts.GPULayers,
 		NoMmap:    opts.NoMmap,
@@ -168,7 +248,7 @@ func Run(ctx context.Context, opts runner.Options, ln net.Listener, status io.Wr
 	info.Devices = runnerDevices(engine.Devices())
 	info.BackendWarnings = backendWarnings
 	phases.Mark(runner.PhaseReady)
-	if err := enc.Encode(runner.StatusLine{Ready: true, Info: &info, MainAt: begin.UnixNano(), Phases: phases.Phases()}); err != nil {
+	if err := enc.Encode(runner.StatusLine{Ready: true, Info: &info, MainAt: clock.main.UnixNano(), EngineAt: clock.engine.UnixNano(), Phases: phases.Phases()}); err != nil {
 		return fmt.Errorf("runner: report ready: %w", err)
 	}
 
