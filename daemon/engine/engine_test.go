@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jetai/jetai/gguf"
 	"github.com/jetai/jetai/internal/testmodel"
 )
 
@@ -438,5 +440,44 @@ func TestTextStream(t *testing.T) {
 	s.Push("\xe2\x82")
 	if got := s.Flush(); got != "\uFFFD" && got != "\uFFFD\uFFFD" {
 		t.Fatalf("flush of incomplete char: %q", got)
+	}
+}
+
+// TestLoadCheckedVersion: a file of the version named in Checked is not
+// parsed again (its header was checked by the caller), and any other
+// version is. A file whose tensor data is cut short shows which: the Go
+// check names the truncation, llama.cpp's own load fails otherwise.
+func TestLoadCheckedVersion(t *testing.T) {
+	good, err := os.ReadFile(testmodel.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "cut.gguf")
+	if err := os.WriteFile(p, good[:len(good)-4096], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		checked *FileVersion
+		goCheck bool // the Go check ran and refused the file
+	}{
+		{"no version", nil, true},
+		{"this version", &FileVersion{Size: fi.Size(), ModTime: fi.ModTime()}, false},
+		{"another size", &FileVersion{Size: fi.Size() + 1, ModTime: fi.ModTime()}, true},
+		{"another time", &FileVersion{Size: fi.Size(), ModTime: fi.ModTime().Add(time.Second)}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Load(context.Background(), p, LoadOptions{Checked: c.checked})
+			if err == nil {
+				t.Fatal("a cut file loaded")
+			}
+			if got := errors.Is(err, gguf.ErrTruncated); got != c.goCheck {
+				t.Fatalf("Go check refused it: %v, want %v (%v)", got, c.goCheck, err)
+			}
+		})
 	}
 }

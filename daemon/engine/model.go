@@ -41,6 +41,23 @@ type LoadOptions struct {
 	Mlock     bool // lock the weights in RAM
 	// Progress, when set, is called with values in [0,1] while loading.
 	Progress func(float32)
+	// Checked, when set, is the version of the file whose header the
+	// caller has already checked as CheckFile does: a file still of that
+	// size and modification time is not parsed again (for a 32k-token
+	// vocabulary the parse is a tenth of a swap's load).
+	Checked *FileVersion
+}
+
+// FileVersion identifies a version of a file by its size and modification
+// time, as the pool does for reloads and crash limits.
+type FileVersion struct {
+	Size    int64
+	ModTime time.Time
+}
+
+// Matches says whether fi is this version of the file.
+func (v FileVersion) Matches(fi os.FileInfo) bool {
+	return fi.Size() == v.Size && fi.ModTime().Equal(v.ModTime)
 }
 
 // Model is a loaded GGUF model.
@@ -106,8 +123,10 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Model, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("load %s: is a directory", path)
 	}
-	if err := CheckFile(path); err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+	if opts.Checked == nil || !opts.Checked.Matches(st) {
+		if err := CheckFile(path); err != nil {
+			return nil, fmt.Errorf("load %s: %w", path, err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"sync"
 
 	"github.com/jetai/jetai/config"
+	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/gguf"
 	"github.com/jetai/jetai/internal/bytesize"
 )
@@ -79,13 +82,34 @@ func kvCells(ctx uint64, flashAttention bool) uint64 {
 	return (ctx + pad - 1) / pad * pad
 }
 
+// checkedHeaders remembers, per model path, the version (size and
+// modification time) of the file whose GGUF header passed the runner's
+// own check (gguf.Open and Validate, engine.CheckFile): a load of that
+// version tells its runner not to parse the header again. It holds facts
+// about files, not about a pool, so every pool of the process shares it.
+var checkedHeaders sync.Map // path → runner.FileVersion
+
+// checkedVersion is the version of path whose header was checked, if any.
+func checkedVersion(path string) runner.FileVersion {
+	if v, ok := checkedHeaders.Load(path); ok {
+		return v.(runner.FileVersion)
+	}
+	return runner.FileVersion{}
+}
+
 // estimateFile reads the GGUF header of m's file. Without a readable
 // header the estimate is the file size plus overhead, and the error says why
 // (the runner will report the real load error).
 func estimateFile(m config.Model) (gguf.Params, error) {
+	before, serr := os.Stat(m.Path)
 	f, err := gguf.Open(m.Path)
 	if err != nil {
 		return gguf.Params{TensorBytes: uint64(max(m.FileSize, 0))}, &headerError{path: m.Path, err: err}
+	}
+	if serr == nil && f.Validate() == nil {
+		if after, err := os.Stat(m.Path); err == nil && after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) {
+			checkedHeaders.Store(m.Path, runner.FileVersion{Size: after.Size(), ModTime: after.ModTime()})
+		}
 	}
 	p, err := f.Params()
 	if err != nil {

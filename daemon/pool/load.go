@@ -166,6 +166,9 @@ func (p *Pool) spawnTimed(mc config.Model, started func(Runner), st *spawnTimes)
 	st.stage = time.Since(begin)
 	opts.NGram, opts.Draft, opts.MaxDraft = specOptions(mc.Speculative)
 	opts.Mmproj, opts.MmprojOffload = mc.Mmproj, mc.MmprojOffload
+	if path == mc.Path { // a staged copy is another file: its runner checks it
+		opts.Checked = checkedVersion(mc.Path)
+	}
 	// The warm spare, or a new process: either way the model is handed
 	// over by Load. A spare that died just before is not the model's
 	// failure: a new process takes its place.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // Options say how to start a runner. The runner's own settings travel as
@@ -49,6 +51,10 @@ type Options struct {
 	// runner takes images. MmprojOffload lets it run on a GPU.
 	Mmproj        string
 	MmprojOffload bool
+	// Checked is the version of Model whose GGUF header the daemon has
+	// already checked (as the runner would): the runner does not parse a
+	// file of that size and modification time again. Zero: it checks.
+	Checked FileVersion
 
 	// Command is the runner's executable and leading arguments; the default
 	// is this executable with the argument "runner".
@@ -118,7 +124,36 @@ func (o Options) Args() []string {
 	if o.MmprojOffload {
 		a = append(a, "-mmproj-offload")
 	}
+	if !o.Checked.IsZero() {
+		a = append(a, "-checked", o.Checked.String())
+	}
 	return a
+}
+
+// FileVersion identifies a version of a file by its size and modification
+// time.
+type FileVersion struct {
+	Size    int64
+	ModTime time.Time
+}
+
+// IsZero says whether v names no version.
+func (v FileVersion) IsZero() bool { return v.Size == 0 && v.ModTime.IsZero() }
+
+// String is the flag form, SIZE:UNIXNANO.
+func (v FileVersion) String() string {
+	return strconv.FormatInt(v.Size, 10) + ":" + strconv.FormatInt(v.ModTime.UnixNano(), 10)
+}
+
+// parseFileVersion reads String's form.
+func parseFileVersion(s string) (FileVersion, error) {
+	size, nanos, ok := strings.Cut(s, ":")
+	n, err1 := strconv.ParseInt(size, 10, 64)
+	t, err2 := strconv.ParseInt(nanos, 10, 64)
+	if !ok || err1 != nil || err2 != nil || n < 0 {
+		return FileVersion{}, fmt.Errorf("%q is not SIZE:UNIXNANO", s)
+	}
+	return FileVersion{Size: n, ModTime: time.Unix(0, t)}, nil
 }
 
 // ProcessArgs are the flags of a runner process that awaits its model:
@@ -178,6 +213,11 @@ func ParseArgs(args []string, usage io.Writer) (Options, error) {
 	fs.StringVar(&o.Draft, "spec-draft", "", "GGUF `file` of a draft model with the target's vocabulary")
 	fs.StringVar(&o.Mmproj, "mmproj", "", "GGUF `file` of a multimodal projector (the model then takes images)")
 	fs.BoolVar(&o.MmprojOffload, "mmproj-offload", false, "let the projector run on a GPU (default: CPU)")
+	fs.Func("checked", "`SIZE:UNIXNANO` of the model file whose header the daemon checked (not parsed again)", func(s string) error {
+		v, err := parseFileVersion(s)
+		o.Checked = v
+		return err
+	})
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "jetaid runner serves one model for jetaid; it is started by the daemon, not by hand.\nIt expects a listening Unix socket on fd 3 and a status pipe on fd 4.")
 		fs.PrintDefaults()

@@ -3,6 +3,7 @@ package runner
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestArgsRoundTrip: what the daemon writes is what the runner reads, for
@@ -20,6 +21,7 @@ func TestArgsRoundTrip(t *testing.T) {
 			FlashAttention: true, KVType: "q8_0", NoMmap: true, Queue: 7, Verbose: true,
 			Adapters:    []Adapter{{Path: "/a.gguf", Scale: 0.5}, {Path: "/b:c.gguf", Scale: 1}},
 			BackendsDir: "/usr/lib/jetai/backends",
+			Checked:     FileVersion{Size: 515407968, ModTime: time.Unix(0, 1764739200123456789)},
 		}, Options{}},
 		{"gpu layers auto", Options{Model: "/m.gguf", GPULayers: GPULayersAuto, Queue: 1},
 			Options{Model: "/m.gguf", SlotContext: DefaultSlotContext, Slots: DefaultSlots, BatchSize: DefaultBatchSize, KVType: DefaultKVType, GPULayers: GPULayersAuto, Queue: 1}},
@@ -45,10 +47,12 @@ func TestArgsRoundTrip(t *testing.T) {
 
 func TestParseArgsErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{},                              // no model
-		{"-model", "/m", "-ctx", "x"},   // not a number
-		{"-model", "/m", "-lora", "/a"}, // no scale
-		{"-model", "/m", "stray"},       // stray argument
+		{},                                   // no model
+		{"-model", "/m", "-ctx", "x"},        // not a number
+		{"-model", "/m", "-lora", "/a"},      // no scale
+		{"-model", "/m", "stray"},            // stray argument
+		{"-model", "/m", "-checked", "12"},   // no modification time
+		{"-model", "/m", "-checked", "-1:5"}, // negative size
 		{"-nope"},
 	} {
 		if _, err := ParseArgs(args, nil); err == nil {

@@ -161,9 +161,14 @@ func serveModel(ctx context.Context, opts runner.Options, ln net.Listener, statu
 	phases := runner.NewPhaseTimer(clock.model)
 	enc := json.NewEncoder(status)
 	lastSent := time.Time{}
+	var checked *engine.FileVersion
+	if !opts.Checked.IsZero() {
+		checked = &engine.FileVersion{Size: opts.Checked.Size, ModTime: opts.Checked.ModTime}
+	}
 	model, err := engine.Load(ctx, opts.Model, engine.LoadOptions{
 		GPULayers: opts.GPULayers,
 		NoMmap:    opts.NoMmap,
+		Checked:   checked,
 		Progress: func(p float32) {
 			if p < 1 && time.Since(lastSent) < 100*time.Millisecond {
 				return
