@@ -269,13 +269,3 @@ func (s *scheduler) stepImages() {
 		}
 	}
 }
-
-// hasImageRows reports whether a token list holds an image.
-func hasImageRows(toks []int) bool {
-	for _, t := range toks {
-		if isImageRow(t) {
-			return true
-		}
-	}
-	return false
-}
