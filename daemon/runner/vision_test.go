@@ -268,3 +268,67 @@ func TestVisionParkRestore(t *testing.T) {
 		t.Fatalf("a different image reused %d tokens of the restored one", other.Timings.CachedTokens)
 	}
 }
+
+// TestVisionCancelEncode cancels a request during its image's encode: the
+// runner holds no slot or queue place for it, a text request runs beside
+// it, and the next request for the same image encodes it whole (the abort
+// does not linger, and nothing of the stopped encode is kept). That the
+// encode itself stops early is TestProjectorEncodeCancel's (engine).
+func TestVisionCancelEncode(t *testing.T) {
+	f, err := gguf.Open(testmodel.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embd, _ := f.Uint("llama.embedding_length")
+	// A wide tower: an encode slow enough to cancel in the middle.
+	spec := modelgen.TinyProjector(int(embd))
+	spec.ImageSize, spec.PatchSize, spec.Layers, spec.Hidden, spec.FF = 224, 14, 8, 384, 1536
+	proj := filepath.Join(t.TempDir(), "slow.gguf")
+	if err := modelgen.GenerateProjector(proj, spec); err != nil {
+		t.Fatal(err)
+	}
+	p := startVision(t, proj, 1, 1100)
+	ctx := context.Background()
+	req := func(img []byte) runner.Request {
+		return runner.Request{Prompt: "Lily saw", Images: [][]byte{img}, Sampling: greedy, MaxTokens: 4, IgnoreEOS: true}
+	}
+	// The first request pays for the compute buffers; the second is the
+	// time of an image request.
+	var full time.Duration
+	for i := range 2 {
+		t0 := time.Now()
+		if _, err := p.Complete(ctx, req(noiseImage(uint64(i), 64)), nil); err != nil {
+			t.Fatal(err)
+		}
+		full = time.Since(t0)
+	}
+	img := noiseImage(2, 64)
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := p.Complete(cctx, req(img), nil)
+		done <- err
+	}()
+	// A text request while the image encodes takes the only slot.
+	text, err := p.Complete(ctx, runner.Request{Prompt: "The little dog", Sampling: greedy, MaxTokens: 8, IgnoreEOS: true}, nil)
+	if err != nil || text.Timings.GeneratedTokens != 8 {
+		t.Fatalf("text beside the encode: %+v %v", text.Timings, err)
+	}
+	time.Sleep(time.Until(start.Add(full / 5)))
+	cancel()
+	cancelled := time.Now()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled request succeeded")
+	}
+	res, err := p.Complete(ctx, req(img), nil)
+	if err != nil || res.Timings.ImageTokens != spec.ImageTokens() {
+		t.Fatalf("image request after the cancel: %+v %v", res.Timings, err)
+	}
+	t.Logf("an image request takes %v; cancelled %v into one, the next ended %v after the cancel", full, cancelled.Sub(start), time.Since(cancelled))
+	h, err := p.Health(ctx)
+	if err != nil || h.Active != 0 || h.Queued != 0 {
+		t.Fatalf("after the requests: %+v %v", h, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -56,6 +57,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "invalid JSON: "+err.Error())
+		return false
+	}
+	// Read the body to its end: net/http watches the connection, and so
+	// cancels r.Context() when the client goes away, only from then on.
+	// Without it a cancelled request would tokenize and encode its images
+	// to the end.
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "request body: "+err.Error())
 		return false
 	}
 	return true

@@ -49,32 +49,57 @@ func imageHash(b []byte) uint64 {
 }
 
 // vision encodes a request's images with the model's projector. Encoding
-// runs in the request's handler, beside the decode loop (clip has its own
-// backend and buffers), one image at a time; recent embeddings are kept,
-// so the same image sent again is not encoded again.
+// runs in the request's handler, before the request has a slot or a place
+// in the queue, beside the decode loop (clip has its own backend and
+// buffers), one image at a time; recent embeddings are kept, so the same
+// image sent again is not encoded again. A request cancelled while it
+// waits for another's encode leaves at once; one cancelled during its own
+// encode stops it (engine.Projector.Encode) and holds nothing.
 type vision struct {
 	proj    *engine.Projector
 	threads func() int
 
-	mu     sync.Mutex // one encode at a time: clip's buffers are shared
+	turn chan struct{} // one encode at a time, waited for under the request's context
+
+	mu     sync.Mutex // guards recent and order
 	recent map[uint64]*engine.ImageEmbedding
 	order  []uint64
+}
+
+func newVision(proj *engine.Projector, threads func() int) *vision {
+	return &vision{proj: proj, threads: threads, turn: make(chan struct{}, 1)}
 }
 
 // recentImages is how many encoded images the runner keeps.
 const recentImages = 8
 
-func (v *vision) encode(ctx context.Context, b []byte) (uint64, *engine.ImageEmbedding, error) {
-	h := imageHash(b)
+func (v *vision) cached(h uint64) *engine.ImageEmbedding {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if e, ok := v.recent[h]; ok {
+	return v.recent[h]
+}
+
+func (v *vision) encode(ctx context.Context, b []byte) (uint64, *engine.ImageEmbedding, error) {
+	h := imageHash(b)
+	if e := v.cached(h); e != nil {
+		return h, e, nil
+	}
+	select {
+	case v.turn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	defer func() { <-v.turn }()
+	// The image may have been encoded by the request this one waited for.
+	if e := v.cached(h); e != nil {
 		return h, e, nil
 	}
 	e, err := v.proj.Encode(ctx, b, v.threads())
 	if err != nil {
 		return 0, nil, err
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.recent == nil {
 		v.recent = make(map[uint64]*engine.ImageEmbedding)
 	}
