@@ -170,7 +170,7 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	toks, images, imageTokens, ok := h.withImages(r.Context(), w, &req, toks, starts)
+	toks, images, ok := h.withImages(r.Context(), w, &req, toks, starts)
 	if !ok {
 		return
 	}
@@ -202,12 +202,12 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, ignoreEOS: req.IgnoreEOS, out: newOutbox(), arrived: arrived,
-		lazy: lazy, logprobs: -1, images: images, imageTokens: imageTokens}
+		lazy: lazy, logprobs: -1, images: images.embeds, imageTokens: images.tokens, encodeMS: images.encodeMS}
 	if req.Logprobs {
 		j.logprobs = req.TopLogprobs
 	}
 	// Drafters read the slot's tokens, which hold image rows, not tokens.
-	j.noSpec = (req.Speculative != nil && !*req.Speculative) || imageTokens > 0
+	j.noSpec = (req.Speculative != nil && !*req.Speculative) || images.tokens > 0
 	if !h.submit(w, j) {
 		sampler.Close()
 		return
