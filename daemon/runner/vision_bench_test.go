@@ -86,7 +86,7 @@ func benchVisionRunner(b *testing.B, size, patch, slots, ctx, threads int) (*run
 //
 //	go test -run '^$' -bench VisionTextPace -benchtime 3x ./daemon/runner/
 func BenchmarkVisionTextPace(b *testing.B) {
-	p, _ := benchVisionRunner(b, 336, 14, 3, 2048, 2)
+	p, _ := benchVisionRunner(b, 336, 14, 3, 1024, 2)
 	ctx := context.Background()
 	var alone, encode, decode paceWindow
 	var encodeMS float64
@@ -179,7 +179,7 @@ func startTextStreams(b *testing.B, p *runner.Process, n int) *textStreams {
 		ts.wg.Add(1)
 		go func() {
 			defer ts.wg.Done()
-			req := runner.Request{Prompt: "Once upon a time", Sampling: greedy, MaxTokens: 1500, IgnoreEOS: true, Logprobs: true}
+			req := runner.Request{Prompt: "Once upon a time", Sampling: greedy, MaxTokens: 600, IgnoreEOS: true, Logprobs: true}
 			req.Observe = func(f runner.Frame) {
 				now := time.Now()
 				ts.mu.Lock()
