@@ -67,7 +67,7 @@ func (d *Daemon) addModelDropIn(ctx context.Context, name, path, mmproj, source,
 		// heads take; the added block keeps to f16.
 		kv, blockKV = gguf.KVCacheF16, gguf.KVCacheF16
 	}
-	fit, err := dropin.FitContext(params, uint64(cfg.Memory.Budget), kv)
+	fit, err := dropin.FitContext(params, uint64(cfg.Memory.Budget), kv, mmproj)
 	if err != nil {
 		return admin.DropInResult{}, fmt.Errorf("add %s: %w", name, err)
 	}

@@ -100,7 +100,7 @@ func TestImportAddLs(t *testing.T) {
 	}
 	p, _ := g.Params()
 	cfg := e.d.Config()
-	fit, err := dropin.FitContext(p, uint64(cfg.Memory.Budget), "f16")
+	fit, err := dropin.FitContext(p, uint64(cfg.Memory.Budget), "f16", "")
 	if err != nil {
 		t.Fatal(err)
 	}

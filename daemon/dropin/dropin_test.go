@@ -14,6 +14,7 @@ import (
 	"github.com/jetai/jetai/daemon/pool"
 	"github.com/jetai/jetai/gguf"
 	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/modelgen"
 )
 
 type coded interface {
@@ -56,14 +57,14 @@ func TestFitContext(t *testing.T) {
 		t.Fatalf("trained context %d; the test expects the real stories260K (2048)", p.ContextLength)
 	}
 	full := est(p, 2048, config.DefaultParallel)
-	f, err := dropin.FitContext(p, 6<<30, "f16")
+	f, err := dropin.FitContext(p, 6<<30, "f16", "")
 	if err != nil || f.Context != 2048 || f.Parallel != config.DefaultParallel || f.TrainedContext != 2048 || f.Estimate.Total != full || !strings.Contains(f.Reason, "the trained context") {
 		t.Fatalf("roomy budget: %+v, %v", f, err)
 	}
 
 	// A budget between the estimates at 1024 and 1280 tokens: 1024.
 	budget := (est(p, 1024, 4) + est(p, 1280, 4)) / 2
-	f, err = dropin.FitContext(p, budget, "f16")
+	f, err = dropin.FitContext(p, budget, "f16", "")
 	if err != nil || f.Context != 1024 || f.Parallel != 4 || f.Estimate.Total > budget || !strings.Contains(f.Reason, "capped from the trained 2048") {
 		t.Fatalf("budget %d: %+v, %v", budget, f, err)
 	}
@@ -73,14 +74,63 @@ func TestFitContext(t *testing.T) {
 	if est(p, 512, 4) <= budget {
 		t.Fatal("the tiny model's KV cache is too small for this case")
 	}
-	f, err = dropin.FitContext(p, budget, "f16")
+	f, err = dropin.FitContext(p, budget, "f16", "")
 	if err != nil || f.Parallel != 2 || f.Context < 512 || f.Estimate.Total > budget {
 		t.Fatalf("budget %d: %+v, %v", budget, f, err)
 	}
 
-	_, err = dropin.FitContext(p, 1<<20, "f16")
+	_, err = dropin.FitContext(p, 1<<20, "f16", "")
 	if code, status := codeOf(err); code != "exceeds_budget" || status != http.StatusInsufficientStorage || !strings.Contains(err.Error(), "raise memory.budget") {
 		t.Fatalf("a 1 MiB budget: %v (%s %d)", err, code, status)
+	}
+}
+
+// FitContext with a projector counts it: a budget that holds the whole
+// trained context without one caps the context with it, the estimate
+// within the budget and the projector in it; a projector file that is
+// gone is a clear error.
+func TestFitContextProjector(t *testing.T) {
+	p := params(t)
+	spec := modelgen.TinyProjector(int(p.EmbeddingLength))
+	spec.ImageSize, spec.PatchSize = 336, 14 // a compute buffer of some MiB
+	proj := filepath.Join(t.TempDir(), "mmproj.gguf")
+	if err := modelgen.GenerateProjector(proj, spec); err != nil {
+		t.Fatal(err)
+	}
+	// What the model with its projector needs at 1024 tokens: the whole
+	// trained context fits it without the projector.
+	budget := pool.EstimateParams(p, config.Model{Context: 1024, Parallel: config.DefaultParallel, KVCache: "f16", Mmproj: proj}, pool.DefaultRunnerOverhead).Total
+	if est(p, 2048, config.DefaultParallel) > budget {
+		t.Fatal("the projector is too small for this case")
+	}
+	cases := []struct {
+		name, mmproj string
+		capped       bool
+		err          string
+	}{
+		{"text only", "", false, ""},
+		{"with the projector", proj, true, ""},
+		{"projector gone", proj + ".gone", false, "no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := dropin.FitContext(p, budget, "f16", tc.mmproj)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Estimate.Total > budget || (f.Context < 2048) != tc.capped || (f.Estimate.Projector > 0) != (tc.mmproj != "") {
+				t.Fatalf("budget %d: %+v", budget, f)
+			}
+			if tc.mmproj != "" && (f.Context != 1024 || !strings.Contains(f.Reason, "beside the projector's")) {
+				t.Errorf("context %d (want 1024), reason %q", f.Context, f.Reason)
+			}
+		})
 	}
 }
 
@@ -93,7 +143,7 @@ func TestRenderLoads(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("memory { budget = \"1GiB\" }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := dropin.FitContext(params(t), 1<<30, "f16")
+	f, err := dropin.FitContext(params(t), 1<<30, "f16", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package dropin
 import (
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/daemon/pool"
@@ -40,18 +41,31 @@ const contextStep = 256
 // so that the pool's memory estimate (pool.EstimateParams at
 // config.DefaultParallel slots, with the config's default KV cache type
 // kvCache and no flash attention, as the written block has it) is within
-// the budget. When even minFitContext tokens do not fit at that many
-// slots, fewer slots are tried, down to one; when nothing fits, the error
-// says how much the model needs (code exceeds_budget, 507).
-func FitContext(p gguf.Params, budget uint64, kvCache string) (Fit, error) {
+// the budget. The vision projector mmproj ("" for none) is part of that
+// estimate, as the pool charges it once the block is in force. When even
+// minFitContext tokens do not fit at that many slots, fewer slots are
+// tried, down to one; when nothing fits, the error says how much the
+// model needs (code exceeds_budget, 507).
+func FitContext(p gguf.Params, budget uint64, kvCache, mmproj string) (Fit, error) {
 	trained := int(min(p.ContextLength, 1<<20))
 	upper := trained
 	if upper <= 0 {
 		upper = config.DefaultContext
 	}
 	f := Fit{TrainedContext: trained, Budget: budget}
+	base := config.Model{KVCache: kvCache, Mmproj: mmproj}
+	if mmproj != "" {
+		// The file's identity keys the pool's cache of projector headers.
+		st, err := os.Stat(mmproj)
+		if err != nil {
+			return f, Errorf(http.StatusUnprocessableEntity, "bad_model_file", "projector %s: %v", mmproj, err)
+		}
+		base.MmprojFileSize, base.MmprojFileModTime = config.Size(st.Size()), st.ModTime()
+	}
 	est := func(ctx, par int) pool.Estimate {
-		return pool.EstimateParams(p, config.Model{Context: ctx, Parallel: par, KVCache: kvCache}, pool.DefaultRunnerOverhead)
+		m := base
+		m.Context, m.Parallel = ctx, par
+		return pool.EstimateParams(p, m, pool.DefaultRunnerOverhead)
 	}
 	lo := min(upper, minFitContext)
 	for par := config.DefaultParallel; par >= 1; par /= 2 {
@@ -92,6 +106,9 @@ func FitContext(p gguf.Params, budget uint64, kvCache string) (Fit, error) {
 		f.Reason = fmt.Sprintf("the trained context, %d tokens per slot × %d slots", trained, f.Parallel)
 	default:
 		f.Reason = fmt.Sprintf("%d tokens per slot × %d slots, capped from the trained %d to fit the memory budget", f.Context, f.Parallel, trained)
+	}
+	if f.Estimate.Projector > 0 {
+		f.Reason += fmt.Sprintf(", beside the projector's %s", bytesize.IEC(f.Estimate.Projector))
 	}
 	if f.Context < config.DefaultMaxTokens {
 		f.MaxTokens = f.Context

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -282,46 +281,6 @@ func (c *Context) Ban(i int, tokens []int) {
 	for _, t := range tokens {
 		l[t] = float32(math.Inf(-1))
 	}
-}
-
-// SaveSequence writes sequence seq's KV state and its tokens to path.
-func (c *Context) SaveSequence(path string, seq int, tokens []int) error {
-	ct := make([]C.int32_t, len(tokens)+1)
-	for i, t := range tokens {
-		ct[i] = C.int32_t(t)
-	}
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	n := C.llama_state_seq_save_file(c.raw(), cpath, C.int32_t(seq), &ct[0], C.size_t(len(tokens)))
-	if n == 0 {
-		return fmt.Errorf("save sequence %d to %s: llama.cpp wrote nothing", seq, path)
-	}
-	return nil
-}
-
-// LoadSequence restores a state file written by SaveSequence into sequence
-// seq (whose cache should be empty) and returns the tokens it holds. A file
-// from another model or context shape fails cleanly.
-func (c *Context) LoadSequence(path string, seq int) ([]int, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("load sequence: %w", err)
-	}
-	capTokens := c.opts.SlotContext
-	ct := make([]C.int32_t, capTokens+1)
-	var n C.size_t
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	engineLog.takeRecent()
-	read := C.llama_state_seq_load_file(c.raw(), cpath, C.int32_t(seq), &ct[0], C.size_t(capTokens), &n)
-	if read == 0 {
-		c.RemoveFrom(seq, 0)
-		return nil, fmt.Errorf("load sequence from %s: state does not fit this model or context%s", path, formatRecent(engineLog.takeRecent()))
-	}
-	out := make([]int, int(n))
-	for i := range out {
-		out[i] = int(ct[i])
-	}
-	return out, nil
 }
 
 // Embed returns the L2-normalised embedding of tokens, computed in sequence

@@ -69,6 +69,10 @@ void     llama_set_embeddings(struct llama_context * ctx, bool embeddings);
 float *  llama_get_logits_ith(struct llama_context * ctx, int32_t i);
 size_t   llama_state_seq_save_file(struct llama_context * ctx, const char * filepath, int32_t seq_id, const int32_t * tokens, size_t n_token_count);
 size_t   llama_state_seq_load_file(struct llama_context * ctx, const char * filepath, int32_t dest_seq_id, int32_t * tokens_out, size_t n_token_capacity, size_t * n_token_count_out);
+int32_t  llama_kv_cache_seq_pos_max(struct llama_context * ctx, int32_t seq_id);
+size_t   llama_state_seq_get_size(struct llama_context * ctx, int32_t seq_id);
+size_t   llama_state_seq_get_data(struct llama_context * ctx, uint8_t * dst, size_t size, int32_t seq_id);
+size_t   llama_state_seq_set_data(struct llama_context * ctx, const uint8_t * src, size_t size, int32_t dest_seq_id);
 
 struct llama_sampler * llama_sampler_init_grammar(const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root);
 void llama_sampler_free(struct llama_sampler * smpl);

@@ -375,6 +375,11 @@ func TestGrammarDeadEnds(t *testing.T) {
 	}
 }
 
+// TestSaveLoadSequence saves a sequence and loads it into another: the
+// restored KV gives the same logits and the token list comes back whole,
+// image rows (negative numbers wider than 32 bits) included. Files of
+// llama.cpp's own format (version 1) still load; any other version, a
+// file cut short or garbage is refused and leaves the sequence empty.
 func TestSaveLoadSequence(t *testing.T) {
 	m := loadTiny(t)
 	c := newContext(t, m, ContextOptions{SlotContext: 128, Slots: 2})
@@ -384,34 +389,82 @@ func TestSaveLoadSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append([]float32(nil), c.Logits(b.Len()-1)...)
-	path := filepath.Join(t.TempDir(), "seq.state")
-	if err := c.SaveSequence(path, 0, toks); err != nil {
+	// The list saved beside the KV: what a slot holding an image has.
+	rows := append([]int(nil), toks...)
+	rows[1] = -(1 + (0xabcdef0123<<16 | 5))
+	dir := t.TempDir()
+	good := filepath.Join(dir, "v2.state")
+	if err := c.SaveSequence(good, 0, rows); err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.LoadSequence(path, 1)
+	v1 := filepath.Join(dir, "v1.state")
+	if err := c.saveLlamaSequence(v1, 0, toks); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.saveLlamaSequence(filepath.Join(dir, "x"), 0, rows); err == nil {
+		t.Fatal("an image row was written into a version 1 file")
+	}
+	raw, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(toks) {
-		t.Fatalf("restored %d tokens, want %d", len(got), len(toks))
-	}
-	// Decoding the last token again on the restored sequence 1 (after
-	// dropping it) must give the same logits as the original.
-	c.RemoveFrom(1, len(toks)-1)
-	b.Clear()
-	b.Add(toks[len(toks)-1], len(toks)-1, 1, true)
-	if err := c.Decode(b); err != nil {
-		t.Fatal(err)
-	}
-	l := c.Logits(0)
-	for i := range want {
-		if d := l[i] - want[i]; d > 1e-3 || d < -1e-3 {
-			t.Fatalf("logit %d: restored %v, original %v", i, l[i], want[i])
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
 		}
+		return p
 	}
-	os.WriteFile(path, []byte("garbage"), 0o644)
-	if _, err := c.LoadSequence(path, 1); err == nil {
-		t.Fatal("garbage state loaded")
+	v9 := append([]byte(nil), raw...)
+	v9[4] = 9
+	cases := []struct {
+		name, path string
+		want       []int
+		err        string
+	}{
+		{"version 2 with image rows", good, rows, ""},
+		{"version 1 (llama.cpp's file)", v1, toks, ""},
+		{"unknown version", write("v9.state", v9), nil, "unknown state file version 9"},
+		{"cut short", write("short.state", raw[:len(raw)-10]), nil, "file holds"},
+		{"tokens cut short", write("tokens.state", raw[:20]), nil, "cut short"},
+		{"garbage", write("garbage.state", []byte("garbage!!")), nil, "not a state file"},
+		{"empty", write("empty.state", nil), nil, "not a state file"},
+		{"missing", filepath.Join(dir, "nope.state"), nil, "no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.RemoveFrom(1, 0)
+			got, err := c.LoadSequence(tc.path, 1)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one with %q", err, tc.err)
+				}
+				if c.seqPosMax(1) > 0 {
+					t.Fatal("a refused file left KV in the sequence")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("restored tokens %v, want %v", got, tc.want)
+			}
+			// Decoding the last token again on the restored sequence 1
+			// (after dropping it) must give the same logits as the original.
+			c.RemoveFrom(1, len(toks)-1)
+			b.Clear()
+			b.Add(toks[len(toks)-1], len(toks)-1, 1, true)
+			if err := c.Decode(b); err != nil {
+				t.Fatal(err)
+			}
+			l := c.Logits(0)
+			for i := range want {
+				if d := l[i] - want[i]; d > 1e-3 || d < -1e-3 {
+					t.Fatalf("logit %d: restored %v, original %v", i, l[i], want[i])
+				}
+			}
+		})
 	}
 }
 

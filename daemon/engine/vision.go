@@ -3,8 +3,9 @@ package engine
 /*
 #include <stdlib.h>
 struct clip_ctx;
-struct clip_ctx * jetai_clip_load(const char * path, char * err, size_t err_len); // vision.cpp
-void jetai_clip_offload(int on);                                                   // vision.cpp
+struct clip_ctx * jetai_clip_load(const char * path, char * err, size_t err_len, int * abort, int * abortable); // vision.cpp
+void jetai_clip_offload(int on);                 // vision.cpp
+void jetai_clip_set_abort(int * flag, int on);   // vision.cpp
 void clip_free(struct clip_ctx * ctx);
 int  clip_n_mmproj_embd(const struct clip_ctx * ctx);
 int  clip_n_patches(const struct clip_ctx * ctx);
@@ -43,6 +44,12 @@ type Projector struct {
 	path   string
 	embd   int
 	tokens int
+
+	// abort is the C flag the CPU backend's abort callback reads;
+	// abortable says the backend has one (a GPU backend does not).
+	abort     *C.int
+	abortable bool
+	mu        sync.Mutex // one encode at a time: clip's buffers and abort flag are shared
 }
 
 // loadMu serialises projector loads, since the offload switch read by the
@@ -81,18 +88,21 @@ func LoadProjector(ctx context.Context, path string, m *Model, opts ProjectorOpt
 	}
 	C.jetai_clip_offload(on)
 	engineLog.takeRecent()
-	c := C.jetai_clip_load(cpath, errBuf, 512)
+	abort := (*C.int)(C.calloc(1, C.size_t(unsafe.Sizeof(C.int(0)))))
+	var abortable C.int
+	c := C.jetai_clip_load(cpath, errBuf, 512, abort, &abortable)
 	C.jetai_clip_offload(0)
 	recent := engineLog.takeRecent()
 	loadMu.Unlock()
 	if c == nil {
+		C.free(unsafe.Pointer(abort))
 		msg := C.GoString(errBuf)
 		if msg == "" {
 			msg = "llama.cpp could not load the projector"
 		}
 		return nil, &LogError{Op: "load projector " + path, Err: errors.New(msg), Lines: recent}
 	}
-	p := &Projector{c: c, path: path, embd: int(C.clip_n_mmproj_embd(c)), tokens: int(C.clip_n_patches(c))}
+	p := &Projector{c: c, path: path, embd: int(C.clip_n_mmproj_embd(c)), tokens: int(C.clip_n_patches(c)), abort: abort, abortable: abortable != 0}
 	if p.embd != m.info.Embedding {
 		p.Close()
 		return nil, fmt.Errorf("projector %s makes embeddings of %d values, model %s has an embedding length of %d", path, p.embd, m.info.Path, m.info.Embedding)
@@ -105,8 +115,14 @@ func (p *Projector) Close() {
 	if p.c != nil {
 		C.clip_free(p.c)
 		p.c = nil
+		C.free(unsafe.Pointer(p.abort))
+		p.abort = nil
 	}
 }
+
+// Abortable reports whether a cancelled Encode stops mid-encode (a
+// projector on the CPU backend) rather than running to its end.
+func (p *Projector) Abortable() bool { return p.abortable }
 
 // Path is the projector's file.
 func (p *Projector) Path() string { return p.path }
@@ -131,7 +147,10 @@ func (e *ImageEmbedding) Row(i int) []float32 { return e.Data[i*e.Embd : (i+1)*e
 // stb_image reads), resizes it to the projector's input and runs the
 // vision tower and projector with threads CPU threads (0 = all). Callers
 // check the image's size before: stb_image allocates whatever the header
-// says.
+// says. When ctx ends during the encode, a projector on the CPU stops
+// between two graph nodes and Encode returns ctx's error; on a GPU the
+// encode runs to its end first (see Abortable). Encodes of one projector
+// run one at a time.
 func (p *Projector) Encode(ctx context.Context, image []byte, threads int) (*ImageEmbedding, error) {
 	if len(image) == 0 {
 		return nil, fmt.Errorf("encode image: %w: empty", ErrImage)
@@ -149,9 +168,30 @@ func (p *Projector) Encode(ctx context.Context, image []byte, threads int) (*Ima
 	// llava's loader takes a non-const view it may hold while decoding.
 	cbuf := C.CBytes(image)
 	defer C.free(cbuf)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("encode image: %w", err)
+	}
+	C.jetai_clip_set_abort(p.abort, 0)
+	aborted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		C.jetai_clip_set_abort(p.abort, 1)
+		close(aborted)
+	})
 	engineLog.takeRecent()
 	e := C.llava_image_embed_make_with_bytes(p.c, C.int(threads), (*C.uchar)(cbuf), C.int(len(image)))
 	recent := engineLog.takeRecent()
+	if !stop() {
+		// The abort ran (or is running): wait for it, so the flag it sets
+		// is not left for the next encode, and drop what was computed,
+		// which may stop part-way.
+		<-aborted
+		if e != nil {
+			C.llava_image_embed_free(e)
+		}
+		return nil, fmt.Errorf("encode image: %w", ctx.Err())
+	}
 	if e == nil {
 		return nil, &LogError{Op: "encode image", Err: ErrImage, Lines: recent}
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jetai/jetai/modelgen"
 )
@@ -170,4 +171,63 @@ func TestDecodeImageEmbeddings(t *testing.T) {
 	if slices.Equal(img1, other) {
 		t.Error("two images gave the same logits")
 	}
+}
+
+// TestProjectorEncodeCancel cancels an encode part-way: on the CPU it
+// stops long before a whole encode's time, returns the context's error,
+// and the next encode of the same image gives the embedding an
+// uncancelled one gave (the abort flag does not linger).
+func TestProjectorEncodeCancel(t *testing.T) {
+	m := loadTiny(t)
+	// A projector slow enough to cancel in the middle: 448 pixels in
+	// 14-pixel patches (1,024 tokens), 10 blocks, so that the image's
+	// decode and resize and one graph node are small parts of an encode.
+	spec := modelgen.TinyProjector(m.Info().Embedding)
+	spec.ImageSize, spec.PatchSize, spec.Layers = 448, 14, 10
+	path := filepath.Join(t.TempDir(), "slow.gguf")
+	if err := modelgen.GenerateProjector(path, spec); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadProjector(context.Background(), path, m, ProjectorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.Abortable() {
+		t.Fatal("a projector on the CPU backend is not abortable")
+	}
+	img := readImage(t, "checker.jpg")
+	// The first encode also allocates clip's compute buffers; the fastest
+	// of the next three is a whole encode's time on this (shared) box.
+	var want *ImageEmbedding
+	full := time.Hour
+	for i := range 4 {
+		t0 := time.Now()
+		if want, err = p.Encode(context.Background(), img, 2); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			full = min(full, time.Since(t0))
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(full/5, cancel)
+	t0 := time.Now()
+	_, err = p.Encode(ctx, img, 2)
+	took := time.Since(t0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled encode: %v, want context.Canceled", err)
+	}
+	if took > full*3/4 {
+		t.Errorf("cancelled after %v, the encode returned after %v; a whole one takes %v", full/5, took, full)
+	}
+	got, err := p.Encode(context.Background(), img, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Data, want.Data) {
+		t.Error("the encode after a cancelled one differs from the first")
+	}
+	t.Logf("whole encode %v; cancelled at %v, returned after %v", full, full/5, took)
 }

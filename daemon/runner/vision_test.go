@@ -21,8 +21,14 @@ import (
 // projector of its width.
 func visionRunner(t *testing.T, slots, ctx int) (*runner.Process, modelgen.ProjectorSpec) {
 	t.Helper()
-	model := testmodel.Path(t)
-	f, err := gguf.Open(model)
+	proj, spec := testProjector(t)
+	return startVision(t, proj, slots, ctx), spec
+}
+
+// testProjector writes a generated projector of the test model's width.
+func testProjector(t *testing.T) (string, modelgen.ProjectorSpec) {
+	t.Helper()
+	f, err := gguf.Open(testmodel.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +38,13 @@ func visionRunner(t *testing.T, slots, ctx int) (*runner.Process, modelgen.Proje
 	if err := modelgen.GenerateProjector(proj, spec); err != nil {
 		t.Fatal(err)
 	}
+	return proj, spec
+}
+
+// startVision starts a runner for the test model with the projector proj.
+func startVision(t *testing.T, proj string, slots, ctx int) *runner.Process {
+	t.Helper()
+	model := testmodel.Path(t)
 	p, err := runner.Start(runner.Options{
 		Name: "vision", Model: model, Mmproj: proj, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
 		Command: testrunner.Command(), Env: testrunner.Env(),
@@ -45,7 +58,7 @@ func visionRunner(t *testing.T, slots, ctx int) (*runner.Process, modelgen.Proje
 		p.Stop(ctx)
 	})
 	ready(t, p)
-	return p, spec
+	return p
 }
 
 func testImage(t *testing.T, name string) []byte {
@@ -195,5 +208,127 @@ func TestVisionChatPlacement(t *testing.T) {
 	}
 	if again.Text != inTurn.Text || again.Timings.CachedTokens < 64 {
 		t.Errorf("again: %q (cached %d), first %q", again.Text, again.Timings.CachedTokens, inTurn.Text)
+	}
+}
+
+// TestVisionParkRestore parks a conversation that holds an image and
+// restores it into a fresh runner: the same image and prompt then reuse
+// every restored token, image rows included, and the greedy answer is the
+// one a runner without the restore gives.
+func TestVisionParkRestore(t *testing.T) {
+	proj, spec := testProjector(t)
+	p := startVision(t, proj, 2, 256)
+	ctx := context.Background()
+	img := testImage(t, "gradient.png")
+	first, err := p.Complete(ctx, runner.Request{Prompt: "Once upon a time", Images: [][]byte{img}, Sampling: greedy, MaxTokens: 20, IgnoreEOS: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	res, err := p.Park(ctx, runner.ParkRequest{Dir: dir, MaxSlots: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked := first.Timings.PromptTokens + first.Timings.GeneratedTokens - 1
+	if len(res.Slots) != 1 || res.Slots[0].Tokens != parked {
+		t.Fatalf("park result %+v; want one slot of %d tokens (%d of them the image's)", res, parked, spec.ImageTokens())
+	}
+	follow := runner.Request{Prompt: "Once upon a time" + first.Text + " One day", Images: [][]byte{img}, Sampling: greedy, MaxTokens: 20, IgnoreEOS: true}
+
+	cold := startVision(t, proj, 2, 256)
+	want, err := cold.Complete(ctx, follow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Timings.CachedTokens != 0 {
+		t.Fatalf("fresh runner reused %d tokens", want.Timings.CachedTokens)
+	}
+
+	warm := startVision(t, proj, 2, 256)
+	rr, err := warm.Restore(ctx, runner.RestoreRequest{Dir: dir, Files: []string{res.Slots[0].File}})
+	if err != nil || rr.Restored != 1 || rr.Tokens != parked {
+		t.Fatalf("restore: %+v %v", rr, err)
+	}
+	got, err := warm.Complete(ctx, follow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Timings.CachedTokens != parked || got.Timings.ImageTokens != spec.ImageTokens() {
+		t.Fatalf("resumed conversation reused %d tokens (%d image tokens), want %d", got.Timings.CachedTokens, got.Timings.ImageTokens, parked)
+	}
+	if got.Text != want.Text {
+		t.Fatalf("restored state changed the answer:\n got %q\nwant %q", got.Text, want.Text)
+	}
+	// Another image with the same text reuses only what precedes the image.
+	other, err := warm.Complete(ctx, runner.Request{Prompt: follow.Prompt, Images: [][]byte{testImage(t, "checker.jpg")}, Sampling: greedy, MaxTokens: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Timings.CachedTokens > 1 {
+		t.Fatalf("a different image reused %d tokens of the restored one", other.Timings.CachedTokens)
+	}
+}
+
+// TestVisionCancelEncode cancels a request during its image's encode: the
+// runner holds no slot or queue place for it, a text request runs beside
+// it, and the next request for the same image encodes it whole (the abort
+// does not linger, and nothing of the stopped encode is kept). That the
+// encode itself stops early is TestProjectorEncodeCancel's (engine).
+func TestVisionCancelEncode(t *testing.T) {
+	f, err := gguf.Open(testmodel.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embd, _ := f.Uint("llama.embedding_length")
+	// A wide tower: an encode slow enough to cancel in the middle.
+	spec := modelgen.TinyProjector(int(embd))
+	spec.ImageSize, spec.PatchSize, spec.Layers, spec.Hidden, spec.FF = 224, 14, 8, 384, 1536
+	proj := filepath.Join(t.TempDir(), "slow.gguf")
+	if err := modelgen.GenerateProjector(proj, spec); err != nil {
+		t.Fatal(err)
+	}
+	p := startVision(t, proj, 1, 1100)
+	ctx := context.Background()
+	req := func(img []byte) runner.Request {
+		return runner.Request{Prompt: "Lily saw", Images: [][]byte{img}, Sampling: greedy, MaxTokens: 4, IgnoreEOS: true}
+	}
+	// The first request pays for the compute buffers; the second is the
+	// time of an image request.
+	var full time.Duration
+	for i := range 2 {
+		t0 := time.Now()
+		if _, err := p.Complete(ctx, req(noiseImage(uint64(i), 64)), nil); err != nil {
+			t.Fatal(err)
+		}
+		full = time.Since(t0)
+	}
+	img := noiseImage(2, 64)
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := p.Complete(cctx, req(img), nil)
+		done <- err
+	}()
+	// A text request while the image encodes takes the only slot.
+	text, err := p.Complete(ctx, runner.Request{Prompt: "The little dog", Sampling: greedy, MaxTokens: 8, IgnoreEOS: true}, nil)
+	if err != nil || text.Timings.GeneratedTokens != 8 {
+		t.Fatalf("text beside the encode: %+v %v", text.Timings, err)
+	}
+	time.Sleep(time.Until(start.Add(full / 5)))
+	cancel()
+	cancelled := time.Now()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled request succeeded")
+	}
+	res, err := p.Complete(ctx, req(img), nil)
+	if err != nil || res.Timings.ImageTokens != spec.ImageTokens() {
+		t.Fatalf("image request after the cancel: %+v %v", res.Timings, err)
+	}
+	t.Logf("an image request takes %v; cancelled %v into one, the next ended %v after the cancel", full, cancelled.Sub(start), time.Since(cancelled))
+	h, err := p.Health(ctx)
+	if err != nil || h.Active != 0 || h.Queued != 0 {
+		t.Fatalf("after the requests: %+v %v", h, err)
 	}
 }

@@ -124,6 +124,7 @@ const (
 type Timings struct {
 	PromptTokens    int     `json:"prompt_tokens"`
 	ImageTokens     int     `json:"image_tokens,omitempty"` // of PromptTokens, those that are image embeddings
+	EncodeMS        float64 `json:"encode_ms,omitempty"`    // encoding the images (0 for images the runner had encoded recently); part of QueueMS
 	CachedTokens    int     `json:"cached_tokens"`          // prompt tokens reused from the slot's KV cache
 	PromptMS        float64 `json:"prompt_ms"`
 	GeneratedTokens int     `json:"generated_tokens"`

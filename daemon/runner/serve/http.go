@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -56,6 +57,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "invalid JSON: "+err.Error())
+		return false
+	}
+	// Read the body to its end: net/http watches the connection, and so
+	// cancels r.Context() when the client goes away, only from then on.
+	// Without it a cancelled request would tokenize and encode its images
+	// to the end.
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "request body: "+err.Error())
 		return false
 	}
 	return true
@@ -161,7 +170,7 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	toks, images, imageTokens, ok := h.withImages(r.Context(), w, &req, toks, starts)
+	toks, images, ok := h.withImages(r.Context(), w, &req, toks, starts)
 	if !ok {
 		return
 	}
@@ -193,12 +202,12 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	j := &job{ctx: r.Context(), tokens: toks, sampler: sampler, maxTokens: req.MaxTokens, stops: stops, ignoreEOS: req.IgnoreEOS, out: newOutbox(), arrived: arrived,
-		lazy: lazy, logprobs: -1, images: images, imageTokens: imageTokens}
+		lazy: lazy, logprobs: -1, images: images.embeds, imageTokens: images.tokens, encodeMS: images.encodeMS}
 	if req.Logprobs {
 		j.logprobs = req.TopLogprobs
 	}
 	// Drafters read the slot's tokens, which hold image rows, not tokens.
-	j.noSpec = (req.Speculative != nil && !*req.Speculative) || imageTokens > 0
+	j.noSpec = (req.Speculative != nil && !*req.Speculative) || images.tokens > 0
 	if !h.submit(w, j) {
 		sampler.Close()
 		return

@@ -239,7 +239,7 @@ func serveModel(ctx context.Context, opts runner.Options, ln net.Listener, statu
 		defer proj.Close()
 		// The encode runs beside the decode loop, with half the
 		// model's threads, so the slots that generate keep the rest.
-		sched.vision = &vision{proj: proj, threads: func() int { return max(1, int(sched.threads.Load())/2) }}
+		sched.vision = newVision(proj, func() int { return max(1, int(sched.threads.Load())/2) })
 		phases.Mark(runner.PhaseProjector)
 	}
 	srv := &http.Server{Handler: newHandler(sched, model), ReadHeaderTimeout: 10 * time.Second}

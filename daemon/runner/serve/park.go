@@ -21,9 +21,9 @@ func (s *scheduler) park(req runner.ParkRequest) (runner.ParkResult, error) {
 	var res runner.ParkResult
 	var cands []*slot
 	for _, sl := range s.slots {
-		// A cache with images is not parked: the state file keeps token
-		// ids as 32-bit numbers, which cannot hold an image row.
-		if sl.job == nil && len(sl.cache) > 0 && len(sl.cache) >= req.MinTokens && !hasImageRows(sl.cache) {
+		// A cache with images parks like text: the state file keeps the
+		// image rows beside the KV (engine/state.go).
+		if sl.job == nil && len(sl.cache) > 0 && len(sl.cache) >= req.MinTokens {
 			cands = append(cands, sl)
 		}
 	}

@@ -46,6 +46,7 @@ type job struct {
 	// (vision.go); imageTokens counts those rows.
 	images      map[uint64]*engine.ImageEmbedding
 	imageTokens int
+	encodeMS    float64 // encoding the images took, before the job was submitted
 }
 
 // outbox hands a job's output from the decode loop to its HTTP handler
@@ -146,6 +147,9 @@ type scheduler struct {
 	// image rows of a step (vision.go).
 	vision *vision
 	ebatch *engine.EmbedBatch
+	// imageChunk is how many image rows a step decodes while other slots
+	// generate (sizeImageChunk).
+	imageChunk int
 
 	lastFlush time.Time // when the loop last woke handlers with text
 
@@ -196,6 +200,7 @@ func newScheduler(lctx *engine.Context, queue int) (*scheduler, error) {
 		jobs:          make(chan *job, opts.Slots+queue),
 		control:       make(chan func()),
 		limit:         int32(opts.Slots + queue),
+		imageChunk:    firstImageChunk,
 		quit:          make(chan struct{}),
 		stopped:       make(chan struct{}),
 		stopRequested: make(chan struct{}),
@@ -309,6 +314,7 @@ func (s *scheduler) loop() {
 		}
 		s.reapCancelled()
 		s.assign()
+		s.shareThreads()
 		s.stepImages()
 		s.step()
 		s.flush(time.Now())
@@ -456,6 +462,7 @@ func (s *scheduler) start(sl *slot, j *job, reuse int) {
 	sl.timings = runner.Timings{
 		PromptTokens: len(j.tokens),
 		ImageTokens:  j.imageTokens,
+		EncodeMS:     j.encodeMS,
 		CachedTokens: reuse,
 		QueueMS:      runner.Ms(now.Sub(j.arrived)),
 		Slot:         sl.seq,

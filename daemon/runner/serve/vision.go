@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jetai/jetai/daemon/engine"
 	"github.com/jetai/jetai/daemon/runner"
@@ -49,32 +51,63 @@ func imageHash(b []byte) uint64 {
 }
 
 // vision encodes a request's images with the model's projector. Encoding
-// runs in the request's handler, beside the decode loop (clip has its own
-// backend and buffers), one image at a time; recent embeddings are kept,
-// so the same image sent again is not encoded again.
+// runs in the request's handler, before the request has a slot or a place
+// in the queue, beside the decode loop (clip has its own backend and
+// buffers), one image at a time; recent embeddings are kept, so the same
+// image sent again is not encoded again. A request cancelled while it
+// waits for another's encode leaves at once; one cancelled during its own
+// encode stops it (engine.Projector.Encode) and holds nothing.
 type vision struct {
 	proj    *engine.Projector
 	threads func() int
 
-	mu     sync.Mutex // one encode at a time: clip's buffers are shared
+	turn chan struct{} // one encode at a time, waited for under the request's context
+	// encoding is the threads of the encode running now (0: none); the
+	// decode loop leaves them their cores (scheduler.shareThreads).
+	encoding atomic.Int32
+
+	mu     sync.Mutex // guards recent and order
 	recent map[uint64]*engine.ImageEmbedding
 	order  []uint64
+}
+
+func newVision(proj *engine.Projector, threads func() int) *vision {
+	return &vision{proj: proj, threads: threads, turn: make(chan struct{}, 1)}
 }
 
 // recentImages is how many encoded images the runner keeps.
 const recentImages = 8
 
-func (v *vision) encode(ctx context.Context, b []byte) (uint64, *engine.ImageEmbedding, error) {
-	h := imageHash(b)
+func (v *vision) cached(h uint64) *engine.ImageEmbedding {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if e, ok := v.recent[h]; ok {
+	return v.recent[h]
+}
+
+func (v *vision) encode(ctx context.Context, b []byte) (uint64, *engine.ImageEmbedding, error) {
+	h := imageHash(b)
+	if e := v.cached(h); e != nil {
 		return h, e, nil
 	}
-	e, err := v.proj.Encode(ctx, b, v.threads())
+	select {
+	case v.turn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	defer func() { <-v.turn }()
+	// The image may have been encoded by the request this one waited for.
+	if e := v.cached(h); e != nil {
+		return h, e, nil
+	}
+	threads := v.threads()
+	v.encoding.Store(int32(threads))
+	e, err := v.proj.Encode(ctx, b, threads)
+	v.encoding.Store(0)
 	if err != nil {
 		return 0, nil, err
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.recent == nil {
 		v.recent = make(map[uint64]*engine.ImageEmbedding)
 	}
@@ -96,6 +129,14 @@ func messageImages(req *runner.Request) int {
 	return n
 }
 
+// imageInput is what a request's images became: their embeddings by hash,
+// the prompt rows they take, and the time their encoding took.
+type imageInput struct {
+	embeds   map[uint64]*engine.ImageEmbedding
+	tokens   int
+	encodeMS float64
+}
+
 // withImages puts the request's images into the prompt tokens. Images
 // that belong to chat messages (Message.Images, with starts from
 // chatTokens) go at the start of their message's content, as a LLaVA
@@ -103,39 +144,41 @@ func messageImages(req *runner.Request) int {
 // after the BOS token when there is one, else first, so the text that
 // follows reads them. It answers the client's mistakes itself and reports
 // whether the prompt can go on.
-func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *runner.Request, toks []int, starts []int) ([]int, map[uint64]*engine.ImageEmbedding, int, bool) {
+func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *runner.Request, toks []int, starts []int) ([]int, imageInput, bool) {
+	var in imageInput
 	if len(req.Images) == 0 {
-		return toks, nil, 0, true
+		return toks, in, true
 	}
 	if h.vision == nil {
 		writeError(w, http.StatusBadRequest, runner.CodeNoVision,
 			"this model takes no images: it has no projector (set mmproj in its model block)")
-		return nil, nil, 0, false
+		return nil, in, false
 	}
 	limit := h.sched.slotCtx - 1
 	perImage := h.vision.proj.ImageTokens()
 	if n := len(toks) + len(req.Images)*perImage; n > limit {
 		writeError(w, http.StatusBadRequest, runner.CodeContextOverflow,
 			fmt.Sprintf("the prompt is %d tokens with its %d image(s) of %d tokens each, but this model takes at most %d per request; send fewer images or raise the model's context", n, len(req.Images), perImage, limit))
-		return nil, nil, 0, false
+		return nil, in, false
 	}
 	embeds := make(map[uint64]*engine.ImageEmbedding, len(req.Images))
 	var rows []int
+	t0 := time.Now()
 	imageRows := make([][]int, len(req.Images)) // each image's rows
 	for i, b := range req.Images {
 		hash, e, err := h.vision.encode(ctx, b)
 		switch {
 		case ctx.Err() != nil:
-			return nil, nil, 0, false
+			return nil, in, false
 		case errors.Is(err, engine.ErrImage):
 			writeError(w, http.StatusBadRequest, runner.CodeInvalidImage, fmt.Sprintf("image %d: %v", i+1, err))
-			return nil, nil, 0, false
+			return nil, in, false
 		case err != nil:
 			writeError(w, http.StatusInternalServerError, runner.CodeInvalid, fmt.Sprintf("image %d: %v", i+1, err))
-			return nil, nil, 0, false
+			return nil, in, false
 		case e.Tokens >= 1<<rowBits:
 			writeError(w, http.StatusBadRequest, runner.CodeInvalidImage, fmt.Sprintf("image %d: %d embeddings is more than the runner takes", i+1, e.Tokens))
-			return nil, nil, 0, false
+			return nil, in, false
 		}
 		embeds[hash] = e
 		for r := range e.Tokens {
@@ -143,10 +186,11 @@ func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *ru
 			imageRows[i] = append(imageRows[i], imageRow(hash, r))
 		}
 	}
+	in.encodeMS = runner.Ms(time.Since(t0))
 	if len(toks)+len(rows) > limit {
 		writeError(w, http.StatusBadRequest, runner.CodeContextOverflow,
 			fmt.Sprintf("the prompt is %d tokens with its images, but this model takes at most %d per request", len(toks)+len(rows), limit))
-		return nil, nil, 0, false
+		return nil, in, false
 	}
 	at := 0
 	if len(toks) > 0 && h.model.Info().AddBOS && toks[0] == h.model.Info().BOS {
@@ -179,9 +223,10 @@ func (h *handler) withImages(ctx context.Context, w http.ResponseWriter, req *ru
 	out = append(out, toks[next:]...)
 	if isImageRow(out[len(out)-1]) {
 		writeError(w, http.StatusBadRequest, runner.CodeInvalid, "the prompt has images but no text after them")
-		return nil, nil, 0, false
+		return nil, in, false
 	}
-	return out, embeds, len(rows), true
+	in.embeds, in.tokens = embeds, len(rows)
+	return out, in, true
 }
 
 // stepImages decodes the image rows at the head of the slots' pending
@@ -218,11 +263,14 @@ func (s *scheduler) stepImages() {
 	b := s.ebatch
 	b.Clear()
 	budget := b.Cap()
+	generating := 0
 	for _, sl := range s.slots {
 		if sl.job != nil && sl.next >= 0 {
-			budget = min(budget, promptChunkWhileGenerating)
-			break
+			generating++
 		}
+	}
+	if generating > 0 {
+		budget = min(budget, s.imageChunk)
 	}
 	var fed []*slot
 	for _, sl := range s.slots {
@@ -259,7 +307,12 @@ func (s *scheduler) stepImages() {
 	if b.Len() == 0 {
 		return
 	}
-	if err := s.lctx.DecodeEmbeddings(b); err != nil {
+	t0 := time.Now()
+	err := s.lctx.DecodeEmbeddings(b)
+	if err == nil && generating > 0 {
+		s.sizeImageChunk(time.Since(t0), b.Len(), generating)
+	}
+	if err != nil {
 		for _, sl := range fed {
 			s.lctx.RemoveFrom(sl.seq, 0)
 			sl.cache = sl.cache[:0]
@@ -270,12 +323,42 @@ func (s *scheduler) stepImages() {
 	}
 }
 
-// hasImageRows reports whether a token list holds an image.
-func hasImageRows(toks []int) bool {
-	for _, t := range toks {
-		if isImageRow(t) {
-			return true
+// Image rows decode in a batch of their own before each token step, so a
+// step with them costs their decode on top of the text step. While other
+// slots generate, the chunk is sized to cost about one text step (their
+// measured decode time, baseStep): each embeddings decode moves the chunk
+// by the ratio of that target to what the decode took, between
+// minImageChunk and promptChunkWhileGenerating rows. Alone, a slot's rows
+// go a batch at a time.
+const (
+	minImageChunk   = 4
+	firstImageChunk = 16 // before a text step has been measured
+)
+
+func (s *scheduler) sizeImageChunk(took time.Duration, rows, generating int) {
+	s.initBase()
+	target := s.baseStep[min(generating, len(s.baseStep)-1)]
+	if target <= 0 || took <= 0 || rows < s.imageChunk {
+		return
+	}
+	next := int(float64(rows) * float64(target) / float64(took))
+	// Halfway to the estimate: one slow step (a preempted thread) must
+	// not collapse the chunk.
+	s.imageChunk = min(max((s.imageChunk+next)/2, minImageChunk), promptChunkWhileGenerating)
+}
+
+// shareThreads runs the decode loop with the threads an image encode
+// leaves free: the encode runs beside the loop with its own threads, and
+// on a box whose cores all run the loop's, a thread more than cores makes
+// ggml's spinning barriers wait for whichever thread was preempted.
+func (s *scheduler) shareThreads() {
+	n := int(s.threads.Load())
+	if s.vision != nil {
+		if e := int(s.vision.encoding.Load()); e > 0 {
+			n = max(1, n-e)
 		}
 	}
-	return false
+	if n != s.lctx.Threads() {
+		s.lctx.SetThreads(n)
+	}
 }
