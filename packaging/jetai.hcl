@@ -137,7 +137,8 @@ memory {
 
   # Keep one runner process started, its engine initialised, for the next
   # model load to take: a swap then skips the process start and the
-  # engine's init. It holds about 11 MiB, charged against budget.
+  # engine's init. It holds about 21 MiB (mostly the binary's pages,
+  # shared with jetaid), charged against budget.
   warm_spare = true
 
   # Device memory of a discrete GPU that models' GPU buffers may hold, as a
