@@ -165,11 +165,30 @@ func (c *Context) SetThreads(n int) {
 // Threads returns the current thread count.
 func (c *Context) Threads() int { return c.threads }
 
-// Batch is a set of tokens for one Decode.
-type Batch struct {
+// batch is what token and embedding batches share: llama.cpp's batch and
+// its capacity.
+type batch struct {
 	b   *llama.Batch
 	cap int
 }
+
+// Len is the number of entries in the batch; Cap the most it holds.
+func (b *batch) Len() int { return b.b.NumTokens() }
+func (b *batch) Cap() int { return b.cap }
+
+// Clear empties the batch.
+func (b *batch) Clear() { b.b.Clear() }
+
+// Free releases the batch.
+func (b *batch) Free() {
+	if b.b != nil {
+		b.b.Free()
+		b.b = nil
+	}
+}
+
+// Batch is a set of tokens for one Decode.
+type Batch struct{ batch }
 
 // NewBatch allocates a batch of up to n tokens, one sequence per token.
 func NewBatch(n int) (*Batch, error) {
@@ -177,7 +196,7 @@ func NewBatch(n int) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Batch{b: b, cap: n}, nil
+	return &Batch{batch{b: b, cap: n}}, nil
 }
 
 // Add appends a token at position pos of sequence seq and returns its
@@ -188,23 +207,11 @@ func (b *Batch) Add(token, pos, seq int, logits bool) int {
 	return i
 }
 
-// Len is the number of tokens in the batch; Cap the most it holds.
-func (b *Batch) Len() int { return b.b.NumTokens() }
-func (b *Batch) Cap() int { return b.cap }
-
-// Clear empties the batch.
-func (b *Batch) Clear() { b.b.Clear() }
-
-// Free releases the batch.
-func (b *Batch) Free() {
-	if b.b != nil {
-		b.b.Free()
-		b.b = nil
-	}
-}
-
 // Decode runs the model over the batch.
-func (c *Context) Decode(b *Batch) error {
+func (c *Context) Decode(b *Batch) error { return c.decode(&b.batch) }
+
+// decode runs the model over a batch of tokens or of embeddings.
+func (c *Context) decode(b *batch) error {
 	if b.Len() == 0 {
 		return nil
 	}

@@ -209,10 +209,7 @@ func (p *Projector) Encode(ctx context.Context, image []byte, threads int) (*Ima
 
 // EmbedBatch is a set of embeddings (not token ids) for one Decode.
 // llama.cpp takes either tokens or embeddings in one batch, never both.
-type EmbedBatch struct {
-	b   *llama.Batch
-	cap int
-}
+type EmbedBatch struct{ batch }
 
 // NewEmbedBatch allocates a batch of up to n embeddings of embd values.
 func NewEmbedBatch(n, embd int) (*EmbedBatch, error) {
@@ -220,7 +217,7 @@ func NewEmbedBatch(n, embd int) (*EmbedBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &EmbedBatch{b: b, cap: n}, nil
+	return &EmbedBatch{batch{b: b, cap: n}}, nil
 }
 
 // Add appends an embedding at position pos of sequence seq and returns its
@@ -231,31 +228,5 @@ func (b *EmbedBatch) Add(embd []float32, pos, seq int, logits bool) int {
 	return i
 }
 
-// Len is the number of embeddings in the batch; Cap the most it holds.
-func (b *EmbedBatch) Len() int { return b.b.NumTokens() }
-func (b *EmbedBatch) Cap() int { return b.cap }
-
-// Clear empties the batch.
-func (b *EmbedBatch) Clear() { b.b.Clear() }
-
-// Free releases the batch.
-func (b *EmbedBatch) Free() {
-	if b.b != nil {
-		b.b.Free()
-		b.b = nil
-	}
-}
-
 // DecodeEmbeddings runs the model over a batch of embeddings.
-func (c *Context) DecodeEmbeddings(b *EmbedBatch) error {
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := c.c.Decode(b.b); err != nil {
-		if errors.Is(err, llama.ErrKvCacheFull) {
-			return ErrKVFull
-		}
-		return err
-	}
-	return nil
-}
+func (c *Context) DecodeEmbeddings(b *EmbedBatch) error { return c.decode(&b.batch) }
