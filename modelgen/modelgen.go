@@ -363,12 +363,18 @@ func writeNormalF16(dst io.Writer, seed uint64, name string, n uint64, workers i
 
 // Generate writes the model to path atomically: into a temporary file in
 // the same directory, synced, then renamed over path.
-func Generate(path string, spec Spec) (err error) {
+func Generate(path string, spec Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	return writeFileAtomic(path, func(w io.Writer) error { return Write(w, spec) })
+}
+
+// writeFileAtomic writes path through write: into a temporary file in the
+// same directory, synced, then renamed over path, so that no reader ever
+// sees half a file.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("modelgen: %w", err)
 	}
@@ -378,7 +384,7 @@ func Generate(path string, spec Spec) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := Write(tmp, spec); err != nil {
+	if err := write(tmp); err != nil {
 		return fmt.Errorf("modelgen: writing %s: %w", path, err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {

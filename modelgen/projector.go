@@ -8,8 +8,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime"
 
 	"github.com/jetai/jetai/gguf"
@@ -243,34 +241,9 @@ func writeNormalF32(dst io.Writer, seed uint64, name string, n uint64) error {
 
 // GenerateProjector writes the projector to path atomically (a temporary
 // file in the same directory, synced, renamed over path).
-func GenerateProjector(path string, spec ProjectorSpec) (err error) {
+func GenerateProjector(path string, spec ProjectorSpec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("modelgen: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := WriteProjector(tmp, spec); err != nil {
-		return fmt.Errorf("modelgen: writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("modelgen: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("modelgen: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("modelgen: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("modelgen: %w", err)
-	}
-	return nil
+	return writeFileAtomic(path, func(w io.Writer) error { return WriteProjector(w, spec) })
 }
