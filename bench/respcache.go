@@ -102,9 +102,20 @@ experiment "shadowed" {
 	}
 	defer d.stop()
 	body := []byte(fmt.Sprintf(`{"model": "m", "prompt": "Once upon a time", "max_tokens": %d, "temperature": 0, "ignore_eos": true}`, cfg.Tokens))
-	t0 := time.Now()
-	if st, _, err := d.post(ctx, "/v1/completions", body, nil); err != nil || st != "miss" {
-		return row, fmt.Errorf("first answer: %q %v", st, err)
+	// A large model file is hashed in the background after the start; until
+	// its sha256 is known its answers bypass the cache. The answer that
+	// counts as generated once is the first one looked up (a miss).
+	var t0 time.Time
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		t0 = time.Now()
+		st, _, err := d.post(ctx, "/v1/completions", body, nil)
+		if err == nil && st == "miss" {
+			break
+		}
+		if err != nil || st != "bypass" || time.Now().After(deadline) {
+			return row, fmt.Errorf("first answer: %q %v", st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	row.Generated = time.Since(t0)
 	stream := []byte(fmt.Sprintf(`{"model": "m", "prompt": "Once upon a time", "max_tokens": %d, "temperature": 0, "ignore_eos": true, "stream": true}`, cfg.Tokens))
