@@ -178,7 +178,8 @@ func TestVisionChatPlacement(t *testing.T) {
 	if err := modelgen.GenerateProjector(proj, modelgen.TinyProjector(spec.Embd)); err != nil {
 		t.Fatal(err)
 	}
-	p, err := runner.Start(runner.Options{Name: "chat-vision", Model: model, Mmproj: proj, Slots: 1, SlotContext: 256, Threads: threadsForTest,
+	// A queue: the slot may not be free yet when the next request comes.
+	p, err := runner.Start(runner.Options{Name: "chat-vision", Model: model, Mmproj: proj, Slots: 1, SlotContext: 256, Threads: threadsForTest, Queue: 4,
 		Command: testrunner.Command(), Env: testrunner.Env()})
 	if err != nil {
 		t.Fatal(err)
