@@ -12,7 +12,16 @@ import (
 
 // The fake backend is loaded into this test process for good (ggml cannot
 // unload one), which the other tests tolerate: they load with GPULayers 0.
+// fakeBackendLoaded: ggml keeps a registered backend for the life of the
+// process, so a second run of the test (go test -count=2) would see the
+// fake device twice.
+var fakeBackendLoaded bool
+
 func TestLoadBackendsFakeAndBroken(t *testing.T) {
+	if fakeBackendLoaded {
+		t.Skip("the fake GPU backend is registered already in this process (ggml cannot unload it)")
+	}
+	fakeBackendLoaded = true
 	path := testmodel.Path(t)
 	// Greedy text on the CPU alone, before any backend is loaded.
 	cpu := loadTiny(t)
