@@ -105,9 +105,11 @@ func (m *model) speculativeStatus() *SpeculativeStatus {
 
 // draftParams memoizes draft models' headers by file identity: estimates
 // are made often (every status), headers change only with the file.
-var draftParams sync.Map // draftKey -> gguf.Params
+var draftParams sync.Map // fileKey -> gguf.Params
 
-type draftKey struct {
+// fileKey identifies a version of a file (a draft model, a projector) whose
+// header is memoized: a change of size or modification time reads it again.
+type fileKey struct {
 	path string
 	size config.Size
 	mod  time.Time
@@ -123,7 +125,7 @@ func draftEstimate(m config.Model) uint64 {
 	if s.Draft == "" {
 		return 0
 	}
-	k := draftKey{s.Draft, s.DraftFileSize, s.DraftFileModTime}
+	k := fileKey{s.Draft, s.DraftFileSize, s.DraftFileModTime}
 	v, ok := draftParams.Load(k)
 	if !ok {
 		f, err := gguf.Open(s.Draft)

@@ -2,22 +2,15 @@ package pool
 
 import (
 	"sync"
-	"time"
 
 	"github.com/jetai/jetai/config"
 	"github.com/jetai/jetai/gguf"
 	"github.com/jetai/jetai/internal/bytesize"
 )
 
-type projectorKey struct {
-	path string
-	size config.Size
-	mod  time.Time
-}
-
 // projectorHeaders caches projector headers by file identity: estimates
 // run on every admission.
-var projectorHeaders sync.Map // projectorKey → gguf.Projector
+var projectorHeaders sync.Map // fileKey → gguf.Projector
 
 // projectorOverhead is what a runner with a projector holds beyond its
 // weights and compute buffer: clip's own CPU backend and the buffers of an
@@ -34,7 +27,7 @@ func projectorEstimate(m config.Model) uint64 {
 	if m.Mmproj == "" {
 		return 0
 	}
-	k := projectorKey{m.Mmproj, m.MmprojFileSize, m.MmprojFileModTime}
+	k := fileKey{m.Mmproj, m.MmprojFileSize, m.MmprojFileModTime}
 	v, ok := projectorHeaders.Load(k)
 	if !ok {
 		p, err := gguf.ReadProjector(m.Mmproj)

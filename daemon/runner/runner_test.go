@@ -50,10 +50,15 @@ func parentMain() {
 
 func start(t testing.TB, model string, slots, ctx int) *runner.Process {
 	t.Helper()
-	p, err := runner.Start(runner.Options{
-		Name: "test", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
-		Command: testrunner.Command(), Env: testrunner.Env(),
-	})
+	return startOpts(t, runner.Options{Name: "test", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16})
+}
+
+// startOpts starts a runner of this test binary with o, stopped when the
+// test ends.
+func startOpts(t testing.TB, o runner.Options) *runner.Process {
+	t.Helper()
+	o.Command, o.Env = testrunner.Command(), testrunner.Env()
+	p, err := runner.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,19 +16,8 @@ import (
 
 func startSpec(t *testing.T, model string, slots, ctx, maxDraft int) *runner.Process {
 	t.Helper()
-	p, err := runner.Start(runner.Options{
-		Name: "spec", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
-		NGram: maxDraft > 0, MaxDraft: maxDraft,
-		Command: testrunner.Command(), Env: testrunner.Env(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Stop(ctx)
-	})
+	p := startOpts(t, runner.Options{Name: "spec", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
+		NGram: maxDraft > 0, MaxDraft: maxDraft})
 	ready(t, p)
 	return p
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/gguf"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -44,19 +43,7 @@ func testProjector(t *testing.T) (string, modelgen.ProjectorSpec) {
 // startVision starts a runner for the test model with the projector proj.
 func startVision(t *testing.T, proj string, slots, ctx int) *runner.Process {
 	t.Helper()
-	model := testmodel.Path(t)
-	p, err := runner.Start(runner.Options{
-		Name: "vision", Model: model, Mmproj: proj, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
-		Command: testrunner.Command(), Env: testrunner.Env(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Stop(ctx)
-	})
+	p := startOpts(t, runner.Options{Name: "vision", Model: testmodel.Path(t), Mmproj: proj, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16})
 	ready(t, p)
 	return p
 }
@@ -179,16 +166,7 @@ func TestVisionChatPlacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A queue: the slot may not be free yet when the next request comes.
-	p, err := runner.Start(runner.Options{Name: "chat-vision", Model: model, Mmproj: proj, Slots: 1, SlotContext: 256, Threads: threadsForTest, Queue: 4,
-		Command: testrunner.Command(), Env: testrunner.Env()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Stop(ctx)
-	})
+	p := startOpts(t, runner.Options{Name: "chat-vision", Model: model, Mmproj: proj, Slots: 1, SlotContext: 256, Threads: threadsForTest, Queue: 4})
 	ready(t, p)
 	ask := func(images int) runner.Result {
 		t.Helper()
