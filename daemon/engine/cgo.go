@@ -1,7 +1,7 @@
 package engine
 
 /*
-#cgo LDFLAGS: -Wl,--wrap=ggml_backend_buffer_clear -Wl,--wrap=ggml_backend_init_best
+#cgo LDFLAGS: -Wl,--wrap=ggml_backend_buffer_clear -Wl,--wrap=ggml_backend_init_best -Wl,--wrap=llamafile_sgemm
 #include "engine.h"
 uint64_t jetai_lazy_clear_count(void);
 uint64_t jetai_lazy_clear_bytes_total(void);

@@ -1,0 +1,121 @@
+package engine
+
+/*
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+void jetai_set_batch_invariant(int on);
+int jetai_kquant_enabled(void);
+void jetai_set_kquant(int on);
+bool jetai_kquant_gemm(int type, int64_t r0, int64_t r1, int64_t n, int64_t nb, const void * A, int64_t lda, const void * B, int64_t ldb, float * C, int64_t ldc);
+
+// ggml's quantizer and CPU type traits, for checking the kernels against
+// ggml's own dot products.
+typedef void (*jetai_from_float_t)(const float * x, void * y, int64_t k);
+typedef void (*jetai_vec_dot_t)(int n, float * s, size_t bs, const void * x, size_t bx, const void * y, size_t by, int nrc);
+struct jetai_type_traits_cpu {
+	jetai_from_float_t from_float;
+	jetai_vec_dot_t vec_dot;
+	int vec_dot_type;
+	int64_t nrows;
+};
+const struct jetai_type_traits_cpu * ggml_get_type_traits_cpu(int type);
+size_t ggml_quantize_chunk(int type, const float * src, void * dst, int64_t start, int64_t nrows, int64_t n_per_row, const float * imatrix);
+size_t ggml_row_size(int type, int64_t ne);
+void ggml_cpu_init(void);
+
+static void jetai_q8k(const float * x, void * y, int64_t k) { ggml_get_type_traits_cpu(15)->from_float(x, y, k); }
+static float jetai_ggml_dot(int type, int n, const void * x, const void * y) {
+	float s = 0;
+	ggml_get_type_traits_cpu(type)->vec_dot(n, &s, 0, x, 0, y, 0, 1);
+	return s;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// SetBatchInvariant makes every matrix product compute a column the same
+// way whatever else the batch holds (kquant.c), so that a token's logits
+// do not depend on the tokens decoded beside it. Speculative decoding
+// needs it: its output is then the output without speculation, token for
+// token. It costs prompt speed on weights the K-quant kernels do not take
+// (F32, F16, Q8_0, Q4_0) and on attention without flash attention, where
+// ggml's batched kernels are no longer used. It holds for the process.
+func SetBatchInvariant(on bool) {
+	v := 0
+	if on {
+		v = 1
+	}
+	C.jetai_set_batch_invariant(C.int(v))
+}
+
+// KQuantKernels says whether jetai's own Q4_K and Q6_K matrix kernels
+// are in use (built for AVX-512 VNNI, not turned off).
+func KQuantKernels() bool { return C.jetai_kquant_enabled() != 0 }
+
+// SetKQuantKernels turns jetai's Q4_K and Q6_K kernels off or back on,
+// for measuring them against ggml's.
+func SetKQuantKernels(on bool) {
+	v := 0
+	if on {
+		v = 1
+	}
+	C.jetai_set_kquant(C.int(v))
+}
+
+// ggml type numbers of the K-quants the kernels take.
+const (
+	ggmlQ4K = 12
+	ggmlQ6K = 14
+	ggmlQ8K = 15
+)
+
+// kquantProducts quantizes weights (rows of k floats) to typ and the
+// columns of x (n columns of k floats) to Q8_K, and returns the products
+// computed by jetai's kernels, taking the columns `group` at a time, and
+// by ggml's one-column dot product. ok is false where the kernels are not
+// built.
+func kquantProducts(typ int, weights []float32, rows int, x []float32, n, k, group int) (ours, ggml []float32, ok bool, err error) {
+	if len(weights) != rows*k || len(x) != n*k || k%256 != 0 {
+		return nil, nil, false, fmt.Errorf("kquantProducts: %d weights for %d×%d, %d activations for %d×%d", len(weights), rows, k, len(x), n, k)
+	}
+	C.ggml_cpu_init()
+	rowSize := int(C.ggml_row_size(C.int(typ), C.int64_t(k)))
+	colSize := int(C.ggml_row_size(ggmlQ8K, C.int64_t(k)))
+	w := C.malloc(C.size_t(rowSize * rows))
+	defer C.free(w)
+	a := C.malloc(C.size_t(colSize * n))
+	defer C.free(a)
+	wf := C.malloc(C.size_t(4 * len(weights)))
+	defer C.free(wf)
+	copy(unsafe.Slice((*float32)(wf), len(weights)), weights)
+	C.ggml_quantize_chunk(C.int(typ), (*C.float)(wf), w, 0, C.int64_t(rows), C.int64_t(k), nil)
+	xf := C.malloc(C.size_t(4 * len(x)))
+	defer C.free(xf)
+	copy(unsafe.Slice((*float32)(xf), len(x)), x)
+	for j := 0; j < n; j++ {
+		C.jetai_q8k((*C.float)(unsafe.Add(xf, 4*k*j)), unsafe.Add(a, colSize*j), C.int64_t(k))
+	}
+	out := (*C.float)(C.malloc(C.size_t(4 * rows * n)))
+	defer C.free(unsafe.Pointer(out))
+	res := unsafe.Slice((*float32)(unsafe.Pointer(out)), rows*n)
+	ok = true
+	for j := 0; j < n && ok; j += group {
+		g := min(group, n-j)
+		ok = bool(C.jetai_kquant_gemm(C.int(typ), 0, C.int64_t(rows), C.int64_t(g), C.int64_t(k/256), w, C.int64_t(k/256), unsafe.Add(a, colSize*j), C.int64_t(k/256), (*C.float)(unsafe.Add(unsafe.Pointer(out), 4*rows*j)), C.int64_t(rows)))
+	}
+	if ok {
+		ours = append([]float32(nil), res...)
+	}
+	ggml = make([]float32, rows*n)
+	for j := 0; j < n; j++ {
+		for i := 0; i < rows; i++ {
+			ggml[j*rows+i] = float32(C.jetai_ggml_dot(C.int(typ), C.int(k), unsafe.Add(w, rowSize*i), unsafe.Add(a, colSize*j)))
+		}
+	}
+	return ours, ggml, ok, nil
+}
