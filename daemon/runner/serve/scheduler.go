@@ -166,12 +166,11 @@ type scheduler struct {
 	spec    specOptions
 	drafter *drafter // nil without a draft model
 	// baseStep is the moving average of a decode of only next tokens, by
-	// the number of them; stepCost the last step's decode time over it
-	// when it held drafts (0: unknown). See stepTook.
+	// the number of them; costs the decode time of steps with drafts over
+	// it, by the drafts in the step. See stepTook.
 	baseStep          []time.Duration
-	baseAge           []int                 // steps with drafts since baseStep was last measured
-	learnt            *speculate.Controller // the last priced verification's state
-	stepCost          float64
+	baseAge           []int // steps with drafts since baseStep was last measured
+	costs             speculate.Costs
 	drafted, accepted atomic.Int64 // speculative tokens since the start
 	maxDraft          atomic.Int32 // spec.maxDraft, for /health
 	ngram             atomic.Bool  // spec.ngram, for /health

@@ -3,6 +3,7 @@ package serve
 import (
 	"time"
 
+	"github.com/jetai/jetai/daemon/engine"
 	"github.com/jetai/jetai/daemon/runner/speculate"
 )
 
@@ -52,21 +53,25 @@ func (s *scheduler) canPropose() bool { return s.proposer() != nil || s.drafter 
 // startSpec sets a new job's speculation up.
 func (s *scheduler) startSpec(sl *slot, j *job) {
 	sl.spec.on = !j.noSpec && s.canPropose() && s.spec.maxDraft > 0
-	// What the runner learnt last about the cost of verification is the
-	// model's and the machine's: a request starts from it, whichever slot
-	// it gets.
-	if s.learnt != nil {
-		sl.spec.ctl = *s.learnt
-	}
+	// The price of verification is the model's and the machine's: every
+	// slot prices its drafts with the runner's Costs.
+	sl.spec.ctl.Costs = &s.costs
 	sl.spec.ctl.Fixed = s.spec.fixed
 	sl.spec.ctl.Start(s.spec.maxDraft)
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]
 }
 
 // setSpec changes n-gram drafting and max_draft for the running jobs and
-// the next ones.
+// the next ones. A runner with a proposer keeps the engine's matrix
+// products batch-invariant for the process, whatever max_draft says: a
+// token's logits do not depend on the drafts or the other slots' tokens
+// decoded beside it, so output with drafts is the output without them
+// (max_draft 0 or "speculative": false), token for token.
 func (s *scheduler) setSpec(ngram bool, n int) {
 	s.spec.ngram, s.spec.maxDraft = ngram, n
+	if s.canPropose() {
+		engine.SetBatchInvariant(true)
+	}
 	s.ngram.Store(ngram)
 	s.maxDraft.Store(int32(n))
 	for _, sl := range s.slots {
@@ -133,11 +138,10 @@ func (s *scheduler) addDrafts(generating int) {
 
 // stepTook records a decode's duration. A step of only the slots' next
 // tokens sets the baseline for that many; a step of next tokens and drafts
-// gets its cost over that baseline, which each drafting slot's controller
-// weighs against the tokens it gained. Steps with prompt chunks tell
-// nothing about drafts and are left out.
+// is priced over that baseline into the runner's Costs, by the number of
+// drafts, where every slot's controller weighs it against its acceptance.
+// Steps with prompt chunks tell nothing about drafts and are left out.
 func (s *scheduler) stepTook(d time.Duration, generating, tokens int) {
-	s.stepCost = 0
 	drafts := 0
 	for _, sl := range s.slots {
 		drafts += len(sl.spec.draft)
@@ -155,8 +159,8 @@ func (s *scheduler) stepTook(d time.Duration, generating, tokens int) {
 		*base = (*base*7 + d) / 8
 		s.baseAge[generating] = 0
 	case *base > 0:
-		s.stepCost = float64(d) / float64(*base)
 		s.baseAge[generating]++
+		s.costs.Observe(drafts, float64(d)/float64(*base))
 	}
 }
 
@@ -191,11 +195,7 @@ func (s *scheduler) verified(sl *slot, accepted int) {
 	if accepted < d {
 		s.lctx.RemoveFrom(sl.seq, len(sl.cache))
 	}
-	sl.spec.ctl.Observe(d, accepted, s.stepCost)
-	if s.stepCost > 0 {
-		l := sl.spec.ctl
-		s.learnt = &l
-	}
+	sl.spec.ctl.Observe(d, accepted, 0)
 	s.drafted.Add(int64(d))
 	s.accepted.Add(int64(accepted))
 	sl.spec.draft, sl.spec.idx = sl.spec.draft[:0], sl.spec.idx[:0]

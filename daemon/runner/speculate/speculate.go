@@ -64,73 +64,170 @@ func equal(a, b []int) bool {
 	return true
 }
 
+// MaxK is the longest draft the adaptation prices.
+const MaxK = 64
+
+// Costs is what a runner learns about the price of verification: the
+// decode time of a step with k drafted tokens over that of a step without,
+// for each k. It is the model's and the machine's, not the text's, so one
+// Costs serves every sequence of a runner and outlives requests. A k not
+// measured yet is priced optimistically, a little above the largest
+// measured below it, so that it gets tried and measured.
+type Costs struct {
+	mean [MaxK + 1]float64
+	seen [MaxK + 1]int
+}
+
+// costPriorSlope is the price of one more drafted token where nothing is
+// measured: low, so that drafting is tried where it might pay.
+const costPriorSlope = 0.05
+
+// costWeight is the weight of the latest step in a measured price, once a
+// few steps have been seen (the first ones are averaged plainly).
+const costWeight = 0.2
+
+// Observe records a step with k drafted tokens whose decode took cost
+// times a step without.
+func (c *Costs) Observe(k int, cost float64) {
+	if k <= 0 || k > MaxK || cost <= 0 {
+		return
+	}
+	c.seen[k]++
+	w := max(costWeight, 1/float64(c.seen[k]))
+	c.mean[k] = (1-w)*c.mean[k] + w*cost
+}
+
+// At is the price of a step with k drafted tokens.
+func (c *Costs) At(k int) float64 {
+	if k <= 0 {
+		return 1
+	}
+	k = min(k, MaxK)
+	if c.seen[k] > 0 {
+		return c.mean[k]
+	}
+	lo, loK := 1.0, 0
+	for j := k - 1; j >= 1; j-- {
+		if c.seen[j] > 0 {
+			lo, loK = c.mean[j], j
+			break
+		}
+	}
+	return lo + costPriorSlope*float64(k-loK)
+}
+
 // Adaptation bounds.
 const (
-	// MinRate is the acceptance rate (accepted per drafted token, moving
-	// average) under which a sequence stops drafting for a while: below
-	// it, verifying the drafts costs more than the accepted tokens save.
-	MinRate = 0.25
 	// firstBackoff and maxBackoff bound the steps a sequence waits before
-	// it probes with one drafted token again; each failed probe doubles
-	// the wait, so text that never repeats costs one verified token per
-	// maxBackoff steps.
+	// it probes with one drafted token again; each probe that does not
+	// bring drafting back doubles the wait, so text that never repeats
+	// costs one verified token per maxBackoff steps.
 	firstBackoff = 8
 	maxBackoff   = 256
-	// weight of the latest verification in the moving average.
-	weight = 0.3
+	// decay is how much of the acceptance evidence is kept at each
+	// verification.
+	decay = 0.8
+	// priorAccepted of priorTrials is the acceptance a sequence starts
+	// with: drafting is tried before the text is known.
+	priorAccepted, priorTrials = 1.2, 2.0
+	// margin is how much more a draft length must yield per unit of time
+	// than no drafting to be used: timings are noisy, and a draft that
+	// only breaks even costs the other slots in its batch.
+	margin = 1.05
 )
 
-// Controller adapts one sequence's draft length: it grows while drafts
-// are accepted whole, shrinks to just past the accepted prefix when one is
-// rejected, and falls to zero (with rare one-token probes) when the
-// acceptance rate says speculation does not pay. The zero value is ready
-// after Reset.
+// Controller adapts one sequence's draft length. It keeps the sequence's
+// acceptance (the share of drafted tokens the sampler drew, counted as
+// trials up to the first rejection in each verification, decaying) and
+// takes the draft length k that maximises the expected tokens a step
+// yields, (1 - a^(k+1)) / (1 - a) at acceptance a, over the step's price
+// (Costs). Acceptance comes in runs (a copied passage is accepted whole
+// until the text leaves it), so it is kept apart for steps after a draft
+// accepted whole and steps after a rejection. Where no k pays, drafting pauses and a one-token probe comes
+// after the pause, which doubles each time it does not bring drafting
+// back. The zero value is ready after Reset.
 type Controller struct {
 	// Fixed drafts Max tokens every step, whatever the acceptance
 	// (benchmarks of the mechanism's bounds).
 	Fixed bool
+	// Costs is shared by the sequences of a runner; nil uses the
+	// controller's own.
+	Costs *Costs
 
-	max     int
-	k       int
-	rate    float64
-	gain    float64 // moving average of tokens per step over the step's cost
-	off     int     // steps left without drafting
-	backoff int
+	own              Costs
+	max              int
+	accepted, trials [2]float64 // by run: after a rejection, after a draft accepted whole
+	run              int
+	off              int // steps left without drafting
+	backoff          int
 }
 
-// Reset starts a new sequence with at most max drafted tokens per step.
+func (c *Controller) costs() *Costs {
+	if c.Costs != nil {
+		return c.Costs
+	}
+	return &c.own
+}
+
+// Reset starts a new sequence with at most max drafted tokens per step,
+// forgetting what was learnt about prices too.
 func (c *Controller) Reset(max int) {
+	c.own = Costs{}
+	c.Start(max)
+}
+
+// Start starts a new sequence with at most max drafted tokens per step:
+// the acceptance starts afresh; the prices (Costs) are kept.
+func (c *Controller) Start(max int) {
 	c.max = max
-	c.k = (max + 1) / 2
-	c.rate = 0.5
-	c.gain = initialGain
+	c.accepted = [2]float64{priorAccepted, priorAccepted}
+	c.trials = [2]float64{priorTrials, priorTrials}
+	c.run = 0
 	c.off = 0
 	c.backoff = firstBackoff
 }
 
-// Start starts a new sequence in the same place (a runner's slot): the
-// draft length and acceptance start afresh, but what was learnt about the
-// cost of verification (the gain, and a pause it caused) carries over,
-// since it is the model's and the machine's, not the text's.
-func (c *Controller) Start(max int) {
-	if c.gain == 0 {
-		c.Reset(max)
-		return
-	}
-	c.max, c.k, c.rate = max, (max+1)/2, 0.5
-	if c.gain < 1 {
-		c.k = 1
-	}
-}
-
 // SetMax changes the most tokens drafted per step, keeping what was
 // learnt.
-func (c *Controller) SetMax(max int) {
-	c.max = max
-	c.k = min(c.k, max)
-	if c.k == 0 && max > 0 {
-		c.k = 1
+func (c *Controller) SetMax(max int) { c.max = max }
+
+// Rate is the sequence's acceptance where it stands (after a rejection,
+// or after a draft accepted whole): of the drafted tokens verified up to
+// each first rejection, the share accepted.
+func (c *Controller) Rate() float64 {
+	if c.trials[c.run] <= 0 {
+		return 0
 	}
+	return c.accepted[c.run] / c.trials[c.run]
+}
+
+// Expected is the expected tokens a step yields with k drafted tokens at
+// acceptance a: the fed token's successor and each draft up to the first
+// rejection.
+func Expected(k int, a float64) float64 {
+	if a >= 1 {
+		return float64(k + 1)
+	}
+	e, p := 1.0, 1.0
+	for range k {
+		p *= a
+		e += p
+	}
+	return e
+}
+
+// Best is the draft length up to max that yields most per unit of time at
+// the sequence's acceptance, 0 when none beats not drafting by margin.
+func (c *Controller) Best() int {
+	a := c.Rate()
+	costs := c.costs()
+	best, bestV := 0, margin
+	for k := 1; k <= min(c.max, MaxK); k++ {
+		if v := Expected(k, a) / costs.At(k); v > bestV {
+			best, bestV = k, v
+		}
+	}
+	return best
 }
 
 // Len is how many tokens to draft this step. Each call is one step.
@@ -142,44 +239,31 @@ func (c *Controller) Len() int {
 		c.off--
 		return 0
 	}
-	return c.k
+	if k := c.Best(); k > 0 {
+		c.backoff = firstBackoff
+		return k
+	}
+	c.off = c.backoff
+	c.backoff = min(2*c.backoff, maxBackoff)
+	return 1
 }
-
-// Rate is the moving average of accepted per drafted token.
-func (c *Controller) Rate() float64 { return c.rate }
-
-// Gain is the moving average of tokens per step over the step's cost
-// relative to a step without drafts: above 1, speculation pays.
-func (c *Controller) Gain() float64 { return c.gain }
-
-// initialGain is the gain a sequence starts with: speculation is tried
-// before its cost is known.
-const initialGain = 1.5
 
 // Observe records one verification: drafted tokens proposed, accepted of
 // them kept, and cost, the step's decode time over that of a step without
-// drafts (0: unknown). A step yields accepted+1 tokens; when that does not
-// pay for its cost on average, drafting stops for a while, whatever the
-// acceptance rate: on a model whose batches of several tokens cost much
-// more than one (a tiny model on a CPU), even most drafts accepted lose.
+// drafts (0: unknown, or recorded in Costs by the caller).
 func (c *Controller) Observe(drafted, accepted int, cost float64) {
 	if c.Fixed || drafted <= 0 {
 		return
 	}
-	c.rate = (1-weight)*c.rate + weight*float64(accepted)/float64(drafted)
-	if cost > 0 {
-		c.gain = (1-weight)*c.gain + weight*float64(accepted+1)/cost
+	trials := accepted
+	if accepted < drafted {
+		trials++
 	}
+	c.accepted[c.run] = decay*c.accepted[c.run] + float64(accepted)
+	c.trials[c.run] = decay*c.trials[c.run] + float64(trials)
+	c.run = 0
 	if accepted == drafted {
-		c.k = min(c.max, c.k+2)
-	} else {
-		c.k = max(1, accepted+1)
+		c.run = 1
 	}
-	if c.rate < MinRate || c.gain < 1 {
-		c.off = c.backoff
-		c.backoff = min(2*c.backoff, maxBackoff)
-		c.k = 1
-	} else if accepted > 0 {
-		c.backoff = firstBackoff
-	}
+	c.costs().Observe(drafted, cost)
 }

@@ -30,72 +30,105 @@ func TestNGram(t *testing.T) {
 }
 
 func TestControllerAdapts(t *testing.T) {
-	var c Controller
-	c.Reset(8)
-	if c.Len() != 4 {
-		t.Fatal("starts at half of max")
-	}
-	c.Observe(4, 3, 0)
-	if c.Len() != 4 {
-		t.Fatalf("after 3 of 8: %d, want 4", c.Len())
-	}
-	c.Observe(4, 4, 0)
-	if c.Len() != 6 {
-		t.Fatalf("after all accepted: %d, want 6", c.Len())
-	}
-	// Always wrong: drafting stops, then probes with one token ever more
-	// rarely.
-	c.Reset(8)
-	drafted := 0
-	for range 2000 {
-		if k := c.Len(); k > 0 {
+	cheap := func(k int) float64 { return 1 + 0.1*float64(k) }
+	dear := func(k int) float64 { return 1 + 1.2*float64(k) }
+	convex := func(k int) float64 { return 1 + 0.05*float64(k*k) }
+	// run drives a controller for steps with a proposer whose drafts are
+	// accepted up to a run of accept tokens, at a price of cost(k).
+	run := func(c *Controller, steps, accept int, cost func(int) float64) (drafted, accepted, lastK int) {
+		for range steps {
+			k := c.Len()
+			if k == 0 {
+				continue
+			}
+			a := min(k, accept)
+			c.Observe(k, a, cost(k))
 			drafted += k
-			c.Observe(k, 0, 0)
+			accepted += a
+			lastK = k
 		}
+		return drafted, accepted, lastK
 	}
-	if drafted > 40 {
-		t.Fatalf("always-wrong drafts over 2000 steps: %d", drafted)
+	for _, tc := range []struct {
+		name      string
+		accept    int // tokens of each draft accepted
+		cost      func(int) float64
+		minDraft  int // drafted over 400 steps, at least
+		maxDraft  int // and at most
+		minLastK  int // the last draft length, at least
+		maxLastK  int
+		wantDraft bool
+	}{
+		{"always right, cheap: the longest drafts", 100, cheap, 400 * 6, 400 * 8, 8, 8, true},
+		{"always right, each token dearer than a step: probes only", 100, dear, 1, 200, 1, 8, false},
+		{"always right, a price that grows faster than the yield: the middle", 100, convex, 400 * 2, 400 * 6, 3, 5, true},
+		{"always wrong: probes only", 0, cheap, 1, 80, 1, 1, false},
+		{"two of each draft, cheap", 2, cheap, 400, 400 * 8, 3, 8, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Controller
+			c.Reset(8)
+			d, _, last := run(&c, 400, tc.accept, tc.cost)
+			if d < tc.minDraft || d > tc.maxDraft {
+				t.Fatalf("drafted %d over 400 steps, want %d..%d (rate %.2f, best %d)", d, tc.minDraft, tc.maxDraft, c.Rate(), c.Best())
+			}
+			if last < tc.minLastK || last > tc.maxLastK {
+				t.Fatalf("last draft length %d, want %d..%d", last, tc.minLastK, tc.maxLastK)
+			}
+			if got := c.Best() > 0; got != tc.wantDraft {
+				t.Fatalf("drafting on: %v, want %v (rate %.2f)", got, tc.wantDraft, c.Rate())
+			}
+		})
 	}
 	// A probe that is accepted brings drafting back.
+	var c Controller
+	c.Reset(8)
+	run(&c, 300, 0, cheap)
 	for c.Len() == 0 {
 	}
-	c.Observe(1, 1, 0)
-	if c.Len() < 1 {
-		t.Fatal("accepted probe did not resume drafting")
+	for range 3 {
+		c.Observe(1, 1, 1.1)
+	}
+	if c.Best() < 1 {
+		t.Fatalf("accepted probes did not resume drafting (rate %.2f)", c.Rate())
 	}
 	c.SetMax(0)
 	if c.Len() != 0 {
 		t.Fatal("max 0 drafts")
 	}
-	// Accepted drafts that cost more than they yield: drafting stops.
-	c.Reset(8)
-	for range 3 {
-		if k := c.Len(); k > 0 {
-			c.Observe(k, k/2, 20)
-		}
+	// Prices are shared and outlive a sequence; acceptance does not.
+	var costs Costs
+	a := Controller{Costs: &costs}
+	a.Start(8)
+	run(&a, 50, 100, dear)
+	b := Controller{Costs: &costs}
+	b.Start(8)
+	if k := b.Len(); k > 2 {
+		t.Fatalf("a new sequence drafts %d where verification was measured dear", k)
 	}
-	if c.Len() != 0 {
-		t.Fatalf("drafting on although each step costs 20 steps for at most 5 tokens (gain %.2f)", c.Gain())
-	}
-	// A new sequence in the same place keeps the pause the cost caused.
-	c.Start(8)
-	if c.Len() != 0 {
-		t.Fatal("a new sequence forgot that verification does not pay")
-	}
-	// Cheap verification keeps it on at the same acceptance.
-	c.Reset(8)
-	for range 20 {
-		if k := c.Len(); k > 0 {
-			c.Observe(k, k/2, 1.2)
-		}
-	}
-	if c.Len() == 0 {
-		t.Fatalf("drafting off although it pays (gain %.2f)", c.Gain())
+	if b.Rate() != priorAccepted/priorTrials {
+		t.Fatalf("a new sequence starts at acceptance %.2f", b.Rate())
 	}
 	f := Controller{Fixed: true}
 	f.Reset(4)
-	f.Observe(4, 0, 0)
+	f.Observe(4, 0, 9)
 	if f.Len() != 4 {
 		t.Fatal("fixed controller adapted")
+	}
+}
+
+// Expected counts the fed token's successor and each draft up to the
+// first rejection.
+func TestExpected(t *testing.T) {
+	for _, tc := range []struct {
+		k    int
+		a    float64
+		want float64
+	}{
+		{0, 0.5, 1}, {3, 0, 1}, {3, 1, 4}, {2, 0.5, 1.75},
+	} {
+		if got := Expected(tc.k, tc.a); got != tc.want {
+			t.Errorf("Expected(%d, %g) = %g, want %g", tc.k, tc.a, got, tc.want)
+		}
 	}
 }
