@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
@@ -68,13 +69,21 @@ static int jetai_batch_invariant;
 
 void jetai_set_batch_invariant(int on) { __atomic_store_n(&jetai_batch_invariant, on, __ATOMIC_RELAXED); }
 
+// -1 until the environment is read: JETAI_KQUANT=0 turns the kernels off
+// (for measuring them against ggml's).
 static int jetai_kquant_off = -1;
 
 // jetai_kquant_enabled says whether the kernels here take K-quant
 // products (built for AVX-512 VNNI, and JETAI_KQUANT=0 not set).
 int jetai_kquant_enabled(void) {
 #ifdef JETAI_KQUANT
-	return __atomic_load_n(&jetai_kquant_off, __ATOMIC_RELAXED) != 1;
+	int off = __atomic_load_n(&jetai_kquant_off, __ATOMIC_RELAXED);
+	if (off < 0) {
+		const char * e = getenv("JETAI_KQUANT");
+		off = e != NULL && strcmp(e, "0") == 0;
+		__atomic_store_n(&jetai_kquant_off, off, __ATOMIC_RELAXED);
+	}
+	return !off;
 #else
 	return 0;
 #endif

@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/jetai/jetai/internal/testmodel"
+	"github.com/jetai/jetai/modelgen"
+)
+
+// With batch invariance on, a token's logits are bit for bit the same
+// decoded alone or at the head of a batch of k+1 tokens of its sequence
+// (a speculative step), on F32 weights (stories260K), F16 and Q4_K_M
+// weights (generated), with and without flash attention.
+func TestBatchInvariance(t *testing.T) {
+	SetBatchInvariant(true)
+	t.Cleanup(func() { SetBatchInvariant(false) })
+	q4 := filepath.Join(t.TempDir(), "q4_k_m.gguf")
+	if err := Quantize(testmodel.Gen(t, modelgen.Tiny()), q4, "q4_k_m"); err != nil {
+		t.Fatal(err)
+	}
+	models := []struct{ name, path string }{
+		{"stories260K F32", testmodel.Path(t)},
+		{"generated F16", testmodel.Gen(t, modelgen.Tiny())},
+		{"generated Q4_K_M", q4},
+	}
+	for _, mc := range models {
+		for _, flash := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s flash %v", mc.name, flash), func(t *testing.T) {
+				m, err := Load(context.Background(), mc.path, LoadOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				c, err := m.NewContext(ContextOptions{SlotContext: 256, Slots: 1, Threads: 2, FlashAttention: flash})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				b, err := NewBatch(64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Free()
+				prompt, err := m.Tokenize(testmodel.GoldenPrompt, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				decode := func(first int, toks []int) {
+					t.Helper()
+					b.Clear()
+					for i, tk := range toks {
+						b.Add(tk, first+i, 0, true)
+					}
+					if err := c.Decode(b); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// One token at a time: the reference logits at each
+				// position after the prompt.
+				decode(0, prompt)
+				toks := []int{argmax(c.Logits(len(prompt) - 1))}
+				var want [][]float32
+				const n = 9
+				for i := range n {
+					decode(len(prompt)+i, toks[i:i+1])
+					want = append(want, append([]float32(nil), c.Logits(0)...))
+					toks = append(toks, argmax(want[i]))
+				}
+				for _, k := range []int{1, 2, 4, 8} {
+					c.RemoveFrom(0, len(prompt))
+					decode(len(prompt), toks[:k+1])
+					for j := 0; j <= k; j++ {
+						got := c.Logits(j)
+						for v := range got {
+							if math.Float32bits(got[v]) != math.Float32bits(want[j][v]) {
+								t.Fatalf("batch of %d, position %d: logit %d = %g, decoded alone %g", k+1, j, v, got[v], want[j][v])
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func argmax(l []float32) int {
+	best := 0
+	for i, v := range l {
+		if v > l[best] {
+			best = i
+		}
+	}
+	return best
+}
