@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -87,23 +88,23 @@ func RunSpec(ctx context.Context, cfg SpecConfig) ([]SpecRow, error) {
 	if cfg.Repeats <= 0 {
 		cfg.Repeats = repeats
 	}
-	var rows []SpecRow
+	var rows, ngram []SpecRow
+	if cfg.Tiny != "" {
+		logf(cfg.Log, "speculative: n-gram drafts on stories260K, runner and jetaid")
+		var err error
+		if ngram, err = specNGram(ctx, cfg); err != nil {
+			return rows, fmt.Errorf("speculative n-gram: %w", err)
+		}
+	}
 	if cfg.Large != "" {
 		logf(cfg.Log, "speculative: bounds on the raw engine, %s", filepath.Base(cfg.Large))
-		r, err := specBounds(ctx, cfg)
+		r, err := specBounds(ctx, cfg, ngramAcceptance(ngram))
 		if err != nil {
 			return rows, fmt.Errorf("speculative bounds: %w", err)
 		}
 		rows = append(rows, r...)
 	}
-	if cfg.Tiny != "" {
-		logf(cfg.Log, "speculative: n-gram drafts on stories260K, runner and jetaid")
-		r, err := specNGram(ctx, cfg)
-		if err != nil {
-			return rows, fmt.Errorf("speculative n-gram: %w", err)
-		}
-		rows = append(rows, r...)
-	}
+	rows = append(rows, ngram...)
 	PrintSpec(cfg.Out, rows, cfg)
 	return rows, nil
 }
@@ -140,6 +141,23 @@ func PrintSpec(w io.Writer, rows []SpecRow, cfg SpecConfig) {
 	tw.Flush()
 	fmt.Fprintln(w, "acceptance: accepted/drafted; accepted/generated: the share of tokens that cost no decode step of their own")
 	fmt.Fprintln(w, "oracle: replays the greedy output of an earlier run (acceptance 1; benchmark only); always wrong: acceptance 0")
+}
+
+// ngramAcceptance is the acceptance of the n-gram drafts over the runner's
+// sequential rows on stories260K (accepted of drafted tokens); 0 when
+// nothing was drafted.
+func ngramAcceptance(rows []SpecRow) float64 {
+	drafted, accepted := 0, 0
+	for _, r := range rows {
+		if r.Level == "runner" && !strings.Contains(r.Case, "busy") {
+			drafted += r.Drafted
+			accepted += r.Accepted
+		}
+	}
+	if drafted == 0 {
+		return 0
+	}
+	return float64(accepted) / float64(drafted)
 }
 
 // --- bounds: raw engine, oracle and always-wrong proposers ---
@@ -209,9 +227,13 @@ func (e *specEngine) run(gen, k int, ctl *speculate.Controller, propose proposeF
 	var draft []int
 	var base time.Duration // moving average of a step without drafts
 	start := time.Now()
-	for len(out) < gen {
+	for step := 0; len(out) < gen; step++ {
 		n := k
-		if ctl != nil {
+		// As the runner does: with adaptation, a step without drafts
+		// now and then prices the steps with them.
+		if ctl != nil && (base == 0 || step%baseRefresh == 0) {
+			n = 0
+		} else if ctl != nil {
 			n = ctl.Len()
 		}
 		n = min(n, gen-len(out)-1)
@@ -257,7 +279,16 @@ func (e *specEngine) run(gen, k int, ctl *speculate.Controller, propose proposeF
 	return out[:gen], tps, drafted, accepted, nil
 }
 
-func specBounds(ctx context.Context, cfg SpecConfig) ([]SpecRow, error) {
+// baseRefresh is how often, in steps, an adapting stream decodes without
+// drafts to price the steps with them (the runner's scheduler does the
+// same).
+const baseRefresh = 64
+
+// specBounds measures the mechanism on the raw engine: the oracle's
+// ceiling, the always-wrong floor, and, when acceptance is above 0, drafts
+// right with that probability per token (the n-gram acceptance measured
+// on stories260K) with adaptation on.
+func specBounds(ctx context.Context, cfg SpecConfig, acceptance float64) ([]SpecRow, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	gen := cfg.LargeGen
@@ -300,17 +331,34 @@ func specBounds(ctx context.Context, cfg SpecConfig) ([]SpecRow, error) {
 	// model produces, never the one that follows. (Arbitrary token ids
 	// make contexts whose attention underflows into denormal floats, and
 	// their decodes are several times slower than any text's.)
+	wrongAt := func(p int) int {
+		want := ref[p]
+		t := ref[(p+len(ref)/2)%len(ref)]
+		for j := 1; t == want && j < len(ref); j++ {
+			t = ref[(p+len(ref)/2+j)%len(ref)]
+		}
+		if t == want {
+			t = (want + 1) % vocab
+		}
+		return t
+	}
 	wrong := func(out []int, k int, dst []int) []int {
 		for i := range min(k, len(ref)-len(out)) {
-			want := ref[len(out)+i]
-			t := ref[(len(out)+i+len(ref)/2)%len(ref)]
-			for j := 1; t == want && j < len(ref); j++ {
-				t = ref[(len(out)+i+len(ref)/2+j)%len(ref)]
+			dst = append(dst, wrongAt(len(out)+i))
+		}
+		return dst
+	}
+	// atRate drafts the oracle's tokens, each right with probability
+	// acceptance (a wrong one is a token of the text from elsewhere); a
+	// fixed seed makes the runs alike.
+	rng := rand.New(rand.NewPCG(1, 2))
+	atRate := func(out []int, k int, dst []int) []int {
+		start := len(dst)
+		dst = oracle(out, k, dst)
+		for i := start; i < len(dst); i++ {
+			if rng.Float64() >= acceptance {
+				dst[i] = wrongAt(len(out) + i - start)
 			}
-			if t == want {
-				t = (want + 1) % vocab
-			}
-			dst = append(dst, t)
 		}
 		return dst
 	}
@@ -327,6 +375,9 @@ func specBounds(ctx context.Context, cfg SpecConfig) ([]SpecRow, error) {
 		{"oracle, max_draft 8", 8, false, oracle, specCeilingTarget},
 		{"always wrong, max_draft 8, adaptation off", 8, false, wrong, 0},
 		{"always wrong, max_draft 8, adaptation on", 8, true, wrong, specFloorTarget},
+	}
+	if acceptance > 0 {
+		variants = append(variants, variant{fmt.Sprintf("each draft right at %.2f (stories260K n-gram), adaptation on", acceptance), 8, true, atRate, 0})
 	}
 	var rows []SpecRow
 	for _, v := range variants {

@@ -69,18 +69,29 @@ const MaxK = 64
 
 // Costs is what a runner learns about the price of verification: the
 // decode time of a step with k drafted tokens over that of a step without,
-// for each k. It is the model's and the machine's, not the text's, so one
-// Costs serves every sequence of a runner and outlives requests. A k not
-// measured yet is priced optimistically, a little above the largest
-// measured below it, so that it gets tried and measured.
+// for each k, and the acceptance its sequences saw. Prices are the
+// model's and the machine's, not the text's, so one Costs serves every
+// sequence of a runner and outlives requests; the acceptance is where a
+// new sequence starts. A k not measured yet is priced between the
+// measured ones around it, or above the largest measured below it at the
+// average price of a token so far (costPriorSlope before any), so that
+// drafts grow a token or two at a time while they pay and are measured as
+// they go.
 type Costs struct {
 	mean [MaxK + 1]float64
 	seen [MaxK + 1]int
+	// acceptance evidence of every sequence, decaying by runnerDecay
+	accepted, trials float64
 }
 
-// costPriorSlope is the price of one more drafted token where nothing is
-// measured: low, so that drafting is tried where it might pay.
-const costPriorSlope = 0.05
+// costPriorSlope is the price of a drafted token before any is measured:
+// a guess between a bandwidth-bound device (a few percent a token) and a
+// compute-bound CPU (a whole step a token).
+const costPriorSlope = 0.25
+
+// runnerDecay is how much of the runner-wide acceptance evidence each
+// verification keeps.
+const runnerDecay = 0.98
 
 // costWeight is the weight of the latest step in a measured price, once a
 // few steps have been seen (the first ones are averaged plainly).
@@ -113,7 +124,31 @@ func (c *Costs) At(k int) float64 {
 			break
 		}
 	}
-	return lo + costPriorSlope*float64(k-loK)
+	for j := k + 1; j <= MaxK; j++ {
+		if c.seen[j] > 0 {
+			return lo + (max(c.mean[j], lo)-lo)*float64(k-loK)/float64(j-loK)
+		}
+	}
+	slope := costPriorSlope
+	if loK > 0 {
+		slope = max(0, lo-1) / float64(loK)
+	}
+	return lo + slope*float64(k-loK)
+}
+
+// observeAcceptance adds a verification to the runner-wide acceptance.
+func (c *Costs) observeAcceptance(accepted, trials int) {
+	c.accepted = runnerDecay*c.accepted + float64(accepted)
+	c.trials = runnerDecay*c.trials + float64(trials)
+}
+
+// prior is the acceptance a new sequence starts from: the runner's, or
+// priorAccepted/priorTrials before any verification.
+func (c *Costs) prior() float64 {
+	if c.trials < 1 {
+		return priorAccepted / priorTrials
+	}
+	return c.accepted / c.trials
 }
 
 // Adaptation bounds.
@@ -127,8 +162,10 @@ const (
 	// decay is how much of the acceptance evidence is kept at each
 	// verification.
 	decay = 0.8
-	// priorAccepted of priorTrials is the acceptance a sequence starts
-	// with: drafting is tried before the text is known.
+	// priorAccepted of priorTrials is the acceptance a runner's first
+	// sequence starts with: drafting is tried before the text is known.
+	// Later sequences start from the runner's acceptance, weighed as
+	// priorTrials trials.
 	priorAccepted, priorTrials = 1.2, 2.0
 	// margin is how much more a draft length must yield per unit of time
 	// than no drafting to be used: timings are noisy, and a draft that
@@ -177,10 +214,11 @@ func (c *Controller) Reset(max int) {
 }
 
 // Start starts a new sequence with at most max drafted tokens per step:
-// the acceptance starts afresh; the prices (Costs) are kept.
+// its acceptance starts from the runner's; the prices (Costs) are kept.
 func (c *Controller) Start(max int) {
 	c.max = max
-	c.accepted = [2]float64{priorAccepted, priorAccepted}
+	a := c.costs().prior() * priorTrials
+	c.accepted = [2]float64{a, a}
 	c.trials = [2]float64{priorTrials, priorTrials}
 	c.run = 0
 	c.off = 0
@@ -265,5 +303,6 @@ func (c *Controller) Observe(drafted, accepted int, cost float64) {
 	if accepted == drafted {
 		c.run = 1
 	}
+	c.costs().observeAcceptance(accepted, trials)
 	c.costs().Observe(drafted, cost)
 }
