@@ -13,19 +13,23 @@ import (
 
 // With batch invariance on, a token's logits are bit for bit the same
 // decoded alone or at the head of a batch of k+1 tokens of its sequence
-// (a speculative step), on F32 weights (stories260K), F16 and Q4_K_M
+// (a speculative step), on F32 weights (stories260K), F16, Q4_K_M and Q8_0
 // weights (generated), with and without flash attention.
 func TestBatchInvariance(t *testing.T) {
 	SetBatchInvariant(true)
 	t.Cleanup(func() { SetBatchInvariant(false) })
-	q4 := filepath.Join(t.TempDir(), "q4_k_m.gguf")
-	if err := Quantize(testmodel.Gen(t, modelgen.Tiny()), q4, "q4_k_m"); err != nil {
-		t.Fatal(err)
+	quantized := func(typ string) string {
+		out := filepath.Join(t.TempDir(), typ+".gguf")
+		if err := Quantize(testmodel.Gen(t, modelgen.Tiny()), out, typ); err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
 	models := []struct{ name, path string }{
 		{"stories260K F32", testmodel.Path(t)},
 		{"generated F16", testmodel.Gen(t, modelgen.Tiny())},
-		{"generated Q4_K_M", q4},
+		{"generated Q4_K_M", quantized("q4_k_m")},
+		{"generated Q8_0", quantized("q8_0")},
 	}
 	for _, mc := range models {
 		for _, flash := range []bool{false, true} {

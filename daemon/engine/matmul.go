@@ -6,7 +6,7 @@ package engine
 #include <stdlib.h>
 void jetai_set_batch_invariant(int on);
 int jetai_kquant_enabled(void);
-void jetai_set_kquant(int on);
+void jetai_set_kernels(int on);
 bool jetai_kquant_gemm(int type, int64_t r0, int64_t r1, int64_t n, int64_t nb, const void * A, int64_t lda, const void * B, int64_t ldb, float * C, int64_t ldc);
 
 // ggml's quantizer and CPU type traits, for checking the kernels against
@@ -39,12 +39,13 @@ import (
 )
 
 // SetBatchInvariant makes every matrix product compute a column the same
-// way whatever else the batch holds (kquant.c), so that a token's logits
+// way whatever else the batch holds (matmul.c), so that a token's logits
 // do not depend on the tokens decoded beside it. Speculative decoding
 // needs it: its output is then the output without speculation, token for
-// token. It costs prompt speed on weights the K-quant kernels do not take
-// (F32, F16, Q8_0, Q4_0) and on attention without flash attention, where
-// ggml's batched kernels are no longer used. It holds for the process.
+// token. F32, F16, Q4_K and Q6_K products are batch-invariant without it
+// on AVX-512 builds; it sends every other product (Q8_0, Q4_0, other
+// types, other builds) to ggml's one-column path, which costs those
+// weights prompt speed. It holds for the process.
 func SetBatchInvariant(on bool) {
 	v := 0
 	if on {
@@ -57,14 +58,15 @@ func SetBatchInvariant(on bool) {
 // are in use (built for AVX-512 VNNI, not turned off).
 func KQuantKernels() bool { return C.jetai_kquant_enabled() != 0 }
 
-// SetKQuantKernels turns jetai's Q4_K and Q6_K kernels off or back on,
-// for measuring them against ggml's.
-func SetKQuantKernels(on bool) {
+// SetKernels turns jetai's matrix kernels (matmul.c) off or back on, for
+// measuring them against ggml's; JETAI_KERNELS=0 in the environment turns
+// them off from the start.
+func SetKernels(on bool) {
 	v := 0
 	if on {
 		v = 1
 	}
-	C.jetai_set_kquant(C.int(v))
+	C.jetai_set_kernels(C.int(v))
 }
 
 // ggml type numbers of the K-quants the kernels take.

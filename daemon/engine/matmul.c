@@ -1,39 +1,45 @@
-// Matrix products of K-quantized weights for llama.cpp's CPU backend, and
-// batch invariance.
+// Matrix products for llama.cpp's CPU backend: faster K-quant products,
+// and batch invariance.
 //
 // ggml multiplies a Q4_K or Q6_K weight matrix by the batch's activations
 // one (row, column) dot product at a time: every column unpacks the
 // weights again, so a batch of k tokens costs about k times one token on
 // a CPU whose decode is compute-bound. A speculative step verifies k
 // tokens of one sequence in one batch and gains only if that costs little
-// more than one token. The kernels here unpack a row's weights once for
-// up to eight columns and use AVX-512 VNNI's 16-bit dot product.
+// more than one token. The K-quant kernels here unpack a row's weights
+// once for up to eight columns and use AVX-512 VNNI's 16-bit dot product.
 //
-// Each column's arithmetic is the same whatever the batch holds, so a
-// token's logits are bit for bit the same computed alone or beside other
-// tokens: with speculation on, greedy and seeded output is the output
-// without it. ggml's own paths are not batch-invariant: llamafile's
-// tinyBLAS takes a batch of two or more and rounds differently from the
-// one-column dot products. jetai_set_batch_invariant(1) sends every
-// product the kernels here do not take to ggml's one-column path, whatever
-// the batch.
+// Batch invariance: a token's logits must be bit for bit the same whether
+// it is decoded alone or beside other tokens (drafts, other slots), or
+// speculation's output would not be the output without it. The K-quant
+// kernels compute each column the same way whatever the batch holds.
+// For F32 and F16 products ggml hands batches of two columns or more to
+// llamafile's tinyBLAS and one column to its own dot products, which
+// round differently; the single column is computed here as tinyBLAS
+// computes each of its columns. Products neither path here takes (Q8_0,
+// Q4_0 and other types, or a build without AVX-512) go to ggml's
+// one-column dot products for every batch when jetai_set_batch_invariant(1)
+// was called, as a runner with speculation does.
 //
 // The hook is ggml's call to llamafile_sgemm, which the link wraps
-// (-Wl,--wrap, cgo.go): ggml calls it for every matrix product with the
-// activations already quantized to Q8_K, on every thread of its pool, and
-// takes its result when it returns true.
+// (-Wl,--wrap, cgo.go): ggml calls it for every matrix product, on every
+// thread of its pool (a second time with the activations converted to the
+// weights' dot-product type, Q8_K for K-quants and F16 for F16), and takes
+// its result when it returns true.
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 #define JETAI_KQUANT 1
 #endif
 
 // ggml's type numbers (ggml.h of the pinned version).
-enum { T_F32 = 0, T_Q4_K = 12, T_Q6_K = 14, T_Q8_K = 15 };
+enum { T_F32 = 0, T_F16 = 1, T_Q4_K = 12, T_Q6_K = 14, T_Q8_K = 15 };
 
 #define QK_K 256
 
@@ -69,29 +75,35 @@ static int jetai_batch_invariant;
 
 void jetai_set_batch_invariant(int on) { __atomic_store_n(&jetai_batch_invariant, on, __ATOMIC_RELAXED); }
 
-// -1 until the environment is read: JETAI_KQUANT=0 turns the kernels off
+// -1 until the environment is read: JETAI_KERNELS=0 turns the kernels off
 // (for measuring them against ggml's).
-static int jetai_kquant_off = -1;
+static int jetai_kernels_off = -1;
 
-// jetai_kquant_enabled says whether the kernels here take K-quant
-// products (built for AVX-512 VNNI, and JETAI_KQUANT=0 not set).
-int jetai_kquant_enabled(void) {
-#ifdef JETAI_KQUANT
-	int off = __atomic_load_n(&jetai_kquant_off, __ATOMIC_RELAXED);
+// jetai_kernels_on says whether the kernels here are in use (JETAI_KERNELS=0
+// not set, jetai_set_kernels not called with 0).
+static int jetai_kernels_on(void) {
+	int off = __atomic_load_n(&jetai_kernels_off, __ATOMIC_RELAXED);
 	if (off < 0) {
-		const char * e = getenv("JETAI_KQUANT");
+		const char * e = getenv("JETAI_KERNELS");
 		off = e != NULL && strcmp(e, "0") == 0;
-		__atomic_store_n(&jetai_kquant_off, off, __ATOMIC_RELAXED);
+		__atomic_store_n(&jetai_kernels_off, off, __ATOMIC_RELAXED);
 	}
 	return !off;
+}
+
+// jetai_kquant_enabled says whether the K-quant kernels take Q4_K and Q6_K
+// products (built for AVX-512 VNNI, and the kernels on).
+int jetai_kquant_enabled(void) {
+#ifdef JETAI_KQUANT
+	return jetai_kernels_on();
 #else
 	return 0;
 #endif
 }
 
-// jetai_set_kquant turns the kernels off (0) or back on (1), for measuring
-// them against ggml's.
-void jetai_set_kquant(int on) { __atomic_store_n(&jetai_kquant_off, on ? 0 : 1, __ATOMIC_RELAXED); }
+// jetai_set_kernels turns the kernels off (0) or back on (1), for
+// measuring them against ggml's.
+void jetai_set_kernels(int on) { __atomic_store_n(&jetai_kernels_off, on ? 0 : 1, __ATOMIC_RELAXED); }
 
 #ifdef JETAI_KQUANT
 
@@ -283,6 +295,33 @@ bool jetai_kquant_gemm(int type, int64_t r0, int64_t r1, int64_t n, int64_t nb, 
 #endif
 }
 
+#if defined(__AVX512F__) && defined(__F16C__)
+// One column of tinyBLAS's F32 and F16 products (sgemm.cpp, AVX-512: one
+// 16-lane accumulator per result over k in steps of 16, then a horizontal
+// sum), for the single column that tinyBLAS leaves to ggml's dot products:
+// a token's products are then the same decoded alone or in a batch.
+static void column_f32(int64_t r0, int64_t r1, int64_t k, const float * A, int64_t lda, const float * B, float * C) {
+	for (int64_t i = r0; i < r1; i++) {
+		__m512 acc = _mm512_setzero_ps();
+		for (int64_t l = 0; l < k; l += 16) {
+			acc = _mm512_fmadd_ps(_mm512_loadu_ps(A + lda * i + l), _mm512_loadu_ps(B + l), acc);
+		}
+		C[i] = _mm512_reduce_add_ps(acc);
+	}
+}
+
+static void column_f16(int64_t r0, int64_t r1, int64_t k, const uint16_t * A, int64_t lda, const uint16_t * B, float * C) {
+	for (int64_t i = r0; i < r1; i++) {
+		__m512 acc = _mm512_setzero_ps();
+		for (int64_t l = 0; l < k; l += 16) {
+			acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(A + lda * i + l))), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(B + l))), acc);
+		}
+		C[i] = _mm512_reduce_add_ps(acc);
+	}
+}
+#define JETAI_COLUMN 1
+#endif
+
 bool __wrap_llamafile_sgemm(const void * params, int64_t m, int64_t n, int64_t k, const void * A, int64_t lda, const void * B, int64_t ldb, void * C, int64_t ldc, int Atype, int Btype, int Ctype) {
 #ifdef JETAI_KQUANT
 	if ((Atype == T_Q4_K || Atype == T_Q6_K) && Btype == T_Q8_K && Ctype == T_F32 && jetai_kquant_enabled()) {
@@ -291,6 +330,23 @@ bool __wrap_llamafile_sgemm(const void * params, int64_t m, int64_t n, int64_t k
 		const int64_t r0 = m * p->ith / p->nth, r1 = m * (p->ith + 1) / p->nth;
 		gemm(Atype, r0, r1, n, k, A, lda, B, ldb, C, ldc);
 		return true;
+	}
+#endif
+#ifdef JETAI_COLUMN
+	// The shapes tinyBLAS takes from two columns on (sgemm.cpp: k a
+	// multiple of 16 and m of 4), for one column.
+	if (jetai_kernels_on() && n == 1 && Ctype == T_F32 && k % 16 == 0 && m % 4 == 0 && Atype == Btype && (Atype == T_F32 || Atype == T_F16)) {
+		const struct jetai_compute_params * p = params;
+		const int64_t r0 = m * p->ith / p->nth, r1 = m * (p->ith + 1) / p->nth;
+		if (Atype == T_F32) {
+			column_f32(r0, r1, k, A, lda, B, C);
+		} else {
+			column_f16(r0, r1, k, A, lda, B, C);
+		}
+		return true;
+	}
+	if (jetai_kernels_on() && (Atype == T_F32 || Atype == T_F16)) {
+		return __real_llamafile_sgemm(params, m, n, k, A, lda, B, ldb, C, ldc, Atype, Btype, Ctype);
 	}
 #endif
 	if (__atomic_load_n(&jetai_batch_invariant, __ATOMIC_RELAXED)) {
