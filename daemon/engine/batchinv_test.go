@@ -66,13 +66,13 @@ func TestBatchInvariance(t *testing.T) {
 				// One token at a time: the reference logits at each
 				// position after the prompt.
 				decode(0, prompt)
-				toks := []int{argmax(c.Logits(len(prompt) - 1))}
+				toks := []int{argmaxLogit(c.Logits(len(prompt) - 1))}
 				var want [][]float32
 				const n = 9
 				for i := range n {
 					decode(len(prompt)+i, toks[i:i+1])
 					want = append(want, append([]float32(nil), c.Logits(0)...))
-					toks = append(toks, argmax(want[i]))
+					toks = append(toks, argmaxLogit(want[i]))
 				}
 				for _, k := range []int{1, 2, 4, 8} {
 					c.RemoveFrom(0, len(prompt))
@@ -91,12 +91,65 @@ func TestBatchInvariance(t *testing.T) {
 	}
 }
 
-func argmax(l []float32) int {
-	best := 0
-	for i, v := range l {
-		if v > l[best] {
-			best = i
+// The greedy sampler takes the highest logit itself; the chain it skips
+// picks the same tokens.
+func TestGreedyWithoutChain(t *testing.T) {
+	for _, path := range []string{testmodel.Path(t), testmodel.Gen(t, modelgen.Tiny())} {
+		m, err := Load(context.Background(), path, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		c, err := m.NewContext(ContextOptions{SlotContext: 256, Slots: 1, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewBatch(256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, err := m.NewSampler(SamplingParams{Temperature: 0, TopK: 40, TopP: 0.9, MinP: 0.05, RepeatPenalty: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain, err := m.NewSampler(SamplingParams{Temperature: 0, TopK: 40, TopP: 0.9, MinP: 0.05, RepeatPenalty: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fast.greedy {
+			t.Fatal("greedy settings not taken as greedy")
+		}
+		chain.greedy = false
+		prompt, _ := m.Tokenize(testmodel.GoldenPrompt, true)
+		for i, tk := range prompt {
+			b.Add(tk, i, 0, i == len(prompt)-1)
+		}
+		if err := c.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		idx := len(prompt) - 1
+		for pos := len(prompt); pos < len(prompt)+60; pos++ {
+			a, err := fast.Sample(c, idx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := chain.Sample(c, idx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a != want {
+				t.Fatalf("%s position %d: %d without the chain, %d with it", path, pos, a, want)
+			}
+			b.Clear()
+			b.Add(a, pos, 0, true)
+			if err := c.Decode(b); err != nil {
+				t.Fatal(err)
+			}
+			idx = 0
+		}
+		fast.Close()
+		chain.Close()
+		b.Free()
+		c.Close()
+		m.Close()
 	}
-	return best
 }
