@@ -223,6 +223,11 @@ func (c *Controller) Start(max int) {
 	c.run = 0
 	c.off = 0
 	c.backoff = firstBackoff
+	// Where drafts have not been paying in this runner, a sequence starts
+	// with the pause rather than with a probe.
+	if c.max > 0 && c.Best() == 0 {
+		c.off = firstBackoff
+	}
 }
 
 // SetMax changes the most tokens drafted per step, keeping what was
