@@ -7,7 +7,7 @@
 // a CPU whose decode is compute-bound. A speculative step verifies k
 // tokens of one sequence in one batch and gains only if that costs little
 // more than one token. The K-quant kernels here unpack a row's weights
-// once for up to eight columns and use AVX-512 VNNI's 16-bit dot product.
+// once for up to twelve columns and use AVX-512 VNNI's 16-bit dot product.
 //
 // Batch invariance: a token's logits must be bit for bit the same whether
 // it is decoded alone or beside other tokens (drafts, other slots), or
@@ -109,18 +109,17 @@ void jetai_set_kernels(int on) { __atomic_store_n(&jetai_kernels_off, on ? 0 : 1
 
 static inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
 
-// Most columns one pass takes for each unpacked row of weights; a batch
-// of n takes them GROUP at a time and the rest in one pass.
-#define GROUP 8
+// Most columns one pass takes for each unpacked row of weights (their
+// accumulators and the row's unpacked weights fill the 32 vector
+// registers).
+#define GROUP 12
 // Columns whose activations stay in cache while the rows stream past.
-#define COLUMN_BLOCK 32
+#define COLUMN_BLOCK 36
 
 static inline __attribute__((always_inline)) void q4k_row(const jetai_block_q4_K * x, int64_t nb, const jetai_block_q8_K * const * y, float * out, const int nc) {
 	__m512 fsum[GROUP];
-	__m256 msum[GROUP];
 	for (int c = 0; c < nc; c++) {
 		fsum[c] = _mm512_setzero_ps();
-		msum[c] = _mm256_setzero_ps();
 	}
 	const __m512i m4 = _mm512_set1_epi8(0x0F);
 	// The 16-bit lanes 0..15 of the scale vector for activations
@@ -158,7 +157,7 @@ static inline __attribute__((always_inline)) void q4k_row(const jetai_block_q4_K
 			_mm512_shuffle_i64x2(lo1, hi1, _MM_SHUFFLE(1, 0, 1, 0)),
 			_mm512_shuffle_i64x2(lo1, hi1, _MM_SHUFFLE(3, 2, 3, 2)),
 		};
-		const float d = fp16(xb->d), dmin = fp16(xb->dmin);
+		const __m512 D = _mm512_set1_ps(fp16(xb->d)), DMIN = _mm512_set1_ps(fp16(xb->dmin));
 		for (int c = 0; c < nc; c++) {
 			const jetai_block_q8_K * yb = y[c] + b;
 			// Pairs of products in 16 bits (at most 2·63·128, no
@@ -167,13 +166,15 @@ static inline __attribute__((always_inline)) void q4k_row(const jetai_block_q4_K
 			for (int i = 0; i < 4; i++) {
 				acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(Q[i], _mm512_loadu_si512(yb->qs + 64 * i)), S[i]);
 			}
-			fsum[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d * yb->d), fsum[c]);
+			// Scales times the products, less mins times the sums, then
+			// times the activations' scale.
 			const __m256i mm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), M16);
-			msum[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mm), _mm256_set1_ps(dmin * yb->d), msum[c]);
+			const __m512 v = _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mm)), DMIN, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), D));
+			fsum[c] = _mm512_fmadd_ps(v, _mm512_set1_ps(yb->d), fsum[c]);
 		}
 	}
 	for (int c = 0; c < nc; c++) {
-		out[c] = _mm512_reduce_add_ps(fsum[c]) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(msum[c]));
+		out[c] = _mm512_reduce_add_ps(fsum[c]);
 	}
 }
 
@@ -242,11 +243,15 @@ JETAI_ROWS(5)
 JETAI_ROWS(6)
 JETAI_ROWS(7)
 JETAI_ROWS(8)
+JETAI_ROWS(9)
+JETAI_ROWS(10)
+JETAI_ROWS(11)
+JETAI_ROWS(12)
 
 typedef void (*q4k_rows_fn)(const jetai_block_q4_K *, int64_t, const jetai_block_q8_K * const *, float *);
 typedef void (*q6k_rows_fn)(const jetai_block_q6_K *, int64_t, const jetai_block_q8_K * const *, float *);
-static const q4k_rows_fn q4k_rows[GROUP + 1] = {NULL, q4k_rows1, q4k_rows2, q4k_rows3, q4k_rows4, q4k_rows5, q4k_rows6, q4k_rows7, q4k_rows8};
-static const q6k_rows_fn q6k_rows[GROUP + 1] = {NULL, q6k_rows1, q6k_rows2, q6k_rows3, q6k_rows4, q6k_rows5, q6k_rows6, q6k_rows7, q6k_rows8};
+static const q4k_rows_fn q4k_rows[GROUP + 1] = {NULL, q4k_rows1, q4k_rows2, q4k_rows3, q4k_rows4, q4k_rows5, q4k_rows6, q4k_rows7, q4k_rows8, q4k_rows9, q4k_rows10, q4k_rows11, q4k_rows12};
+static const q6k_rows_fn q6k_rows[GROUP + 1] = {NULL, q6k_rows1, q6k_rows2, q6k_rows3, q6k_rows4, q6k_rows5, q6k_rows6, q6k_rows7, q6k_rows8, q6k_rows9, q6k_rows10, q6k_rows11, q6k_rows12};
 
 // gemm computes rows r0..r1 of C = A·B for all n columns: C[ldc*j + i] is
 // row i of A (lda blocks apart) against column j of B (ldb blocks apart).
@@ -259,7 +264,9 @@ static void gemm(int type, int64_t r0, int64_t r1, int64_t n, int64_t nb, const 
 			for (int64_t j = j0; j < j1;) {
 				const jetai_block_q8_K * y[GROUP];
 				float out[GROUP];
-				const int nc = j1 - j >= GROUP ? GROUP : (int)(j1 - j);
+				// The rest in as few passes as can take it, of even size.
+				const int64_t left = j1 - j, passes = (left + GROUP - 1) / GROUP;
+				const int nc = (int)((left + passes - 1) / passes);
 				for (int c = 0; c < nc; c++) {
 					y[c] = B + (j + c) * ldb;
 				}

@@ -35,6 +35,8 @@ import "C"
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"time"
 	"unsafe"
 )
 
@@ -120,4 +122,46 @@ func kquantProducts(typ int, weights []float32, rows int, x []float32, n, k, gro
 		}
 	}
 	return ours, ggml, ok, nil
+}
+
+// kquantTime quantizes a random rows×k matrix to typ and n random columns
+// to Q8_K, then times iters products on the calling thread with jetai's
+// kernels (0 where they are not built).
+func kquantTime(typ, rows, k, n, iters int) time.Duration {
+	if !KQuantKernels() {
+		return 0
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	w := make([]float32, rows*k)
+	for i := range w {
+		w[i] = float32(r.NormFloat64() * 0.05)
+	}
+	x := make([]float32, n*k)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	C.ggml_cpu_init()
+	rowSize := int(C.ggml_row_size(C.int(typ), C.int64_t(k)))
+	colSize := int(C.ggml_row_size(ggmlQ8K, C.int64_t(k)))
+	wq := C.malloc(C.size_t(rowSize * rows))
+	defer C.free(wq)
+	a := C.malloc(C.size_t(colSize * n))
+	defer C.free(a)
+	wf := C.malloc(C.size_t(4 * len(w)))
+	defer C.free(wf)
+	copy(unsafe.Slice((*float32)(wf), len(w)), w)
+	C.ggml_quantize_chunk(C.int(typ), (*C.float)(wf), wq, 0, C.int64_t(rows), C.int64_t(k), nil)
+	xf := C.malloc(C.size_t(4 * len(x)))
+	defer C.free(xf)
+	copy(unsafe.Slice((*float32)(xf), len(x)), x)
+	for j := 0; j < n; j++ {
+		C.jetai_q8k((*C.float)(unsafe.Add(xf, 4*k*j)), unsafe.Add(a, colSize*j), C.int64_t(k))
+	}
+	out := C.malloc(C.size_t(4 * rows * n))
+	defer C.free(out)
+	start := time.Now()
+	for range iters {
+		C.jetai_kquant_gemm(C.int(typ), 0, C.int64_t(rows), C.int64_t(n), C.int64_t(k/256), wq, C.int64_t(k/256), a, C.int64_t(k/256), (*C.float)(out), C.int64_t(rows))
+	}
+	return time.Since(start)
 }

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // The kernels agree with ggml's dot products to float rounding, and a
@@ -25,7 +27,7 @@ func TestKQuantKernels(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(c.k)))
-			const rows, n = 37, 11
+			const rows, n = 37, 13
 			w := make([]float32, rows*c.k)
 			for i := range w {
 				w[i] = float32(r.NormFloat64() * 0.05)
@@ -35,7 +37,7 @@ func TestKQuantKernels(t *testing.T) {
 				x[i] = float32(r.NormFloat64())
 			}
 			var first []float32
-			for _, group := range []int{1, 2, 3, 4, 5, 11} {
+			for _, group := range []int{1, 2, 3, 4, 5, 13} {
 				ours, ggml, ok, err := kquantProducts(c.typ, w, rows, x, n, c.k, group)
 				if err != nil || !ok {
 					t.Fatalf("group %d: ok %v, %v", group, ok, err)
@@ -55,6 +57,26 @@ func TestKQuantKernels(t *testing.T) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkKQuantColumns reports the time of a product of a 5632×2048
+// Q4_K matrix (a 0.8B model's feed-forward) with n columns over one column.
+func BenchmarkKQuantColumns(b *testing.B) {
+	if !KQuantKernels() {
+		b.Skip("the K-quant kernels are not built for this CPU")
+	}
+	one := kquantTime(ggmlQ4K, 5632, 2048, 1, 50)
+	for _, n := range []int{2, 5, 9, 16} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			var d time.Duration
+			for b.Loop() {
+				d += kquantTime(ggmlQ4K, 5632, 2048, n, 50)
+			}
+			b.ReportMetric(float64(d)/float64(b.N)/float64(one), "×one")
+			b.ReportMetric(float64(one)/50/1e6, "ms/one")
+			b.ReportMetric(float64(d)/float64(b.N)/50/1e6, "ms/product")
 		})
 	}
 }
