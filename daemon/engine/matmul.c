@@ -81,7 +81,7 @@ static int jetai_kernels_off = -1;
 
 // jetai_kernels_on says whether the kernels here are in use (JETAI_KERNELS=0
 // not set, jetai_set_kernels not called with 0).
-static int jetai_kernels_on(void) {
+static __attribute__((unused)) int jetai_kernels_on(void) {
 	int off = __atomic_load_n(&jetai_kernels_off, __ATOMIC_RELAXED);
 	if (off < 0) {
 		const char * e = getenv("JETAI_KERNELS");
