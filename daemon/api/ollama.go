@@ -300,9 +300,11 @@ type ollamaFinal struct {
 	DoneReason         string         `json:"done_reason,omitempty"`
 	TotalDuration      int64          `json:"total_duration,omitempty"`
 	LoadDuration       int64          `json:"load_duration,omitempty"`
-	PromptEvalCount    int            `json:"prompt_eval_count,omitempty"`
+	// The counts are pointers: an answer always has them, even 0 tokens
+	// (Ollama's final object requires them); load and unload replies none.
+	PromptEvalCount    *int           `json:"prompt_eval_count,omitempty"`
 	PromptEvalDuration int64          `json:"prompt_eval_duration,omitempty"`
-	EvalCount          int            `json:"eval_count,omitempty"`
+	EvalCount          *int           `json:"eval_count,omitempty"`
 	EvalDuration       int64          `json:"eval_duration,omitempty"`
 }
 
@@ -316,9 +318,9 @@ func msToNS(ms float64) int64 { return int64(ms * 1e6) }
 func (f *ollamaFinal) metrics(t runner.Timings, start time.Time) {
 	total := time.Since(start)
 	f.TotalDuration = int64(total)
-	f.PromptEvalCount = t.PromptTokens
+	f.PromptEvalCount = &t.PromptTokens
 	f.PromptEvalDuration = msToNS(t.PromptMS)
-	f.EvalCount = t.GeneratedTokens
+	f.EvalCount = &t.GeneratedTokens
 	f.EvalDuration = msToNS(t.GenerationMS)
 	if load := f.TotalDuration - msToNS(t.QueueMS+t.PromptMS+t.GenerationMS); load > 0 {
 		f.LoadDuration = load
