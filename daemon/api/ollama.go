@@ -292,20 +292,20 @@ type ollamaMessage struct {
 // ollamaFinal is the last object of a stream, or the whole answer. Chat
 // answers carry Message, generate answers Response.
 type ollamaFinal struct {
-	Model              string         `json:"model"`
-	CreatedAt          string         `json:"created_at"`
-	Message            *ollamaMessage `json:"message,omitempty"`
-	Response           *string        `json:"response,omitempty"`
-	Done               bool           `json:"done"`
-	DoneReason         string         `json:"done_reason,omitempty"`
-	TotalDuration      int64          `json:"total_duration,omitempty"`
-	LoadDuration       int64          `json:"load_duration,omitempty"`
+	Model         string         `json:"model"`
+	CreatedAt     string         `json:"created_at"`
+	Message       *ollamaMessage `json:"message,omitempty"`
+	Response      *string        `json:"response,omitempty"`
+	Done          bool           `json:"done"`
+	DoneReason    string         `json:"done_reason,omitempty"`
+	TotalDuration int64          `json:"total_duration,omitempty"`
+	LoadDuration  int64          `json:"load_duration,omitempty"`
 	// The counts are pointers: an answer always has them, even 0 tokens
 	// (Ollama's final object requires them); load and unload replies none.
-	PromptEvalCount    *int           `json:"prompt_eval_count,omitempty"`
-	PromptEvalDuration int64          `json:"prompt_eval_duration,omitempty"`
-	EvalCount          *int           `json:"eval_count,omitempty"`
-	EvalDuration       int64          `json:"eval_duration,omitempty"`
+	PromptEvalCount    *int  `json:"prompt_eval_count,omitempty"`
+	PromptEvalDuration int64 `json:"prompt_eval_duration,omitempty"`
+	EvalCount          *int  `json:"eval_count,omitempty"`
+	EvalDuration       int64 `json:"eval_duration,omitempty"`
 }
 
 func createdAt() string { return time.Now().UTC().Format(time.RFC3339Nano) }
