@@ -78,47 +78,72 @@ const (
 	ggmlQ8K = 15
 )
 
-// kquantProducts quantizes weights (rows of k floats) to typ and the
-// columns of x (n columns of k floats) to Q8_K, and returns the products
-// computed by jetai's kernels, taking the columns `group` at a time, and
-// by ggml's one-column dot product. ok is false where the kernels are not
-// built.
-func kquantProducts(typ int, weights []float32, rows int, x []float32, n, k, group int) (ours, ggml []float32, ok bool, err error) {
+// quantized is a weight matrix quantized to a K-quant and columns of
+// activations quantized to Q8_K, in C memory.
+type quantized struct {
+	typ, rows, n, k  int
+	w, a             unsafe.Pointer
+	rowSize, colSize int
+}
+
+// quantize quantizes weights (rows of k floats) to typ and the columns of
+// x (n columns of k floats) to Q8_K, as ggml does before a product.
+func quantize(typ int, weights []float32, rows int, x []float32, n, k int) (*quantized, error) {
 	if len(weights) != rows*k || len(x) != n*k || k%256 != 0 {
-		return nil, nil, false, fmt.Errorf("kquantProducts: %d weights for %d×%d, %d activations for %d×%d", len(weights), rows, k, len(x), n, k)
+		return nil, fmt.Errorf("quantize: %d weights for %d×%d, %d activations for %d×%d", len(weights), rows, k, len(x), n, k)
 	}
 	C.ggml_cpu_init()
-	rowSize := int(C.ggml_row_size(C.int(typ), C.int64_t(k)))
-	colSize := int(C.ggml_row_size(ggmlQ8K, C.int64_t(k)))
-	w := C.malloc(C.size_t(rowSize * rows))
-	defer C.free(w)
-	a := C.malloc(C.size_t(colSize * n))
-	defer C.free(a)
-	wf := C.malloc(C.size_t(4 * len(weights)))
-	defer C.free(wf)
-	copy(unsafe.Slice((*float32)(wf), len(weights)), weights)
-	C.ggml_quantize_chunk(C.int(typ), (*C.float)(wf), w, 0, C.int64_t(rows), C.int64_t(k), nil)
-	xf := C.malloc(C.size_t(4 * len(x)))
-	defer C.free(xf)
-	copy(unsafe.Slice((*float32)(xf), len(x)), x)
-	for j := 0; j < n; j++ {
-		C.jetai_q8k((*C.float)(unsafe.Add(xf, 4*k*j)), unsafe.Add(a, colSize*j), C.int64_t(k))
+	q := &quantized{typ: typ, rows: rows, n: n, k: k,
+		rowSize: int(C.ggml_row_size(C.int(typ), C.int64_t(k))),
+		colSize: int(C.ggml_row_size(ggmlQ8K, C.int64_t(k)))}
+	q.w = C.malloc(C.size_t(q.rowSize * rows))
+	q.a = C.malloc(C.size_t(q.colSize * n))
+	f := C.malloc(C.size_t(4 * max(len(weights), len(x))))
+	defer C.free(f)
+	copy(unsafe.Slice((*float32)(f), len(weights)), weights)
+	C.ggml_quantize_chunk(C.int(typ), (*C.float)(f), q.w, 0, C.int64_t(rows), C.int64_t(k), nil)
+	copy(unsafe.Slice((*float32)(f), len(x)), x)
+	for j := range n {
+		C.jetai_q8k((*C.float)(unsafe.Add(f, 4*k*j)), unsafe.Add(q.a, q.colSize*j), C.int64_t(k))
 	}
-	out := (*C.float)(C.malloc(C.size_t(4 * rows * n)))
-	defer C.free(unsafe.Pointer(out))
-	res := unsafe.Slice((*float32)(unsafe.Pointer(out)), rows*n)
+	return q, nil
+}
+
+func (q *quantized) free() {
+	C.free(q.w)
+	C.free(q.a)
+}
+
+// gemm computes columns j..j+n-1 into out (rows floats a column) with
+// jetai's kernels; false where they are not built.
+func (q *quantized) gemm(j, n int, out unsafe.Pointer) bool {
+	nb := C.int64_t(q.k / 256)
+	return bool(C.jetai_kquant_gemm(C.int(q.typ), 0, C.int64_t(q.rows), C.int64_t(n), nb, q.w, nb, unsafe.Add(q.a, q.colSize*j), nb, (*C.float)(out), C.int64_t(q.rows)))
+}
+
+// kquantProducts returns the products of quantized weights and columns
+// (see quantize) computed by jetai's kernels, taking the columns `group`
+// at a time, and by ggml's one-column dot product. ok is false where the
+// kernels are not built.
+func kquantProducts(typ int, weights []float32, rows int, x []float32, n, k, group int) (ours, ggml []float32, ok bool, err error) {
+	q, err := quantize(typ, weights, rows, x, n, k)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer q.free()
+	out := C.malloc(C.size_t(4 * rows * n))
+	defer C.free(out)
 	ok = true
 	for j := 0; j < n && ok; j += group {
-		g := min(group, n-j)
-		ok = bool(C.jetai_kquant_gemm(C.int(typ), 0, C.int64_t(rows), C.int64_t(g), C.int64_t(k/256), w, C.int64_t(k/256), unsafe.Add(a, colSize*j), C.int64_t(k/256), (*C.float)(unsafe.Add(unsafe.Pointer(out), 4*rows*j)), C.int64_t(rows)))
+		ok = q.gemm(j, min(group, n-j), unsafe.Add(out, 4*rows*j))
 	}
 	if ok {
-		ours = append([]float32(nil), res...)
+		ours = append([]float32(nil), unsafe.Slice((*float32)(out), rows*n)...)
 	}
 	ggml = make([]float32, rows*n)
-	for j := 0; j < n; j++ {
-		for i := 0; i < rows; i++ {
-			ggml[j*rows+i] = float32(C.jetai_ggml_dot(C.int(typ), C.int(k), unsafe.Add(w, rowSize*i), unsafe.Add(a, colSize*j)))
+	for j := range n {
+		for i := range rows {
+			ggml[j*rows+i] = float32(C.jetai_ggml_dot(C.int(typ), C.int(k), unsafe.Add(q.w, q.rowSize*i), unsafe.Add(q.a, q.colSize*j)))
 		}
 	}
 	return ours, ggml, ok, nil
@@ -140,28 +165,16 @@ func kquantTime(typ, rows, k, n, iters int) time.Duration {
 	for i := range x {
 		x[i] = float32(r.NormFloat64())
 	}
-	C.ggml_cpu_init()
-	rowSize := int(C.ggml_row_size(C.int(typ), C.int64_t(k)))
-	colSize := int(C.ggml_row_size(ggmlQ8K, C.int64_t(k)))
-	wq := C.malloc(C.size_t(rowSize * rows))
-	defer C.free(wq)
-	a := C.malloc(C.size_t(colSize * n))
-	defer C.free(a)
-	wf := C.malloc(C.size_t(4 * len(w)))
-	defer C.free(wf)
-	copy(unsafe.Slice((*float32)(wf), len(w)), w)
-	C.ggml_quantize_chunk(C.int(typ), (*C.float)(wf), wq, 0, C.int64_t(rows), C.int64_t(k), nil)
-	xf := C.malloc(C.size_t(4 * len(x)))
-	defer C.free(xf)
-	copy(unsafe.Slice((*float32)(xf), len(x)), x)
-	for j := 0; j < n; j++ {
-		C.jetai_q8k((*C.float)(unsafe.Add(xf, 4*k*j)), unsafe.Add(a, colSize*j), C.int64_t(k))
+	q, err := quantize(typ, w, rows, x, n, k)
+	if err != nil {
+		return 0
 	}
+	defer q.free()
 	out := C.malloc(C.size_t(4 * rows * n))
 	defer C.free(out)
 	start := time.Now()
 	for range iters {
-		C.jetai_kquant_gemm(C.int(typ), 0, C.int64_t(rows), C.int64_t(n), C.int64_t(k/256), wq, C.int64_t(k/256), a, C.int64_t(k/256), (*C.float)(out), C.int64_t(rows))
+		q.gemm(0, n, out)
 	}
 	return time.Since(start)
 }
