@@ -14,7 +14,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/jetai/jetai/version.Version=$(VERSION)
 
-.PHONY: build test check vet bench run clean test-browser test-clients
+.PHONY: build test test-portable check vet bench run clean test-browser test-clients
 
 # jetai-ctl links no cgo (a dependency test in cmd/jetai-ctl keeps it so):
 # it is built static, the rest with llama.cpp.
@@ -42,9 +42,17 @@ test: vet
 	fi; \
 	exit $$rc
 
+# The engine's matrix tests built as the amd64 package is (x86-64-v3: no
+# AVX-512, so jetai's AVX2 path and ggml's own K-quant kernels): batch
+# invariance must hold there too. amd64 hosts only.
+test-portable:
+ifeq ($(shell $(GO) env GOARCH),amd64)
+	CGO_CFLAGS="$(DEB_CGO_OPT_amd64)" CGO_CXXFLAGS="$(DEB_CGO_OPT_amd64)" $(GO) test -count=1 -run 'TestBatchInvariance|TestKQuant|TestGreedy' ./daemon/engine/
+endif
+
 # Every suite: the Go tests, the browser tests and the .deb under a real
 # systemd. This is the test command of the README and of .ci/run.
-check: test test-browser test-deb test-helm test-image
+check: test test-portable test-browser test-deb test-helm test-image
 
 clean:
 	rm -rf $(BIN)

@@ -16,10 +16,11 @@
 // For F32 and F16 products ggml hands batches of two columns or more to
 // llamafile's tinyBLAS and one column to its own dot products, which
 // round differently; the single column is computed here as tinyBLAS
-// computes each of its columns. Products neither path here takes (Q8_0,
-// Q4_0 and other types, or a build without AVX-512) go to ggml's
-// one-column dot products for every batch when jetai_set_batch_invariant(1)
-// was called, as a runner with speculation does.
+// computes each of its columns (AVX-512, or AVX2 with F16C and FMA).
+// Products neither path here takes (Q8_0, Q4_0 and other types, K-quants
+// without AVX-512 VNNI, arm64) go to ggml's one-column dot products for
+// every batch when jetai_set_batch_invariant(1) was called, as a runner
+// with speculation does.
 //
 // The hook is ggml's call to llamafile_sgemm, which the link wraps
 // (-Wl,--wrap, cgo.go): ggml calls it for every matrix product, on every
@@ -31,7 +32,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
@@ -302,32 +303,66 @@ bool jetai_kquant_gemm(int type, int64_t r0, int64_t r1, int64_t n, int64_t nb, 
 #endif
 }
 
-#if defined(__AVX512F__) && defined(__F16C__)
-// One column of tinyBLAS's F32 and F16 products (sgemm.cpp, AVX-512: one
-// 16-lane accumulator per result over k in steps of 16, then a horizontal
-// sum), for the single column that tinyBLAS leaves to ggml's dot products:
-// a token's products are then the same decoded alone or in a batch.
+// One column of tinyBLAS's F32 and F16 products (sgemm.cpp: one vector
+// accumulator per result over k in steps of KN, then its horizontal sum),
+// for the single column that tinyBLAS leaves to ggml's dot products: a
+// token's products are then the same decoded alone or in a batch.
+#if defined(__AVX512F__) && defined(__F16C__) && defined(__FMA__)
+#define KN 16
+typedef __m512 vec;
+static inline vec vzero(void) { return _mm512_setzero_ps(); }
+static inline vec vload32(const float * p) { return _mm512_loadu_ps(p); }
+static inline vec vload16(const uint16_t * p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+static inline vec vmadd(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+static inline float vhsum(vec x) { return _mm512_reduce_add_ps(x); }
+#define JETAI_COLUMN 1
+#elif defined(__AVX__) && defined(__F16C__) && defined(__FMA__)
+#define KN 8
+typedef __m256 vec;
+static inline vec vzero(void) { return _mm256_setzero_ps(); }
+static inline vec vload32(const float * p) { return _mm256_loadu_ps(p); }
+static inline vec vload16(const uint16_t * p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline vec vmadd(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+static inline float vhsum(vec v) {
+	__m128 x = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+	x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+	x = _mm_add_ss(x, _mm_movehdup_ps(x));
+	return _mm_cvtss_f32(x);
+}
+#define JETAI_COLUMN 1
+#endif
+
+#ifdef JETAI_COLUMN
 static void column_f32(int64_t r0, int64_t r1, int64_t k, const float * A, int64_t lda, const float * B, float * C) {
 	for (int64_t i = r0; i < r1; i++) {
-		__m512 acc = _mm512_setzero_ps();
-		for (int64_t l = 0; l < k; l += 16) {
-			acc = _mm512_fmadd_ps(_mm512_loadu_ps(A + lda * i + l), _mm512_loadu_ps(B + l), acc);
+		vec acc = vzero();
+		for (int64_t l = 0; l < k; l += KN) {
+			acc = vmadd(vload32(A + lda * i + l), vload32(B + l), acc);
 		}
-		C[i] = _mm512_reduce_add_ps(acc);
+		C[i] = vhsum(acc);
 	}
 }
 
 static void column_f16(int64_t r0, int64_t r1, int64_t k, const uint16_t * A, int64_t lda, const uint16_t * B, float * C) {
 	for (int64_t i = r0; i < r1; i++) {
-		__m512 acc = _mm512_setzero_ps();
-		for (int64_t l = 0; l < k; l += 16) {
-			acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(A + lda * i + l))), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(B + l))), acc);
+		vec acc = vzero();
+		for (int64_t l = 0; l < k; l += KN) {
+			acc = vmadd(vload16(A + lda * i + l), vload16(B + l), acc);
 		}
-		C[i] = _mm512_reduce_add_ps(acc);
+		C[i] = vhsum(acc);
 	}
 }
-#define JETAI_COLUMN 1
 #endif
+
+// jetai_column_enabled says whether single F32/F16 columns are computed
+// here (built for AVX-512 or AVX2 with F16C and FMA, and the kernels on).
+int jetai_column_enabled(void) {
+#ifdef JETAI_COLUMN
+	return jetai_kernels_on();
+#else
+	return 0;
+#endif
+}
 
 bool __wrap_llamafile_sgemm(const void * params, int64_t m, int64_t n, int64_t k, const void * A, int64_t lda, const void * B, int64_t ldb, void * C, int64_t ldc, int Atype, int Btype, int Ctype) {
 #ifdef JETAI_KQUANT
@@ -341,8 +376,8 @@ bool __wrap_llamafile_sgemm(const void * params, int64_t m, int64_t n, int64_t k
 #endif
 #ifdef JETAI_COLUMN
 	// The shapes tinyBLAS takes from two columns on (sgemm.cpp: k a
-	// multiple of 16 and m of 4), for one column.
-	if (jetai_kernels_on() && n == 1 && Ctype == T_F32 && k % 16 == 0 && m % 4 == 0 && Atype == Btype && (Atype == T_F32 || Atype == T_F16)) {
+	// multiple of KN and m of 4), for one column.
+	if (jetai_kernels_on() && n == 1 && Ctype == T_F32 && k % KN == 0 && m % 4 == 0 && Atype == Btype && (Atype == T_F32 || Atype == T_F16)) {
 		const struct jetai_compute_params * p = params;
 		const int64_t r0 = m * p->ith / p->nth, r1 = m * (p->ith + 1) / p->nth;
 		if (Atype == T_F32) {

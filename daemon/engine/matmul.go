@@ -6,6 +6,7 @@ package engine
 #include <stdlib.h>
 void jetai_set_batch_invariant(int on);
 int jetai_kquant_enabled(void);
+int jetai_column_enabled(void);
 void jetai_set_kernels(int on);
 bool jetai_kquant_gemm(int type, int64_t r0, int64_t r1, int64_t n, int64_t nb, const void * A, int64_t lda, const void * B, int64_t ldb, float * C, int64_t ldc);
 
@@ -44,10 +45,11 @@ import (
 // way whatever else the batch holds (matmul.c), so that a token's logits
 // do not depend on the tokens decoded beside it. Speculative decoding
 // needs it: its output is then the output without speculation, token for
-// token. F32, F16, Q4_K and Q6_K products are batch-invariant without it
-// on AVX-512 builds; it sends every other product (Q8_0, Q4_0, other
-// types, other builds) to ggml's one-column path, which costs those
-// weights prompt speed. It holds for the process.
+// token. F32 and F16 products are batch-invariant without it on AVX-512
+// and AVX2 builds, Q4_K and Q6_K on AVX-512 VNNI builds; it sends every
+// other product (Q8_0, Q4_0, other types, other builds) to ggml's
+// one-column path, which costs those weights prompt speed. It holds for
+// the process.
 func SetBatchInvariant(on bool) {
 	v := 0
 	if on {
@@ -59,6 +61,10 @@ func SetBatchInvariant(on bool) {
 // KQuantKernels says whether jetai's own Q4_K and Q6_K matrix kernels
 // are in use (built for AVX-512 VNNI, not turned off).
 func KQuantKernels() bool { return C.jetai_kquant_enabled() != 0 }
+
+// columnKernels says whether single F32/F16 columns are computed as
+// tinyBLAS computes each of its columns (AVX-512 or AVX2 builds).
+func columnKernels() bool { return C.jetai_column_enabled() != 0 }
 
 // SetKernels turns jetai's matrix kernels (matmul.c) off or back on, for
 // measuring them against ggml's; JETAI_KERNELS=0 in the environment turns
