@@ -154,7 +154,7 @@ func PrintSpec(w io.Writer, rows []SpecRow, cfg SpecConfig) {
 		}
 		same := "-"
 		if r.Level == "engine" {
-			same = map[bool]string{true: "yes", false: "no (rounding)"}[r.Same]
+			same = map[bool]string{true: "yes", false: "NO"}[r.Same]
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.2f×\t%s\t%s\t\n", r.Level, r.Model, r.Case, acc, share, r.Off, r.On, r.Ratio(), target, same)
 	}
