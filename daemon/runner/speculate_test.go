@@ -12,7 +12,6 @@ import (
 	"github.com/jetai/jetai/daemon/engine"
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -222,18 +221,9 @@ func same(t *testing.T, what string, want, got runner.Result) {
 
 func startDraft(t *testing.T, model, draft string, slots, ctx, maxDraft int) *runner.Process {
 	t.Helper()
-	p, err := runner.Start(runner.Options{
+	p := startOpts(t, runner.Options{
 		Name: "draft", Model: model, Slots: slots, SlotContext: ctx, Threads: threadsForTest, Queue: 16,
 		Draft: draft, MaxDraft: maxDraft,
-		Command: testrunner.Command(), Env: testrunner.Env(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Stop(ctx)
 	})
 	ready(t, p)
 	return p
@@ -290,17 +280,9 @@ func TestSpeculativeDraftModel(t *testing.T) {
 // throttle) drafts nothing until they are back; max_draft 0 and ngram off
 // sent to a running runner turn drafting off, and back on.
 func TestSpeculativeLiveSettings(t *testing.T) {
-	p, err := runner.Start(runner.Options{
+	p := startOpts(t, runner.Options{
 		Name: "live", Model: testmodel.Path(t), Slots: 2, SlotContext: 1024, Threads: 2, Queue: 4,
-		NGram: true, MaxDraft: 8, Command: testrunner.Command(), Env: testrunner.Env(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Stop(ctx)
+		NGram: true, MaxDraft: 8,
 	})
 	ready(t, p)
 	ctx := context.Background()

@@ -19,7 +19,6 @@ import (
 	"github.com/jetai/jetai/daemon/runner"
 	"github.com/jetai/jetai/gguf"
 	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/internal/testrunner"
 	"github.com/jetai/jetai/modelgen"
 )
 
@@ -54,17 +53,8 @@ func benchVisionRunner(b *testing.B, size, patch, slots, ctx, threads int) (*run
 	if err := modelgen.GenerateProjector(proj, spec); err != nil {
 		b.Fatal(err)
 	}
-	p, err := runner.Start(runner.Options{
+	p := startOpts(b, runner.Options{
 		Name: "vision", Model: model, Mmproj: proj, Slots: slots, SlotContext: ctx, Threads: threads, Queue: 16,
-		Command: testrunner.Command(), Env: testrunner.Env(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Stop(c)
 	})
 	rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
