@@ -4,22 +4,13 @@ import (
 	"context"
 	"fmt"
 	"testing"
-
-	"github.com/jetai/jetai/internal/testmodel"
-	"github.com/jetai/jetai/modelgen"
 )
 
 // A template that writes bos_token itself (Llama 3, Gemma, Mistral) must not
 // give the prompt two BOS tokens when the tokenizer adds one too, on the
 // plain path and on the piecewise one (content with special-token text).
 func TestChatTokensRenderedNoDoubleBOS(t *testing.T) {
-	spec := modelgen.Tiny()
-	spec.ChatTemplate = modelgen.ChatML
-	m, err := Load(context.Background(), testmodel.Gen(t, spec), LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := chatModel(t)
 	bos := m.TokenText(m.Info().BOS)
 	if bos == "" || !m.Info().AddBOS {
 		t.Fatalf("the generated model should add BOS %q", bos)
@@ -41,13 +32,7 @@ func TestChatTokensRenderedNoDoubleBOS(t *testing.T) {
 // ChatTokensAt says where each message's content starts: the content's
 // own tokens follow from there, after the template's text for its role.
 func TestChatTokensAt(t *testing.T) {
-	spec := modelgen.Tiny()
-	spec.ChatTemplate = modelgen.ChatML
-	m, err := Load(context.Background(), testmodel.Gen(t, spec), LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := chatModel(t)
 	render := func(contents []string) (string, error) {
 		return "<|im_start|>system\n" + contents[0] + "<|im_end|>\n<|im_start|>user\n" + contents[1] + "<|im_end|>\n<|im_start|>assistant\n", nil
 	}
