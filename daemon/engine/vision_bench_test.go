@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/jetai/jetai/internal/testmodel"
@@ -27,15 +26,7 @@ func BenchmarkProjectorEncode(b *testing.B) {
 		b.Run(fmt.Sprintf("%dpx-patch%d", g.size, g.patch), func(b *testing.B) {
 			spec := modelgen.TinyProjector(m.Info().Embedding)
 			spec.ImageSize, spec.PatchSize = g.size, g.patch
-			path := filepath.Join(b.TempDir(), "p.gguf")
-			if err := modelgen.GenerateProjector(path, spec); err != nil {
-				b.Fatal(err)
-			}
-			p, err := LoadProjector(context.Background(), path, m, ProjectorOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
+			p := loadProjectorSpec(b, m, spec)
 			b.ResetTimer()
 			for range b.N {
 				if _, err := p.Encode(context.Background(), img, 0); err != nil {

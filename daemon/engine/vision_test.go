@@ -13,15 +13,21 @@ import (
 	"github.com/jetai/jetai/modelgen"
 )
 
-// projectorFor writes a generated projector for m into a temporary folder.
+// projectorFor writes a generated projector for a model embd wide into a
+// temporary folder.
 func projectorFor(t *testing.T, embd int) (string, modelgen.ProjectorSpec) {
 	t.Helper()
 	spec := modelgen.TinyProjector(embd)
+	return writeProjector(t, spec), spec
+}
+
+func writeProjector(t testing.TB, spec modelgen.ProjectorSpec) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "mmproj.gguf")
 	if err := modelgen.GenerateProjector(path, spec); err != nil {
 		t.Fatal(err)
 	}
-	return path, spec
+	return path
 }
 
 func readImage(t testing.TB, name string) []byte {
@@ -35,13 +41,20 @@ func readImage(t testing.TB, name string) []byte {
 
 func loadProjector(t *testing.T, m *Model) (*Projector, modelgen.ProjectorSpec) {
 	t.Helper()
-	path, spec := projectorFor(t, m.Info().Embedding)
-	p, err := LoadProjector(context.Background(), path, m, ProjectorOptions{})
+	spec := modelgen.TinyProjector(m.Info().Embedding)
+	return loadProjectorSpec(t, m, spec), spec
+}
+
+// loadProjectorSpec generates spec's projector for m and loads it, closed
+// when the test ends.
+func loadProjectorSpec(t testing.TB, m *Model, spec modelgen.ProjectorSpec) *Projector {
+	t.Helper()
+	p, err := LoadProjector(context.Background(), writeProjector(t, spec), m, ProjectorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	return p, spec
+	return p
 }
 
 func TestProjectorEncode(t *testing.T) {
@@ -184,15 +197,7 @@ func TestProjectorEncodeCancel(t *testing.T) {
 	// decode and resize and one graph node are small parts of an encode.
 	spec := modelgen.TinyProjector(m.Info().Embedding)
 	spec.ImageSize, spec.PatchSize, spec.Layers = 448, 14, 10
-	path := filepath.Join(t.TempDir(), "slow.gguf")
-	if err := modelgen.GenerateProjector(path, spec); err != nil {
-		t.Fatal(err)
-	}
-	p, err := LoadProjector(context.Background(), path, m, ProjectorOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := loadProjectorSpec(t, m, spec)
 	if !p.Abortable() {
 		t.Fatal("a projector on the CPU backend is not abortable")
 	}
@@ -200,6 +205,7 @@ func TestProjectorEncodeCancel(t *testing.T) {
 	// The first encode also allocates clip's compute buffers; the fastest
 	// of the next three is a whole encode's time on this (shared) box.
 	var want *ImageEmbedding
+	var err error
 	full := time.Hour
 	for i := range 4 {
 		t0 := time.Now()
