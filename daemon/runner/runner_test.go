@@ -62,12 +62,17 @@ func startOpts(t testing.TB, o runner.Options) *runner.Process {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopAtEnd(t, p)
+	return p
+}
+
+// stopAtEnd stops p when the test ends.
+func stopAtEnd(t testing.TB, p *runner.Process) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		p.Stop(ctx)
 	})
-	return p
 }
 
 func ready(t *testing.T, p *runner.Process) runner.ModelInfo {
